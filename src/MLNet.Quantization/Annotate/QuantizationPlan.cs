@@ -1,0 +1,40 @@
+namespace MLNet.Quantization.Annotate;
+
+/// <summary>An activation tensor to be quantized. <see cref="ShareScaleWith"/> names a tensor whose parameters it reuses.</summary>
+internal sealed record ActivationMark(string Tensor, string Node, string OpType, string? ShareScaleWith = null);
+
+/// <summary>A constant weight read by <see cref="Node"/> at input <see cref="InputIndex"/>, quantized per channel along <see cref="Axis"/>.</summary>
+internal sealed record WeightMark(string Tensor, string Node, string OpType, int InputIndex, int Axis);
+
+/// <summary>A constant bias whose scale is the product of the scales of <see cref="Activation"/> and <see cref="Weight"/>.</summary>
+internal sealed record BiasMark(string Tensor, string Node, string OpType, int InputIndex, string Activation, string Weight);
+
+/// <summary>
+/// The result of annotation: which tensors are quantized and in which role. Op handlers only add marks; the realize
+/// stage does all graph surgery.
+/// </summary>
+internal sealed class QuantizationPlan
+{
+    public List<ActivationMark> Activations { get; } = new();
+
+    public List<WeightMark> Weights { get; } = new();
+
+    public List<BiasMark> Biases { get; } = new();
+
+    /// <summary>
+    /// Relu outputs whose Relu the realize stage removes: their uint8 quantization with zero point 0 clamps at zero,
+    /// which is exactly the Relu, and lets ONNX Runtime fuse the producer with its QuantizeLinear.
+    /// </summary>
+    public HashSet<string> FusedRelus { get; } = new(StringComparer.Ordinal);
+
+    public ActivationMark? FindActivation(string tensor) => Activations.FirstOrDefault(a => a.Tensor == tensor);
+
+    /// <summary>Drops activations that turned out not to be float tensors, and the biases that depended on them.</summary>
+    public void KeepActivations(Func<string, bool> keep)
+    {
+        Activations.RemoveAll(a => !keep(a.Tensor) || (a.ShareScaleWith is not null && !keep(a.ShareScaleWith)));
+        var kept = new HashSet<string>(Activations.Select(a => a.Tensor));
+        Biases.RemoveAll(b => !kept.Contains(b.Activation));
+        FusedRelus.RemoveWhere(r => !kept.Contains(r));
+    }
+}

@@ -1,0 +1,102 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.OnnxRuntime;
+
+namespace MLNet.Quantization.Calibrate;
+
+/// <summary>Turns one column of an IDataView cursor into the ONNX Runtime tensor of one model input, row by row.</summary>
+internal abstract class InputFeed
+{
+    protected InputFeed(string name, int[] dims)
+    {
+        Name = name;
+        Dims = dims;
+    }
+
+    public string Name { get; }
+
+    protected int[] Dims { get; }
+
+    /// <summary>Reads the current row into a new tensor; the caller disposes it.</summary>
+    public abstract OrtValue Read(long row);
+
+    /// <summary>The current row's values as floats when the input is float (for inputs that are quantized themselves).</summary>
+    public abstract ReadOnlySpan<float> Floats { get; }
+
+    /// <summary>Checks the column against the model input and binds a getter on <paramref name="cursor"/>.</summary>
+    public static InputFeed Create(DataViewRow cursor, DataViewSchema.Column column, NodeMetadata input, int[] dims)
+    {
+        var itemType = column.Type is VectorDataViewType vector ? vector.ItemType.RawType : column.Type.RawType;
+        if (itemType != input.ElementType)
+            throw new ArgumentException(
+                $"Column '{column.Name}' holds {itemType.Name} values, but model input '{column.Name}' needs {input.ElementType.Name}.");
+        int size = column.Type is VectorDataViewType v ? v.Size : 1;
+        long expected = dims.All(d => d > 0) ? dims.Aggregate(1L, (a, d) => a * d) : 0;
+        if (size > 0 && expected > 0 && size != expected)
+            throw new ArgumentException(
+                $"Column '{column.Name}' has {size} values per row, but model input '{column.Name}' of shape " +
+                $"[{string.Join(",", dims)}] needs {expected}.");
+        return itemType switch
+        {
+            _ when itemType == typeof(float) => new Typed<float>(cursor, column, dims),
+            _ when itemType == typeof(double) => new Typed<double>(cursor, column, dims),
+            _ when itemType == typeof(long) => new Typed<long>(cursor, column, dims),
+            _ when itemType == typeof(int) => new Typed<int>(cursor, column, dims),
+            _ when itemType == typeof(bool) => new Typed<bool>(cursor, column, dims),
+            _ => throw new NotSupportedException($"Column '{column.Name}' has type {itemType.Name}, which model inputs cannot take."),
+        };
+    }
+
+    private sealed class Typed<T> : InputFeed where T : unmanaged
+    {
+        private readonly ValueGetter<VBuffer<T>>? _vectorGetter;
+        private readonly ValueGetter<T>? _scalarGetter;
+        private VBuffer<T> _buffer;
+        private T[] _dense = Array.Empty<T>();
+
+        public Typed(DataViewRow cursor, DataViewSchema.Column column, int[] dims) : base(column.Name, dims)
+        {
+            if (column.Type is VectorDataViewType)
+                _vectorGetter = cursor.GetGetter<VBuffer<T>>(column);
+            else
+                _scalarGetter = cursor.GetGetter<T>(column);
+        }
+
+        public override ReadOnlySpan<float> Floats =>
+            typeof(T) == typeof(float) ? System.Runtime.InteropServices.MemoryMarshal.Cast<T, float>(_dense.AsSpan()) : default;
+
+        public override OrtValue Read(long row)
+        {
+            if (_vectorGetter is not null)
+            {
+                _vectorGetter(ref _buffer);
+                if (_dense.Length != _buffer.Length) _dense = new T[_buffer.Length];
+                _buffer.CopyTo(_dense);
+            }
+            else
+            {
+                T value = default;
+                _scalarGetter!(ref value);
+                if (_dense.Length != 1) _dense = new T[1];
+                _dense[0] = value;
+            }
+            return OrtValue.CreateTensorValueFromMemory(_dense, Shape(_dense.Length, row));
+        }
+
+        private long[] Shape(int length, long row)
+        {
+            var shape = Dims.Select(d => (long)d).ToArray();
+            int dynamic = shape.Count(d => d <= 0);
+            long known = shape.Where(d => d > 0).Aggregate(1L, (a, d) => a * d);
+            if (dynamic == 0 && known == length) return shape;
+            if (dynamic == 1 && known > 0 && length % known == 0)
+            {
+                shape[Array.FindIndex(shape, d => d <= 0)] = length / known;
+                return shape;
+            }
+            throw new ArgumentException(
+                $"Row {row} of column '{Name}' has {length} values, which do not fill model input '{Name}' of shape " +
+                $"[{string.Join(",", Dims)}]. Give its shape in ShapeDictionary.");
+        }
+    }
+}

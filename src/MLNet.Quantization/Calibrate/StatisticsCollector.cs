@@ -1,0 +1,99 @@
+using Microsoft.ML;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+using MLNet.Quantization.Annotate;
+using MLNet.Quantization.Onnx;
+using Onnx;
+
+namespace MLNet.Quantization.Calibrate;
+
+/// <summary>
+/// Step 3 of <c>Fit</c>: streams the calibration rows through the float model, with every marked activation exposed as
+/// an extra graph output. Pass 1 finds each tensor's range; pass 2 (KL and percentile only) counts values into a
+/// histogram fixed to ±max|x|. Only the statistics are kept, so memory does not grow with the number of rows, and the
+/// counts do not depend on batch size or row order.
+/// </summary>
+internal static class StatisticsCollector
+{
+    private delegate void TensorVisitor(string tensor, ReadOnlySpan<float> values, long row);
+
+    public static IReadOnlyDictionary<string, TensorStatistics> Collect(
+        OnnxGraph prepared, QuantizationPlan plan, IDataView data, QuantizationSettings settings)
+    {
+        var inputs = prepared.RealInputs().Select(i => i.Name).ToHashSet();
+        var probe = prepared.Clone();
+        foreach (var mark in plan.Activations.Where(a => !inputs.Contains(a.Tensor) && !prepared.IsGraphOutput(a.Tensor)))
+            probe.Graph.Output.Add(new ValueInfoProto { Name = mark.Tensor });
+
+        using var sessionOptions = new SessionOptions();
+        using var session = new InferenceSession(probe.ToBytes(), sessionOptions);
+        // ONNX Runtime reports the inferred type of every extra output: only float tensors are quantized.
+        plan.KeepActivations(t => inputs.Contains(t)
+            ? session.InputMetadata[t].ElementDataType == TensorElementType.Float
+            : session.OutputMetadata.TryGetValue(t, out var meta) && meta.ElementDataType == TensorElementType.Float);
+
+        var stats = plan.Activations.Where(a => a.ShareScaleWith is null).ToDictionary(a => a.Tensor, a => new TensorStatistics(a.Tensor));
+        var outputNames = stats.Keys.Where(t => !inputs.Contains(t)).ToArray();
+        var quantizedInputs = stats.Keys.Where(inputs.Contains).ToHashSet();
+
+        long rows = Pass(session, data, settings, quantizedInputs, outputNames, (name, values, row) =>
+        {
+            int bad = stats[name].AddRange(values);
+            if (bad >= 0)
+                throw new InvalidDataException(
+                    $"Tensor '{name}' has a non-finite value ({values[bad]}) at row {row}. Calibration data must give finite activations.");
+        });
+        if (rows == 0)
+            throw new InvalidOperationException("The calibration data has no rows: Fit needs at least one row to calibrate on.");
+
+        if (settings.NeedsHistograms)
+        {
+            foreach (var s in stats.Values)
+                s.Histogram = Histogram.Symmetric(s.AbsMax, settings.Bins);
+            Pass(session, data, settings, quantizedInputs, outputNames, (name, values, _) => stats[name].Histogram!.Add(values));
+        }
+        return stats;
+    }
+
+    /// <summary>One pass over the rows; <paramref name="visit"/> sees every requested tensor of every row.</summary>
+    private static long Pass(InferenceSession session, IDataView data, QuantizationSettings settings,
+        IReadOnlySet<string> quantizedInputNames, string[] outputNames,
+        TensorVisitor visit)
+    {
+        var inputNames = session.InputMetadata.Keys.ToArray();
+        var columns = inputNames.Select(name => data.Schema.GetColumnOrNull(name) ?? throw new ArgumentException(
+            $"The data has no column '{name}', which model input '{name}' reads. Columns: {string.Join(", ", data.Schema.Select(c => c.Name))}.",
+            nameof(data))).ToArray();
+        using var cursor = data.GetRowCursor(columns);
+        var feeds = inputNames.Select((name, i) => InputFeed.Create(cursor, columns[i], session.InputMetadata[name],
+            settings.ShapeDictionary?.GetValueOrDefault(name) ?? session.InputMetadata[name].Dimensions)).ToArray();
+        var quantizedInputs = feeds.Where(f => quantizedInputNames.Contains(f.Name)).ToArray();
+        using var runOptions = new RunOptions();
+        long row = 0;
+        long limit = settings.MaximumCalibrationRows ?? long.MaxValue;
+        var values = new OrtValue[feeds.Length];
+        while (row < limit && cursor.MoveNext())
+        {
+            try
+            {
+                for (int i = 0; i < feeds.Length; i++) values[i] = feeds[i].Read(row);
+                foreach (var feed in quantizedInputs)
+                    visit(feed.Name, feed.Floats, row);
+                if (outputNames.Length > 0)
+                {
+                    using var outputs = session.Run(runOptions, inputNames, values, outputNames);
+                    int k = 0;
+                    foreach (var output in outputs)
+                        visit(outputNames[k++], output.GetTensorDataAsSpan<float>(), row);
+                }
+            }
+            finally
+            {
+                foreach (var v in values) v?.Dispose();
+                Array.Clear(values);
+            }
+            row++;
+        }
+        return row;
+    }
+}

@@ -1,0 +1,17 @@
+namespace MLNet.Quantization;
+
+/// <summary>How the clipping threshold of an activation tensor is chosen from its statistics.</summary>
+public enum CalibrationMethod
+{
+    /// <summary>
+    /// The threshold that minimizes the KL divergence between the clipped float histogram and its quantized form
+    /// (MXNet/TVM semantics: 8001 bins over ±max|x|, 255 quantized bins, 511 for tensors that are never negative). The default.
+    /// </summary>
+    KlDivergence = 0,
+
+    /// <summary>The threshold is max|x|: nothing is clipped.</summary>
+    Max = 1,
+
+    /// <summary>The threshold is the 99.999th percentile of |x|.</summary>
+    Percentile = 2,
+}

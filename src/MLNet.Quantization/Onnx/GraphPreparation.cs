@@ -1,0 +1,162 @@
+using Onnx;
+
+namespace MLNet.Quantization.Onnx;
+
+/// <summary>
+/// Step 1 of <c>Fit</c>: brings a float model into the form that QDQ needs. BatchNormalization is folded into the
+/// Conv before it, the opset is raised to <see cref="TargetOpset"/> (per-channel DequantizeLinear needs 13) and the IR
+/// version to one that allows initializers outside the graph inputs.
+/// </summary>
+internal static class GraphPreparation
+{
+    /// <summary>The opset of every prepared model.</summary>
+    public const long TargetOpset = 13;
+
+    private const long TargetIrVersion = 7;
+
+    // Ops whose semantics do not change between opset 7 and 13 for the attributes they carry
+    // (later opsets only add types or optional attributes whose defaults keep the old behaviour).
+    private static readonly HashSet<string> UpgradeSafeOps = new(StringComparer.Ordinal)
+    {
+        "Conv", "ConvTranspose", "Relu", "LeakyRelu", "PRelu", "Sigmoid", "Tanh", "Elu", "Selu", "HardSigmoid",
+        "Add", "Sub", "Mul", "Div", "Sum", "Max", "Min", "Mean", "Abs", "Neg", "Exp", "Log", "Sqrt", "Pow", "Reciprocal",
+        "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "LRN", "Concat", "Gemm", "MatMul",
+        "Flatten", "Reshape", "Transpose", "Identity", "Shape", "Gather", "Cast", "Constant", "BatchNormalization",
+        "Erf", "Floor", "Ceil", "Not", "And", "Or", "Equal", "Less", "Greater", "Where", "Expand", "Tile", "Range",
+        "ConstantOfShape", "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "InstanceNormalization",
+    };
+
+    /// <summary>Returns a prepared copy of <paramref name="source"/>; the source is not modified.</summary>
+    public static OnnxGraph Prepare(OnnxGraph source)
+    {
+        var graph = source.Clone();
+        NameNodes(graph);
+        RaiseOpset(graph);
+        RemoveInitializersFromInputs(graph);
+        FoldBatchNormalization(graph);
+        return graph;
+    }
+
+    // Every node gets a unique name, so that marks and error messages can refer to it across graph edits.
+    private static void NameNodes(OnnxGraph graph)
+    {
+        var used = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var node in graph.Graph.Node)
+        {
+            if (node.Name.Length == 0 || !used.Add(node.Name))
+            {
+                var stem = $"{node.OpType}_{node.Output.FirstOrDefault()}";
+                var name = stem;
+                for (int i = 1; !used.Add(name); i++) name = $"{stem}_{i}";
+                node.Name = name;
+            }
+        }
+    }
+
+    private static void RaiseOpset(OnnxGraph graph)
+    {
+        if (graph.Opset < TargetOpset)
+        {
+            foreach (var node in graph.Graph.Node.Where(n => n.Domain is "" or "ai.onnx"))
+            {
+                if (!UpgradeSafeOps.Contains(node.OpType))
+                    throw new NotSupportedException(
+                        $"Node '{OnnxGraph.Label(node)}' ({node.OpType}) cannot be moved from opset {graph.Opset} to " +
+                        $"opset {TargetOpset}, which quantization needs. Convert the model to opset {TargetOpset} first.");
+                if (node.OpType == "BatchNormalization")
+                    DropSpatialAttribute(node);
+            }
+            graph.Opset = TargetOpset;
+        }
+        if (graph.Model.IrVersion < TargetIrVersion)
+            graph.Model.IrVersion = TargetIrVersion;
+    }
+
+    // Opset 9 removed 'spatial'; spatial=1 is the only behaviour that survives.
+    private static void DropSpatialAttribute(NodeProto node)
+    {
+        var spatial = node.Attribute.FirstOrDefault(a => a.Name == "spatial");
+        if (spatial is null) return;
+        if (spatial.I != 1)
+            throw new NotSupportedException(
+                $"BatchNormalization node '{OnnxGraph.Label(node)}' has spatial={spatial.I}, which opset 9+ cannot express.");
+        node.Attribute.Remove(spatial);
+    }
+
+    /// <summary>
+    /// Folds <c>Y = BN(Conv(X, W, b))</c> into <c>Conv(X, W', b')</c> with
+    /// <c>f = gamma / sqrt(var + eps)</c>, <c>W'[m] = W[m]·f[m]</c>, <c>b'[m] = (b[m] − mean[m])·f[m] + beta[m]</c>,
+    /// computed in double. Only a Conv whose sole reader is the BatchNormalization is folded.
+    /// </summary>
+    private static void FoldBatchNormalization(OnnxGraph graph)
+    {
+        foreach (var bn in graph.Graph.Node.Where(n => n.OpType == "BatchNormalization").ToList())
+        {
+            var conv = graph.Producer(bn.Input[0]);
+            if (conv is null || conv.OpType != "Conv" || graph.Consumers(bn.Input[0]).Count != 1 || graph.IsGraphOutput(bn.Input[0]))
+                continue;
+            var w = graph.FindConstant(conv.Input[1]);
+            var gamma = graph.FindConstant(bn.Input[1]);
+            var beta = graph.FindConstant(bn.Input[2]);
+            var mean = graph.FindConstant(bn.Input[3]);
+            var variance = graph.FindConstant(bn.Input[4]);
+            if (w is null || gamma is null || beta is null || mean is null || variance is null)
+                continue;
+            double eps = bn.Attribute.FirstOrDefault(a => a.Name == "epsilon")?.F ?? 1e-5;
+            var (g, bt, mu, v) = (Tensors.ReadFloats(gamma), Tensors.ReadFloats(beta), Tensors.ReadFloats(mean), Tensors.ReadFloats(variance));
+            var weights = Tensors.ReadFloats(w);
+            int channels = (int)w.Dims[0];
+            int perChannel = weights.Length / channels;
+            var bias = conv.Input.Count > 2 && conv.Input[2].Length > 0
+                ? Tensors.ReadFloats(graph.FindConstant(conv.Input[2]) ?? throw new NotSupportedException(
+                    $"Conv '{OnnxGraph.Label(conv)}' has a bias that is not a constant."))
+                : new float[channels];
+            var newWeights = new float[weights.Length];
+            var newBias = new float[channels];
+            for (int m = 0; m < channels; m++)
+            {
+                double f = g[m] / Math.Sqrt(v[m] + eps);
+                for (int k = 0; k < perChannel; k++)
+                    newWeights[m * perChannel + k] = (float)(weights[m * perChannel + k] * f);
+                newBias[m] = (float)((bias[m] - mu[m]) * f + bt[m]);
+            }
+            var wName = graph.UniqueName(conv.Input[1] + "_bnfolded");
+            graph.Graph.Initializer.Add(Tensors.FromFloats(wName, Tensors.Dims(w), newWeights));
+            var bName = graph.UniqueName((conv.Input.Count > 2 && conv.Input[2].Length > 0 ? conv.Input[2] : wName) + "_bias_bnfolded");
+            graph.Graph.Initializer.Add(Tensors.FromFloats(bName, new long[] { channels }, newBias));
+            conv.Input[1] = wName;
+            if (conv.Input.Count > 2) conv.Input[2] = bName; else conv.Input.Add(bName);
+            conv.Output[0] = bn.Output[0];
+            graph.Graph.Node.Remove(bn);
+        }
+        RemoveUnusedInitializers(graph);
+    }
+
+    public static void RemoveUnusedInitializers(OnnxGraph graph)
+    {
+        var used = new HashSet<string>(graph.Graph.Node.SelectMany(n => n.Input));
+        used.UnionWith(graph.Graph.Output.Select(o => o.Name));
+        foreach (var node in graph.Graph.Node)
+            foreach (var attr in node.Attribute)
+                if (attr.G is not null) CollectSubgraphInputs(attr.G, used);
+        foreach (var init in graph.Graph.Initializer.Where(i => !used.Contains(i.Name)).ToList())
+            graph.Graph.Initializer.Remove(init);
+    }
+
+    private static void CollectSubgraphInputs(GraphProto g, HashSet<string> used)
+    {
+        foreach (var node in g.Node)
+        {
+            used.UnionWith(node.Input);
+            foreach (var attr in node.Attribute)
+                if (attr.G is not null) CollectSubgraphInputs(attr.G, used);
+        }
+    }
+
+    private static void RemoveInitializersFromInputs(OnnxGraph graph)
+    {
+        var inits = new HashSet<string>(graph.Graph.Initializer.Select(i => i.Name));
+        foreach (var input in graph.Graph.Input.Where(i => inits.Contains(i.Name)).ToList())
+            graph.Graph.Input.Remove(input);
+    }
+}

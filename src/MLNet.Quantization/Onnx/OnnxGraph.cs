@@ -1,0 +1,183 @@
+using Google.Protobuf;
+using Onnx;
+
+namespace MLNet.Quantization.Onnx;
+
+/// <summary>
+/// The one facade over the ONNX protobuf classes. Everything else in the library edits models through it,
+/// so the protobuf library could be swapped for generated classes without touching the pipeline.
+/// </summary>
+internal sealed class OnnxGraph
+{
+    /// <summary>The ONNX default operator domain.</summary>
+    public const string DefaultDomain = "";
+
+    private OnnxGraph(ModelProto model) => Model = model;
+
+    public ModelProto Model { get; }
+
+    public GraphProto Graph => Model.Graph;
+
+    /// <summary>Parses a model file; a missing or unreadable file gets an exception that names it.</summary>
+    public static OnnxGraph Load(string path)
+    {
+        if (!File.Exists(path))
+            throw new FileNotFoundException($"The ONNX model file '{path}' does not exist.", path);
+        return Parse(File.ReadAllBytes(path), path);
+    }
+
+    /// <summary>Parses model bytes; <paramref name="origin"/> names them in errors.</summary>
+    public static OnnxGraph Parse(byte[] bytes, string origin)
+    {
+        ModelProto model;
+        try
+        {
+            model = ModelProto.Parser.ParseFrom(bytes);
+        }
+        catch (InvalidProtocolBufferException e)
+        {
+            throw new InvalidDataException($"'{origin}' is not a valid ONNX model: {e.Message}", e);
+        }
+        if (model.Graph is null || model.Graph.Node.Count == 0)
+            throw new InvalidDataException($"'{origin}' is not a valid ONNX model: it has no graph nodes.");
+        return new OnnxGraph(model);
+    }
+
+    public OnnxGraph Clone() => new(Model.Clone());
+
+    public byte[] ToBytes() => Model.ToByteArray();
+
+    /// <summary>The opset of the default domain.</summary>
+    public long Opset
+    {
+        get => Model.OpsetImport.FirstOrDefault(o => o.Domain is "" or "ai.onnx")?.Version ?? 1;
+        set
+        {
+            var entry = Model.OpsetImport.FirstOrDefault(o => o.Domain is "" or "ai.onnx");
+            if (entry is null)
+                Model.OpsetImport.Add(new OperatorSetIdProto { Domain = DefaultDomain, Version = value });
+            else
+                entry.Version = value;
+        }
+    }
+
+    /// <summary>Names of the graph's real inputs (initializers listed as inputs, as IR 3 does, excluded).</summary>
+    public IReadOnlyList<ValueInfoProto> RealInputs()
+    {
+        var inits = new HashSet<string>(Graph.Initializer.Select(i => i.Name));
+        return Graph.Input.Where(i => !inits.Contains(i.Name)).ToList();
+    }
+
+    public TensorProto? FindInitializer(string name) => Graph.Initializer.FirstOrDefault(t => t.Name == name);
+
+    /// <summary>Finds the constant value of a tensor: an initializer or the output of a <c>Constant</c> node.</summary>
+    public TensorProto? FindConstant(string name)
+    {
+        var init = FindInitializer(name);
+        if (init is not null)
+            return init;
+        var node = Graph.Node.FirstOrDefault(n => n.OpType == "Constant" && n.Output.Count == 1 && n.Output[0] == name);
+        return node?.Attribute.FirstOrDefault(a => a.Name == "value")?.T;
+    }
+
+    /// <summary>The node that produces <paramref name="tensor"/>, or null for graph inputs and initializers.</summary>
+    public NodeProto? Producer(string tensor) => Graph.Node.FirstOrDefault(n => n.Output.Contains(tensor));
+
+    /// <summary>The nodes that read <paramref name="tensor"/>.</summary>
+    public IReadOnlyList<NodeProto> Consumers(string tensor) => Graph.Node.Where(n => n.Input.Contains(tensor)).ToList();
+
+    public bool IsGraphOutput(string tensor) => Graph.Output.Any(o => o.Name == tensor);
+
+    /// <summary>Replaces every read of <paramref name="from"/> by a read of <paramref name="to"/>, in nodes and graph outputs.</summary>
+    public void RenameTensor(string from, string to)
+    {
+        foreach (var node in Graph.Node)
+        {
+            for (int i = 0; i < node.Input.Count; i++)
+                if (node.Input[i] == from) node.Input[i] = to;
+            for (int i = 0; i < node.Output.Count; i++)
+                if (node.Output[i] == from) node.Output[i] = to;
+        }
+        foreach (var output in Graph.Output)
+            if (output.Name == from) output.Name = to;
+    }
+
+    /// <summary>A tensor name not yet used in the graph, built from <paramref name="stem"/>.</summary>
+    public string UniqueName(string stem)
+    {
+        var used = AllNames();
+        if (!used.Contains(stem)) return stem;
+        for (int i = 1; ; i++)
+            if (!used.Contains($"{stem}_{i}")) return $"{stem}_{i}";
+    }
+
+    private HashSet<string> AllNames()
+    {
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var n in Graph.Node)
+        {
+            names.UnionWith(n.Input);
+            names.UnionWith(n.Output);
+            if (n.Name.Length > 0) names.Add(n.Name);
+        }
+        names.UnionWith(Graph.Initializer.Select(i => i.Name));
+        names.UnionWith(Graph.Input.Select(i => i.Name));
+        names.UnionWith(Graph.Output.Select(i => i.Name));
+        return names;
+    }
+
+    /// <summary>A readable label for a node in error messages: its name, else its op type and first output.</summary>
+    public static string Label(NodeProto node) => node.Name.Length > 0 ? node.Name : $"{node.OpType}->{node.Output.FirstOrDefault()}";
+
+    public static NodeProto MakeNode(string opType, string name, IEnumerable<string> inputs, IEnumerable<string> outputs)
+    {
+        var node = new NodeProto { OpType = opType, Name = name };
+        node.Input.AddRange(inputs);
+        node.Output.AddRange(outputs);
+        return node;
+    }
+
+    public static AttributeProto IntAttribute(string name, long value) =>
+        new() { Name = name, Type = AttributeProto.Types.AttributeType.Int, I = value };
+
+    public string? GetMetadata(string key) => Model.MetadataProps.FirstOrDefault(p => p.Key == key)?.Value;
+
+    public void SetMetadata(string key, string value)
+    {
+        var entry = Model.MetadataProps.FirstOrDefault(p => p.Key == key);
+        if (entry is null)
+            Model.MetadataProps.Add(new StringStringEntryProto { Key = key, Value = value });
+        else
+            entry.Value = value;
+    }
+
+    /// <summary>Orders the nodes topologically, keeping the current order wherever it is already valid.</summary>
+    public void SortTopologically()
+    {
+        var available = new HashSet<string>(Graph.Input.Select(i => i.Name)) { "" };
+        available.UnionWith(Graph.Initializer.Select(i => i.Name));
+        var pending = Graph.Node.ToList();
+        var sorted = new List<NodeProto>(pending.Count);
+        while (pending.Count > 0)
+        {
+            int before = sorted.Count;
+            for (int i = 0; i < pending.Count; i++)
+            {
+                var node = pending[i];
+                if (node.Input.All(available.Contains))
+                {
+                    sorted.Add(node);
+                    available.UnionWith(node.Output);
+                    pending.RemoveAt(i);
+                    i--;
+                }
+            }
+            if (sorted.Count == before)
+                throw new InvalidOperationException(
+                    $"The graph has a cycle or reads an undefined tensor at node '{Label(pending[0])}' " +
+                    $"(inputs: {string.Join(", ", pending[0].Input)}).");
+        }
+        Graph.Node.Clear();
+        Graph.Node.AddRange(sorted);
+    }
+}

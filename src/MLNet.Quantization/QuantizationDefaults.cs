@@ -1,0 +1,18 @@
+namespace MLNet.Quantization;
+
+/// <summary>The one place the defaults of both catalog overloads and of <see cref="QuantizingEstimator.Options"/> come from.</summary>
+internal static class QuantizationDefaults
+{
+    public const QuantizationMode Mode = QuantizationMode.Int8;
+    public const CalibrationMethod ActivationCalibration = CalibrationMethod.KlDivergence;
+    public const WeightScaleMethod WeightScale = WeightScaleMethod.Max;
+    public const bool PerChannelWeights = true;
+
+    /// <summary>Histogram bins of the KL and percentile searches (MXNet/TVM).</summary>
+    public const int Bins = 8001;
+
+    /// <summary>Quantized bins of the KL search for signed tensors; never-negative tensors use 2 × 255 + 1.</summary>
+    public const int QuantizedBins = 255;
+
+    public const double Percentile = 99.999;
+}

@@ -1,0 +1,77 @@
+namespace MLNet.Quantization;
+
+public sealed partial class QuantizingEstimator
+{
+    /// <summary>The settings of <see cref="QuantizingEstimator"/>. They are validated and frozen when <c>Fit</c> starts.</summary>
+    public sealed class Options
+    {
+        /// <summary>The float ONNX model to quantize. Required.</summary>
+        public string ModelFile { get; set; } = "";
+
+        /// <summary>The model inputs to feed, which are also the names of the input columns. Null: all of the model's inputs.</summary>
+        public string[]? InputColumnNames { get; set; }
+
+        /// <summary>The model outputs to produce, which are also the names of the output columns. Null: all of the model's outputs.</summary>
+        public string[]? OutputColumnNames { get; set; }
+
+        /// <summary>Realized int8 (the default) or simulated quantization.</summary>
+        public QuantizationMode Mode { get; set; } = QuantizationDefaults.Mode;
+
+        /// <summary>How activation thresholds are chosen. Default: <see cref="CalibrationMethod.KlDivergence"/>.</summary>
+        public CalibrationMethod ActivationCalibration { get; set; } = QuantizationDefaults.ActivationCalibration;
+
+        /// <summary>How weight scales are chosen. Default: <see cref="WeightScaleMethod.Max"/>.</summary>
+        public WeightScaleMethod WeightScale { get; set; } = QuantizationDefaults.WeightScale;
+
+        /// <summary>One scale per output channel of each weight (the default) instead of one per tensor.</summary>
+        public bool PerChannelWeights { get; set; } = QuantizationDefaults.PerChannelWeights;
+
+        /// <summary>Calibrate on at most this many rows of the data (null: all rows). Must be positive.</summary>
+        public int? MaximumCalibrationRows { get; set; }
+
+        /// <summary>Shapes of model inputs with dynamic dimensions, as in <c>ApplyOnnxModel</c>.</summary>
+        public IDictionary<string, int[]>? ShapeDictionary { get; set; }
+
+        /// <summary>
+        /// Intra-op threads of ONNX Runtime when the fitted transformer scores (null: ONNX Runtime's default). This setting
+        /// is not saved with the model.
+        /// </summary>
+        public int? IntraOpNumThreads { get; set; }
+
+        internal QuantizationSettings Freeze()
+        {
+            if (string.IsNullOrWhiteSpace(ModelFile))
+                throw new ArgumentException("The model file must be set.", nameof(ModelFile));
+            if (!File.Exists(ModelFile))
+                throw new FileNotFoundException($"The ONNX model file '{ModelFile}' does not exist.", ModelFile);
+            CheckDefined(Mode, nameof(Mode));
+            CheckDefined(ActivationCalibration, nameof(ActivationCalibration));
+            CheckDefined(WeightScale, nameof(WeightScale));
+            if (MaximumCalibrationRows is <= 0)
+                throw new ArgumentOutOfRangeException(nameof(MaximumCalibrationRows), MaximumCalibrationRows, "Must be positive, or null for all rows.");
+            if (IntraOpNumThreads is <= 0)
+                throw new ArgumentOutOfRangeException(nameof(IntraOpNumThreads), IntraOpNumThreads, "Must be positive, or null for the default.");
+            CheckNames(InputColumnNames, nameof(InputColumnNames));
+            CheckNames(OutputColumnNames, nameof(OutputColumnNames));
+            var shapes = ShapeDictionary?.ToDictionary(kv => kv.Key, kv => kv.Value?.ToArray()
+                ?? throw new ArgumentException($"The shape of '{kv.Key}' is null.", nameof(ShapeDictionary)));
+            return new QuantizationSettings(Path.GetFullPath(ModelFile), InputColumnNames?.ToArray(), OutputColumnNames?.ToArray(),
+                Mode, ActivationCalibration, WeightScale, PerChannelWeights, MaximumCalibrationRows, shapes, IntraOpNumThreads);
+        }
+
+        private static void CheckDefined<T>(T value, string name) where T : struct, Enum
+        {
+            if (!Enum.IsDefined(value))
+                throw new ArgumentOutOfRangeException(name, value, $"Not a valid {typeof(T).Name}.");
+        }
+
+        private static void CheckNames(string[]? names, string name)
+        {
+            if (names is null) return;
+            if (names.Length == 0) throw new ArgumentException("Give at least one column name, or null for all.", name);
+            if (names.Any(string.IsNullOrWhiteSpace)) throw new ArgumentException("Column names must not be empty.", name);
+            var duplicate = names.GroupBy(n => n).FirstOrDefault(g => g.Count() > 1);
+            if (duplicate is not null) throw new ArgumentException($"Column '{duplicate.Key}' is named twice.", name);
+        }
+    }
+}

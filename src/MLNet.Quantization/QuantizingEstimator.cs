@@ -1,0 +1,83 @@
+using Microsoft.ML;
+using MLNet.Quantization.Annotate;
+using MLNet.Quantization.Calibrate;
+using MLNet.Quantization.Onnx;
+using MLNet.Quantization.Realize;
+
+namespace MLNet.Quantization;
+
+/// <summary>
+/// Calibrates a float ONNX model on the rows of an <see cref="IDataView"/> and quantizes it to int8.
+/// Create it with <see cref="QuantizationCatalog.QuantizeCalibrated(TransformsCatalog, string, string[], string[])"/>.
+/// </summary>
+/// <remarks>
+/// <format type="text/markdown"><![CDATA[
+/// ### Estimator Characteristics
+/// |  |  |
+/// | -- | -- |
+/// | Does this estimator need to look at the data to train its parameters? | Yes: every calibration row is read once (max) or twice (KL divergence, percentile) |
+/// | Input column data type | Known-sized vectors of the model inputs' element types (the same as `ApplyOnnxModel`) |
+/// | Output column data type | The model outputs' types, as `ApplyOnnxModel` gives them |
+/// | Exportable to ONNX | Yes: <xref:MLNet.Quantization.QuantizingTransformer.ExportOnnx(System.String)> |
+///
+/// `Fit` follows TVM's quantization flow: prepare the graph (fold BatchNormalization, raise the opset to 13),
+/// annotate the tensors to quantize per op, collect per-tensor statistics by streaming the rows through the float model,
+/// calibrate thresholds (KL divergence by default), and realize the model as QuantizeLinear/DequantizeLinear pairs that
+/// ONNX Runtime fuses into int8 kernels, or as simulated float fake-quantization. Memory stays bounded whatever the
+/// number of rows.
+/// ]]></format>
+/// </remarks>
+public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransformer>
+{
+    private readonly TransformsCatalog _catalog;
+    private readonly Options _options;
+
+    internal QuantizingEstimator(TransformsCatalog catalog, Options options)
+    {
+        _catalog = catalog ?? throw new ArgumentNullException(nameof(catalog));
+        _options = options ?? throw new ArgumentNullException(nameof(options));
+    }
+
+    /// <summary>Calibrates on <paramref name="input"/> and returns the quantized model.</summary>
+    public QuantizingTransformer Fit(IDataView input)
+    {
+        if (input is null) throw new ArgumentNullException(nameof(input));
+        var settings = _options.Freeze();
+        var model = GraphPreparation.Prepare(OnnxGraph.Load(settings.ModelFile));
+        CheckColumnNames(model, settings);
+        var plan = Annotator.Annotate(model);
+        var statistics = StatisticsCollector.Collect(model, plan, input, settings);
+        var parameters = Calibrator.Calibrate(model, plan, statistics, settings);
+        var realized = QdqWriter.Realize(model, plan, parameters, settings.Mode);
+        return new QuantizingTransformer(_catalog, realized.ToBytes(), parameters.Table, settings, input);
+    }
+
+    /// <summary>The output schema, available before <c>Fit</c>: the same columns and types as the float model gives.</summary>
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
+    {
+        var settings = _options.Freeze();
+        CheckColumnNames(OnnxGraph.Load(settings.ModelFile), settings);
+        var shapes = settings.ShapeDictionary?.ToDictionary(kv => kv.Key, kv => kv.Value);
+        var floatModel = settings.OutputColumnNames is null && settings.InputColumnNames is null
+            ? _catalog.ApplyOnnxModel(settings.ModelFile, shapes)
+            : _catalog.ApplyOnnxModel(
+                settings.OutputColumnNames?.ToArray() ?? OnnxGraph.Load(settings.ModelFile).Graph.Output.Select(o => o.Name).ToArray(),
+                settings.InputColumnNames?.ToArray() ?? OnnxGraph.Load(settings.ModelFile).RealInputs().Select(i => i.Name).ToArray(),
+                settings.ModelFile, shapes, gpuDeviceId: null, fallbackToCpu: false, recursionLimit: 100);
+        return floatModel.GetOutputSchema(inputSchema);
+    }
+
+    private static void CheckColumnNames(OnnxGraph model, QuantizationSettings settings)
+    {
+        Check(settings.InputColumnNames, model.RealInputs().Select(i => i.Name).ToList(), "input", nameof(Options.InputColumnNames));
+        Check(settings.OutputColumnNames, model.Graph.Output.Select(o => o.Name).ToList(), "output", nameof(Options.OutputColumnNames));
+
+        static void Check(IReadOnlyList<string>? names, List<string> real, string kind, string parameter)
+        {
+            var unknown = names?.FirstOrDefault(n => !real.Contains(n));
+            if (unknown is not null)
+                throw new ArgumentException(
+                    $"Column '{unknown}' names no {kind} of the model. Its {kind}s are: {string.Join(", ", real)}.", parameter);
+        }
+    }
+}

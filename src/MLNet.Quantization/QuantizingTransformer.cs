@@ -1,0 +1,112 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.Transforms.Onnx;
+
+namespace MLNet.Quantization;
+
+/// <summary>
+/// The fitted result of <see cref="QuantizingEstimator"/>: the quantized ONNX model, run by ML.NET's own
+/// <see cref="OnnxTransformer"/>. Saving writes that <see cref="OnnxTransformer"/>, so a saved model loads in any ML.NET
+/// application, with or without this library; the calibration table travels in the ONNX model's metadata.
+/// </summary>
+public sealed class QuantizingTransformer : ITransformer, IDisposable
+{
+    private readonly byte[] _model;
+    private readonly OnnxTransformer _inner;
+    private readonly string? _modelFile;
+
+    internal QuantizingTransformer(TransformsCatalog catalog, byte[] model, CalibrationTable calibration,
+        QuantizationSettings settings, IDataView fitData)
+    {
+        _model = model;
+        Calibration = calibration;
+        Mode = settings.Mode;
+        var shapes = settings.ShapeDictionary?.ToDictionary(kv => kv.Key, kv => kv.Value);
+        OnnxScoringEstimator estimator;
+        if (settings.IntraOpNumThreads is null)
+        {
+            var stream = new MemoryStream(model, writable: false);
+            estimator = settings.OutputColumnNames is null && settings.InputColumnNames is null
+                ? catalog.ApplyOnnxModel(stream, shapes)
+                : catalog.ApplyOnnxModel(OutputNames(settings), InputNames(settings), stream, shapes,
+                    gpuDeviceId: null, fallbackToCpu: false, recursionLimit: 100);
+        }
+        else
+        {
+            // Only OnnxOptions carries thread settings, and it takes a file: this transformer owns that file.
+            _modelFile = Path.Combine(Path.GetTempPath(), $"mlnet-quantized-{Guid.NewGuid():N}.onnx");
+            File.WriteAllBytes(_modelFile, model);
+            estimator = catalog.ApplyOnnxModel(new OnnxOptions
+            {
+                ModelFile = _modelFile,
+                OutputColumns = OutputNames(settings),
+                InputColumns = InputNames(settings),
+                ShapeDictionary = shapes,
+                IntraOpNumThreads = settings.IntraOpNumThreads,
+            });
+        }
+        _inner = estimator.Fit(fitData);
+
+        string[] OutputNames(QuantizationSettings s) => s.OutputColumnNames?.ToArray() ?? ModelNames(false);
+        string[] InputNames(QuantizationSettings s) => s.InputColumnNames?.ToArray() ?? ModelNames(true);
+        string[] ModelNames(bool inputs)
+        {
+            var graph = Onnx.OnnxGraph.Parse(model, "the quantized model");
+            return (inputs ? graph.RealInputs() : graph.Graph.Output).Select(v => v.Name).ToArray();
+        }
+    }
+
+    /// <summary>The per-tensor thresholds, scales and zero points chosen at <c>Fit</c>.</summary>
+    public CalibrationTable Calibration { get; }
+
+    /// <summary>Whether the model runs realized int8 or simulated quantization.</summary>
+    public QuantizationMode Mode { get; }
+
+    /// <summary>The size in bytes of the quantized ONNX model.</summary>
+    public long ModelSize => _model.LongLength;
+
+    /// <inheritdoc/>
+    public bool IsRowToRowMapper => ((ITransformer)_inner).IsRowToRowMapper;
+
+    /// <summary>Writes the quantized ONNX model to <paramref name="path"/>; on failure no partial file is left.</summary>
+    /// <param name="path">The file to write. An existing file is replaced.</param>
+    public void ExportOnnx(string path)
+    {
+        if (string.IsNullOrWhiteSpace(path))
+            throw new ArgumentException("The path must not be empty.", nameof(path));
+        var full = Path.GetFullPath(path);
+        var directory = Path.GetDirectoryName(full)!;
+        if (!Directory.Exists(directory))
+            throw new DirectoryNotFoundException($"Cannot export to '{path}': directory '{directory}' does not exist.");
+        var temporary = Path.Combine(directory, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
+        try
+        {
+            File.WriteAllBytes(temporary, _model);
+            File.Move(temporary, full, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(temporary)) File.Delete(temporary);
+        }
+    }
+
+    /// <inheritdoc/>
+    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => _inner.GetOutputSchema(inputSchema);
+
+    /// <inheritdoc/>
+    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => ((ITransformer)_inner).GetRowToRowMapper(inputSchema);
+
+    /// <inheritdoc/>
+    public IDataView Transform(IDataView input) => _inner.Transform(input);
+
+    /// <summary>Saves the wrapped <see cref="OnnxTransformer"/>, which holds the quantized model.</summary>
+    void ICanSaveModel.Save(ModelSaveContext ctx) => ((ICanSaveModel)_inner).Save(ctx);
+
+    /// <summary>Releases the ONNX Runtime session and any temporary model file.</summary>
+    public void Dispose()
+    {
+        _inner.Dispose();
+        if (_modelFile is not null && File.Exists(_modelFile))
+            File.Delete(_modelFile);
+    }
+}

@@ -1,0 +1,94 @@
+using MLNet.Quantization.Annotate;
+using MLNet.Quantization.Calibrate;
+using MLNet.Quantization.Onnx;
+
+namespace MLNet.Quantization.Realize;
+
+/// <summary>
+/// Step 5 of <c>Fit</c>, and the only place that edits the graph for quantization: drops fused Relus, puts a
+/// (de)quantization in front of every reader of a marked tensor, swaps weights and biases for their quantized forms,
+/// and records the calibration table in the model's metadata.
+/// </summary>
+internal static class QdqWriter
+{
+    /// <summary>The <c>metadata_props</c> key that records the realization mode.</summary>
+    public const string ModeKey = "mlnet.quantization.mode";
+
+    public static OnnxGraph Realize(OnnxGraph prepared, QuantizationPlan plan, QuantizationParameters parameters, QuantizationMode mode)
+    {
+        IQdqEmitter emitter = mode == QuantizationMode.Int8 ? new Int8Emitter() : new SimulatedEmitter();
+        var graph = prepared.Clone();
+
+        foreach (var reluOutput in plan.FusedRelus)
+            if (parameters.Activations.TryGetValue(reluOutput, out var p) && p.ZeroPoint == 0)
+                DropRelu(graph, reluOutput);
+
+        foreach (var mark in plan.Activations)
+            QuantizeActivation(graph, mark.Tensor, parameters.Activations[mark.Tensor], emitter);
+
+        foreach (var group in plan.Weights.GroupBy(w => w.Tensor))
+        {
+            var target = graph.UniqueName(group.Key + "_dequantized");
+            emitter.Weight(graph, target, parameters.Weights[group.Key]);
+            foreach (var mark in group)
+                Node(graph, mark.Node).Input[mark.InputIndex] = target;
+        }
+
+        foreach (var mark in plan.Biases)
+        {
+            if (!parameters.Biases.TryGetValue((mark.Node, mark.Tensor), out var bias)) continue;
+            var target = graph.UniqueName(mark.Tensor + "_dequantized");
+            emitter.Bias(graph, target, bias);
+            Node(graph, mark.Node).Input[mark.InputIndex] = target;
+        }
+
+        GraphPreparation.RemoveUnusedInitializers(graph);
+        RemoveDeadConstants(graph);
+        graph.SortTopologically();
+        graph.SetMetadata(CalibrationTable.MetadataKey, parameters.Table.ToJson());
+        graph.SetMetadata(ModeKey, mode.ToString());
+        return graph;
+    }
+
+    // Relu(x) == x once x is quantized to uint8 with zero point 0: the producer writes the Relu's output directly.
+    private static void DropRelu(OnnxGraph graph, string reluOutput)
+    {
+        var relu = graph.Producer(reluOutput)!;
+        var producer = graph.Producer(relu.Input[0])!;
+        producer.Output[producer.Output.IndexOf(relu.Input[0])] = reluOutput;
+        graph.Graph.Node.Remove(relu);
+    }
+
+    private static void QuantizeActivation(OnnxGraph graph, string tensor, ActivationParameters p, IQdqEmitter emitter)
+    {
+        var readers = graph.Consumers(tensor);
+        string source = tensor, target;
+        if (graph.IsGraphOutput(tensor))
+        {
+            // The graph output keeps its name, and now holds the dequantized value.
+            source = graph.UniqueName(tensor + "_float");
+            var producer = graph.Producer(tensor)!;
+            producer.Output[producer.Output.IndexOf(tensor)] = source;
+            target = tensor;
+        }
+        else
+        {
+            target = graph.UniqueName(tensor + "_dequantized");
+        }
+        emitter.Activation(graph, source, target, p);
+        foreach (var reader in readers)
+            for (int i = 0; i < reader.Input.Count; i++)
+                if (reader.Input[i] == tensor) reader.Input[i] = target;
+    }
+
+    private static global::Onnx.NodeProto Node(OnnxGraph graph, string label) =>
+        graph.Graph.Node.First(n => OnnxGraph.Label(n) == label);
+
+    private static void RemoveDeadConstants(OnnxGraph graph)
+    {
+        var read = new HashSet<string>(graph.Graph.Node.SelectMany(n => n.Input));
+        read.UnionWith(graph.Graph.Output.Select(o => o.Name));
+        foreach (var node in graph.Graph.Node.Where(n => n.OpType == "Constant" && !read.Contains(n.Output[0])).ToList())
+            graph.Graph.Node.Remove(node);
+    }
+}

@@ -1,0 +1,41 @@
+using MLNet.Quantization.Calibrate;
+using MLNet.Quantization.Onnx;
+
+namespace MLNet.Quantization.Realize;
+
+/// <summary>
+/// Fake quantization in float ops: <c>y = (clip(round(x / s) + z, 0, 255) − z) · s</c> with Div, Round (half to even,
+/// as QuantizeLinear rounds), Add, Clip, Sub and Mul, none of which ONNX Runtime fuses into int8 kernels. Weights and
+/// biases are stored already dequantized: the constant-folded form of the same arithmetic.
+/// </summary>
+internal sealed class SimulatedEmitter : IQdqEmitter
+{
+    public void Activation(OnnxGraph graph, string source, string target, ActivationParameters p)
+    {
+        string Constant(string suffix, float value)
+        {
+            var name = graph.UniqueName(source + suffix);
+            graph.Graph.Initializer.Add(Tensors.FromFloats(name, Array.Empty<long>(), new[] { value }));
+            return name;
+        }
+        string Step(string op, string input, params string[] operands)
+        {
+            var output = graph.UniqueName($"{source}_fq_{op}");
+            graph.Graph.Node.Add(OnnxGraph.MakeNode(op, graph.UniqueName($"{source}_fq_{op}_node"), new[] { input }.Concat(operands), new[] { output }));
+            return output;
+        }
+        var scale = Constant("_scale", p.Scale);
+        var zeroPoint = Constant("_zero_point", p.ZeroPoint);
+        var low = Constant("_qmin", 0);
+        var high = Constant("_qmax", 255);
+        var q = Step("Clip", Step("Add", Step("Round", Step("Div", source, scale)), zeroPoint), low, high);
+        graph.Graph.Node.Add(OnnxGraph.MakeNode("Mul", graph.UniqueName(source + "_fq_Mul_node"),
+            new[] { Step("Sub", q, zeroPoint), scale }, new[] { target }));
+    }
+
+    public void Weight(OnnxGraph graph, string target, QuantizedWeight w) =>
+        graph.Graph.Initializer.Add(Tensors.FromFloats(target, w.Dims, w.Dequantize()));
+
+    public void Bias(OnnxGraph graph, string target, QuantizedBias b) =>
+        graph.Graph.Initializer.Add(Tensors.FromFloats(target, b.Dims, b.Dequantize()));
+}

@@ -1,0 +1,45 @@
+namespace MLNet.Quantization;
+
+/// <summary>The quantization parameters chosen for one tensor of the model.</summary>
+public sealed class TensorCalibration
+{
+    /// <summary>The tensor's name in the float model (after BatchNormalization folding).</summary>
+    public string Tensor { get; init; } = "";
+
+    /// <summary>Whether the tensor is an activation, a weight or a bias.</summary>
+    public TensorRole Role { get; init; }
+
+    /// <summary>The node that asked for the tensor to be quantized (for weights and biases, the node that reads them).</summary>
+    public string Node { get; init; } = "";
+
+    /// <summary>The op type of <see cref="Node"/>.</summary>
+    public string OpType { get; init; } = "";
+
+    /// <summary>
+    /// The clipping threshold: values are clipped to [0, Threshold] for unsigned activations and to
+    /// [−Threshold, Threshold] otherwise. For per-channel weights, the largest channel threshold.
+    /// </summary>
+    public float Threshold { get; init; }
+
+    /// <summary>
+    /// The quantization step: <c>real = (q − ZeroPoint) × Scale</c>. For per-channel weights and biases, the largest
+    /// channel scale; <see cref="ChannelScales"/> holds all of them.
+    /// </summary>
+    public float Scale { get; init; }
+
+    /// <summary>The zero point: 0 for unsigned activations, 128 for signed ones, 0 for weights and biases.</summary>
+    public int ZeroPoint { get; init; }
+
+    /// <summary>The element type of the quantized tensor: <c>uint8</c>, <c>int8</c> or <c>int32</c>.</summary>
+    public string ElementType { get; init; } = "";
+
+    /// <summary>How the threshold was chosen (for example <c>KlDivergence</c>, <c>Max</c>, <c>PowerOfTwo</c>).</summary>
+    public string Method { get; init; } = "";
+
+    /// <summary>Per output channel scales of a per-channel weight or bias; empty when the tensor has one scale.</summary>
+    public IReadOnlyList<float> ChannelScales { get; init; } = Array.Empty<float>();
+
+    /// <inheritdoc/>
+    public override string ToString() =>
+        $"{Role} {Tensor} ({OpType} {Node}): {ElementType} threshold={Threshold:G6} scale={Scale:G6} zp={ZeroPoint} [{Method}]";
+}

@@ -1,0 +1,55 @@
+using Microsoft.VisualStudio.TestTools.UnitTesting;
+
+namespace MLNet.Quantization.Tests.Ops;
+
+[TestClass]
+public sealed class ConvOpTests
+{
+    private static string ConvRelu(TempDirectory directory) => new TinyModel()
+        .Input("X", 1, 3, 8, 8).Output("Y", 1, 4, 8, 8)
+        .Weight("W", new long[] { 4, 3, 3, 3 }).Weight("B", new long[] { 4 }, 0.2f)
+        .Node("Conv", new[] { "X", "W", "B" }, new[] { "C" }, TinyModel.Ints("pads", 1, 1, 1, 1), TinyModel.Ints("kernel_shape", 3, 3))
+        .Node("Relu", new[] { "C" }, new[] { "Y" })
+        .Save(directory.Path);
+
+    [TestMethod]
+    public void ConvWithReluGetsQdqOnInputAndFusedOutputAndInt8Weights()
+    {
+        using var directory = new TempDirectory();
+        var run = QuantizedRun.Of(ConvRelu(directory), ml => TinyData.X(ml, TinyData.Normal(64, 3 * 64), 3 * 64), "Y");
+
+        Assert.AreEqual(2, run.Count("QuantizeLinear"), "Q on the input and on the (Relu-fused) output");
+        Assert.AreEqual(4, run.Count("DequantizeLinear"), "DQ on input, output, weight, bias");
+        Assert.AreEqual(0, run.Count("Relu"), "the Relu is folded into the uint8 output quantization");
+        var weightDq = run.Int8Model.Graph.Node.Single(n => n.OpType == "DequantizeLinear" && n.Input[0].StartsWith("W"));
+        Assert.AreEqual(0L, weightDq.Attribute.Single(a => a.Name == "axis").I, "per output channel");
+        Assert.AreEqual(MLNet.Quantization.Onnx.Tensors.Int8, run.Int8Model.FindInitializer(weightDq.Input[0])!.DataType);
+        var biasDq = run.Int8Model.Graph.Node.Single(n => n.OpType == "DequantizeLinear" && n.Input[0].StartsWith("B"));
+        Assert.AreEqual(MLNet.Quantization.Onnx.Tensors.Int32, run.Int8Model.FindInitializer(biasDq.Input[0])!.DataType);
+
+        var bias = run.Table.Find("B", TensorRole.Bias)!;
+        var weight = run.Table.Find("W", TensorRole.Weight)!;
+        Assert.AreEqual(4, weight.ChannelScales.Count);
+        for (int c = 0; c < 4; c++)
+            Assert.AreEqual(run.Scale("X") * weight.ChannelScales[c], bias.ChannelScales[c], "bias scale = input scale × weight scale");
+
+        Assert.IsTrue(run.Float.SelectMany(r => r).All(v => v >= 0), "the float model ends in a Relu");
+        Assert.IsTrue(run.Int8.SelectMany(r => r).All(v => v >= 0), "the fused Relu still clamps at zero");
+        Assert.IsTrue(run.MinCosine > 0.999, $"int8 vs float cosine {run.MinCosine}");
+        float step = run.Scale("Y");
+        Assert.IsTrue(TinyData.MaxAbsDifference(run.Float, run.Int8) < 6 * step, $"int8 within 6 output steps ({TinyData.MaxAbsDifference(run.Float, run.Int8)} vs step {step})");
+        Assert.IsTrue(TinyData.MaxAbsDifference(run.Simulated, run.Int8) <= 1.01 * step, "simulated and int8 differ by at most one rounding step");
+    }
+
+    [TestMethod]
+    public void PerTensorWeightsGetOneScale()
+    {
+        using var directory = new TempDirectory();
+        var run = QuantizedRun.Of(ConvRelu(directory), ml => TinyData.X(ml, TinyData.Normal(16, 3 * 64), 3 * 64), "Y", perChannel: false);
+
+        var weightDq = run.Int8Model.Graph.Node.Single(n => n.OpType == "DequantizeLinear" && n.Input[0].StartsWith("W"));
+        Assert.IsFalse(weightDq.Attribute.Any(a => a.Name == "axis"));
+        Assert.AreEqual(0, run.Table.Find("W", TensorRole.Weight)!.ChannelScales.Count);
+        Assert.IsTrue(run.MinCosine > 0.995, $"int8 vs float cosine {run.MinCosine}");
+    }
+}
