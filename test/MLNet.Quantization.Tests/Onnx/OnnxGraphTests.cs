@@ -1,0 +1,51 @@
+using Microsoft.VisualStudio.TestTools.UnitTesting;
+using MLNet.Quantization.Onnx;
+
+namespace MLNet.Quantization.Tests.Onnx;
+
+[TestClass]
+public sealed class OnnxGraphTests
+{
+    [TestMethod]
+    public void AMissingFileIsNamed()
+    {
+        var error = Assert.ThrowsExactly<FileNotFoundException>(() => OnnxGraph.Load("/no/such/model.onnx"));
+        StringAssert.Contains(error.Message, "/no/such/model.onnx");
+    }
+
+    [TestMethod]
+    public void BytesThatAreNotAModelAreRejectedWithTheirOrigin()
+    {
+        var error = Assert.ThrowsExactly<InvalidDataException>(() => OnnxGraph.Parse(new byte[] { 0xff, 0xff, 0xff }, "garbage.onnx"));
+        StringAssert.Contains(error.Message, "garbage.onnx");
+        var empty = Assert.ThrowsExactly<InvalidDataException>(() => OnnxGraph.Parse(Array.Empty<byte>(), "empty.onnx"));
+        StringAssert.Contains(empty.Message, "no graph nodes");
+    }
+
+    [TestMethod]
+    public void TopologicalSortPutsProducersFirstAndDetectsUndefinedTensors()
+    {
+        using var directory = new TempDirectory();
+        var graph = OnnxGraph.Load(new TinyModel().Input("X", 1).Output("Z", 1)
+            .Node("Relu", new[] { "Y" }, new[] { "Z" })
+            .Node("Neg", new[] { "X" }, new[] { "Y" }).Save(directory.Path));
+
+        graph.SortTopologically();
+        CollectionAssert.AreEqual(new[] { "Neg", "Relu" }, graph.Graph.Node.Select(n => n.OpType).ToArray());
+
+        graph.Graph.Node[0].Input[0] = "undefined";
+        var error = Assert.ThrowsExactly<InvalidOperationException>(graph.SortTopologically);
+        StringAssert.Contains(error.Message, "undefined");
+    }
+
+    [TestMethod]
+    public void MetadataRoundTrips()
+    {
+        using var directory = new TempDirectory();
+        var graph = OnnxGraph.Load(new TinyModel().Input("X", 1).Output("Y", 1).Node("Relu", new[] { "X" }, new[] { "Y" }).Save(directory.Path));
+        graph.SetMetadata("k", "v1");
+        graph.SetMetadata("k", "v2");
+        Assert.AreEqual("v2", OnnxGraph.Parse(graph.ToBytes(), "m").GetMetadata("k"));
+        Assert.IsNull(graph.GetMetadata("other"));
+    }
+}
