@@ -1,1 +1,3 @@
-MLNet.Quantization.Samples.QuantizeResNet18.Example();
+// Usage: dotnet run -c Release --project samples/QuantizeResNet18 [-- KlDivergence|Max|Percentile]
+var method = args.Length > 0 ? Enum.Parse<MLNet.Quantization.CalibrationMethod>(args[0], ignoreCase: true) : MLNet.Quantization.CalibrationMethod.KlDivergence;
+MLNet.Quantization.Samples.QuantizeResNet18.Example(method);

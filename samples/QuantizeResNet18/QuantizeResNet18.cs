@@ -11,7 +11,8 @@ namespace MLNet.Quantization.Samples;
 public static class QuantizeResNet18
 {
     /// <summary>Runs the sample and prints its table.</summary>
-    public static void Example()
+    /// <param name="method">How activation thresholds are calibrated.</param>
+    public static void Example(CalibrationMethod method = CalibrationMethod.KlDivergence)
     {
         var mlContext = new MLContext(seed: 1);
         var data = FashionMnist.DataDirectory(AppContext.BaseDirectory);
@@ -25,9 +26,12 @@ public static class QuantizeResNet18
             .Fit(FashionMnist.ToDataView(mlContext, calibrationImages, calibrationLabels));
         IDataView Prepare(byte[][] images, byte[] labels) => preprocess.Transform(FashionMnist.ToDataView(mlContext, images, labels));
 
-        Console.WriteLine("Calibrating ResNet18 on 200 images (KL divergence, per-channel weights)...");
+        Console.WriteLine($"Calibrating ResNet18 on 200 images ({method}, per-channel weights)...");
         var clock = Stopwatch.StartNew();
-        using var int8 = mlContext.Transforms.QuantizeCalibrated(ResNet18Model.ResNet18).Fit(Prepare(calibrationImages, calibrationLabels));
+        var estimator = method == CalibrationMethod.KlDivergence
+            ? mlContext.Transforms.QuantizeCalibrated(ResNet18Model.ResNet18)
+            : mlContext.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options { ModelFile = ResNet18Model.ResNet18, ActivationCalibration = method });
+        using var int8 = estimator.Fit(Prepare(calibrationImages, calibrationLabels));
         Console.WriteLine($"  calibrated {int8.Calibration.Count} tensors in {clock.Elapsed.TotalSeconds:F1} s");
         var fp32 = mlContext.Transforms.ApplyOnnxModel(ResNet18Model.ResNet18).Fit(Prepare(calibrationImages, calibrationLabels));
 
