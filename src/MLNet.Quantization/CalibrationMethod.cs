@@ -12,6 +12,12 @@ public enum CalibrationMethod
     /// <summary>The threshold is max|x|: nothing is clipped.</summary>
     Max = 1,
 
-    /// <summary>The threshold is the 99.999th percentile of |x|.</summary>
+    /// <summary>The threshold is the <c>Percentile</c>th percentile of |x| (99.999 by default).</summary>
     Percentile = 2,
+
+    /// <summary>
+    /// KL divergence restricted to powers of two: the power-of-two threshold with the smallest divergence (the seed's
+    /// second configuration, usually paired with <see cref="WeightScaleMethod.PowerOfTwo"/>).
+    /// </summary>
+    KlDivergencePowerOfTwo = 3,
 }

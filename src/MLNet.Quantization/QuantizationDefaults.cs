@@ -14,5 +14,9 @@ internal static class QuantizationDefaults
     /// <summary>Quantized bins of the KL search for signed tensors; never-negative tensors use 2 × 255 + 1.</summary>
     public const int QuantizedBins = 255;
 
+    /// <summary>The percentile of |x| kept by <see cref="CalibrationMethod.Percentile"/>.</summary>
     public const double Percentile = 99.999;
+
+    /// <summary>The largest histogram accepted: 1,000,001 bins (8 MB of counts per tensor).</summary>
+    public const int MaximumBins = 1_000_001;
 }

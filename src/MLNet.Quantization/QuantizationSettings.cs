@@ -15,10 +15,20 @@ internal sealed record QuantizationSettings(
     int? MaximumCalibrationRows,
     IReadOnlyDictionary<string, int[]>? ShapeDictionary,
     int? IntraOpNumThreads,
-    int Bins = QuantizationDefaults.Bins,
-    int QuantizedBins = QuantizationDefaults.QuantizedBins,
-    double Percentile = QuantizationDefaults.Percentile)
+    int Bins,
+    int QuantizedBins,
+    double Percentile,
+    Func<Calibration.TensorStatistics, Calibration.TensorRange?>? CustomCalibration)
 {
     /// <summary>Whether the activation thresholds need histograms (a second pass over the data).</summary>
-    public bool NeedsHistograms => ActivationCalibration != CalibrationMethod.Max;
+    public bool NeedsHistograms => ActivationCalibration != CalibrationMethod.Max || CustomCalibration is not null;
+
+    /// <summary>The search of the configured activation method.</summary>
+    public Calibration.IThresholdSearch ActivationSearch => ActivationCalibration switch
+    {
+        CalibrationMethod.KlDivergence => new Calibration.KlDivergenceSearch(QuantizedBins),
+        CalibrationMethod.KlDivergencePowerOfTwo => new Calibration.KlDivergenceSearch(QuantizedBins, powerOfTwo: true),
+        CalibrationMethod.Percentile => new Calibration.PercentileSearch(Percentile),
+        _ => new Calibration.MaxSearch(),
+    };
 }

@@ -38,6 +38,25 @@ public sealed partial class QuantizingEstimator
         /// </summary>
         public int? IntraOpNumThreads { get; set; }
 
+        /// <summary>
+        /// Histogram bins of the KL and percentile searches, over ±max|x|. Odd, at least 2 × <see cref="QuantizedBins"/> + 1,
+        /// at most 1,000,001. Default 8001 (MXNet/TVM).
+        /// </summary>
+        public int Bins { get; set; } = QuantizationDefaults.Bins;
+
+        /// <summary>Quantized bins of the KL search for signed tensors (never-negative ones use 2q + 1). At least 3. Default 255.</summary>
+        public int QuantizedBins { get; set; } = QuantizationDefaults.QuantizedBins;
+
+        /// <summary>The percentage of |x| that <see cref="CalibrationMethod.Percentile"/> keeps, in (0, 100]. Default 99.999.</summary>
+        public double Percentile { get; set; } = QuantizationDefaults.Percentile;
+
+        /// <summary>
+        /// Chooses the range of any activation or weight tensor: return a range to use it, or null to keep the configured
+        /// method. Activations receive their histogram; a weight's range becomes one per-tensor scale. Ranges with a
+        /// negative minimum are made symmetric. Bias scales always follow from input and weight scales.
+        /// </summary>
+        public Func<Calibration.TensorStatistics, Calibration.TensorRange?>? CustomCalibration { get; set; }
+
         internal QuantizationSettings Freeze()
         {
             if (string.IsNullOrWhiteSpace(ModelFile))
@@ -51,12 +70,20 @@ public sealed partial class QuantizingEstimator
                 throw new ArgumentOutOfRangeException(nameof(MaximumCalibrationRows), MaximumCalibrationRows, "Must be positive, or null for all rows.");
             if (IntraOpNumThreads is <= 0)
                 throw new ArgumentOutOfRangeException(nameof(IntraOpNumThreads), IntraOpNumThreads, "Must be positive, or null for the default.");
+            if (QuantizedBins < 3)
+                throw new ArgumentOutOfRangeException(nameof(QuantizedBins), QuantizedBins, "Must be at least 3.");
+            if (Bins % 2 == 0 || Bins < 2 * QuantizedBins + 1 || Bins > QuantizationDefaults.MaximumBins)
+                throw new ArgumentOutOfRangeException(nameof(Bins), Bins,
+                    $"Must be odd and lie in [2 × QuantizedBins + 1 = {2 * QuantizedBins + 1}, {QuantizationDefaults.MaximumBins}].");
+            if (!(Percentile > 0 && Percentile <= 100))
+                throw new ArgumentOutOfRangeException(nameof(Percentile), Percentile, "Must lie in (0, 100].");
             CheckNames(InputColumnNames, nameof(InputColumnNames));
             CheckNames(OutputColumnNames, nameof(OutputColumnNames));
             var shapes = ShapeDictionary?.ToDictionary(kv => kv.Key, kv => kv.Value?.ToArray()
                 ?? throw new ArgumentException($"The shape of '{kv.Key}' is null.", nameof(ShapeDictionary)));
             return new QuantizationSettings(Path.GetFullPath(ModelFile), InputColumnNames?.ToArray(), OutputColumnNames?.ToArray(),
-                Mode, ActivationCalibration, WeightScale, PerChannelWeights, MaximumCalibrationRows, shapes, IntraOpNumThreads);
+                Mode, ActivationCalibration, WeightScale, PerChannelWeights, MaximumCalibrationRows, shapes, IntraOpNumThreads,
+                Bins, QuantizedBins, Percentile, CustomCalibration);
         }
 
         private static void CheckDefined<T>(T value, string name) where T : struct, Enum

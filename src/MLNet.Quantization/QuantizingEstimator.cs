@@ -1,6 +1,6 @@
 using Microsoft.ML;
 using MLNet.Quantization.Annotate;
-using MLNet.Quantization.Calibrate;
+using MLNet.Quantization.Calibration;
 using MLNet.Quantization.Onnx;
 using MLNet.Quantization.Realize;
 

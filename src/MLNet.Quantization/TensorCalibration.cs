@@ -1,7 +1,7 @@
 namespace MLNet.Quantization;
 
 /// <summary>The quantization parameters chosen for one tensor of the model.</summary>
-public sealed class TensorCalibration
+public sealed record TensorCalibration
 {
     /// <summary>The tensor's name in the float model (after BatchNormalization folding).</summary>
     public string Tensor { get; init; } = "";
@@ -38,6 +38,9 @@ public sealed class TensorCalibration
 
     /// <summary>Per output channel scales of a per-channel weight or bias; empty when the tensor has one scale.</summary>
     public IReadOnlyList<float> ChannelScales { get; init; } = Array.Empty<float>();
+
+    /// <summary>Why the tensor was treated specially (for example a bias kept in float because int32 could not hold it); empty otherwise.</summary>
+    public string Note { get; init; } = "";
 
     /// <inheritdoc/>
     public override string ToString() =>

@@ -1,9 +1,9 @@
 using MLNet.Quantization.Annotate;
 using MLNet.Quantization.Onnx;
 
-namespace MLNet.Quantization.Calibrate;
+namespace MLNet.Quantization.Calibration;
 
-/// <summary>Step 4 of <c>Fit</c>: turns statistics into thresholds, scales and zero points, and weights into int8.</summary>
+/// <summary>Step 4 of <c>Fit</c>: turns statistics into ranges, scales and zero points, and weights into int8.</summary>
 internal static class Calibrator
 {
     public static QuantizationParameters Calibrate(
@@ -11,13 +11,15 @@ internal static class Calibrator
     {
         var table = new List<TensorCalibration>();
         var activations = new Dictionary<string, ActivationParameters>();
+        var search = settings.ActivationSearch;
         foreach (var mark in plan.Activations.Where(a => a.ShareScaleWith is null))
         {
             var stats = statistics[mark.Tensor];
-            float threshold = (float)ActivationThreshold(stats, settings);
-            var p = ActivationParameters(threshold, stats.NonNegative);
+            var custom = Custom(stats, settings);
+            var range = custom ?? (stats.Histogram is null ? Extremes(stats) : search.Search(stats.Histogram));
+            var p = ActivationParameters(range);
             activations[mark.Tensor] = p;
-            table.Add(Entry(mark, threshold, p, settings.ActivationCalibration.ToString()));
+            table.Add(Entry(mark, range.Threshold, p, custom is null ? settings.ActivationCalibration.ToString() : "Custom"));
         }
         foreach (var mark in plan.Activations.Where(a => a.ShareScaleWith is not null))
         {
@@ -33,16 +35,21 @@ internal static class Calibrator
             if (weights.ContainsKey(mark.Tensor)) continue;
             var tensor = graph.FindConstant(mark.Tensor)!;
             var dims = Tensors.Dims(tensor);
+            var values = Tensors.ReadFloats(tensor);
             int? axis = settings.PerChannelWeights && mark.Axis < dims.Length ? mark.Axis : null;
-            var w = WeightQuantizer.Quantize(mark.Tensor, dims, Tensors.ReadFloats(tensor), axis, settings.WeightScale);
+            var custom = settings.CustomCalibration is null ? null : Custom(WeightStatistics(mark, values, settings.Bins), settings);
+            var w = custom is { } range
+                ? WeightQuantizer.Quantize(mark.Tensor, dims, values, range.Threshold)
+                : WeightQuantizer.Quantize(mark.Tensor, dims, values, axis, settings.WeightScale);
             weights[mark.Tensor] = w;
             float maxScale = w.Scales.Max();
             table.Add(new TensorCalibration
             {
                 Tensor = mark.Tensor, Role = TensorRole.Weight, Node = mark.Node, OpType = mark.OpType,
-                Threshold = settings.WeightScale == WeightScaleMethod.PowerOfTwo ? maxScale * 128 : maxScale * 127,
-                Scale = maxScale, ZeroPoint = 0, ElementType = "int8", Method = settings.WeightScale.ToString(),
-                ChannelScales = axis is null ? Array.Empty<float>() : w.Scales,
+                Threshold = custom?.Threshold ?? (settings.WeightScale == WeightScaleMethod.PowerOfTwo ? maxScale * 128 : maxScale * 127),
+                Scale = maxScale, ZeroPoint = 0, ElementType = "int8",
+                Method = custom is null ? settings.WeightScale.ToString() : "Custom",
+                ChannelScales = w.Axis is null ? Array.Empty<float>() : w.Scales,
             });
         }
 
@@ -55,38 +62,60 @@ internal static class Calibrator
             var values = Tensors.ReadFloats(tensor);
             if (weight.Scales.Length != 1 && weight.Scales.Length != values.Length)
                 continue; // A bias that does not match the weight's channels stays float.
-            var b = WeightQuantizer.QuantizeBias(mark.Tensor, Tensors.Dims(tensor), values, input.Scale, weight.Scales);
-            biases[(mark.Node, mark.Tensor)] = b;
-            table.Add(new TensorCalibration
+            var entry = new TensorCalibration
             {
                 Tensor = mark.Tensor, Role = TensorRole.Bias, Node = mark.Node, OpType = mark.OpType,
-                Threshold = values.Length == 0 ? 0 : values.Max(Math.Abs), Scale = b.Scales.Max(), ZeroPoint = 0,
-                ElementType = "int32", Method = "InputScaleTimesWeightScale",
+                Threshold = values.Length == 0 ? 0 : values.Max(Math.Abs), ZeroPoint = 0,
+            };
+            var problem = WeightQuantizer.BiasProblem(values, input.Scale, weight.Scales);
+            if (problem is not null)
+            {
+                table.Add(entry with { ElementType = "float", Method = "KeptFloat", Note = problem });
+                continue;
+            }
+            var b = WeightQuantizer.QuantizeBias(mark.Tensor, Tensors.Dims(tensor), values, input.Scale, weight.Scales);
+            biases[(mark.Node, mark.Tensor)] = b;
+            table.Add(entry with
+            {
+                Scale = b.Scales.Max(), ElementType = "int32", Method = "InputScaleTimesWeightScale",
                 ChannelScales = b.Scales.Length == 1 ? Array.Empty<float>() : b.Scales,
             });
         }
         return new QuantizationParameters(activations, weights, biases, new CalibrationTable(table));
     }
 
-    /// <summary>
-    /// The activation threshold T of the configured method. Never-negative tensors are clipped to [0, T] and use
-    /// 2 × quantizedBins + 1 quantized bins in the KL search (MXNet's uint8 widening); others to [−T, T].
-    /// </summary>
-    internal static double ActivationThreshold(TensorStatistics stats, QuantizationSettings settings) =>
-        settings.ActivationCalibration switch
-        {
-            CalibrationMethod.Max => stats.NonNegative ? stats.Max : stats.AbsMax,
-            CalibrationMethod.KlDivergence => ThresholdSearch.KlDivergence(stats.Histogram!,
-                stats.NonNegative ? 2 * settings.QuantizedBins + 1 : settings.QuantizedBins),
-            CalibrationMethod.Percentile => ThresholdSearch.Percentile(stats.Histogram!, settings.Percentile),
-            _ => throw new ArgumentOutOfRangeException(nameof(settings), settings.ActivationCalibration, null),
-        };
+    private static TensorRange Extremes(TensorStatistics stats) =>
+        TensorRange.FromThreshold(stats.NonNegative ? stats.Max : stats.AbsMax, stats.NonNegative);
 
-    /// <summary>uint8 with zero point 0 and scale T/255 when never negative, else zero point 128 and scale T/127. T = 0 gets scale 1.</summary>
-    internal static ActivationParameters ActivationParameters(float threshold, bool nonNegative) =>
-        threshold <= 0 ? new ActivationParameters(1f, nonNegative ? (byte)0 : (byte)128)
-        : nonNegative ? new ActivationParameters(threshold / 255f, 0)
-        : new ActivationParameters(threshold / 127f, 128);
+    private static TensorRange? Custom(TensorStatistics stats, QuantizationSettings settings)
+    {
+        var range = settings.CustomCalibration?.Invoke(stats);
+        if (range is { } r && (!float.IsFinite(r.Min) || !float.IsFinite(r.Max) || r.Max < r.Min))
+            throw new InvalidOperationException(
+                $"CustomCalibration returned the invalid range [{r.Min}, {r.Max}] for tensor '{stats.Tensor}' ({stats.OpType} '{stats.Node}').");
+        return range;
+    }
+
+    private static TensorStatistics WeightStatistics(WeightMark mark, float[] values, int bins)
+    {
+        var stats = new TensorStatistics(mark.Tensor, TensorRole.Weight, mark.Node, mark.OpType);
+        stats.AddRange(values);
+        stats.Histogram = Histogram.Build(values, bins);
+        return stats;
+    }
+
+    /// <summary>
+    /// uint8 parameters of a range: zero point 0 and scale T/255 over [0, T] when the range is non-negative, else zero
+    /// point 128 and scale T/127 over [−T, T]. T = 0 (an all-zero tensor) gets scale 1, which represents 0 exactly.
+    /// </summary>
+    internal static ActivationParameters ActivationParameters(TensorRange range)
+    {
+        float t = range.Threshold;
+        bool nonNegative = range.Min >= 0;
+        return t <= 0 ? new ActivationParameters(1f, nonNegative ? (byte)0 : (byte)128)
+            : nonNegative ? new ActivationParameters(t / 255f, 0)
+            : new ActivationParameters(t / 127f, 128);
+    }
 
     private static TensorCalibration Entry(ActivationMark mark, float threshold, ActivationParameters p, string method) => new()
     {

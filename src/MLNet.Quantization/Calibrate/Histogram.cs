@@ -1,81 +1,140 @@
-namespace MLNet.Quantization.Calibrate;
+namespace MLNet.Quantization.Calibration;
 
 /// <summary>
-/// A fixed-range histogram with NumPy <c>histogram</c> semantics: <c>Bins</c> equal bins over [Min, Max], each bin
-/// half-open except the last, which is closed. Values outside the range are not counted (the calibration passes fix
-/// the range to ±max|x| before counting, so none are). Counts are exact integers, so histograms built from shards
-/// of the data merge into exactly the histogram of all the data, whatever the order.
+/// A fixed-range histogram with NumPy <c>histogram</c> semantics: <see cref="Bins"/> equal bins over [<see cref="Min"/>,
+/// <see cref="Max"/>], each half-open except the last, which is closed. It also records the smallest and largest value
+/// it was given. Counts are exact integers, so histograms of shards of the data merge into exactly the histogram of all
+/// of it, whatever the order, batch size or number of threads.
 /// </summary>
-internal sealed class Histogram
+public sealed class Histogram
 {
+    private readonly long[] _counts;
+    private readonly double[] _edges;
     private readonly double _norm;
 
+    /// <summary>Creates an empty histogram of <paramref name="bins"/> equal bins over [<paramref name="min"/>, <paramref name="max"/>].</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="bins"/> is below 1.</exception>
+    /// <exception cref="ArgumentException">The range is empty, reversed or not finite.</exception>
     public Histogram(double min, double max, int bins)
     {
         if (bins < 1) throw new ArgumentOutOfRangeException(nameof(bins), bins, "A histogram needs at least one bin.");
-        if (!(max >= min) || double.IsInfinity(min) || double.IsInfinity(max))
+        if (!(max >= min) || !double.IsFinite(min) || !double.IsFinite(max))
             throw new ArgumentException($"Invalid histogram range [{min}, {max}].", nameof(max));
         Min = min;
         Max = max;
-        Counts = new long[bins];
+        _counts = new long[bins];
         _norm = max > min ? bins / (max - min) : 0;
+        // NumPy's linspace: first + i * step, with the last edge set to max exactly.
+        double step = (max - min) / bins;
+        _edges = new double[bins + 1];
+        for (int i = 0; i < bins; i++) _edges[i] = min + i * step;
+        _edges[bins] = max;
     }
 
-    /// <summary>A histogram over [−absMax, absMax], as the KL search expects; the zero bin is the middle one.</summary>
+    /// <summary>An empty histogram over [−<paramref name="absMax"/>, <paramref name="absMax"/>]: the layout the KL search expects.</summary>
     public static Histogram Symmetric(double absMax, int bins) => new(-absMax, absMax, bins);
 
+    /// <summary>The histogram of <paramref name="values"/> over ±max|x| (NumPy <c>histogram(x, bins, range=(-m, m))</c>).</summary>
+    /// <exception cref="ArgumentException">A value is not finite.</exception>
+    public static Histogram Build(ReadOnlySpan<float> values, int bins = 8001)
+    {
+        float absMax = 0;
+        foreach (var v in values)
+        {
+            if (!float.IsFinite(v)) throw new ArgumentException($"The values hold a non-finite value ({v}).", nameof(values));
+            absMax = Math.Max(absMax, Math.Abs(v));
+        }
+        var histogram = Symmetric(absMax, bins);
+        histogram.Add(values);
+        return histogram;
+    }
+
+    /// <summary>The left edge of the first bin.</summary>
     public double Min { get; }
 
+    /// <summary>The right edge of the last bin.</summary>
     public double Max { get; }
 
-    public long[] Counts { get; }
+    /// <summary>The number of bins.</summary>
+    public int Bins => _counts.Length;
 
-    public int Bins => Counts.Length;
+    /// <summary>The count of each bin.</summary>
+    public ReadOnlySpan<long> Counts => _counts;
 
+    /// <summary>The width of each bin.</summary>
     public double BinWidth => (Max - Min) / Bins;
 
-    /// <summary>The left edge of bin <paramref name="i"/> (i = Bins gives Max), as NumPy's <c>linspace</c> computes it.</summary>
-    public double Edge(int i) => i == Bins ? Max : Min + i * BinWidth;
+    /// <summary>The smallest value counted, or +∞ when none was.</summary>
+    public double ObservedMin { get; private set; } = double.PositiveInfinity;
 
-    public long Total => Counts.Sum();
+    /// <summary>The largest value counted, or −∞ when none was.</summary>
+    public double ObservedMax { get; private set; } = double.NegativeInfinity;
 
-    /// <summary>Counts <paramref name="values"/>.</summary>
+    /// <summary>True when no counted value was negative.</summary>
+    public bool NonNegative => ObservedMin >= 0;
+
+    /// <summary>The number of values counted.</summary>
+    public long Total { get; private set; }
+
+    internal long[] RawCounts => _counts;
+
+    /// <summary>Edge <paramref name="i"/>: the left edge of bin i, and <see cref="Max"/> for i = <see cref="Bins"/>.</summary>
+    public double Edge(int i) => _edges[i];
+
+    /// <summary>Counts <paramref name="values"/>; values outside [Min, Max] are not counted.</summary>
     public void Add(ReadOnlySpan<float> values)
     {
-        int last = Bins - 1;
-        var counts = Counts;
-        if (_norm == 0)
-        {
-            // Degenerate range: NumPy widens it to [v − 0.5, v + 0.5]; every value that equals v falls in the middle bin.
-            foreach (var v in values)
-                if (v == Min) counts[Bins / 2]++;
-            return;
-        }
+        int last = _counts.Length - 1;
+        var counts = _counts;
+        var edges = _edges;
         double min = Min, max = Max, norm = _norm;
+        float lo = float.PositiveInfinity, hi = float.NegativeInfinity;
+        long counted = 0;
         foreach (var f in values)
         {
             double v = f;
-            if (v < min || v > max) continue;
+            if (!(v >= min && v <= max)) continue;
+            if (f < lo) lo = f;
+            if (f > hi) hi = f;
+            counted++;
+            if (norm == 0)
+            {
+                counts[last / 2]++; // a degenerate range holds one value, which NumPy puts in the middle bin
+                continue;
+            }
             int index = (int)((v - min) * norm);
             if (index >= last)
             {
                 index = last;
+                if (v < edges[last]) index--;
             }
-            else
+            else if (v < edges[index])
             {
-                // NumPy's correction for rounding at the edges.
-                if (v < Edge(index)) index--;
-                else if (v >= Edge(index + 1) && index + 1 < Bins) index++;
+                index--; // NumPy's correction where (v - min) * norm rounds up across an edge
+            }
+            else if (v >= edges[index + 1] && index + 1 < last + 1)
+            {
+                index++;
             }
             counts[index]++;
         }
+        if (counted == 0) return;
+        Total += counted;
+        ObservedMin = Math.Min(ObservedMin, lo);
+        ObservedMax = Math.Max(ObservedMax, hi);
     }
 
-    /// <summary>Adds the counts of another histogram with the same range and bins.</summary>
+    /// <summary>Adds the counts of <paramref name="other"/>, which must have the same range and bins.</summary>
+    /// <exception cref="ArgumentException">The ranges or bin counts differ.</exception>
     public void Merge(Histogram other)
     {
+        if (other is null) throw new ArgumentNullException(nameof(other));
         if (other.Bins != Bins || other.Min != Min || other.Max != Max)
-            throw new ArgumentException("Only histograms with the same range and bins can be merged.", nameof(other));
-        for (int i = 0; i < Counts.Length; i++) Counts[i] += other.Counts[i];
+            throw new ArgumentException(
+                $"Only histograms with the same range and bins merge: [{Min}, {Max}]×{Bins} vs [{other.Min}, {other.Max}]×{other.Bins}.", nameof(other));
+        for (int i = 0; i < _counts.Length; i++) _counts[i] += other._counts[i];
+        Total += other.Total;
+        ObservedMin = Math.Min(ObservedMin, other.ObservedMin);
+        ObservedMax = Math.Max(ObservedMax, other.ObservedMax);
     }
 }

@@ -2,7 +2,7 @@ using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.OnnxRuntime;
 
-namespace MLNet.Quantization.Calibrate;
+namespace MLNet.Quantization.Calibration;
 
 /// <summary>Turns one column of an IDataView cursor into the ONNX Runtime tensor of one model input, row by row.</summary>
 internal abstract class InputFeed

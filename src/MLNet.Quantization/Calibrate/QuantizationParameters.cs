@@ -1,4 +1,4 @@
-namespace MLNet.Quantization.Calibrate;
+namespace MLNet.Quantization.Calibration;
 
 /// <summary>uint8 parameters of an activation: <c>q = clamp(round(x / Scale) + ZeroPoint, 0, 255)</c>.</summary>
 internal sealed record ActivationParameters(float Scale, byte ZeroPoint);

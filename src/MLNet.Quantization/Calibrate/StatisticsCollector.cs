@@ -5,7 +5,7 @@ using MLNet.Quantization.Annotate;
 using MLNet.Quantization.Onnx;
 using Onnx;
 
-namespace MLNet.Quantization.Calibrate;
+namespace MLNet.Quantization.Calibration;
 
 /// <summary>
 /// Step 3 of <c>Fit</c>: streams the calibration rows through the float model, with every marked activation exposed as
@@ -32,7 +32,8 @@ internal static class StatisticsCollector
             ? session.InputMetadata[t].ElementDataType == TensorElementType.Float
             : session.OutputMetadata.TryGetValue(t, out var meta) && meta.ElementDataType == TensorElementType.Float);
 
-        var stats = plan.Activations.Where(a => a.ShareScaleWith is null).ToDictionary(a => a.Tensor, a => new TensorStatistics(a.Tensor));
+        var stats = plan.Activations.Where(a => a.ShareScaleWith is null)
+            .ToDictionary(a => a.Tensor, a => new TensorStatistics(a.Tensor, TensorRole.Activation, a.Node, a.OpType));
         var outputNames = stats.Keys.Where(t => !inputs.Contains(t)).ToArray();
         var quantizedInputs = stats.Keys.Where(inputs.Contains).ToHashSet();
 

@@ -1,27 +1,52 @@
-namespace MLNet.Quantization.Calibrate;
+namespace MLNet.Quantization.Calibration;
 
-/// <summary>What the calibration passes learned of one activation tensor: its range and, for KL and percentile, its histogram.</summary>
-internal sealed class TensorStatistics
+/// <summary>
+/// What calibration learned of one tensor: its range over all calibration rows and, when a histogram-based method or a
+/// <c>CustomCalibration</c> callback needs it, its histogram over ±max|x|. Weights are described the same way, from
+/// their values.
+/// </summary>
+public sealed class TensorStatistics
 {
-    public TensorStatistics(string tensor) => Tensor = tensor;
+    internal TensorStatistics(string tensor, TensorRole role, string node, string opType)
+    {
+        Tensor = tensor;
+        Role = role;
+        Node = node;
+        OpType = opType;
+    }
 
+    /// <summary>The tensor's name.</summary>
     public string Tensor { get; }
 
+    /// <summary>Activation or weight.</summary>
+    public TensorRole Role { get; }
+
+    /// <summary>The node that asked for the tensor to be quantized.</summary>
+    public string Node { get; }
+
+    /// <summary>The op type of <see cref="Node"/>.</summary>
+    public string OpType { get; }
+
+    /// <summary>The smallest value seen (+∞ before any).</summary>
     public double Min { get; private set; } = double.PositiveInfinity;
 
+    /// <summary>The largest value seen (−∞ before any).</summary>
     public double Max { get; private set; } = double.NegativeInfinity;
 
+    /// <summary>The number of values seen.</summary>
     public long Count { get; private set; }
 
-    public double AbsMax => Math.Max(Math.Abs(Min), Math.Abs(Max));
+    /// <summary>max(|Min|, |Max|).</summary>
+    public double AbsMax => Count == 0 ? 0 : Math.Max(Math.Abs(Min), Math.Abs(Max));
 
     /// <summary>True when no value was negative: the tensor is quantized as uint8 with zero point 0.</summary>
     public bool NonNegative => Min >= 0;
 
-    public Histogram? Histogram { get; set; }
+    /// <summary>The histogram over ±max|x|, or null when the configured method needs none.</summary>
+    public Histogram? Histogram { get; internal set; }
 
     /// <summary>Folds <paramref name="values"/> into the range; returns the index of the first non-finite value, or −1.</summary>
-    public int AddRange(ReadOnlySpan<float> values)
+    internal int AddRange(ReadOnlySpan<float> values)
     {
         float min = float.PositiveInfinity, max = float.NegativeInfinity;
         for (int i = 0; i < values.Length; i++)

@@ -1,4 +1,4 @@
-using MLNet.Quantization.Calibrate;
+using MLNet.Quantization.Calibration;
 using MLNet.Quantization.Onnx;
 
 namespace MLNet.Quantization.Realize;

@@ -1,5 +1,5 @@
 using MLNet.Quantization.Annotate;
-using MLNet.Quantization.Calibrate;
+using MLNet.Quantization.Calibration;
 using MLNet.Quantization.Onnx;
 
 namespace MLNet.Quantization.Realize;

@@ -1,7 +1,7 @@
 using Microsoft.VisualStudio.TestTools.UnitTesting;
-using MLNet.Quantization.Calibrate;
+using MLNet.Quantization.Calibration;
 
-namespace MLNet.Quantization.Tests.Calibrate;
+namespace MLNet.Quantization.Tests.Calibration;
 
 [TestClass]
 public sealed class HistogramTests
@@ -12,7 +12,10 @@ public sealed class HistogramTests
         // np.histogram([-1, -0.5, 0, 0.5, 1], bins=4, range=(-1, 1)) == [1, 1, 1, 2]
         var h = new Histogram(-1, 1, 4);
         h.Add(new[] { -1f, -0.5f, 0f, 0.5f, 1f });
-        CollectionAssert.AreEqual(new long[] { 1, 1, 1, 2 }, h.Counts);
+        CollectionAssert.AreEqual(new long[] { 1, 1, 1, 2 }, h.Counts.ToArray());
+        Assert.AreEqual(-1, h.ObservedMin);
+        Assert.AreEqual(1, h.ObservedMax);
+        Assert.AreEqual(5L, h.Total);
     }
 
     [TestMethod]
@@ -35,8 +38,20 @@ public sealed class HistogramTests
         second.Add(values.AsSpan(3_333));
         first.Add(values.AsSpan(0, 3_333));
         first.Merge(second);
-        CollectionAssert.AreEqual(whole.Counts, first.Counts);
+        CollectionAssert.AreEqual(whole.Counts.ToArray(), first.Counts.ToArray());
+        Assert.AreEqual(whole.ObservedMin, first.ObservedMin);
+        Assert.AreEqual(whole.Total, first.Total);
         Assert.ThrowsExactly<ArgumentException>(() => first.Merge(Histogram.Symmetric(1, 8001)));
+    }
+
+    [TestMethod]
+    public void BuildSpansPlusMinusTheLargestMagnitudeAndRejectsNaN()
+    {
+        var h = Histogram.Build(new[] { -0.5f, 2f, 0f }, 5);
+        Assert.AreEqual(-2, h.Min);
+        Assert.AreEqual(2, h.Max);
+        Assert.IsFalse(h.NonNegative);
+        Assert.ThrowsExactly<ArgumentException>(() => Histogram.Build(new[] { 1f, float.NaN }));
     }
 
     [TestMethod]
@@ -48,7 +63,7 @@ public sealed class HistogramTests
         {
             var single = Histogram.Symmetric(h.Max, 8001);
             single.Add(new[] { v });
-            int bin = Array.FindIndex(single.Counts, c => c == 1);
+            int bin = single.Counts.IndexOf(1L);
             Assert.IsTrue(v >= single.Edge(bin) && (v < single.Edge(bin + 1) || bin == 8000), $"{v} in bin {bin}");
         }
     }

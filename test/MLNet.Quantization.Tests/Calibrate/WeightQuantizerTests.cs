@@ -1,7 +1,7 @@
 using Microsoft.VisualStudio.TestTools.UnitTesting;
-using MLNet.Quantization.Calibrate;
+using MLNet.Quantization.Calibration;
 
-namespace MLNet.Quantization.Tests.Calibrate;
+namespace MLNet.Quantization.Tests.Calibration;
 
 [TestClass]
 public sealed class WeightQuantizerTests
