@@ -13,6 +13,7 @@ public sealed class ResNet18Tests
     private static QuantizingTransformer? _int8;
     private static QuantizingTransformer? _simulated;
     private static IDataView? _heldOut;
+    private static IDataView? _calibration;
     private static ITransformer? _float;
 
     [ClassInitialize]
@@ -23,6 +24,7 @@ public sealed class ResNet18Tests
         var calibration = ResNet18Fixture.Images(mlContext, "train-subset", 0, 64);
         var preprocessor = preprocess.Fit(calibration);
         var rows = preprocessor.Transform(calibration);
+        _calibration = rows;
         _heldOut = preprocessor.Transform(ResNet18Fixture.Images(mlContext, "test-subset", 0, 48));
         _int8 = mlContext.Transforms.QuantizeCalibrated(ResNet18Model.ResNet18).Fit(rows);
         _simulated = mlContext.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
@@ -94,6 +96,16 @@ public sealed class ResNet18Tests
         Assert.AreEqual(0, ops.GetValueOrDefault("Conv") + ops.GetValueOrDefault("Add"), summary);
         Assert.AreEqual(1, ops.GetValueOrDefault("QuantizeLinear"), $"only the model input is quantized in float: {summary}");
         Assert.AreEqual(1, ops.GetValueOrDefault("DequantizeLinear"), $"only the model output is dequantized: {summary}");
+    }
+
+    [TestMethod]
+    public void ActivationThresholdsAreIdenticalForShuffledRows()
+    {
+        var mlContext = new MLContext(seed: 3);
+        var shuffled = mlContext.Data.ShuffleRows(_calibration!, seed: 5, shufflePoolSize: 1000);
+        using var again = mlContext.Transforms.QuantizeCalibrated(ResNet18Model.ResNet18).Fit(shuffled);
+        CollectionAssert.AreEqual(_int8!.Calibration.Select(c => c.Threshold).ToArray(), again.Calibration.Select(c => c.Threshold).ToArray());
+        CollectionAssert.AreEqual(_int8.Calibration.Select(c => c.Scale).ToArray(), again.Calibration.Select(c => c.Scale).ToArray());
     }
 
     [TestMethod]

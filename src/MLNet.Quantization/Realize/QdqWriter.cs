@@ -26,6 +26,9 @@ internal static class QdqWriter
         foreach (var mark in plan.Activations)
             QuantizeActivation(graph, mark.Tensor, parameters.Activations[mark.Tensor], emitter);
 
+        foreach (var mark in plan.Biases.Where(b => !parameters.Biases.ContainsKey((b.Node, b.Tensor))))
+            DetachFloatBias(graph, Node(graph, mark.Node), mark.InputIndex);
+
         foreach (var group in plan.Weights.GroupBy(w => w.Tensor))
         {
             var target = graph.UniqueName(group.Key + "_dequantized");
@@ -57,6 +60,23 @@ internal static class QdqWriter
         var producer = graph.Producer(relu.Input[0])!;
         producer.Output[producer.Output.IndexOf(relu.Input[0])] = reluOutput;
         graph.Graph.Node.Remove(relu);
+    }
+
+    // ONNX Runtime fuses DequantizeLinear → Conv → QuantizeLinear into QLinearConv even when the bias is float, and then
+    // quantizes that bias itself, overflowing where int32 cannot hold it. A bias kept float therefore moves into an Add
+    // after the Conv, which stops the fusion and keeps the result right.
+    private static void DetachFloatBias(OnnxGraph graph, global::Onnx.NodeProto node, int index)
+    {
+        var bias = graph.FindConstant(node.Input[index])!;
+        int spatial = node.OpType == "Conv" ? Math.Max(0, (int)graph.FindConstant(node.Input[1])!.Dims.Count - 2) : 0;
+        var dims = new[] { bias.Dims[0] }.Concat(Enumerable.Repeat(1L, spatial)).ToArray();
+        var reshaped = graph.UniqueName(node.Input[index] + "_broadcast");
+        graph.Graph.Initializer.Add(Tensors.FromFloats(reshaped, dims, Tensors.ReadFloats(bias)));
+        var output = node.Output[0];
+        var withoutBias = graph.UniqueName(output + "_without_bias");
+        node.Output[0] = withoutBias;
+        node.Input.RemoveAt(index);
+        graph.Graph.Node.Add(OnnxGraph.MakeNode("Add", graph.UniqueName(node.Name + "_bias"), new[] { withoutBias, reshaped }, new[] { output }));
     }
 
     private static void QuantizeActivation(OnnxGraph graph, string tensor, ActivationParameters p, IQdqEmitter emitter)

@@ -1,0 +1,106 @@
+using Microsoft.ML;
+using Microsoft.VisualStudio.TestTools.UnitTesting;
+using MLNet.Quantization.Calibration;
+
+namespace MLNet.Quantization.Tests.Calibration;
+
+[TestClass]
+public sealed class CalibratorTests
+{
+    private static string ConvModel(TempDirectory directory, float biasOffset = 0) => new TinyModel()
+        .Input("X", 1, 2, 6, 6).Output("Y", 1, 3, 6, 6)
+        .Weight("W", new long[] { 3, 2, 3, 3 }).Weight("B", new long[] { 3 }, 0.2f, biasOffset)
+        .Node("Conv", new[] { "X", "W", "B" }, new[] { "C" }, TinyModel.Ints("pads", 1, 1, 1, 1))
+        .Node("Relu", new[] { "C" }, new[] { "Y" })
+        .Save(directory.Path);
+
+    private static IDataView Rows(MLContext ml, int seed = 11, int count = 32) => TinyData.X(ml, TinyData.Normal(count, 72, seed), 72);
+
+    private static QuantizingTransformer Fit(string model, IDataView rows, Action<QuantizingEstimator.Options>? configure = null)
+    {
+        var options = new QuantizingEstimator.Options { ModelFile = model };
+        configure?.Invoke(options);
+        return new MLContext(seed: 1).Transforms.QuantizeCalibrated(options).Fit(rows);
+    }
+
+    [TestMethod]
+    public void CustomCalibrationOverridesTheChosenTensorsOnly()
+    {
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        var seen = new List<TensorStatistics>();
+        using var model = Fit(ConvModel(directory), Rows(ml), o => o.CustomCalibration = stats =>
+        {
+            seen.Add(stats);
+            return stats.Tensor == "X" ? new TensorRange(-8, 8) : null;
+        });
+
+        CollectionAssert.AreEquivalent(new[] { "X", "Y", "W" }, seen.Select(s => s.Tensor).ToArray());
+        Assert.IsTrue(seen.All(s => s.Histogram is not null), "the callback gets histograms");
+        Assert.AreEqual(TensorRole.Weight, seen.Single(s => s.Tensor == "W").Role);
+        var x = model.Calibration.Find("X", TensorRole.Activation)!;
+        Assert.AreEqual("Custom", x.Method);
+        Assert.AreEqual(8f, x.Threshold);
+        Assert.AreEqual(8f / 127, x.Scale);
+        Assert.AreEqual("KlDivergence", model.Calibration.Find("Y", TensorRole.Activation)!.Method);
+    }
+
+    [TestMethod]
+    public void AnInvalidCustomRangeNamesTheTensor()
+    {
+        using var directory = new TempDirectory();
+        var error = Assert.ThrowsExactly<InvalidOperationException>(() => Fit(ConvModel(directory), Rows(new MLContext()),
+            o => o.CustomCalibration = s => s.Tensor == "Y" ? new TensorRange(1, float.NaN) : null));
+        StringAssert.Contains(error.Message, "'Y'");
+    }
+
+    [TestMethod]
+    public void ABiasBeyondInt32StaysFloatWithANote()
+    {
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        var path = ConvModel(directory, biasOffset: 3e7f);
+        using var model = Fit(path, Rows(ml), o => o.ActivationCalibration = CalibrationMethod.Max);
+
+        var bias = model.Calibration.Find("B", TensorRole.Bias)!;
+        Assert.AreEqual("float", bias.ElementType);
+        Assert.AreEqual("KeptFloat", bias.Method);
+        StringAssert.Contains(bias.Note, "beyond int32");
+        var expected = TinyData.Column(ml.Transforms.ApplyOnnxModel(path).Fit(Rows(ml)).Transform(Rows(ml)), "Y");
+        var actual = TinyData.Column(model.Transform(Rows(ml)), "Y");
+        Assert.IsTrue(expected.Zip(actual, TinyData.Cosine).Min() > 0.9999, $"the float bias keeps the output right: {expected[0][0]} vs {actual[0][0]}, {string.Join(",", model.Calibration)}");
+    }
+
+    [TestMethod]
+    public void ThresholdsDoNotDependOnRowOrder()
+    {
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        var rows = TinyData.Normal(40, 72, seed: 5);
+        var shuffled = rows.OrderBy(r => r[3]).ToArray();
+        using var a = Fit(ConvModel(directory), TinyData.X(ml, rows, 72));
+        using var b = Fit(ConvModel(directory), TinyData.X(ml, shuffled, 72));
+        CollectionAssert.AreEqual(a.Calibration.Select(c => c.Threshold).ToArray(), b.Calibration.Select(c => c.Threshold).ToArray());
+        CollectionAssert.AreEqual(a.Calibration.Select(c => c.Scale).ToArray(), b.Calibration.Select(c => c.Scale).ToArray());
+    }
+
+    [TestMethod]
+    public void EveryMethodCalibratesAndPowerOfTwoGivesPowersOfTwo()
+    {
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        foreach (var method in Enum.GetValues<CalibrationMethod>())
+        {
+            using var model = Fit(ConvModel(directory), Rows(ml), o => { o.ActivationCalibration = method; o.WeightScale = WeightScaleMethod.PowerOfTwo; });
+            foreach (var entry in model.Calibration.Where(c => c.Role == TensorRole.Activation))
+            {
+                Assert.AreEqual(method.ToString(), entry.Method);
+                Assert.IsTrue(entry.Threshold > 0 && float.IsFinite(entry.Scale));
+                if (method == CalibrationMethod.KlDivergencePowerOfTwo)
+                    Assert.AreEqual(Math.Round(Math.Log2(entry.Threshold)), Math.Log2(entry.Threshold), 1e-9, entry.ToString());
+            }
+            var weight = model.Calibration.Find("W", TensorRole.Weight)!;
+            Assert.IsTrue(weight.ChannelScales.All(s => Math.Log2(s) == Math.Round(Math.Log2(s))), "power-of-two weight scales");
+        }
+    }
+}
