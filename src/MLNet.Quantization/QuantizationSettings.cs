@@ -18,7 +18,9 @@ internal sealed record QuantizationSettings(
     int Bins,
     int QuantizedBins,
     double Percentile,
-    Func<Calibration.TensorStatistics, Calibration.TensorRange?>? CustomCalibration)
+    Func<Calibration.TensorStatistics, Calibration.TensorRange?>? CustomCalibration,
+    IReadOnlyList<string>? ExcludeNodes,
+    IReadOnlyList<string>? ExcludeOpTypes)
 {
     /// <summary>Whether the activation thresholds need histograms (a second pass over the data).</summary>
     public bool NeedsHistograms => ActivationCalibration != CalibrationMethod.Max || CustomCalibration is not null;

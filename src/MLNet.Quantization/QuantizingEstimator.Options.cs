@@ -38,6 +38,12 @@ public sealed partial class QuantizingEstimator
         /// </summary>
         public int? IntraOpNumThreads { get; set; }
 
+        /// <summary>Nodes kept in float, by name. Each name must be a node of the model; an unknown name is an error that lists the closest names.</summary>
+        public string[]? ExcludeNodes { get; set; }
+
+        /// <summary>Op types kept in float (for example <c>"Add"</c>). Each must occur in the model; an unknown one is an error that lists the closest.</summary>
+        public string[]? ExcludeOpTypes { get; set; }
+
         /// <summary>
         /// Histogram bins of the KL and percentile searches, over ±max|x|. Odd, at least 2 × <see cref="QuantizedBins"/> + 1,
         /// at most 1,000,001. Default 8001 (MXNet/TVM).
@@ -83,7 +89,7 @@ public sealed partial class QuantizingEstimator
                 ?? throw new ArgumentException($"The shape of '{kv.Key}' is null.", nameof(ShapeDictionary)));
             return new QuantizationSettings(Path.GetFullPath(ModelFile), InputColumnNames?.ToArray(), OutputColumnNames?.ToArray(),
                 Mode, ActivationCalibration, WeightScale, PerChannelWeights, MaximumCalibrationRows, shapes, IntraOpNumThreads,
-                Bins, QuantizedBins, Percentile, CustomCalibration);
+                Bins, QuantizedBins, Percentile, CustomCalibration, ExcludeNodes?.ToArray(), ExcludeOpTypes?.ToArray());
         }
 
         private static void CheckDefined<T>(T value, string name) where T : struct, Enum

@@ -45,7 +45,7 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
         var settings = _options.Freeze();
         var model = GraphPreparation.Prepare(OnnxGraph.Load(settings.ModelFile));
         CheckColumnNames(model, settings);
-        var plan = Annotator.Annotate(model);
+        var plan = Annotator.Annotate(model, Exclusions.Create(model, settings.ExcludeNodes, settings.ExcludeOpTypes));
         var statistics = StatisticsCollector.Collect(model, plan, input, settings);
         var parameters = Calibrator.Calibrate(model, plan, statistics, settings);
         var realized = QdqWriter.Realize(model, plan, parameters, settings.Mode);

@@ -1,18 +1,82 @@
 using MLNet.Quantization.Onnx;
+using Onnx;
 
 namespace MLNet.Quantization.Annotate;
 
-/// <summary>Step 2 of <c>Fit</c>: asks each node's handler which of its tensors to quantize.</summary>
+/// <summary>
+/// Step 2 of <c>Fit</c>: asks each node's handler which of its tensors to quantize, keeps the marks of compute-heavy
+/// ops and of the ops next to them (see <see cref="QuantizeWhen"/>), and moves marks past Relus.
+/// </summary>
 internal static class Annotator
 {
-    public static QuantizationPlan Annotate(OnnxGraph graph)
+    public static QuantizationPlan Annotate(OnnxGraph graph, Exclusions? exclusions = null)
     {
-        var plan = new QuantizationPlan();
-        var context = new AnnotationContext(graph, plan);
+        var context = new AnnotationContext(graph);
+        var annotated = new List<NodeMarks>();
         foreach (var node in graph.Graph.Node.Where(n => n.Domain is "" or "ai.onnx"))
-            OpRegistry.Find(node.OpType)?.Annotate(node, context);
+        {
+            if (exclusions?.Excludes(node) == true || OpRegistry.Find(node.OpType) is not { } handler)
+                continue;
+            var marks = context.Begin(node, handler.When);
+            handler.Annotate(node, context);
+            if (!marks.IsEmpty) annotated.Add(marks);
+        }
+
+        var plan = new QuantizationPlan();
+        foreach (var marks in Kept(graph, annotated))
+        {
+            foreach (var a in marks.Activations)
+                if (plan.FindActivation(a.Tensor) is null) plan.Activations.Add(a);
+            plan.Weights.AddRange(marks.Weights);
+            plan.Biases.AddRange(marks.Biases);
+        }
         MoveMarksPastRelu(graph, plan);
         return plan;
+    }
+
+    private static List<NodeMarks> Kept(OnnxGraph graph, List<NodeMarks> annotated)
+    {
+        var kept = annotated.Where(m => m.When == QuantizeWhen.Always).ToHashSet();
+        var byNode = annotated.ToDictionary(m => m.Node);
+        bool changed = true;
+        while (changed)
+        {
+            changed = false;
+            foreach (var marks in annotated.Where(m => !kept.Contains(m)))
+            {
+                bool after = marks.Inputs.Any(t => ProducedByKept(t));
+                bool before = marks.When == QuantizeWhen.NextToQuantizedOp && marks.Outputs.Any(t => ReadByKept(t));
+                if (after || before)
+                    changed |= kept.Add(marks);
+            }
+        }
+        return annotated.Where(kept.Contains).ToList();
+
+        bool ProducedByKept(string tensor)
+        {
+            var producer = graph.Producer(tensor);
+            if (producer?.OpType == "Relu") { tensor = producer.Input[0]; producer = graph.Producer(tensor); }
+            return producer is not null && byNode.TryGetValue(producer, out var m) && kept.Contains(m) && m.Outputs.Contains(tensor);
+        }
+
+        bool ReadByKept(string tensor)
+        {
+            foreach (var reader in graph.Consumers(tensor))
+            {
+                var read = tensor;
+                var node = reader;
+                if (reader.OpType == "Relu")
+                {
+                    read = reader.Output[0];
+                    if (graph.Consumers(read).Any(c => byNode.TryGetValue(c, out var r) && kept.Contains(r) && r.Inputs.Contains(read)))
+                        return true;
+                    continue;
+                }
+                if (byNode.TryGetValue(node, out var m) && kept.Contains(m) && m.Inputs.Contains(read))
+                    return true;
+            }
+            return false;
+        }
     }
 
     // A marked tensor read only by a Relu is quantized after the Relu instead, and the Relu is dropped at realization:
@@ -24,7 +88,7 @@ internal static class Annotator
             var mark = plan.Activations[i];
             var consumers = graph.Consumers(mark.Tensor);
             if (mark.ShareScaleWith is not null || graph.IsGraphOutput(mark.Tensor) || graph.Producer(mark.Tensor) is null
-                || consumers.Count != 1 || consumers[0].OpType != "Relu")
+                || consumers.Count != 1 || consumers[0].OpType != "Relu" || graph.IsReadBySubgraph(mark.Tensor))
                 continue;
             var reluOutput = consumers[0].Output[0];
             plan.Activations.RemoveAt(i);

@@ -21,12 +21,21 @@ internal static class Calibrator
             activations[mark.Tensor] = p;
             table.Add(Entry(mark, range.Threshold, p, custom is null ? settings.ActivationCalibration.ToString() : "Custom"));
         }
-        foreach (var mark in plan.Activations.Where(a => a.ShareScaleWith is not null))
+        // Shared scales may chain (a Reshape after a MaxPool); resolve them in as many rounds as the chains are long.
+        var pending = plan.Activations.Where(a => a.ShareScaleWith is not null).ToList();
+        while (pending.Count > 0)
         {
-            var p = activations[mark.ShareScaleWith!];
-            activations[mark.Tensor] = p;
-            var source = table.First(e => e.Tensor == mark.ShareScaleWith);
-            table.Add(Entry(mark, source.Threshold, p, $"SharedWith({mark.ShareScaleWith})"));
+            var ready = pending.Where(m => activations.ContainsKey(m.ShareScaleWith!)).ToList();
+            if (ready.Count == 0)
+                throw new InvalidOperationException($"Tensor '{pending[0].Tensor}' shares the scale of '{pending[0].ShareScaleWith}', which has none.");
+            foreach (var mark in ready)
+            {
+                var p = activations[mark.ShareScaleWith!];
+                activations[mark.Tensor] = p;
+                var source = table.First(e => e.Tensor == mark.ShareScaleWith);
+                table.Add(Entry(mark, source.Threshold, p, $"SharedWith({mark.ShareScaleWith})"));
+                pending.Remove(mark);
+            }
         }
 
         var weights = new Dictionary<string, QuantizedWeight>();
@@ -36,7 +45,9 @@ internal static class Calibrator
             var tensor = graph.FindConstant(mark.Tensor)!;
             var dims = Tensors.Dims(tensor);
             var values = Tensors.ReadFloats(tensor);
-            int? axis = settings.PerChannelWeights && mark.Axis < dims.Length ? mark.Axis : null;
+            // A weight read by several nodes is per channel only when they all read its channels along the same axis.
+            bool oneAxis = plan.Weights.Where(w => w.Tensor == mark.Tensor).All(w => w.Axis == mark.Axis);
+            int? axis = settings.PerChannelWeights && oneAxis && mark.Axis < dims.Length ? mark.Axis : null;
             var custom = settings.CustomCalibration is null ? null : Custom(WeightStatistics(mark, values, settings.Bins), settings);
             var w = custom is { } range
                 ? WeightQuantizer.Quantize(mark.Tensor, dims, values, range.Threshold)

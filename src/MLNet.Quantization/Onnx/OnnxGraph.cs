@@ -88,6 +88,33 @@ internal sealed class OnnxGraph
 
     public bool IsGraphOutput(string tensor) => Graph.Output.Any(o => o.Name == tensor);
 
+    /// <summary>Whether a subgraph (the body of an If, Loop or Scan) reads <paramref name="tensor"/> from the outer scope.</summary>
+    public bool IsReadBySubgraph(string tensor) => Graph.Node.Any(n => ImplicitInputs(n).Contains(tensor));
+
+    /// <summary>The outer-scope tensors that the subgraphs of <paramref name="node"/> read.</summary>
+    public static HashSet<string> ImplicitInputs(NodeProto node)
+    {
+        var result = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var attribute in node.Attribute)
+        {
+            if (attribute.G is not null) Collect(attribute.G, result);
+            foreach (var g in attribute.Graphs) Collect(g, result);
+        }
+        return result;
+
+        static void Collect(GraphProto g, HashSet<string> result)
+        {
+            var local = new HashSet<string>(g.Input.Select(i => i.Name).Concat(g.Initializer.Select(i => i.Name)).Concat(g.Node.SelectMany(n => n.Output)));
+            foreach (var n in g.Node)
+            {
+                foreach (var input in n.Input)
+                    if (input.Length > 0 && !local.Contains(input)) result.Add(input);
+                foreach (var inner in ImplicitInputs(n))
+                    if (!local.Contains(inner)) result.Add(inner);
+            }
+        }
+    }
+
     /// <summary>Replaces every read of <paramref name="from"/> by a read of <paramref name="to"/>, in nodes and graph outputs.</summary>
     public void RenameTensor(string from, string to)
     {
@@ -157,6 +184,7 @@ internal sealed class OnnxGraph
         var available = new HashSet<string>(Graph.Input.Select(i => i.Name)) { "" };
         available.UnionWith(Graph.Initializer.Select(i => i.Name));
         var pending = Graph.Node.ToList();
+        var produced = new HashSet<string>(pending.SelectMany(n => n.Output));
         var sorted = new List<NodeProto>(pending.Count);
         while (pending.Count > 0)
         {
@@ -164,7 +192,7 @@ internal sealed class OnnxGraph
             for (int i = 0; i < pending.Count; i++)
             {
                 var node = pending[i];
-                if (node.Input.All(available.Contains))
+                if (node.Input.All(available.Contains) && ImplicitInputs(node).All(t => available.Contains(t) || !produced.Contains(t)))
                 {
                     sorted.Add(node);
                     available.UnionWith(node.Output);

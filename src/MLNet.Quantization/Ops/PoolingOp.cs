@@ -13,6 +13,8 @@ internal sealed class PoolingOp : IOpAnnotator
 
     public PoolingOp(bool sharesInputScale) => _sharesInputScale = sharesInputScale;
 
+    public QuantizeWhen When => QuantizeWhen.NextToQuantizedOp;
+
     public void Annotate(NodeProto node, AnnotationContext context)
     {
         if (node.Output.Count != 1)

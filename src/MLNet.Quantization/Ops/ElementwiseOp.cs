@@ -3,9 +3,11 @@ using Onnx;
 
 namespace MLNet.Quantization.Ops;
 
-/// <summary>Add of two activations (residual connections): both inputs and the output → QLinearAdd.</summary>
-internal sealed class AddOp : IOpAnnotator
+/// <summary>Add and Mul of two activations (residual connections): both inputs and the output → QLinearAdd, QLinearMul.</summary>
+internal sealed class ElementwiseOp : IOpAnnotator
 {
+    public QuantizeWhen When => QuantizeWhen.NextToQuantizedOp;
+
     public void Annotate(NodeProto node, AnnotationContext context)
     {
         if (node.Input.Count != 2 || context.IsConstant(node.Input[0]) || context.IsConstant(node.Input[1]))
