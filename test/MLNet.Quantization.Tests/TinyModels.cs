@@ -24,6 +24,34 @@ internal sealed class TinyModel
 
     public TinyModel Output(string name, params long[] dims) { Graph.Output.Add(Value(name, dims)); return this; }
 
+    /// <summary>An input of element type <paramref name="elementType"/>; a dimension of −1 becomes a named, dynamic one.</summary>
+    public TinyModel TypedInput(string name, int elementType, params long[] dims)
+    {
+        var value = Value(name, dims);
+        value.Type.TensorType.ElemType = elementType;
+        for (int i = 0; i < dims.Length; i++)
+            if (dims[i] < 0) value.Type.TensorType.Shape.Dim[i] = new TensorShapeProto.Types.Dimension { DimParam = $"{name}_d{i}" };
+        Graph.Input.Add(value);
+        return this;
+    }
+
+    /// <summary>An output whose dimensions of −1 are dynamic.</summary>
+    public TinyModel DynamicOutput(string name, params long[] dims) => TypedOutput(name, Tensors.Float, dims);
+
+    private TinyModel TypedOutput(string name, int elementType, long[] dims)
+    {
+        var value = Value(name, dims);
+        value.Type.TensorType.ElemType = elementType;
+        for (int i = 0; i < dims.Length; i++)
+            if (dims[i] < 0) value.Type.TensorType.Shape.Dim[i] = new TensorShapeProto.Types.Dimension { DimParam = $"{name}_d{i}" };
+        Graph.Output.Add(value);
+        return this;
+    }
+
+    public TinyModel Node(NodeProto node) { Graph.Node.Add(node); return this; }
+
+    public static ValueInfoProto FloatValue(string name, params long[] dims) => Value(name, dims);
+
     /// <summary>Adds a float initializer with values drawn uniformly from [−scale, scale] (plus <paramref name="offset"/>).</summary>
     public TinyModel Weight(string name, long[] dims, float scale = 0.5f, float offset = 0)
     {

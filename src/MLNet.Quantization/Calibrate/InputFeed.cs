@@ -86,6 +86,8 @@ internal abstract class InputFeed
         private long[] Shape(int length, long row)
         {
             var shape = Dims.Select(d => (long)d).ToArray();
+            // One row is one batch item: a dynamic leading (batch) dimension is 1 when other dimensions are dynamic too.
+            if (shape.Length > 1 && shape[0] <= 0 && shape.Skip(1).Any(d => d <= 0)) shape[0] = 1;
             int dynamic = shape.Count(d => d <= 0);
             long known = shape.Where(d => d > 0).Aggregate(1L, (a, d) => a * d);
             if (dynamic == 0 && known == length) return shape;
