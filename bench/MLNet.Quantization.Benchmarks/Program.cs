@@ -2,12 +2,16 @@ using BenchmarkDotNet.Running;
 using MLNet.Quantization.Benchmarks;
 
 // resnet18 [threads] [calibrationRows] [rounds]: the ResNet18 table (speed through ML.NET, size, agreement).
+// minilm [threads] [calibrationRows] [rounds]: the all-MiniLM-L6-v2 table at 128 tokens.
 // memory [rows...]: peak memory of calibrating ResNet18 on each row count, one child process each.
 // anything else: BenchmarkDotNet over the calibration engine, e.g. --filter '*CalibrationBenchmarks*'.
 switch (args.FirstOrDefault())
 {
     case "resnet18":
         ResNet18Harness.Run(args[1..]);
+        break;
+    case "minilm":
+        MiniLmHarness.Run(args[1..]);
         break;
     case "memory":
         CalibrationMemory.Run(args[1..]);

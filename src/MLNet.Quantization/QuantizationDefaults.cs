@@ -7,6 +7,7 @@ internal static class QuantizationDefaults
     public const CalibrationMethod ActivationCalibration = CalibrationMethod.KlDivergence;
     public const WeightScaleMethod WeightScale = WeightScaleMethod.Max;
     public const bool PerChannelWeights = true;
+    public const bool AsymmetricActivations = false;
 
     /// <summary>Histogram bins of the KL and percentile searches (MXNet/TVM).</summary>
     public const int Bins = 8001;

@@ -20,7 +20,8 @@ internal sealed record QuantizationSettings(
     double Percentile,
     Func<Calibration.TensorStatistics, Calibration.TensorRange?>? CustomCalibration,
     IReadOnlyList<string>? ExcludeNodes,
-    IReadOnlyList<string>? ExcludeOpTypes)
+    IReadOnlyList<string>? ExcludeOpTypes,
+    bool AsymmetricActivations)
 {
     /// <summary>Whether the activation thresholds need histograms (a second pass over the data).</summary>
     public bool NeedsHistograms => ActivationCalibration != CalibrationMethod.Max || CustomCalibration is not null;

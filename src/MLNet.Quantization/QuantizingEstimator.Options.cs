@@ -38,6 +38,13 @@ public sealed partial class QuantizingEstimator
         /// </summary>
         public int? IntraOpNumThreads { get; set; }
 
+        /// <summary>
+        /// Quantize activations that take negative values over their own [min, max] (clipped to the calibrated threshold)
+        /// with a computed zero point, instead of symmetrically around zero point 128. Never-negative activations keep
+        /// zero point 0 either way. Default false. Transformer encoders, whose hidden states are skewed, gain from it.
+        /// </summary>
+        public bool AsymmetricActivations { get; set; } = QuantizationDefaults.AsymmetricActivations;
+
         /// <summary>Nodes kept in float, by name. Each name must be a node of the model; an unknown name is an error that lists the closest names.</summary>
         public string[]? ExcludeNodes { get; set; }
 
@@ -89,7 +96,7 @@ public sealed partial class QuantizingEstimator
                 ?? throw new ArgumentException($"The shape of '{kv.Key}' is null.", nameof(ShapeDictionary)));
             return new QuantizationSettings(Path.GetFullPath(ModelFile), InputColumnNames?.ToArray(), OutputColumnNames?.ToArray(),
                 Mode, ActivationCalibration, WeightScale, PerChannelWeights, MaximumCalibrationRows, shapes, IntraOpNumThreads,
-                Bins, QuantizedBins, Percentile, CustomCalibration, ExcludeNodes?.ToArray(), ExcludeOpTypes?.ToArray());
+                Bins, QuantizedBins, Percentile, CustomCalibration, ExcludeNodes?.ToArray(), ExcludeOpTypes?.ToArray(), AsymmetricActivations);
         }
 
         private static void CheckDefined<T>(T value, string name) where T : struct, Enum

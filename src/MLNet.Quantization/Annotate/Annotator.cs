@@ -26,12 +26,25 @@ internal static class Annotator
         foreach (var marks in Kept(graph, annotated))
         {
             foreach (var a in marks.Activations)
+            {
                 if (plan.FindActivation(a.Tensor) is null) plan.Activations.Add(a);
+                if (marks.Outputs.Contains(a.Tensor))
+                    plan.QuantizedOutputs.Add(a.Tensor);
+                else if (marks.Inputs.Contains(a.Tensor))
+                    Readers(plan, a.Tensor).Add(marks.Node.Name);
+            }
             plan.Weights.AddRange(marks.Weights);
             plan.Biases.AddRange(marks.Biases);
         }
         MoveMarksPastRelu(graph, plan);
         return plan;
+    }
+
+    private static HashSet<string> Readers(QuantizationPlan plan, string tensor)
+    {
+        if (!plan.QuantizedReaders.TryGetValue(tensor, out var readers))
+            plan.QuantizedReaders[tensor] = readers = new HashSet<string>(StringComparer.Ordinal);
+        return readers;
     }
 
     private static List<NodeMarks> Kept(OnnxGraph graph, List<NodeMarks> annotated)
@@ -98,6 +111,9 @@ internal static class Annotator
             else
                 i--;
             plan.FusedRelus.Add(reluOutput);
+            // The Relu disappears, so its output is now the producer's output: every reader reads it quantized.
+            plan.QuantizedOutputs.Remove(mark.Tensor);
+            plan.QuantizedOutputs.Add(reluOutput);
             foreach (var bias in plan.Biases.Where(b => b.Activation == mark.Tensor).ToList())
                 plan.Biases[plan.Biases.IndexOf(bias)] = bias with { Activation = reluOutput };
             foreach (var shared in plan.Activations.Where(a => a.ShareScaleWith == mark.Tensor).ToList())

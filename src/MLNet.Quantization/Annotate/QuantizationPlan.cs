@@ -27,6 +27,22 @@ internal sealed class QuantizationPlan
     /// </summary>
     public HashSet<string> FusedRelus { get; } = new(StringComparer.Ordinal);
 
+    /// <summary>
+    /// Activations that their producer quantizes as its output: every reader gets the dequantized value, so that the
+    /// producer's only reader is its QuantizeLinear and ONNX Runtime can fuse them.
+    /// </summary>
+    public HashSet<string> QuantizedOutputs { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// For activations produced by float ops: the nodes that read them quantized. Other readers (a residual Add, a
+    /// LayerNorm) keep reading the float tensor, free of quantization error.
+    /// </summary>
+    public Dictionary<string, HashSet<string>> QuantizedReaders { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>Whether <paramref name="reader"/> reads the quantized form of <paramref name="tensor"/>.</summary>
+    public bool ReadsQuantized(string tensor, string reader) =>
+        QuantizedOutputs.Contains(tensor) || (QuantizedReaders.TryGetValue(tensor, out var readers) && readers.Contains(reader));
+
     public ActivationMark? FindActivation(string tensor) => Activations.FirstOrDefault(a => a.Tensor == tensor);
 
     /// <summary>Drops activations that turned out not to be float tensors, and the biases that depended on them.</summary>

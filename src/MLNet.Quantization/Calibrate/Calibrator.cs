@@ -17,7 +17,9 @@ internal static class Calibrator
             var stats = statistics[mark.Tensor];
             var custom = Custom(stats, settings);
             var range = custom ?? (stats.Histogram is null ? Extremes(stats) : search.Search(stats.Histogram));
-            var p = ActivationParameters(range);
+            if (settings.AsymmetricActivations && custom is null && range.Min < 0)
+                range = new TensorRange((float)Math.Max(stats.Min, range.Min), (float)Math.Min(stats.Max, range.Max));
+            var p = ActivationParameters(range, settings.AsymmetricActivations);
             activations[mark.Tensor] = p;
             table.Add(Entry(mark, range.Threshold, p, custom is null ? settings.ActivationCalibration.ToString() : "Custom"));
         }
@@ -117,12 +119,19 @@ internal static class Calibrator
 
     /// <summary>
     /// uint8 parameters of a range: zero point 0 and scale T/255 over [0, T] when the range is non-negative, else zero
-    /// point 128 and scale T/127 over [−T, T]. T = 0 (an all-zero tensor) gets scale 1, which represents 0 exactly.
+    /// point 128 and scale T/127 over [−T, T], or, when <paramref name="asymmetric"/>, scale (max − min)/255 and the zero
+    /// point that maps 0 exactly. T = 0 (an all-zero tensor) gets scale 1, which represents 0 exactly.
     /// </summary>
-    internal static ActivationParameters ActivationParameters(TensorRange range)
+    internal static ActivationParameters ActivationParameters(TensorRange range, bool asymmetric = false)
     {
         float t = range.Threshold;
         bool nonNegative = range.Min >= 0;
+        if (asymmetric && !nonNegative && range.Max > range.Min)
+        {
+            float lo = Math.Min(range.Min, 0), hi = Math.Max(range.Max, 0);
+            float scale = (hi - lo) / 255f;
+            return new ActivationParameters(scale, (byte)Math.Clamp(Math.Round(-lo / scale, MidpointRounding.ToEven), 0, 255));
+        }
         return t <= 0 ? new ActivationParameters(1f, nonNegative ? (byte)0 : (byte)128)
             : nonNegative ? new ActivationParameters(t / 255f, 0)
             : new ActivationParameters(t / 127f, 128);

@@ -24,7 +24,7 @@ internal static class QdqWriter
                 DropRelu(graph, reluOutput);
 
         foreach (var mark in plan.Activations)
-            QuantizeActivation(graph, mark.Tensor, parameters.Activations[mark.Tensor], emitter);
+            QuantizeActivation(graph, plan, mark.Tensor, parameters.Activations[mark.Tensor], emitter);
 
         foreach (var mark in plan.Biases.Where(b => !parameters.Biases.ContainsKey((b.Node, b.Tensor))))
             DetachFloatBias(graph, Node(graph, mark.Node), mark.InputIndex);
@@ -79,11 +79,11 @@ internal static class QdqWriter
         graph.Graph.Node.Add(OnnxGraph.MakeNode("Add", graph.UniqueName(node.Name + "_bias"), new[] { withoutBias, reshaped }, new[] { output }));
     }
 
-    private static void QuantizeActivation(OnnxGraph graph, string tensor, ActivationParameters p, IQdqEmitter emitter)
+    private static void QuantizeActivation(OnnxGraph graph, QuantizationPlan plan, string tensor, ActivationParameters p, IQdqEmitter emitter)
     {
-        var readers = graph.Consumers(tensor);
+        var readers = graph.Consumers(tensor).Where(r => plan.ReadsQuantized(tensor, r.Name)).ToList();
         string source = tensor, target;
-        if (graph.IsGraphOutput(tensor))
+        if (plan.QuantizedOutputs.Contains(tensor) && graph.IsGraphOutput(tensor))
         {
             // The graph output keeps its name, and now holds the dequantized value.
             source = graph.UniqueName(tensor + "_float");
