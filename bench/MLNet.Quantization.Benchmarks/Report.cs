@@ -10,6 +10,7 @@ internal static class Report
     {
         double dot = 0, na = 0, nb = 0;
         for (int i = 0; i < a.Length; i++) { dot += a[i] * b[i]; na += a[i] * a[i]; nb += b[i] * b[i]; }
+        if (na == 0 || nb == 0) return na == nb ? 1 : 0; // two zero vectors agree; one zero vector does not
         return dot / Math.Sqrt(na * nb);
     }
 

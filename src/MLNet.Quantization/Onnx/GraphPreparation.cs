@@ -14,16 +14,25 @@ internal static class GraphPreparation
 
     private const long TargetIrVersion = 7;
 
-    // Ops whose semantics do not change between opset 7 and 13 for the attributes they carry
-    // (later opsets only add types or optional attributes whose defaults keep the old behaviour).
-    private static readonly HashSet<string> UpgradeSafeOps = new(StringComparer.Ordinal)
+    // For each op, the oldest opset from which moving to opset 13 keeps its meaning for the attributes it carries (later
+    // opsets only add types, or optional attributes whose defaults keep the old behaviour). Ops absent here block the move.
+    private static readonly Dictionary<string, long> UpgradeSafeFrom = new(StringComparer.Ordinal)
     {
-        "Conv", "ConvTranspose", "Relu", "LeakyRelu", "PRelu", "Sigmoid", "Tanh", "Elu", "Selu", "HardSigmoid",
-        "Add", "Sub", "Mul", "Div", "Sum", "Max", "Min", "Mean", "Abs", "Neg", "Exp", "Log", "Sqrt", "Pow", "Reciprocal",
-        "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "LRN", "Concat", "Gemm", "MatMul",
-        "Flatten", "Reshape", "Transpose", "Identity", "Shape", "Gather", "Cast", "Constant", "BatchNormalization",
-        "Erf", "Floor", "Ceil", "Not", "And", "Or", "Equal", "Less", "Greater", "Where", "Expand", "Tile", "Range",
-        "ConstantOfShape", "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "InstanceNormalization",
+        ["Conv"] = 1, ["ConvTranspose"] = 1, ["Relu"] = 1, ["LeakyRelu"] = 1, ["PRelu"] = 7, ["Sigmoid"] = 1, ["Tanh"] = 1,
+        ["Elu"] = 1, ["Selu"] = 1, ["HardSigmoid"] = 1, ["Add"] = 7, ["Sub"] = 7, ["Mul"] = 7, ["Div"] = 7, ["Sum"] = 8,
+        ["Max"] = 8, ["Min"] = 8, ["Mean"] = 8, ["Abs"] = 1, ["Neg"] = 1, ["Exp"] = 1, ["Log"] = 1, ["Sqrt"] = 1, ["Pow"] = 7,
+        ["Reciprocal"] = 1, ["Floor"] = 1, ["Ceil"] = 1, ["Erf"] = 9, ["Not"] = 1, ["And"] = 7, ["Or"] = 7, ["Equal"] = 7,
+        ["Less"] = 7, ["Greater"] = 7, ["Where"] = 9, ["MaxPool"] = 1, ["AveragePool"] = 7, ["GlobalAveragePool"] = 1,
+        ["GlobalMaxPool"] = 1, ["LRN"] = 1, ["Concat"] = 4, ["Gemm"] = 7, ["MatMul"] = 1, ["Flatten"] = 1, ["Reshape"] = 5,
+        ["Transpose"] = 1, ["Identity"] = 1, ["Shape"] = 1, ["Gather"] = 1, ["Cast"] = 6, ["Constant"] = 9,
+        ["ConstantOfShape"] = 9, ["BatchNormalization"] = 7, ["InstanceNormalization"] = 6, ["Expand"] = 8, ["Tile"] = 6,
+        ["Range"] = 11, ["ReduceMean"] = 1, ["ReduceMax"] = 1, ["ReduceMin"] = 1,
+        ["Clip"] = 11,   // min and max became inputs in 11
+        ["Slice"] = 10,  // starts and ends became inputs in 10
+        ["Resize"] = 11, // Resize 10 had other coordinate semantics
+        ["Pad"] = 11,    // pads became an input in 11
+        ["TopK"] = 10,   // k became an input in 10
+        ["Softmax"] = 13, ["LogSoftmax"] = 13, ["Squeeze"] = 13, ["Unsqueeze"] = 13, ["Split"] = 13, ["ReduceSum"] = 13,
     };
 
     /// <summary>Returns a prepared copy of <paramref name="source"/>; the source is not modified.</summary>
@@ -55,21 +64,33 @@ internal static class GraphPreparation
 
     private static void RaiseOpset(OnnxGraph graph)
     {
-        if (graph.Opset < TargetOpset)
+        long opset = graph.Opset;
+        if (opset < TargetOpset)
         {
-            foreach (var node in graph.Graph.Node.Where(n => n.Domain is "" or "ai.onnx"))
+            foreach (var node in graph.Graph.Node.Where(n => n.Domain is "" or "ai.onnx").ToList())
             {
-                if (!UpgradeSafeOps.Contains(node.OpType))
+                if (OpsetConverter.TryConvert(graph, node, opset))
+                    continue;
+                if (!CanUpgrade(node, opset))
                     throw new NotSupportedException(
-                        $"Node '{OnnxGraph.Label(node)}' ({node.OpType}) cannot be moved from opset {graph.Opset} to " +
+                        $"Node '{OnnxGraph.Label(node)}' ({node.OpType}) cannot be moved from opset {opset} to " +
                         $"opset {TargetOpset}, which quantization needs. Convert the model to opset {TargetOpset} first.");
                 if (node.OpType == "BatchNormalization")
                     DropSpatialAttribute(node);
             }
             graph.Opset = TargetOpset;
+            graph.SortTopologically();
         }
         if (graph.Model.IrVersion < TargetIrVersion)
             graph.Model.IrVersion = TargetIrVersion;
+    }
+
+    private static bool CanUpgrade(NodeProto node, long opset)
+    {
+        // A softmax over the last axis means the same before and after opset 13.
+        if (node.OpType is "Softmax" or "LogSoftmax" && node.Attribute.FirstOrDefault(a => a.Name == "axis") is { I: -1 })
+            return true;
+        return UpgradeSafeFrom.TryGetValue(node.OpType, out var from) && opset >= from;
     }
 
     // Opset 9 removed 'spatial'; spatial=1 is the only behaviour that survives.
@@ -130,6 +151,16 @@ internal static class GraphPreparation
             graph.Graph.Node.Remove(bn);
         }
         RemoveUnusedInitializers(graph);
+        RemoveDeadConstants(graph);
+    }
+
+    /// <summary>Removes <c>Constant</c> nodes whose output nothing reads.</summary>
+    public static void RemoveDeadConstants(OnnxGraph graph)
+    {
+        var read = new HashSet<string>(graph.Graph.Node.SelectMany(n => n.Input.Concat(OnnxGraph.ImplicitInputs(n))));
+        read.UnionWith(graph.Graph.Output.Select(o => o.Name));
+        foreach (var node in graph.Graph.Node.Where(n => n.OpType == "Constant" && !read.Contains(n.Output[0])).ToList())
+            graph.Graph.Node.Remove(node);
     }
 
     public static void RemoveUnusedInitializers(OnnxGraph graph)

@@ -46,7 +46,7 @@ internal static class QdqWriter
         }
 
         GraphPreparation.RemoveUnusedInitializers(graph);
-        RemoveDeadConstants(graph);
+        GraphPreparation.RemoveDeadConstants(graph);
         graph.SortTopologically();
         graph.SetMetadata(CalibrationTable.MetadataKey, parameters.Table.ToJson());
         graph.SetMetadata(ModeKey, mode.ToString());
@@ -103,12 +103,4 @@ internal static class QdqWriter
 
     private static global::Onnx.NodeProto Node(OnnxGraph graph, string label) =>
         graph.Graph.Node.First(n => OnnxGraph.Label(n) == label);
-
-    private static void RemoveDeadConstants(OnnxGraph graph)
-    {
-        var read = new HashSet<string>(graph.Graph.Node.SelectMany(n => n.Input));
-        read.UnionWith(graph.Graph.Output.Select(o => o.Name));
-        foreach (var node in graph.Graph.Node.Where(n => n.OpType == "Constant" && !read.Contains(n.Output[0])).ToList())
-            graph.Graph.Node.Remove(node);
-    }
 }

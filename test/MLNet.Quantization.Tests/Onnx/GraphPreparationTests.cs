@@ -52,15 +52,41 @@ public sealed class GraphPreparationTests
     }
 
     [TestMethod]
-    public void AnOpWhoseSemanticsChangedBeforeOpset13IsRefusedByName()
+    public void AnOpWithoutAnOpset13FormIsRefusedByName()
     {
         using var directory = new TempDirectory();
-        var path = new TinyModel(opset: 8).Input("X", 1, 4).Output("Y", 4)
-            .Node("Squeeze", new[] { "X" }, new[] { "Y" }, TinyModel.Ints("axes", 0)).Save(directory.Path);
+        var path = new TinyModel(opset: 8).Input("X", 1, 1, 2, 2).Output("Y", 1, 1, 4, 4)
+            .Constant("scales", new long[] { 4 }, new[] { 1f, 1f, 2f, 2f })
+            .Node("Upsample", new[] { "X", "scales" }, new[] { "Y" }).Save(directory.Path);
 
         var error = Assert.ThrowsExactly<NotSupportedException>(() => GraphPreparation.Prepare(OnnxGraph.Load(path)));
-        StringAssert.Contains(error.Message, "Squeeze_0");
+        StringAssert.Contains(error.Message, "Upsample_0");
         StringAssert.Contains(error.Message, "opset 8");
+    }
+
+    [TestMethod]
+    public void AttributesThatBecameInputsAndTheOldSoftmaxKeepTheirMeaning()
+    {
+        using var directory = new TempDirectory();
+        var path = new TinyModel(opset: 9).Input("X", 1, 2, 3, 4).Output("Y", 2, 8)
+            .Node("Clip", new[] { "X" }, new[] { "C" }, TinyModel.Float("min", -0.5f), TinyModel.Float("max", 0.7f))
+            .Node("Slice", new[] { "C" }, new[] { "S" }, TinyModel.Ints("starts", 0, 1), TinyModel.Ints("ends", 1, 3), TinyModel.Ints("axes", 0, 2))
+            .Node("Squeeze", new[] { "S" }, new[] { "Q" }, TinyModel.Ints("axes", 0))
+            .Node("Softmax", new[] { "Q" }, new[] { "M" }, TinyModel.Int("axis", 1))
+            .Node("Unsqueeze", new[] { "M" }, new[] { "U" }, TinyModel.Ints("axes", 0))
+            .Node("Reshape", new[] { "U", "shape" }, new[] { "Y" })
+            .Save(directory.Path);
+        var source = OnnxGraph.Load(path);
+        source.Graph.Initializer.Add(Tensors.FromLongs("shape", new long[] { 2 }, new long[] { 2, 8 }));
+
+        var prepared = GraphPreparation.Prepare(source);
+
+        Assert.AreEqual(13L, prepared.Opset);
+        var input = TinyData.Normal(1, 24, std: 2)[0];
+        var expected = Run(source.ToBytes(), input, new long[] { 1, 2, 3, 4 }, "Y");
+        var actual = Run(prepared.ToBytes(), input, new long[] { 1, 2, 3, 4 }, "Y");
+        for (int i = 0; i < expected.Length; i++)
+            Assert.AreEqual(expected[i], actual[i], 1e-6f, $"element {i}");
     }
 
     [TestMethod]
