@@ -86,18 +86,12 @@ internal static class ResNet18Harness
         var times = models.ToDictionary(m => m.Name, _ => new List<double>());
         for (int round = 0; round < rounds; round++)
             foreach (var (name, run) in models) times[name].Add(run()); // interleaved, so drift hits all alike
-        File.Delete(int8File);
         double Median(List<double> xs) => xs.OrderBy(x => x).ElementAt(xs.Count / 2);
 
         var reference = Features(fp32, heldOut);
         var int8Features = Features(int8, heldOut);
         var simulatedFeatures = Features(simulated, heldOut);
-        double[] Cosines(float[][] a, float[][] b) => a.Zip(b, (x, y) =>
-        {
-            double dot = 0, nx = 0, ny = 0;
-            for (int i = 0; i < x.Length; i++) { dot += x[i] * y[i]; nx += x[i] * x[i]; ny += y[i] * y[i]; }
-            return dot / Math.Sqrt(nx * ny);
-        }).ToArray();
+        double[] Cosines(float[][] a, float[][] b) => a.Zip(b, Report.Cosine).ToArray();
         var int8Cosine = Cosines(reference, int8Features);
         var simCosine = Cosines(simulatedFeatures, int8Features);
         long floatSize = new FileInfo(ResNet18Model.ResNet18).Length;
@@ -105,18 +99,14 @@ internal static class ResNet18Harness
         Console.WriteLine($"ResNet18, {Environment.ProcessorCount} cores, intra-op threads {threads}, calibrated on {calibrationRows} images in {calibrationSeconds:F1} s, " +
             $"timed on {TimedRows} rows × {rounds} rounds, features compared on {HeldOutRows} held-out images");
         Console.WriteLine();
-        Console.WriteLine("| model | ms/row (median) | min | max | speed-up vs fp32 of the same runner | model size |");
-        Console.WriteLine("|---|---|---|---|---|---|");
-        foreach (var (name, _) in models)
-        {
-            var t = times[name];
-            long size = name.StartsWith("fp32") ? floatSize : name.StartsWith("int8") ? int8.ModelSize : simulated.ModelSize;
-            var baseline = times[name.EndsWith("Runtime") ? "fp32, raw ONNX Runtime" : "fp32"];
-            Console.WriteLine($"| {name} | {Median(t):F2} | {t.Min():F2} | {t.Max():F2} | {Median(baseline) / Median(t):F2}x | {size / 1e6:F1} MB ({100.0 * size / floatSize:F1}%) |");
-        }
+        Report.Speed(models.Select(m => (m.Name, times[m.Name],
+            m.Name.StartsWith("fp32") ? floatSize : m.Name.StartsWith("int8") ? int8.ModelSize : simulated.ModelSize)).ToList(), Median);
         Console.WriteLine();
         Console.WriteLine($"int8 vs fp32 feature cosine: mean {int8Cosine.Average():F4}, worst {int8Cosine.Min():F4}");
         Console.WriteLine($"simulated vs int8 feature cosine: mean {simCosine.Average():F5}, worst {simCosine.Min():F5}");
+        Console.WriteLine();
+        Report.Ops(int8File, threads);
+        File.Delete(int8File);
         int8.Dispose();
         simulated.Dispose();
     }

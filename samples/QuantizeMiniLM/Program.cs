@@ -1,0 +1,1 @@
+MLNet.Quantization.Samples.QuantizeMiniLM.Example();
