@@ -21,31 +21,31 @@ internal sealed class Int8Emitter : IQdqEmitter
 
     public void Weight(OnnxGraph graph, string target, QuantizedWeight w)
     {
-        var values = graph.UniqueName(w.Tensor + "_quantized");
-        graph.Graph.Initializer.Add(Tensors.FromSBytes(values, w.Dims, w.Values));
         var scaleDims = w.Axis is null ? Array.Empty<long>() : new long[] { w.Scales.Length };
-        var scale = graph.UniqueName(w.Tensor + "_scale");
-        graph.Graph.Initializer.Add(Tensors.FromFloats(scale, scaleDims, w.Scales));
-        var zeroPoint = graph.UniqueName(w.Tensor + "_zero_point");
-        graph.Graph.Initializer.Add(Tensors.FromSBytes(zeroPoint, scaleDims, new sbyte[w.Scales.Length]));
-        var node = OnnxGraph.MakeNode("DequantizeLinear", graph.UniqueName(w.Tensor + "_DequantizeLinear"),
-            new[] { values, scale, zeroPoint }, new[] { target });
-        if (w.Axis is not null) node.Attribute.Add(OnnxGraph.IntAttribute("axis", w.Axis.Value));
-        graph.Graph.Node.Add(node);
+        Dequantize(graph, target, w.Tensor, Tensors.FromSBytes("", w.Dims, w.Values), w.Scales,
+            Tensors.FromSBytes("", scaleDims, new sbyte[w.Scales.Length]), w.Axis);
     }
 
     public void Bias(OnnxGraph graph, string target, QuantizedBias b)
     {
-        var values = graph.UniqueName(b.Tensor + "_quantized");
-        graph.Graph.Initializer.Add(Tensors.FromInts(values, b.Dims, b.Values));
         var scaleDims = b.Scales.Length == 1 ? Array.Empty<long>() : new long[] { b.Scales.Length };
-        var scale = graph.UniqueName(b.Tensor + "_scale");
-        graph.Graph.Initializer.Add(Tensors.FromFloats(scale, scaleDims, b.Scales));
-        var zeroPoint = graph.UniqueName(b.Tensor + "_zero_point");
-        graph.Graph.Initializer.Add(Tensors.FromInts(zeroPoint, scaleDims, new int[b.Scales.Length]));
-        var node = OnnxGraph.MakeNode("DequantizeLinear", graph.UniqueName(b.Tensor + "_DequantizeLinear"),
-            new[] { values, scale, zeroPoint }, new[] { target });
-        if (b.Scales.Length != 1) node.Attribute.Add(OnnxGraph.IntAttribute("axis", 0));
+        Dequantize(graph, target, b.Tensor, Tensors.FromInts("", b.Dims, b.Values), b.Scales,
+            Tensors.FromInts("", scaleDims, new int[b.Scales.Length]), b.Scales.Length == 1 ? null : 0);
+    }
+
+    // target = DequantizeLinear(values, scales, zeroPoints), per channel along axis when it is set.
+    private static void Dequantize(OnnxGraph graph, string target, string tensor, global::Onnx.TensorProto values, float[] scales,
+        global::Onnx.TensorProto zeroPoints, int? axis)
+    {
+        values.Name = graph.UniqueName(tensor + "_quantized");
+        graph.Graph.Initializer.Add(values);
+        var scale = graph.UniqueName(tensor + "_scale");
+        graph.Graph.Initializer.Add(Tensors.FromFloats(scale, zeroPoints.Dims.ToArray(), scales));
+        zeroPoints.Name = graph.UniqueName(tensor + "_zero_point");
+        graph.Graph.Initializer.Add(zeroPoints);
+        var node = OnnxGraph.MakeNode("DequantizeLinear", graph.UniqueName(tensor + "_DequantizeLinear"),
+            new[] { values.Name, scale, zeroPoints.Name }, new[] { target });
+        if (axis is not null) node.Attribute.Add(OnnxGraph.IntAttribute("axis", axis.Value));
         graph.Graph.Node.Add(node);
     }
 }
