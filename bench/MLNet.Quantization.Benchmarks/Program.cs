@@ -4,6 +4,7 @@ using MLNet.Quantization.Benchmarks;
 // resnet18 [threads] [calibrationRows] [rounds]: the ResNet18 table (speed through ML.NET, size, agreement).
 // minilm [threads] [calibrationRows] [rounds]: the all-MiniLM-L6-v2 table at 128 tokens.
 // ocr [threads] [calibrationRows]: PaddleOCR models fetched by scripts/fetch-ocr-models.sh.
+// evaluate [testImages] [trainImages] [calibrationImages] [chart]: the accuracy table per configuration.
 // memory [rows...]: peak memory of calibrating ResNet18 on each row count, one child process each.
 // anything else: BenchmarkDotNet over the calibration engine, e.g. --filter '*CalibrationBenchmarks*'.
 switch (args.FirstOrDefault())
@@ -16,6 +17,9 @@ switch (args.FirstOrDefault())
         break;
     case "ocr":
         OcrHarness.Run(args[1..]);
+        break;
+    case "evaluate":
+        EvaluationHarness.Run(args[1..]);
         break;
     case "memory":
         CalibrationMemory.Run(args[1..]);
