@@ -58,7 +58,9 @@ internal static class EvaluationHarness
             .Fit(ml.Data.LoadFromEnumerable(FeatureRows(trainFeatures, trainLabels)));
         uint[] Predict(float[][] features) => probe.Transform(ml.Data.LoadFromEnumerable(FeatureRows(features, testLabels)))
             .GetColumn<uint>("PredictedLabel").ToArray();
-        double Accuracy(uint[] predicted) => predicted.Zip(testLabels, (p, l) => p - 1 == l ? 1.0 : 0.0).Average();
+        // Keys number the labels in order of first appearance, so predictions are compared with the keys of the true labels.
+        var keys = probe.Transform(ml.Data.LoadFromEnumerable(FeatureRows(testFeatures, testLabels))).GetColumn<uint>("Label").ToArray();
+        double Accuracy(uint[] predicted) => predicted.Zip(keys, (p, k) => p == k ? 1.0 : 0.0).Average();
         var floatPredictions = Predict(testFeatures);
         double floatAccuracy = Accuracy(floatPredictions);
 

@@ -5,6 +5,7 @@ using MLNet.Quantization.Benchmarks;
 // minilm [threads] [calibrationRows] [rounds]: the all-MiniLM-L6-v2 table at 128 tokens.
 // ocr [threads] [calibrationRows]: PaddleOCR models fetched by scripts/fetch-ocr-models.sh.
 // evaluate [testImages] [trainImages] [calibrationImages] [chart]: the accuracy table per configuration.
+// evaluate-minilm [train] [test] [calibration]: the MiniLM table per configuration.
 // memory [rows...]: peak memory of calibrating ResNet18 on each row count, one child process each.
 // anything else: BenchmarkDotNet over the calibration engine, e.g. --filter '*CalibrationBenchmarks*'.
 switch (args.FirstOrDefault())
@@ -20,6 +21,9 @@ switch (args.FirstOrDefault())
         break;
     case "evaluate":
         EvaluationHarness.Run(args[1..]);
+        break;
+    case "evaluate-minilm":
+        MiniLmEvaluation.Run(args[1..]);
         break;
     case "memory":
         CalibrationMemory.Run(args[1..]);

@@ -21,7 +21,9 @@ internal sealed record QuantizationSettings(
     Func<Calibration.TensorStatistics, Calibration.TensorRange?>? CustomCalibration,
     IReadOnlyList<string>? ExcludeNodes,
     IReadOnlyList<string>? ExcludeOpTypes,
-    bool AsymmetricActivations)
+    bool AsymmetricActivations,
+    CalibrationStatistics? Statistics,
+    CalibrationStatistics? RangesFrom)
 {
     /// <summary>Whether the activation thresholds need histograms (a second pass over the data).</summary>
     public bool NeedsHistograms => ActivationCalibration != CalibrationMethod.Max || CustomCalibration is not null;

@@ -45,6 +45,19 @@ public sealed partial class QuantizingEstimator
         /// </summary>
         public bool AsymmetricActivations { get; set; } = QuantizationDefaults.AsymmetricActivations;
 
+        /// <summary>
+        /// Statistics to calibrate from instead of reading rows (from <see cref="QuantizingTransformer.Statistics"/>,
+        /// <see cref="CalibrationStatistics.Load"/> or <see cref="CalibrationStatistics.Merge"/>). They must come from the
+        /// same model file, inputs and <see cref="Bins"/>.
+        /// </summary>
+        public CalibrationStatistics? Statistics { get; set; }
+
+        /// <summary>
+        /// Count histograms over the ranges of these statistics in a single pass, instead of over the data's own ranges:
+        /// the second round of sharded calibration (see <see cref="CalibrationStatistics"/>).
+        /// </summary>
+        public CalibrationStatistics? RangesFrom { get; set; }
+
         /// <summary>Nodes kept in float, by name. Each name must be a node of the model; an unknown name is an error that lists the closest names.</summary>
         public string[]? ExcludeNodes { get; set; }
 
@@ -90,13 +103,16 @@ public sealed partial class QuantizingEstimator
                     $"Must be odd and lie in [2 × QuantizedBins + 1 = {2 * QuantizedBins + 1}, {QuantizationDefaults.MaximumBins}].");
             if (!(Percentile > 0 && Percentile <= 100))
                 throw new ArgumentOutOfRangeException(nameof(Percentile), Percentile, "Must lie in (0, 100].");
+            if (Statistics is not null && RangesFrom is not null)
+                throw new ArgumentException("Statistics already hold histograms; RangesFrom is only for collecting them from rows.", nameof(RangesFrom));
             CheckNames(InputColumnNames, nameof(InputColumnNames));
             CheckNames(OutputColumnNames, nameof(OutputColumnNames));
             var shapes = ShapeDictionary?.ToDictionary(kv => kv.Key, kv => kv.Value?.ToArray()
                 ?? throw new ArgumentException($"The shape of '{kv.Key}' is null.", nameof(ShapeDictionary)));
             return new QuantizationSettings(Path.GetFullPath(ModelFile), InputColumnNames?.ToArray(), OutputColumnNames?.ToArray(),
                 Mode, ActivationCalibration, WeightScale, PerChannelWeights, MaximumCalibrationRows, shapes, IntraOpNumThreads,
-                Bins, QuantizedBins, Percentile, CustomCalibration, ExcludeNodes?.ToArray(), ExcludeOpTypes?.ToArray(), AsymmetricActivations);
+                Bins, QuantizedBins, Percentile, CustomCalibration, ExcludeNodes?.ToArray(), ExcludeOpTypes?.ToArray(), AsymmetricActivations,
+                Statistics, RangesFrom);
         }
 
         private static void CheckDefined<T>(T value, string name) where T : struct, Enum

@@ -46,11 +46,41 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
         var model = GraphPreparation.Prepare(OnnxGraph.Load(settings.ModelFile));
         CheckColumnNames(model, settings);
         var plan = Annotator.Annotate(model, Exclusions.Create(model, settings.ExcludeNodes, settings.ExcludeOpTypes));
-        var statistics = StatisticsCollector.Collect(model, plan, input, settings);
-        var parameters = Calibrator.Calibrate(model, plan, statistics, settings);
+        var (fingerprint, inputs) = (CalibrationStatistics.Fingerprint(settings.ModelFile), InputShapes(model, settings));
+        var statistics = settings.Statistics is { } given
+            ? Reuse(given, plan, fingerprint, inputs, settings)
+            : StatisticsCollector.Collect(model, plan, input, settings, fingerprint, inputs);
+        var parameters = Calibrator.Calibrate(model, plan, statistics.ByTensor(), settings);
         var realized = QdqWriter.Realize(model, plan, parameters, settings.Mode);
-        return new QuantizingTransformer(_catalog, realized.ToBytes(), parameters.Table, settings, input);
+        return new QuantizingTransformer(_catalog, realized.ToBytes(), parameters.Table, statistics, settings, input);
     }
+
+    // Statistics given in the options replace the data, once they are shown to fit this model and these settings.
+    private static CalibrationStatistics Reuse(CalibrationStatistics statistics, QuantizationPlan plan, string fingerprint,
+        IReadOnlyDictionary<string, string> inputs, QuantizationSettings settings)
+    {
+        var difference = statistics.Difference(fingerprint, inputs, settings.Bins);
+        if (difference is not null)
+            throw new InvalidOperationException($"Options.Statistics do not fit this model and these settings: {difference}.");
+        if (settings.NeedsHistograms && !statistics.HasHistograms)
+            throw new InvalidOperationException(
+                $"Options.Statistics hold ranges only (shards counted over different ranges), and {settings.ActivationCalibration} needs " +
+                "histograms: collect the shards again with RangesFrom set to the merged ranges (see CalibrationStatistics).");
+        // Tensors the statistics do not describe (not float, or excluded when they were gathered) stay float.
+        var known = statistics.ByTensor();
+        plan.KeepActivations(known.ContainsKey);
+        return statistics;
+    }
+
+    // The model's inputs as the statistics record them: element type and the shape the rows are fed with.
+    private static IReadOnlyDictionary<string, string> InputShapes(OnnxGraph model, QuantizationSettings settings) =>
+        model.RealInputs().ToDictionary(i => i.Name, i =>
+        {
+            var type = i.Type?.TensorType;
+            var dims = settings.ShapeDictionary?.GetValueOrDefault(i.Name)?.Select(d => d.ToString())
+                ?? type?.Shape?.Dim.Select(d => d.DimParam.Length > 0 ? d.DimParam : d.DimValue.ToString()) ?? Array.Empty<string>();
+            return $"{(global::Onnx.TensorProto.Types.DataType)(type?.ElemType ?? 0)}[{string.Join(",", dims)}]";
+        });
 
     /// <summary>The output schema, available before <c>Fit</c>: the same columns and types as the float model gives.</summary>
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)

@@ -16,10 +16,11 @@ public sealed class QuantizingTransformer : ITransformer, IDisposable
     private readonly string? _modelFile;
 
     internal QuantizingTransformer(TransformsCatalog catalog, byte[] model, CalibrationTable calibration,
-        QuantizationSettings settings, IDataView fitData)
+        CalibrationStatistics statistics, QuantizationSettings settings, IDataView fitData)
     {
         _model = model;
         Calibration = calibration;
+        Statistics = statistics;
         Mode = settings.Mode;
         var shapes = settings.ShapeDictionary?.ToDictionary(kv => kv.Key, kv => kv.Value);
         OnnxScoringEstimator estimator;
@@ -58,6 +59,12 @@ public sealed class QuantizingTransformer : ITransformer, IDisposable
 
     /// <summary>The per-tensor thresholds, scales and zero points chosen at <c>Fit</c>.</summary>
     public CalibrationTable Calibration { get; }
+
+    /// <summary>
+    /// The ranges and histograms calibration gathered: save them, merge shards, or fit again with another method
+    /// through <see cref="QuantizingEstimator.Options.Statistics"/> without reading the data.
+    /// </summary>
+    public CalibrationStatistics Statistics { get; }
 
     /// <summary>Whether the model runs realized int8 or simulated quantization.</summary>
     public QuantizationMode Mode { get; }

@@ -78,6 +78,19 @@ public sealed class Histogram
 
     internal long[] RawCounts => _counts;
 
+    /// <summary>Rebuilds a histogram that was saved: its range, counts and observed extremes.</summary>
+    internal static Histogram Restore(double min, double max, long[] counts, double observedMin, double observedMax)
+    {
+        var histogram = new Histogram(min, max, counts.Length);
+        counts.CopyTo(histogram._counts, 0);
+        histogram.Total = counts.Sum();
+        histogram.ObservedMin = observedMin;
+        histogram.ObservedMax = observedMax;
+        return histogram;
+    }
+
+    internal Histogram Clone() => Restore(Min, Max, _counts, ObservedMin, ObservedMax);
+
     /// <summary>Edge <paramref name="i"/>: the left edge of bin i, and <see cref="Max"/> for i = <see cref="Bins"/>.</summary>
     public double Edge(int i) => _edges[i];
 

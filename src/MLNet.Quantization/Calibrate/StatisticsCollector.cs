@@ -17,8 +17,8 @@ internal static class StatisticsCollector
 {
     private delegate void TensorVisitor(string tensor, ReadOnlySpan<float> values, long row);
 
-    public static IReadOnlyDictionary<string, TensorStatistics> Collect(
-        OnnxGraph prepared, QuantizationPlan plan, IDataView data, QuantizationSettings settings)
+    public static CalibrationStatistics Collect(OnnxGraph prepared, QuantizationPlan plan, IDataView data,
+        QuantizationSettings settings, string fingerprint, IReadOnlyDictionary<string, string> inputShapes)
     {
         var inputs = prepared.RealInputs().Select(i => i.Name).ToHashSet();
         var probe = prepared.Clone();
@@ -37,23 +37,49 @@ internal static class StatisticsCollector
         var outputNames = stats.Keys.Where(t => !inputs.Contains(t)).ToArray();
         var quantizedInputs = stats.Keys.Where(inputs.Contains).ToHashSet();
 
-        long rows = Pass(session, data, settings, quantizedInputs, outputNames, (name, values, row) =>
+        void Check(string name, ReadOnlySpan<float> values, long row)
         {
             int bad = stats[name].AddRange(values);
             if (bad >= 0)
                 throw new InvalidDataException(
                     $"Tensor '{name}' has a non-finite value ({values[bad]}) at row {row}. Calibration data must give finite activations.");
-        });
+        }
+
+        long rows;
+        if (settings.RangesFrom is { } ranges)
+        {
+            // Second round of sharded calibration: histograms over the merged ranges, in the same pass as this shard's range.
+            var difference = ranges.Difference(fingerprint, inputShapes, settings.Bins);
+            if (difference is not null)
+                throw new InvalidOperationException($"RangesFrom does not fit this model and these settings: {difference}.");
+            var given = ranges.ByTensor();
+            foreach (var s in stats.Values)
+                s.Histogram = Histogram.Symmetric((given.GetValueOrDefault(s.Tensor) ?? throw new InvalidOperationException(
+                    $"RangesFrom has no range for tensor '{s.Tensor}'.")).AbsMax, settings.Bins);
+            rows = Pass(session, data, settings, quantizedInputs, outputNames, (name, values, row) =>
+            {
+                Check(name, values, row);
+                var histogram = stats[name].Histogram!;
+                long before = histogram.Total;
+                histogram.Add(values);
+                if (histogram.Total - before != values.Length)
+                    throw new InvalidOperationException(
+                        $"Tensor '{name}' has values beyond the range in RangesFrom (±{histogram.Max:G6}) at row {row}: merge the ranges of every shard first.");
+            });
+        }
+        else
+        {
+            rows = Pass(session, data, settings, quantizedInputs, outputNames, Check);
+            if (rows > 0 && settings.NeedsHistograms)
+            {
+                foreach (var s in stats.Values)
+                    s.Histogram = Histogram.Symmetric(s.AbsMax, settings.Bins);
+                Pass(session, data, settings, quantizedInputs, outputNames, (name, values, _) => stats[name].Histogram!.Add(values));
+            }
+        }
         if (rows == 0)
             throw new InvalidOperationException("The calibration data has no rows: Fit needs at least one row to calibrate on.");
-
-        if (settings.NeedsHistograms)
-        {
-            foreach (var s in stats.Values)
-                s.Histogram = Histogram.Symmetric(s.AbsMax, settings.Bins);
-            Pass(session, data, settings, quantizedInputs, outputNames, (name, values, _) => stats[name].Histogram!.Add(values));
-        }
-        return stats;
+        return new CalibrationStatistics(fingerprint, inputShapes, settings.Bins, rows, stats.Values.ToList());
     }
 
     /// <summary>One pass over the rows; <paramref name="visit"/> sees every requested tensor of every row.</summary>

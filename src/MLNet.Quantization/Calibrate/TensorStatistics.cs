@@ -45,6 +45,22 @@ public sealed class TensorStatistics
     /// <summary>The histogram over ±max|x|, or null when the configured method needs none.</summary>
     public Histogram? Histogram { get; internal set; }
 
+    /// <summary>Sets the range, as saved or merged.</summary>
+    internal void Restore(double min, double max, long count)
+    {
+        Min = min;
+        Max = max;
+        Count = count;
+    }
+
+    /// <summary>A copy with the same range and a copy of the histogram.</summary>
+    internal TensorStatistics Clone()
+    {
+        var copy = new TensorStatistics(Tensor, Role, Node, OpType) { Histogram = Histogram?.Clone() };
+        copy.Restore(Min, Max, Count);
+        return copy;
+    }
+
     /// <summary>Folds <paramref name="values"/> into the range; returns the index of the first non-finite value, or −1.</summary>
     internal int AddRange(ReadOnlySpan<float> values)
     {

@@ -1,0 +1,112 @@
+using Microsoft.ML;
+using Microsoft.VisualStudio.TestTools.UnitTesting;
+
+namespace MLNet.Quantization.Tests;
+
+[TestClass]
+public sealed class CalibrationStatisticsTests
+{
+    private static string Model(TempDirectory directory, string name = "tiny.onnx", int seed = 7) => new TinyModel(seed: seed)
+        .Input("X", 1, 2, 6, 6).Output("Y", 1, 3, 6, 6)
+        .Weight("W", new long[] { 3, 2, 3, 3 }).Weight("B", new long[] { 3 }, 0.2f)
+        .Node("Conv", new[] { "X", "W", "B" }, new[] { "C" }, TinyModel.Ints("pads", 1, 1, 1, 1))
+        .Node("Relu", new[] { "C" }, new[] { "Y" })
+        .Save(directory.Path, name);
+
+    private static QuantizingTransformer Fit(string model, IDataView rows, Action<QuantizingEstimator.Options>? configure = null)
+    {
+        var options = new QuantizingEstimator.Options { ModelFile = model };
+        configure?.Invoke(options);
+        return new MLContext(seed: 1).Transforms.QuantizeCalibrated(options).Fit(rows);
+    }
+
+    private static void AssertSameTable(CalibrationTable expected, CalibrationTable actual)
+    {
+        Assert.AreEqual(expected.Count, actual.Count);
+        for (int i = 0; i < expected.Count; i++)
+        {
+            Assert.AreEqual(expected[i].Tensor, actual[i].Tensor);
+            Assert.AreEqual(expected[i].Threshold, actual[i].Threshold, expected[i].Tensor);
+            Assert.AreEqual(expected[i].Scale, actual[i].Scale, expected[i].Tensor);
+            Assert.AreEqual(expected[i].ZeroPoint, actual[i].ZeroPoint, expected[i].Tensor);
+        }
+    }
+
+    [TestMethod]
+    public void SavedStatisticsRecalibrateWithAnotherMethodExactlyAsAFreshCalibration()
+    {
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        var rows = TinyData.X(ml, TinyData.Normal(48, 72), 72);
+        var model = Model(directory);
+        using var kl = Fit(model, rows);
+        kl.Statistics.Save(directory.File("stats.bin"));
+        var loaded = CalibrationStatistics.Load(directory.File("stats.bin"));
+        Assert.AreEqual(48L, loaded.Rows);
+        Assert.IsTrue(loaded.HasHistograms);
+
+        var noRows = TinyData.X(ml, Array.Empty<float[]>(), 72);
+        foreach (var method in Enum.GetValues<CalibrationMethod>())
+        {
+            using var fresh = Fit(model, rows, o => o.ActivationCalibration = method);
+            using var reused = Fit(model, noRows, o => { o.ActivationCalibration = method; o.Statistics = loaded; });
+            AssertSameTable(fresh.Calibration, reused.Calibration);
+        }
+    }
+
+    [TestMethod]
+    public void ShardsMergedByTheTwoRoundProtocolEqualOnePassExactly()
+    {
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        var all = TinyData.Normal(60, 72, seed: 3);
+        var shards = new[] { all[..17], all[17..41], all[41..] };
+        var model = Model(directory);
+        using var whole = Fit(model, TinyData.X(ml, all, 72));
+
+        var ranges = CalibrationStatistics.Merge(shards.Select(s =>
+        {
+            using var t = Fit(model, TinyData.X(ml, s, 72), o => o.ActivationCalibration = CalibrationMethod.Max);
+            return t.Statistics;
+        }).ToArray());
+        Assert.IsFalse(ranges.HasHistograms);
+        var merged = CalibrationStatistics.Merge(shards.Reverse().Select(s =>
+        {
+            using var t = Fit(model, TinyData.X(ml, s, 72), o => o.RangesFrom = ranges);
+            return t.Statistics;
+        }).ToArray());
+
+        Assert.AreEqual(60L, merged.Rows);
+        foreach (var (expected, actual) in whole.Statistics.Tensors.Zip(merged.Tensors))
+        {
+            Assert.AreEqual(expected.Min, actual.Min);
+            Assert.AreEqual(expected.Max, actual.Max);
+            Assert.AreEqual(expected.Count, actual.Count);
+            CollectionAssert.AreEqual(expected.Histogram!.Counts.ToArray(), actual.Histogram!.Counts.ToArray(), expected.Tensor);
+        }
+        using var fromShards = Fit(model, TinyData.X(ml, Array.Empty<float[]>(), 72), o => o.Statistics = merged);
+        AssertSameTable(whole.Calibration, fromShards.Calibration);
+
+        var error = Assert.ThrowsExactly<InvalidOperationException>(() => Fit(model, TinyData.X(ml, all, 72), o => o.Statistics = ranges));
+        StringAssert.Contains(error.Message, "RangesFrom");
+    }
+
+    [TestMethod]
+    public void StatisticsOfAnotherModelOrSettingsAreRefusedWithWhatDiffers()
+    {
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        var rows = TinyData.X(ml, TinyData.Normal(8, 72), 72);
+        using var first = Fit(Model(directory, "a.onnx", seed: 1), rows);
+        var other = Model(directory, "b.onnx", seed: 2);
+
+        var model = Assert.ThrowsExactly<InvalidOperationException>(() => Fit(other, rows, o => o.Statistics = first.Statistics));
+        StringAssert.Contains(model.Message, "the model differs");
+        var bins = Assert.ThrowsExactly<InvalidOperationException>(() =>
+            Fit(directory.File("a.onnx"), rows, o => { o.Statistics = first.Statistics; o.Bins = 2001; }));
+        StringAssert.Contains(bins.Message, "8001 bins");
+        File.WriteAllText(directory.File("junk.bin"), "junk");
+        Assert.ThrowsExactly<InvalidDataException>(() => CalibrationStatistics.Load(directory.File("junk.bin")));
+        Assert.ThrowsExactly<ArgumentException>(() => CalibrationStatistics.Merge(first.Statistics, Fit(other, rows).Statistics));
+    }
+}
