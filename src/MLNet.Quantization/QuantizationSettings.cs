@@ -23,8 +23,16 @@ internal sealed record QuantizationSettings(
     IReadOnlyList<string>? ExcludeOpTypes,
     bool AsymmetricActivations,
     CalibrationStatistics? Statistics,
-    CalibrationStatistics? RangesFrom)
+    CalibrationStatistics? RangesFrom,
+    double? MinimumOutputCosine,
+    IProgress<CalibrationProgress>? Progress)
 {
+    /// <summary>Every fifth row is held back from calibration when the fallback needs rows to measure on.</summary>
+    public bool IsCalibrationRow(long row) => MinimumOutputCosine is null || row % 5 != 4;
+
+    /// <summary>The rows the fallback and the report measure on: the held-back rows, or the first 64 rows.</summary>
+    public bool IsMeasurementRow(long row) => MinimumOutputCosine is null ? row < 64 : row % 5 == 4;
+
     /// <summary>Whether the activation thresholds need histograms (a second pass over the data).</summary>
     public bool NeedsHistograms => ActivationCalibration != CalibrationMethod.Max || CustomCalibration is not null;
 

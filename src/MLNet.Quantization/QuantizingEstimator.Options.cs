@@ -58,6 +58,16 @@ public sealed partial class QuantizingEstimator
         /// </summary>
         public CalibrationStatistics? RangesFrom { get; set; }
 
+        /// <summary>
+        /// When set, the layers most responsible for output error are kept in float, fewest first, until the quantized
+        /// model's mean output cosine to the float model reaches this value on held-back calibration rows (every fifth
+        /// row, which calibration then skips). Label-free. In (0, 1]; default null (off).
+        /// </summary>
+        public double? MinimumOutputCosine { get; set; }
+
+        /// <summary>Receives the progress of each pass over the calibration rows.</summary>
+        public IProgress<CalibrationProgress>? Progress { get; set; }
+
         /// <summary>Nodes kept in float, by name. Each name must be a node of the model; an unknown name is an error that lists the closest names.</summary>
         public string[]? ExcludeNodes { get; set; }
 
@@ -105,6 +115,8 @@ public sealed partial class QuantizingEstimator
                 throw new ArgumentOutOfRangeException(nameof(Percentile), Percentile, "Must lie in (0, 100].");
             if (Statistics is not null && RangesFrom is not null)
                 throw new ArgumentException("Statistics already hold histograms; RangesFrom is only for collecting them from rows.", nameof(RangesFrom));
+            if (MinimumOutputCosine is { } cosine && !(cosine > 0 && cosine <= 1))
+                throw new ArgumentOutOfRangeException(nameof(MinimumOutputCosine), cosine, "Must lie in (0, 1], or be null for no fallback.");
             CheckNames(InputColumnNames, nameof(InputColumnNames));
             CheckNames(OutputColumnNames, nameof(OutputColumnNames));
             var shapes = ShapeDictionary?.ToDictionary(kv => kv.Key, kv => kv.Value?.ToArray()
@@ -112,7 +124,7 @@ public sealed partial class QuantizingEstimator
             return new QuantizationSettings(Path.GetFullPath(ModelFile), InputColumnNames?.ToArray(), OutputColumnNames?.ToArray(),
                 Mode, ActivationCalibration, WeightScale, PerChannelWeights, MaximumCalibrationRows, shapes, IntraOpNumThreads,
                 Bins, QuantizedBins, Percentile, CustomCalibration, ExcludeNodes?.ToArray(), ExcludeOpTypes?.ToArray(), AsymmetricActivations,
-                Statistics, RangesFrom);
+                Statistics, RangesFrom, MinimumOutputCosine, Progress);
         }
 
         private static void CheckDefined<T>(T value, string name) where T : struct, Enum

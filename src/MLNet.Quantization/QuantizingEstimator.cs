@@ -23,8 +23,8 @@ namespace MLNet.Quantization;
 /// `Fit` follows TVM's quantization flow: prepare the graph (fold BatchNormalization, raise the opset to 13),
 /// annotate the tensors to quantize per op, collect per-tensor statistics by streaming the rows through the float model,
 /// calibrate thresholds (KL divergence by default), and realize the model as QuantizeLinear/DequantizeLinear pairs that
-/// ONNX Runtime fuses into int8 kernels, or as simulated float fake-quantization. Memory stays bounded whatever the
-/// number of rows.
+/// ONNX Runtime fuses into int8 kernels, or as simulated float fake-quantization; with `MinimumOutputCosine`, fall back
+/// to float for the layers that cost the most accuracy. Memory stays bounded whatever the number of rows.
 /// ]]></format>
 /// </remarks>
 public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransformer>
@@ -45,14 +45,19 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
         var settings = _options.Freeze();
         var model = GraphPreparation.Prepare(OnnxGraph.Load(settings.ModelFile));
         CheckColumnNames(model, settings);
-        var plan = Annotator.Annotate(model, Exclusions.Create(model, settings.ExcludeNodes, settings.ExcludeOpTypes));
+        var exclusions = Exclusions.Create(model, settings.ExcludeNodes, settings.ExcludeOpTypes);
+        var plan = Annotator.Annotate(model, exclusions);
         var (fingerprint, inputs) = (CalibrationStatistics.Fingerprint(settings.ModelFile), InputShapes(model, settings));
         var statistics = settings.Statistics is { } given
             ? Reuse(given, plan, fingerprint, inputs, settings)
             : StatisticsCollector.Collect(model, plan, input, settings, fingerprint, inputs);
         var parameters = Calibrator.Calibrate(model, plan, statistics.ByTensor(), settings);
         var realized = QdqWriter.Realize(model, plan, parameters, settings.Mode);
-        return new QuantizingTransformer(_catalog, realized.ToBytes(), parameters.Table, statistics, settings, input);
+        IReadOnlyList<string> floatNodes = Array.Empty<string>();
+        if (settings.MinimumOutputCosine is { } target)
+            (plan, parameters, realized, floatNodes, _) = Fallback.Apply(model, exclusions, statistics, input, settings, target);
+        var report = new Lazy<CalibrationReport>(() => CalibrationReport.Create(model, plan, parameters, statistics, floatNodes, input, settings));
+        return new QuantizingTransformer(_catalog, realized.ToBytes(), parameters.Table, statistics, report, settings, input);
     }
 
     // Statistics given in the options replace the data, once they are shown to fit this model and these settings.

@@ -14,13 +14,15 @@ public sealed class QuantizingTransformer : ITransformer, IDisposable
     private readonly byte[] _model;
     private readonly OnnxTransformer _inner;
     private readonly string? _modelFile;
+    private readonly Lazy<CalibrationReport> _report;
 
     internal QuantizingTransformer(TransformsCatalog catalog, byte[] model, CalibrationTable calibration,
-        CalibrationStatistics statistics, QuantizationSettings settings, IDataView fitData)
+        CalibrationStatistics statistics, Lazy<CalibrationReport> report, QuantizationSettings settings, IDataView fitData)
     {
         _model = model;
         Calibration = calibration;
         Statistics = statistics;
+        _report = report;
         Mode = settings.Mode;
         var shapes = settings.ShapeDictionary?.ToDictionary(kv => kv.Key, kv => kv.Value);
         OnnxScoringEstimator estimator;
@@ -65,6 +67,13 @@ public sealed class QuantizingTransformer : ITransformer, IDisposable
     /// through <see cref="QuantizingEstimator.Options.Statistics"/> without reading the data.
     /// </summary>
     public CalibrationStatistics Statistics { get; }
+
+    /// <summary>
+    /// The per-layer report: thresholds, clipping, KL divergence, SQNR of the simulated model against the float model on
+    /// calibration rows, histograms, and the layers ranked by error. Measured on first access (one pass over at most 64
+    /// calibration rows, or the held-back rows when <c>MinimumOutputCosine</c> was set).
+    /// </summary>
+    public CalibrationReport Report => _report.Value;
 
     /// <summary>Whether the model runs realized int8 or simulated quantization.</summary>
     public QuantizationMode Mode { get; }

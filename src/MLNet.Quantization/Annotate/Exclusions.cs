@@ -27,6 +27,9 @@ internal sealed class Exclusions
         return new Exclusions(new HashSet<string>(nodes ?? Array.Empty<string>()), new HashSet<string>(opTypes ?? Array.Empty<string>()));
     }
 
+    /// <summary>These exclusions and <paramref name="nodes"/> too (names already checked).</summary>
+    public Exclusions With(IEnumerable<string> nodes) => new(new HashSet<string>(_nodes.Concat(nodes)), _opTypes);
+
     public bool Excludes(NodeProto node) => _nodes.Contains(node.Name) || _opTypes.Contains(node.OpType);
 
     private static void Check(IReadOnlyList<string>? names, HashSet<string> real, string kind, string option)

@@ -56,7 +56,7 @@ internal static class StatisticsCollector
             foreach (var s in stats.Values)
                 s.Histogram = Histogram.Symmetric((given.GetValueOrDefault(s.Tensor) ?? throw new InvalidOperationException(
                     $"RangesFrom has no range for tensor '{s.Tensor}'.")).AbsMax, settings.Bins);
-            rows = Pass(session, data, settings, quantizedInputs, outputNames, (name, values, row) =>
+            rows = Pass(session, data, settings, 1, quantizedInputs, outputNames, (name, values, row) =>
             {
                 Check(name, values, row);
                 var histogram = stats[name].Histogram!;
@@ -69,12 +69,12 @@ internal static class StatisticsCollector
         }
         else
         {
-            rows = Pass(session, data, settings, quantizedInputs, outputNames, Check);
+            rows = Pass(session, data, settings, 1, quantizedInputs, outputNames, Check);
             if (rows > 0 && settings.NeedsHistograms)
             {
                 foreach (var s in stats.Values)
                     s.Histogram = Histogram.Symmetric(s.AbsMax, settings.Bins);
-                Pass(session, data, settings, quantizedInputs, outputNames, (name, values, _) => stats[name].Histogram!.Add(values));
+                Pass(session, data, settings, 2, quantizedInputs, outputNames, (name, values, _) => stats[name].Histogram!.Add(values));
             }
         }
         if (rows == 0)
@@ -83,44 +83,19 @@ internal static class StatisticsCollector
     }
 
     /// <summary>One pass over the rows; <paramref name="visit"/> sees every requested tensor of every row.</summary>
-    private static long Pass(InferenceSession session, IDataView data, QuantizationSettings settings,
-        IReadOnlySet<string> quantizedInputNames, string[] outputNames,
-        TensorVisitor visit)
+    private static long Pass(InferenceSession session, IDataView data, QuantizationSettings settings, int pass,
+        IReadOnlySet<string> quantizedInputNames, string[] outputNames, TensorVisitor visit)
     {
-        var inputNames = session.InputMetadata.Keys.ToArray();
-        var columns = inputNames.Select(name => data.Schema.GetColumnOrNull(name) ?? throw new ArgumentException(
-            $"The data has no column '{name}', which model input '{name}' reads. Columns: {string.Join(", ", data.Schema.Select(c => c.Name))}.",
-            nameof(data))).ToArray();
-        using var cursor = data.GetRowCursor(columns);
-        var feeds = inputNames.Select((name, i) => InputFeed.Create(cursor, columns[i], session.InputMetadata[name],
-            settings.ShapeDictionary?.GetValueOrDefault(name) ?? session.InputMetadata[name].Dimensions)).ToArray();
-        var quantizedInputs = feeds.Where(f => quantizedInputNames.Contains(f.Name)).ToArray();
         using var runOptions = new RunOptions();
-        long row = 0;
-        long limit = settings.MaximumCalibrationRows ?? long.MaxValue;
-        var values = new OrtValue[feeds.Length];
-        while (row < limit && cursor.MoveNext())
+        return RowReader.ForEach(session, data, settings, pass, settings.IsCalibrationRow, (row, inputNames, values, feeds) =>
         {
-            try
-            {
-                for (int i = 0; i < feeds.Length; i++) values[i] = feeds[i].Read(row);
-                foreach (var feed in quantizedInputs)
-                    visit(feed.Name, feed.Floats, row);
-                if (outputNames.Length > 0)
-                {
-                    using var outputs = session.Run(runOptions, inputNames, values, outputNames);
-                    int k = 0;
-                    foreach (var output in outputs)
-                        visit(outputNames[k++], output.GetTensorDataAsSpan<float>(), row);
-                }
-            }
-            finally
-            {
-                foreach (var v in values) v?.Dispose();
-                Array.Clear(values);
-            }
-            row++;
-        }
-        return row;
+            foreach (var feed in feeds.Where(f => quantizedInputNames.Contains(f.Name)))
+                visit(feed.Name, feed.Floats, row);
+            if (outputNames.Length == 0) return;
+            using var outputs = session.Run(runOptions, inputNames, values, outputNames);
+            int k = 0;
+            foreach (var output in outputs)
+                visit(outputNames[k++], output.GetTensorDataAsSpan<float>(), row);
+        });
     }
 }

@@ -14,7 +14,9 @@ internal static class QdqWriter
     /// <summary>The <c>metadata_props</c> key that records the realization mode.</summary>
     public const string ModeKey = "mlnet.quantization.mode";
 
-    public static OnnxGraph Realize(OnnxGraph prepared, QuantizationPlan plan, QuantizationParameters parameters, QuantizationMode mode)
+    /// <summary>Writes the quantized model; <paramref name="dequantized"/>, when given, receives each quantized tensor's dequantized name.</summary>
+    public static OnnxGraph Realize(OnnxGraph prepared, QuantizationPlan plan, QuantizationParameters parameters, QuantizationMode mode,
+        IDictionary<string, string>? dequantized = null)
     {
         IQdqEmitter emitter = mode == QuantizationMode.Int8 ? new Int8Emitter() : new SimulatedEmitter();
         var graph = prepared.Clone();
@@ -24,7 +26,10 @@ internal static class QdqWriter
                 DropRelu(graph, reluOutput);
 
         foreach (var mark in plan.Activations)
-            QuantizeActivation(graph, plan, mark.Tensor, parameters.Activations[mark.Tensor], emitter);
+        {
+            var target = QuantizeActivation(graph, plan, mark.Tensor, parameters.Activations[mark.Tensor], emitter);
+            if (dequantized is not null) dequantized[mark.Tensor] = target;
+        }
 
         foreach (var mark in plan.Biases.Where(b => !parameters.Biases.ContainsKey((b.Node, b.Tensor))))
             DetachFloatBias(graph, Node(graph, mark.Node), mark.InputIndex);
@@ -79,7 +84,7 @@ internal static class QdqWriter
         graph.Graph.Node.Add(OnnxGraph.MakeNode("Add", graph.UniqueName(node.Name + "_bias"), new[] { withoutBias, reshaped }, new[] { output }));
     }
 
-    private static void QuantizeActivation(OnnxGraph graph, QuantizationPlan plan, string tensor, ActivationParameters p, IQdqEmitter emitter)
+    private static string QuantizeActivation(OnnxGraph graph, QuantizationPlan plan, string tensor, ActivationParameters p, IQdqEmitter emitter)
     {
         var readers = graph.Consumers(tensor).Where(r => plan.ReadsQuantized(tensor, r.Name)).ToList();
         string source = tensor, target;
@@ -99,6 +104,7 @@ internal static class QdqWriter
         foreach (var reader in readers)
             for (int i = 0; i < reader.Input.Count; i++)
                 if (reader.Input[i] == tensor) reader.Input[i] = target;
+        return target;
     }
 
     private static global::Onnx.NodeProto Node(OnnxGraph graph, string label) =>

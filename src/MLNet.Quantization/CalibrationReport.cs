@@ -1,0 +1,195 @@
+using System.Globalization;
+using System.Net;
+using System.Text;
+using Microsoft.ML;
+using MLNet.Quantization.Annotate;
+using MLNet.Quantization.Calibration;
+using MLNet.Quantization.Onnx;
+using MLNet.Quantization.Realize;
+
+namespace MLNet.Quantization;
+
+/// <summary>
+/// What calibration did to each layer, and which layers cost the most: per tensor the method, threshold, scale, zero
+/// point, clipped fraction, KL divergence and SQNR, the activation histograms, and the layers ranked by SQNR (lowest
+/// first, the main contributors to output error). Write it as one self-contained HTML page or as CSV.
+/// </summary>
+public sealed class CalibrationReport
+{
+    private readonly IReadOnlyDictionary<string, Histogram> _histograms;
+
+    private CalibrationReport(IReadOnlyList<TensorReport> tensors, IReadOnlyDictionary<string, Histogram> histograms,
+        IReadOnlyList<string> floatNodes, double outputCosine, long rows)
+    {
+        Tensors = tensors;
+        _histograms = histograms;
+        FloatNodes = floatNodes;
+        OutputCosine = outputCosine;
+        Rows = rows;
+    }
+
+    /// <summary>Every quantized tensor, in calibration-table order.</summary>
+    public IReadOnlyList<TensorReport> Tensors { get; }
+
+    /// <summary>Activations ranked by SQNR, lowest first.</summary>
+    public IReadOnlyList<TensorReport> Ranked => Tensors.Where(t => t.Role == TensorRole.Activation).OrderBy(t => t.SqnrDb).ToList();
+
+    /// <summary>Nodes that <c>MinimumOutputCosine</c> kept in float, in the order they were chosen.</summary>
+    public IReadOnlyList<string> FloatNodes { get; }
+
+    /// <summary>Mean cosine of the simulated model's outputs to the float model's on the measured rows.</summary>
+    public double OutputCosine { get; }
+
+    /// <summary>Calibration rows measured.</summary>
+    public long Rows { get; }
+
+    internal static CalibrationReport Create(OnnxGraph model, QuantizationPlan plan, QuantizationParameters parameters,
+        CalibrationStatistics statistics, IReadOnlyList<string> floatNodes, IDataView data, QuantizationSettings settings)
+    {
+        var dequantized = new Dictionary<string, string>();
+        var simulated = QdqWriter.Realize(model, plan, parameters, QuantizationMode.Simulated, dequantized);
+        var measured = ErrorMeasurement.Measure(model, simulated, dequantized, data, settings);
+        var stats = statistics.ByTensor();
+        var histograms = new Dictionary<string, Histogram>();
+        var rows = parameters.Table.Select(entry =>
+        {
+            var histogram = entry.Role == TensorRole.Activation ? stats.GetValueOrDefault(entry.Tensor)?.Histogram : null;
+            if (histogram is not null) histograms[entry.Tensor] = histogram;
+            return new TensorReport
+            {
+                Tensor = entry.Tensor, Node = entry.Node, OpType = entry.OpType, Role = entry.Role, Method = entry.Method,
+                Threshold = entry.Threshold, Scale = entry.Scale, ZeroPoint = entry.ZeroPoint,
+                ClippedFraction = histogram is null ? double.NaN : Clipped(histogram, entry),
+                KlDivergence = histogram is null ? double.NaN : Divergence(histogram, entry, settings),
+                SqnrDb = entry.Role switch
+                {
+                    TensorRole.Activation => measured.SqnrDb.GetValueOrDefault(entry.Tensor, double.NaN),
+                    TensorRole.Weight when parameters.Weights.TryGetValue(entry.Tensor, out var w) =>
+                        Sqnr(Onnx.Tensors.ReadFloats(model.FindConstant(entry.Tensor)!), w.Dequantize()),
+                    TensorRole.Bias when parameters.Biases.FirstOrDefault(b => b.Key.Tensor == entry.Tensor).Value is { } b =>
+                        Sqnr(Onnx.Tensors.ReadFloats(model.FindConstant(entry.Tensor)!), b.Dequantize()),
+                    _ => double.NaN,
+                },
+            };
+        }).ToList();
+        return new CalibrationReport(rows, histograms, floatNodes, measured.OutputCosine, measured.Rows);
+    }
+
+    private static double Clipped(Histogram h, TensorCalibration entry)
+    {
+        if (h.Total == 0) return 0;
+        double t = entry.Threshold;
+        long beyond = 0;
+        for (int i = 0; i < h.Bins; i++)
+        {
+            double center = (h.Edge(i) + h.Edge(i + 1)) / 2;
+            if (center > t || center < -t) beyond += h.Counts[i];
+        }
+        return (double)beyond / h.Total;
+    }
+
+    private static double Divergence(Histogram h, TensorCalibration entry, QuantizationSettings settings)
+    {
+        int q = h.NonNegative ? 2 * settings.QuantizedBins + 1 : settings.QuantizedBins;
+        if (h.Bins % 2 == 0 || q > h.Bins) return double.NaN;
+        var divergences = KlDivergenceSearch.Divergences(h, q, out int first);
+        if (divergences is null) return double.NaN;
+        int i = Math.Clamp((int)Math.Round(entry.Threshold / h.BinWidth - 0.5), first, h.Bins / 2);
+        return divergences[i - first];
+    }
+
+    private static double Sqnr(float[] reference, float[] quantized)
+    {
+        double signal = 0, noise = 0;
+        for (int i = 0; i < reference.Length; i++) { signal += (double)reference[i] * reference[i]; double d = reference[i] - quantized[i]; noise += d * d; }
+        return noise == 0 ? double.PositiveInfinity : 10 * Math.Log10(signal / noise);
+    }
+
+    /// <summary>Writes the report as CSV, one row per tensor; on failure no partial file is left.</summary>
+    public void WriteCsv(string path)
+    {
+        var csv = new StringBuilder("tensor,node,op_type,role,method,threshold,scale,zero_point,clipped_fraction,kl_divergence,sqnr_db\n");
+        foreach (var t in Tensors)
+            csv.AppendLine(string.Join(",", Quote(t.Tensor), Quote(t.Node), Quote(t.OpType), t.Role, Quote(t.Method),
+                Number(t.Threshold), Number(t.Scale), t.ZeroPoint, Number(t.ClippedFraction), Number(t.KlDivergence), Number(t.SqnrDb)));
+        WriteAtomically(path, csv.ToString());
+    }
+
+    /// <summary>Writes the report as one self-contained HTML page (histograms embedded as PNG); no partial file on failure.</summary>
+    public void WriteHtml(string path)
+    {
+        var html = new StringBuilder();
+        html.Append("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Calibration report</title><style>")
+            .Append("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}")
+            .Append("td:first-child,th:first-child{text-align:left}.low{background:#fdd}</style></head><body>")
+            .Append("<h1>Calibration report</h1>")
+            .Append(CultureInfo.InvariantCulture, $"<p>Simulated vs float output cosine: <b>{OutputCosine:F5}</b> on {Rows} calibration rows.</p>");
+        if (FloatNodes.Count > 0)
+            html.Append("<p>Kept in float by the fallback: ").Append(string.Join(", ", FloatNodes.Select(Encode))).Append("</p>");
+        html.Append("<h2>Layers ranked by SQNR (lowest first)</h2><ol>");
+        foreach (var t in Ranked.Take(10))
+            html.Append(CultureInfo.InvariantCulture, $"<li>{Encode(t.Tensor)} ({Encode(t.OpType)} {Encode(t.Node)}): {t.SqnrDb:F1} dB</li>");
+        html.Append("</ol><h2>Tensors</h2><table><tr><th>tensor</th><th>node</th><th>op</th><th>role</th><th>method</th><th>threshold</th>")
+            .Append("<th>scale</th><th>zero point</th><th>clipped</th><th>KL</th><th>SQNR (dB)</th></tr>");
+        double lowest = Ranked.Take(5).Select(t => t.SqnrDb).DefaultIfEmpty(double.NegativeInfinity).Max();
+        foreach (var t in Tensors)
+            html.Append(CultureInfo.InvariantCulture,
+                $"<tr{(t.Role == TensorRole.Activation && t.SqnrDb <= lowest ? " class=\"low\"" : "")}><td>{Encode(t.Tensor)}</td><td>{Encode(t.Node)}</td><td>{Encode(t.OpType)}</td><td>{t.Role}</td>" +
+                $"<td>{Encode(t.Method)}</td><td>{t.Threshold:G5}</td><td>{t.Scale:G5}</td><td>{t.ZeroPoint}</td><td>{t.ClippedFraction:P4}</td>" +
+                $"<td>{t.KlDivergence:G4}</td><td>{t.SqnrDb:F1}</td></tr>");
+        html.Append("</table><h2>Activation histograms</h2><p>log10(1 + count) per value; red: the clipping range; grey: the largest |value| seen.</p>");
+        foreach (var t in Tensors.Where(t => _histograms.ContainsKey(t.Tensor)))
+            html.Append(CultureInfo.InvariantCulture, $"<h3>{Encode(t.Tensor)} ({Encode(t.OpType)}, {Encode(t.Method)}, threshold {t.Threshold:G5})</h3>")
+                .Append("<img alt=\"histogram\" src=\"data:image/png;base64,").Append(Convert.ToBase64String(Plot(_histograms[t.Tensor], t))).Append("\">");
+        html.Append("</body></html>");
+        WriteAtomically(path, html.ToString());
+    }
+
+    private static byte[] Plot(Histogram h, TensorReport t)
+    {
+        const int Groups = 400;
+        int width = Math.Max(1, (h.Bins + Groups - 1) / Groups);
+        var xs = new List<double>();
+        var ys = new List<double>();
+        for (int start = 0; start < h.Bins; start += width)
+        {
+            long count = 0;
+            for (int i = start; i < Math.Min(h.Bins, start + width); i++) count += h.Counts[i];
+            xs.Add((h.Edge(start) + h.Edge(Math.Min(h.Bins, start + width))) / 2);
+            ys.Add(Math.Log10(1 + count));
+        }
+        var plot = new ScottPlot.Plot();
+        var bars = plot.Add.Bars(xs.ToArray(), ys.ToArray());
+        foreach (var bar in bars.Bars) { bar.Size = h.BinWidth * width; bar.LineWidth = 0; }
+        foreach (var edge in t.ZeroPoint == 0 ? new[] { (double)t.Threshold } : new[] { -(double)t.Threshold, t.Threshold })
+            plot.Add.VerticalLine(edge, 1.5f, ScottPlot.Colors.Red);
+        plot.Add.VerticalLine(Math.Max(Math.Abs(h.ObservedMin), Math.Abs(h.ObservedMax)), 1, ScottPlot.Colors.Gray);
+        plot.Axes.Left.Label.Text = "log10(1 + count)";
+        return plot.GetImageBytes(640, 220, ScottPlot.ImageFormat.Png);
+    }
+
+    private static string Encode(string text) => WebUtility.HtmlEncode(text);
+
+    private static string Quote(string text) => text.IndexOfAny(new[] { ',', '"', '\n' }) < 0 ? text : $"\"{text.Replace("\"", "\"\"")}\"";
+
+    private static string Number(double value) => value.ToString("R", CultureInfo.InvariantCulture);
+
+    private static void WriteAtomically(string path, string text)
+    {
+        if (string.IsNullOrWhiteSpace(path)) throw new ArgumentException("The path must not be empty.", nameof(path));
+        var full = Path.GetFullPath(path);
+        var directory = Path.GetDirectoryName(full)!;
+        if (!Directory.Exists(directory))
+            throw new DirectoryNotFoundException($"Cannot write '{path}': directory '{directory}' does not exist.");
+        var temporary = Path.Combine(directory, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
+        try
+        {
+            File.WriteAllText(temporary, text);
+            File.Move(temporary, full, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(temporary)) File.Delete(temporary);
+        }
+    }
+}

@@ -1,0 +1,51 @@
+using Microsoft.ML;
+using MLNet.Quantization.Annotate;
+using MLNet.Quantization.Calibration;
+using MLNet.Quantization.Onnx;
+
+namespace MLNet.Quantization.Realize;
+
+/// <summary>
+/// Step 6 of <c>Fit</c>, with <c>MinimumOutputCosine</c>: while the realized model's mean output cosine to the float
+/// model, on the held-back rows, stays below the target, the node that marked the tensor with the lowest SQNR is kept in
+/// float, one at a time. Label-free: it needs only the calibration rows.
+/// </summary>
+internal static class Fallback
+{
+    public sealed record Result(QuantizationPlan Plan, QuantizationParameters Parameters, OnnxGraph Realized,
+        IReadOnlyList<string> FloatNodes, double OutputCosine);
+
+    // The quantized nodes around a tensor (its producer and its readers, seen through a Relu): keeping the tensor's
+    // layer in float means keeping all of them, or one of them would quantize the tensor again.
+    private static List<string> Layer(OnnxGraph model, string tensor)
+    {
+        var nodes = new List<global::Onnx.NodeProto>();
+        var producer = model.Producer(tensor);
+        if (producer?.OpType == "Relu") producer = model.Producer(producer.Input[0]);
+        if (producer is not null) nodes.Add(producer);
+        foreach (var reader in model.Consumers(tensor))
+            nodes.AddRange(reader.OpType == "Relu" ? model.Consumers(reader.Output[0]) : new[] { reader });
+        return nodes.Where(n => OpRegistry.Find(n.OpType) is not null).Select(n => n.Name).Distinct().ToList();
+    }
+
+    public static Result Apply(OnnxGraph model, Exclusions exclusions, CalibrationStatistics statistics, IDataView data,
+        QuantizationSettings settings, double target)
+    {
+        var floatNodes = new List<string>();
+        var known = statistics.ByTensor();
+        while (true)
+        {
+            var plan = Annotator.Annotate(model, exclusions.With(floatNodes));
+            plan.KeepActivations(known.ContainsKey);
+            var parameters = Calibrator.Calibrate(model, plan, known, settings);
+            var dequantized = new Dictionary<string, string>();
+            var realized = QdqWriter.Realize(model, plan, parameters, settings.Mode, dequantized);
+            var measured = ErrorMeasurement.Measure(model, realized, dequantized, data, settings);
+            var worst = measured.SqnrDb.OrderBy(kv => kv.Value).Select(kv => Layer(model, kv.Key))
+                .FirstOrDefault(nodes => nodes.Any(n => !floatNodes.Contains(n)));
+            if (measured.OutputCosine >= target || worst is null)
+                return new Result(plan, parameters, realized, floatNodes, measured.OutputCosine);
+            floatNodes.AddRange(worst.Where(n => !floatNodes.Contains(n)));
+        }
+    }
+}

@@ -1,0 +1,41 @@
+namespace MLNet.Quantization;
+
+/// <summary>One quantized tensor in a <see cref="CalibrationReport"/>.</summary>
+public sealed record TensorReport
+{
+    /// <summary>The tensor.</summary>
+    public string Tensor { get; init; } = "";
+
+    /// <summary>The node that asked for it to be quantized.</summary>
+    public string Node { get; init; } = "";
+
+    /// <summary>That node's op type.</summary>
+    public string OpType { get; init; } = "";
+
+    /// <summary>Activation, weight or bias.</summary>
+    public TensorRole Role { get; init; }
+
+    /// <summary>How its range was chosen.</summary>
+    public string Method { get; init; } = "";
+
+    /// <summary>The clipping threshold.</summary>
+    public float Threshold { get; init; }
+
+    /// <summary>The scale (the largest channel scale for per-channel tensors).</summary>
+    public float Scale { get; init; }
+
+    /// <summary>The zero point.</summary>
+    public int ZeroPoint { get; init; }
+
+    /// <summary>Fraction of the calibration values beyond the threshold (from the histogram; NaN without one).</summary>
+    public double ClippedFraction { get; init; }
+
+    /// <summary>KL divergence of the histogram's candidate at the chosen threshold (NaN without a histogram).</summary>
+    public double KlDivergence { get; init; }
+
+    /// <summary>
+    /// SQNR in dB: for activations, of the simulated model's tensor against the float model's on the measured calibration
+    /// rows (upstream error included); for weights and biases, of the dequantized values against the float ones.
+    /// </summary>
+    public double SqnrDb { get; init; }
+}
