@@ -6,6 +6,7 @@ using MLNet.Quantization.Benchmarks;
 // ocr [threads] [calibrationRows]: PaddleOCR models fetched by scripts/fetch-ocr-models.sh.
 // evaluate [testImages] [trainImages] [calibrationImages] [chart]: the accuracy table per configuration.
 // evaluate-minilm [train] [test] [calibration]: the MiniLM table per configuration.
+// report [directory] [calibrationRows]: ResNet18's calibration report as HTML and CSV.
 // memory [rows...]: peak memory of calibrating ResNet18 on each row count, one child process each.
 // anything else: BenchmarkDotNet over the calibration engine, e.g. --filter '*CalibrationBenchmarks*'.
 switch (args.FirstOrDefault())
@@ -24,6 +25,9 @@ switch (args.FirstOrDefault())
         break;
     case "evaluate-minilm":
         MiniLmEvaluation.Run(args[1..]);
+        break;
+    case "report":
+        ReportHarness.Run(args[1..]);
         break;
     case "memory":
         CalibrationMemory.Run(args[1..]);

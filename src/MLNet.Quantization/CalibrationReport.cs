@@ -135,9 +135,9 @@ public sealed class CalibrationReport
         foreach (var t in Tensors)
             html.Append(CultureInfo.InvariantCulture,
                 $"<tr{(t.Role == TensorRole.Activation && t.SqnrDb <= lowest ? " class=\"low\"" : "")}><td>{Encode(t.Tensor)}</td><td>{Encode(t.Node)}</td><td>{Encode(t.OpType)}</td><td>{t.Role}</td>" +
-                $"<td>{Encode(t.Method)}</td><td>{t.Threshold:G5}</td><td>{t.Scale:G5}</td><td>{t.ZeroPoint}</td><td>{t.ClippedFraction:P4}</td>" +
-                $"<td>{t.KlDivergence:G4}</td><td>{t.SqnrDb:F1}</td></tr>");
-        html.Append("</table><h2>Activation histograms</h2><p>log10(1 + count) per value; red: the clipping range; grey: the largest |value| seen.</p>");
+                $"<td>{Encode(t.Method)}</td><td>{t.Threshold:G5}</td><td>{t.Scale:G5}</td><td>{t.ZeroPoint}</td><td>{Cell(t.ClippedFraction, "P4")}</td>" +
+                $"<td>{Cell(t.KlDivergence, "G4")}</td><td>{Cell(t.SqnrDb, "F1")}</td></tr>");
+        html.Append("</table><h2 id=\"histograms\">Activation histograms</h2><p>log10(1 + count) per value; red: the clipping range; grey: the largest |value| seen.</p>");
         foreach (var t in Tensors.Where(t => _histograms.ContainsKey(t.Tensor)))
             html.Append(CultureInfo.InvariantCulture, $"<h3>{Encode(t.Tensor)} ({Encode(t.OpType)}, {Encode(t.Method)}, threshold {t.Threshold:G5})</h3>")
                 .Append("<img alt=\"histogram\" src=\"data:image/png;base64,").Append(Convert.ToBase64String(Plot(_histograms[t.Tensor], t))).Append("\">");
@@ -169,6 +169,8 @@ public sealed class CalibrationReport
     }
 
     private static string Encode(string text) => WebUtility.HtmlEncode(text);
+
+    private static string Cell(double value, string format) => double.IsNaN(value) ? "–" : value.ToString(format, CultureInfo.InvariantCulture);
 
     private static string Quote(string text) => text.IndexOfAny(new[] { ',', '"', '\n' }) < 0 ? text : $"\"{text.Replace("\"", "\"\"")}\"";
 
