@@ -176,22 +176,6 @@ public sealed class CalibrationReport
 
     private static string Number(double value) => value.ToString("R", CultureInfo.InvariantCulture);
 
-    private static void WriteAtomically(string path, string text)
-    {
-        if (string.IsNullOrWhiteSpace(path)) throw new ArgumentException("The path must not be empty.", nameof(path));
-        var full = Path.GetFullPath(path);
-        var directory = Path.GetDirectoryName(full)!;
-        if (!Directory.Exists(directory))
-            throw new DirectoryNotFoundException($"Cannot write '{path}': directory '{directory}' does not exist.");
-        var temporary = Path.Combine(directory, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
-        try
-        {
-            File.WriteAllText(temporary, text);
-            File.Move(temporary, full, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(temporary)) File.Delete(temporary);
-        }
-    }
+    private static void WriteAtomically(string path, string text) =>
+        AtomicFile.Write(path, stream => stream.Write(Encoding.UTF8.GetBytes(text)));
 }

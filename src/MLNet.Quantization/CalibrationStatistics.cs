@@ -90,38 +90,28 @@ public sealed class CalibrationStatistics
     /// <summary>Writes the statistics to <paramref name="path"/>; on failure no partial file is left.</summary>
     public void Save(string path)
     {
-        if (string.IsNullOrWhiteSpace(path)) throw new ArgumentException("The path must not be empty.", nameof(path));
-        var full = Path.GetFullPath(path);
-        var temporary = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
-        try
+        AtomicFile.Write(path, stream =>
         {
-            using (var writer = new BinaryWriter(File.Create(temporary), Encoding.UTF8))
+            using var writer = new BinaryWriter(stream, Encoding.UTF8, leaveOpen: true);
+            writer.Write(Magic);
+            writer.Write(FormatVersion);
+            writer.Write(ModelFingerprint);
+            writer.Write(Bins);
+            writer.Write(Rows);
+            writer.Write(Inputs.Count);
+            foreach (var (name, shape) in Inputs) { writer.Write(name); writer.Write(shape); }
+            writer.Write(Tensors.Count);
+            foreach (var t in Tensors)
             {
-                writer.Write(Magic);
-                writer.Write(FormatVersion);
-                writer.Write(ModelFingerprint);
-                writer.Write(Bins);
-                writer.Write(Rows);
-                writer.Write(Inputs.Count);
-                foreach (var (name, shape) in Inputs) { writer.Write(name); writer.Write(shape); }
-                writer.Write(Tensors.Count);
-                foreach (var t in Tensors)
-                {
-                    writer.Write(t.Tensor); writer.Write((int)t.Role); writer.Write(t.Node); writer.Write(t.OpType);
-                    writer.Write(t.Min); writer.Write(t.Max); writer.Write(t.Count);
-                    writer.Write(t.Histogram is not null);
-                    if (t.Histogram is not { } h) continue;
-                    writer.Write(h.Min); writer.Write(h.Max); writer.Write(h.ObservedMin); writer.Write(h.ObservedMax);
-                    writer.Write(h.Bins);
-                    foreach (var c in h.Counts) writer.Write(c);
-                }
+                writer.Write(t.Tensor); writer.Write((int)t.Role); writer.Write(t.Node); writer.Write(t.OpType);
+                writer.Write(t.Min); writer.Write(t.Max); writer.Write(t.Count);
+                writer.Write(t.Histogram is not null);
+                if (t.Histogram is not { } h) continue;
+                writer.Write(h.Min); writer.Write(h.Max); writer.Write(h.ObservedMin); writer.Write(h.ObservedMax);
+                writer.Write(h.Bins);
+                foreach (var c in h.Counts) writer.Write(c);
             }
-            File.Move(temporary, full, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(temporary)) File.Delete(temporary);
-        }
+        });
     }
 
     /// <summary>Reads statistics written by <see cref="Save"/>.</summary>

@@ -86,25 +86,7 @@ public sealed class QuantizingTransformer : ITransformer, IDisposable
 
     /// <summary>Writes the quantized ONNX model to <paramref name="path"/>; on failure no partial file is left.</summary>
     /// <param name="path">The file to write. An existing file is replaced.</param>
-    public void ExportOnnx(string path)
-    {
-        if (string.IsNullOrWhiteSpace(path))
-            throw new ArgumentException("The path must not be empty.", nameof(path));
-        var full = Path.GetFullPath(path);
-        var directory = Path.GetDirectoryName(full)!;
-        if (!Directory.Exists(directory))
-            throw new DirectoryNotFoundException($"Cannot export to '{path}': directory '{directory}' does not exist.");
-        var temporary = Path.Combine(directory, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
-        try
-        {
-            File.WriteAllBytes(temporary, _model);
-            File.Move(temporary, full, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(temporary)) File.Delete(temporary);
-        }
-    }
+    public void ExportOnnx(string path) => AtomicFile.Write(path, stream => stream.Write(_model));
 
     /// <inheritdoc/>
     public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => _inner.GetOutputSchema(inputSchema);
