@@ -73,7 +73,7 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
                 "histograms: collect the shards again with RangesFrom set to the merged ranges (see CalibrationStatistics).");
         // Tensors the statistics do not describe (not float, or excluded when they were gathered) stay float.
         var known = statistics.ByTensor();
-        plan.KeepActivations(known.ContainsKey);
+        plan.KeepCalibrated(known);
         return statistics;
     }
 

@@ -6,11 +6,14 @@ namespace MLNet.Quantization.Tests;
 [TestClass]
 public sealed class CalibrationStatisticsTests
 {
+    // Conv → Relu → MaxPool → Conv: a fused Relu and a shared (MaxPool) scale.
     private static string Model(TempDirectory directory, string name = "tiny.onnx", int seed = 7) => new TinyModel(seed: seed)
-        .Input("X", 1, 2, 6, 6).Output("Y", 1, 3, 6, 6)
-        .Weight("W", new long[] { 3, 2, 3, 3 }).Weight("B", new long[] { 3 }, 0.2f)
+        .Input("X", 1, 2, 6, 6).Output("Y", 1, 3, 3, 3)
+        .Weight("W", new long[] { 3, 2, 3, 3 }).Weight("B", new long[] { 3 }, 0.2f).Weight("W2", new long[] { 3, 3, 1, 1 })
         .Node("Conv", new[] { "X", "W", "B" }, new[] { "C" }, TinyModel.Ints("pads", 1, 1, 1, 1))
-        .Node("Relu", new[] { "C" }, new[] { "Y" })
+        .Node("Relu", new[] { "C" }, new[] { "R" })
+        .Node("MaxPool", new[] { "R" }, new[] { "P" }, TinyModel.Ints("kernel_shape", 2, 2), TinyModel.Ints("strides", 2, 2))
+        .Node("Conv", new[] { "P", "W2" }, new[] { "Y" })
         .Save(directory.Path, name);
 
     private static QuantizingTransformer Fit(string model, IDataView rows, Action<QuantizingEstimator.Options>? configure = null)
@@ -22,6 +25,7 @@ public sealed class CalibrationStatisticsTests
 
     private static void AssertSameTable(CalibrationTable expected, CalibrationTable actual)
     {
+        Assert.IsTrue(expected.Any(e => e.Method.StartsWith("SharedWith")), "the model has a shared scale");
         Assert.AreEqual(expected.Count, actual.Count);
         for (int i = 0; i < expected.Count; i++)
         {

@@ -45,6 +45,10 @@ internal sealed class QuantizationPlan
 
     public ActivationMark? FindActivation(string tensor) => Activations.FirstOrDefault(a => a.Tensor == tensor);
 
+    /// <summary>Keeps the activations that <paramref name="statistics"/> describe, and those that share their scale.</summary>
+    public void KeepCalibrated(IReadOnlyDictionary<string, Calibration.TensorStatistics> statistics) =>
+        KeepActivations(t => statistics.ContainsKey(t) || FindActivation(t)?.ShareScaleWith is not null);
+
     /// <summary>Drops activations that turned out not to be float tensors, and the biases that depended on them.</summary>
     public void KeepActivations(Func<string, bool> keep)
     {

@@ -27,7 +27,9 @@ namespace MLNet.Quantization.Calibration;
 /// <para><b>Unsigned widening.</b> When the values were never negative, <see cref="Search"/> uses 2q + 1 quantized bins and
 /// the range [0, T], as MXNet's uint8 mode does: the positive half then gets about q levels.</para>
 /// <para><b>Power of two.</b> With <see cref="PowerOfTwo"/>, T is restricted to powers of two (the seed's second
-/// configuration): the power of two whose nearest candidate window has the smallest divergence.</para>
+/// configuration): of the two powers of two around the KL threshold, the one whose nearest candidate window has the
+/// smaller divergence. (Over all powers of two, the smallest windows would win: there each quantized bin holds a single
+/// histogram bin, Q equals P, and the divergence is an artefact.)</para>
 /// </remarks>
 public sealed class KlDivergenceSearch : IThresholdSearch
 {
@@ -79,25 +81,21 @@ public sealed class KlDivergenceSearch : IThresholdSearch
         return best < 0 ? histogram.Max : histogram.Edge(histogram.Bins / 2 + first + best + 1);
     }
 
+    // The two powers of two around the KL threshold, and of those the one with the smaller divergence (the larger on a
+    // tie). Searching every power of two instead would let the smallest windows win, where each quantized bin holds one
+    // histogram bin and Q copies P: their divergence says nothing about quantization.
     private static double PowerOfTwoThreshold(Histogram histogram, int quantizedBins)
     {
         var divergences = Divergences(histogram, quantizedBins, out int first);
         if (divergences is null) return EmptyThreshold(histogram);
-        double width = histogram.BinWidth, max = histogram.Max;
-        int zero = histogram.Bins / 2;
-        double bestDivergence = double.PositiveInfinity, best = Math.Pow(2, Math.Ceiling(Math.Log2(max)));
-        for (int k = (int)Math.Floor(Math.Log2((first + 0.5) * width)); ; k++)
+        double threshold = Threshold(histogram, quantizedBins);
+        double lower = Math.Pow(2, Math.Floor(Math.Log2(threshold))), upper = Math.Pow(2, Math.Ceiling(Math.Log2(threshold)));
+        double At(double power)
         {
-            double power = Math.Pow(2, k);
-            int i = Math.Min(zero, (int)Math.Round(power / width - 0.5, MidpointRounding.ToEven));
-            if (i >= first && divergences[i - first] < bestDivergence)
-            {
-                bestDivergence = divergences[i - first];
-                best = power;
-            }
-            if (power >= max) break;
+            int i = (int)Math.Round(power / histogram.BinWidth - 0.5, MidpointRounding.ToEven);
+            return i < first ? double.PositiveInfinity : divergences[Math.Min(i, histogram.Bins / 2) - first];
         }
-        return best;
+        return At(lower) < At(upper) ? lower : upper;
     }
 
     private static double EmptyThreshold(Histogram histogram) => histogram.Max <= 0 ? 0 : histogram.Max;

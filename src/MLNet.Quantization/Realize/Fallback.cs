@@ -36,7 +36,7 @@ internal static class Fallback
         while (true)
         {
             var plan = Annotator.Annotate(model, exclusions.With(floatNodes));
-            plan.KeepActivations(known.ContainsKey);
+            plan.KeepCalibrated(known);
             var parameters = Calibrator.Calibrate(model, plan, known, settings);
             var dequantized = new Dictionary<string, string>();
             var realized = QdqWriter.Realize(model, plan, parameters, settings.Mode, dequantized);

@@ -171,16 +171,21 @@ public sealed class KlDivergenceSearchTests
     }
 
     [TestMethod]
-    public void PowerOfTwoSearchReturnsThePowerOfTwoWithTheLowestDivergence()
+    [DataRow("gaussian")]
+    [DataRow("relu")]
+    public void PowerOfTwoSearchTakesThePowerOfTwoAroundTheKlThresholdWithTheLowerDivergence(string distribution)
     {
-        var h = Histogram.Build(Distribution("gaussian", 50_000, seed: 6));
+        var h = Histogram.Build(Distribution(distribution, 50_000, seed: 6));
+        int q = h.NonNegative ? 511 : 255;
         var range = new KlDivergenceSearch(powerOfTwo: true).Search(h);
+        double kl = KlDivergenceSearch.Threshold(h, q);
         double log = Math.Log2(range.Max);
         Assert.AreEqual(Math.Round(log), log, 1e-12, $"{range.Max} is a power of two");
-        var divergences = KlDivergenceSearch.Divergences(h, 255, out int first)!;
+        Assert.IsTrue(range.Max >= kl / 2 && range.Max <= kl * 2, $"{range.Max} brackets the KL threshold {kl}");
+        var divergences = KlDivergenceSearch.Divergences(h, q, out int first)!;
         double DivergenceAt(double power) => divergences[Math.Min(h.Bins / 2, (int)Math.Round(power / h.BinWidth - 0.5, MidpointRounding.ToEven)) - first];
-        Assert.IsTrue(DivergenceAt(range.Max) <= DivergenceAt(range.Max * 2));
-        Assert.IsTrue(DivergenceAt(range.Max) <= DivergenceAt(range.Max / 2));
+        double other = range.Max > kl ? range.Max / 2 : range.Max * 2;
+        Assert.IsTrue(DivergenceAt(range.Max) <= DivergenceAt(other), "the chosen power of two has the lower divergence");
     }
 
     [TestMethod]
