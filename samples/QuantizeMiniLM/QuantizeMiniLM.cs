@@ -19,7 +19,8 @@ public static class QuantizeMiniLM
         var calibration = Text(glosses.Take(200));
         var heldOut = Text(glosses.Skip(200));
 
-        // Transformer hidden states are skewed: max ranges with asymmetric activations keep their outliers.
+        // The defaults, spelled out: transformer hidden states are skewed, and max ranges with asymmetric
+        // activations keep their outlier features, which KL divergence would clip.
         var quantize = mlContext.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
         {
             ModelFile = MiniLm.ModelFile,

@@ -12,7 +12,7 @@ public static class QuantizeResNet18
 {
     /// <summary>Runs the sample and prints its table.</summary>
     /// <param name="method">How activation thresholds are calibrated.</param>
-    public static void Example(CalibrationMethod method = CalibrationMethod.KlDivergence)
+    public static void Example(CalibrationMethod method = CalibrationMethod.Max)
     {
         var mlContext = new MLContext(seed: 1);
         var data = FashionMnist.DataDirectory(AppContext.BaseDirectory);
@@ -28,7 +28,7 @@ public static class QuantizeResNet18
 
         Console.WriteLine($"Calibrating ResNet18 on 200 images ({method}, per-channel weights)...");
         var clock = Stopwatch.StartNew();
-        var estimator = method == CalibrationMethod.KlDivergence
+        var estimator = method == CalibrationMethod.Max
             ? mlContext.Transforms.QuantizeCalibrated(ResNet18Model.ResNet18)
             : mlContext.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options { ModelFile = ResNet18Model.ResNet18, ActivationCalibration = method });
         using var int8 = estimator.Fit(Prepare(calibrationImages, calibrationLabels));

@@ -5,11 +5,11 @@ public enum CalibrationMethod
 {
     /// <summary>
     /// The threshold that minimizes the KL divergence between the clipped float histogram and its quantized form
-    /// (MXNet/TVM semantics: 8001 bins over ±max|x|, 255 quantized bins, 511 for tensors that are never negative). The default.
+    /// (MXNet/TVM semantics: 8001 bins over ±max|x|, 255 quantized bins, 511 for tensors that are never negative).
     /// </summary>
     KlDivergence = 0,
 
-    /// <summary>The threshold is max|x|: nothing is clipped.</summary>
+    /// <summary>The threshold is max|x|: nothing is clipped. The default.</summary>
     Max = 1,
 
     /// <summary>The threshold is the <c>Percentile</c>th percentile of |x| (99.999 by default).</summary>

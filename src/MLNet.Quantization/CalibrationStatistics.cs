@@ -14,8 +14,8 @@ namespace MLNet.Quantization;
 /// <para><b>Sharded calibration (map-reduce).</b> Histograms merge exactly only over the same range, so a data-parallel
 /// calibration takes two rounds, each a map over the shards and a <see cref="Merge"/>:</para>
 /// <list type="number">
-/// <item>Fit each shard with <see cref="CalibrationMethod.Max"/> (one pass, ranges only) and merge: the merged ranges are
-/// exactly those of all rows.</item>
+/// <item>Fit each shard and merge: the merged ranges are exactly those of all rows (each shard's histograms cover only
+/// its own range, so the merge keeps ranges only).</item>
 /// <item>Fit each shard with <see cref="QuantizingEstimator.Options.RangesFrom"/> set to the merged statistics (one pass
 /// that fills histograms over the merged ranges) and merge: the counts add up to exactly the histograms of one pass
 /// over all rows, whatever the sharding or order.</item>

@@ -7,7 +7,7 @@ public static class QuantizationCatalog
 {
     /// <summary>
     /// Calibrates the float ONNX model <paramref name="modelFile"/> on the rows given to <c>Fit</c> and quantizes it to int8
-    /// with the default settings: KL-divergence activation thresholds, per-channel max weight scales, realized int8.
+    /// with the default settings: max activation ranges with asymmetric zero points, per-channel max weight scales, realized int8.
     /// </summary>
     /// <param name="catalog">The transforms catalog.</param>
     /// <param name="modelFile">The float ONNX model.</param>

@@ -33,7 +33,10 @@ internal sealed record QuantizationSettings(
     /// <summary>The rows the fallback and the report measure on: the held-back rows, or the first 64 rows.</summary>
     public bool IsMeasurementRow(long row) => MinimumOutputCosine is null ? row < 64 : row % 5 == 4;
 
-    /// <summary>Whether the activation thresholds need histograms (a second pass over the data).</summary>
+    /// <summary>
+    /// Whether the activation search needs histograms. (Calibration from rows fills them whatever the method: the report
+    /// and refitting from saved statistics with another method need them too.)
+    /// </summary>
     public bool NeedsHistograms => ActivationCalibration != CalibrationMethod.Max || CustomCalibration is not null;
 
     /// <summary>The search of the configured activation method.</summary>

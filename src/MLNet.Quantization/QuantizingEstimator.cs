@@ -15,14 +15,14 @@ namespace MLNet.Quantization;
 /// ### Estimator Characteristics
 /// |  |  |
 /// | -- | -- |
-/// | Does this estimator need to look at the data to train its parameters? | Yes: every calibration row is read once (max) or twice (KL divergence, percentile) |
+/// | Does this estimator need to look at the data to train its parameters? | Yes: every calibration row is read twice (ranges, then histograms), or not at all from saved statistics |
 /// | Input column data type | Known-sized vectors of the model inputs' element types (the same as `ApplyOnnxModel`) |
 /// | Output column data type | The model outputs' types, as `ApplyOnnxModel` gives them |
 /// | Exportable to ONNX | Yes: <xref:MLNet.Quantization.QuantizingTransformer.ExportOnnx(System.String)> |
 ///
 /// `Fit` follows TVM's quantization flow: prepare the graph (fold BatchNormalization, raise the opset to 13),
 /// annotate the tensors to quantize per op, collect per-tensor statistics by streaming the rows through the float model,
-/// calibrate thresholds (KL divergence by default), and realize the model as QuantizeLinear/DequantizeLinear pairs that
+/// calibrate thresholds (max by default; KL divergence, percentile and power-of-two KL on request), and realize the model as QuantizeLinear/DequantizeLinear pairs that
 /// ONNX Runtime fuses into int8 kernels, or as simulated float fake-quantization; with `MinimumOutputCosine`, fall back
 /// to float for the layers that cost the most accuracy. Memory stays bounded whatever the number of rows.
 /// ]]></format>

@@ -70,7 +70,7 @@ public sealed class CalibrationStatisticsTests
 
         var ranges = CalibrationStatistics.Merge(shards.Select(s =>
         {
-            using var t = Fit(model, TinyData.X(ml, s, 72), o => o.ActivationCalibration = CalibrationMethod.Max);
+            using var t = Fit(model, TinyData.X(ml, s, 72));
             return t.Statistics;
         }).ToArray());
         Assert.IsFalse(ranges.HasHistograms);
@@ -91,8 +91,11 @@ public sealed class CalibrationStatisticsTests
         using var fromShards = Fit(model, TinyData.X(ml, Array.Empty<float[]>(), 72), o => o.Statistics = merged);
         AssertSameTable(whole.Calibration, fromShards.Calibration);
 
-        var error = Assert.ThrowsExactly<InvalidOperationException>(() => Fit(model, TinyData.X(ml, all, 72), o => o.Statistics = ranges));
+        var error = Assert.ThrowsExactly<InvalidOperationException>(() => Fit(model, TinyData.X(ml, all, 72),
+            o => { o.Statistics = ranges; o.ActivationCalibration = CalibrationMethod.KlDivergence; }));
         StringAssert.Contains(error.Message, "RangesFrom");
+        using var fromRanges = Fit(model, TinyData.X(ml, Array.Empty<float[]>(), 72), o => o.Statistics = ranges);
+        AssertSameTable(whole.Calibration, fromRanges.Calibration);
     }
 
     [TestMethod]

@@ -36,7 +36,8 @@ public sealed class QuantizingEstimatorOptionsTests
     {
         var options = new QuantizingEstimator.Options();
         Assert.AreEqual(QuantizationMode.Int8, options.Mode);
-        Assert.AreEqual(CalibrationMethod.KlDivergence, options.ActivationCalibration);
+        Assert.AreEqual(CalibrationMethod.Max, options.ActivationCalibration);
+        Assert.IsTrue(options.AsymmetricActivations);
         Assert.AreEqual(WeightScaleMethod.Max, options.WeightScale);
         Assert.IsTrue(options.PerChannelWeights);
         Assert.AreEqual(8001, options.Bins);

@@ -9,8 +9,8 @@ namespace MLNet.Quantization.Calibration;
 
 /// <summary>
 /// Step 3 of <c>Fit</c>: streams the calibration rows through the float model, with every marked activation exposed as
-/// an extra graph output. Pass 1 finds each tensor's range; pass 2 (KL and percentile only) counts values into a
-/// histogram fixed to ±max|x|. Only the statistics are kept, so memory does not grow with the number of rows, and the
+/// an extra graph output. Pass 1 finds each tensor's range; pass 2 counts values into a histogram fixed to ±max|x|
+/// (for every method: the report and refitting from saved statistics with another method use it). Only the statistics are kept, so memory does not grow with the number of rows, and the
 /// counts do not depend on batch size or row order.
 /// </summary>
 internal static class StatisticsCollector
@@ -70,7 +70,7 @@ internal static class StatisticsCollector
         else
         {
             rows = Pass(session, data, settings, 1, quantizedInputs, outputNames, Check);
-            if (rows > 0 && settings.NeedsHistograms)
+            if (rows > 0)
             {
                 foreach (var s in stats.Values)
                     s.Histogram = Histogram.Symmetric(s.AbsMax, settings.Bins);

@@ -2,7 +2,8 @@ namespace MLNet.Quantization.Calibration;
 
 /// <summary>
 /// A clipping range chosen for a tensor. Ranges with <see cref="Min"/> ≥ 0 are realized as uint8 with zero point 0 over
-/// [0, Max]; any other range as symmetric uint8 (zero point 128) over [−T, T] with T = max(|Min|, |Max|).
+/// [0, Max]; any other range as uint8 over [Min, Max] with the zero point that maps 0 exactly, or, with symmetric
+/// activations, over [−T, T] with T = max(|Min|, |Max|) and zero point 128.
 /// </summary>
 /// <param name="Min">The lower clipping bound.</param>
 /// <param name="Max">The upper clipping bound.</param>

@@ -41,8 +41,8 @@ public sealed class CalibratorTests
         var x = model.Calibration.Find("X", TensorRole.Activation)!;
         Assert.AreEqual("Custom", x.Method);
         Assert.AreEqual(8f, x.Threshold);
-        Assert.AreEqual(8f / 127, x.Scale);
-        Assert.AreEqual("KlDivergence", model.Calibration.Find("Y", TensorRole.Activation)!.Method);
+        Assert.AreEqual(16f / 255, x.Scale, "asymmetric by default: [-8, 8] over 255 steps");
+        Assert.AreEqual("Max", model.Calibration.Find("Y", TensorRole.Activation)!.Method);
     }
 
     [TestMethod]
