@@ -22,7 +22,7 @@ internal static class EvaluationHarness
         new("power-of-two KL + power-of-two weights, per tensor (seed 2)", CalibrationMethod.KlDivergencePowerOfTwo, WeightScaleMethod.PowerOfTwo, false),
         new("percentile 99.999, per tensor", CalibrationMethod.Percentile, WeightScaleMethod.Max, false),
         new("max / max, per channel", CalibrationMethod.Max, WeightScaleMethod.Max, true),
-        new("KL + max weights, per channel (default)", CalibrationMethod.KlDivergence, WeightScaleMethod.Max, true),
+        new("KL + max weights, per channel (default before the evaluation)", CalibrationMethod.KlDivergence, WeightScaleMethod.Max, true),
         new("power-of-two KL + power-of-two weights, per channel", CalibrationMethod.KlDivergencePowerOfTwo, WeightScaleMethod.PowerOfTwo, true),
         new("percentile 99.999, per channel", CalibrationMethod.Percentile, WeightScaleMethod.Max, true),
         new("max / max, asymmetric activations, per channel", CalibrationMethod.Max, WeightScaleMethod.Max, true, Asymmetric: true),
@@ -118,7 +118,7 @@ internal static class EvaluationHarness
             foreach (var f in files) File.Delete(f);
             Console.WriteLine($"| {configuration.Name} | {accuracy:F4} | {100 * (floatAccuracy - accuracy):F2} | {100 * agreement:F2}% | {cosine:F4} | " +
                 $"{calibrationSeconds:F1} s | {ms1:F2} | {ms2:F2} | {sim1:F2} | {int8.ModelSize / 1e6:F1} MB |");
-            if (configuration.Name.EndsWith("(default)") || configuration.Name == "max / max, per channel")
+            if (configuration.Name.Contains("(default") || configuration.Name == "max / max, per channel")
             {
                 double simulatedAccuracy = Accuracy(Predict(Features(simulated, test)));
                 Console.WriteLine($"|   simulated, same calibration | {simulatedAccuracy:F4} | {100 * (floatAccuracy - simulatedAccuracy):F2} | | | | | | | |");

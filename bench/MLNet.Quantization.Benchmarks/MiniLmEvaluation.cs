@@ -15,7 +15,7 @@ internal static class MiniLmEvaluation
 
     private static readonly Configuration[] Configurations =
     {
-        new("KL, symmetric, per channel (library default)", CalibrationMethod.KlDivergence, false, true),
+        new("KL, symmetric, per channel (the default before the evaluation)", CalibrationMethod.KlDivergence, false, true),
         new("max, symmetric, per channel", CalibrationMethod.Max, false, true),
         new("max, asymmetric, per tensor", CalibrationMethod.Max, true, false),
         new("max, asymmetric, per channel", CalibrationMethod.Max, true, true),
