@@ -93,6 +93,7 @@ internal static class EvaluationHarness
         Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|");
         Console.WriteLine($"| fp32 | {floatAccuracy:F4} | | | | | {MsPerRow(ResNet18Model.ResNet18, 1):F2} (fp32) | {MsPerRow(ResNet18Model.ResNet18, 2):F2} (fp32) | | {new FileInfo(ResNet18Model.ResNet18).Length / 1e6:F1} MB |");
         var results = new List<(string Name, double Accuracy, double SpeedUp)>();
+        var defaults = new QuantizingEstimator.Options();
         double fp32Ms = MsPerRow(ResNet18Model.ResNet18, 1);
         foreach (var configuration in Configurations.Where(c => c.Name.Contains(only, StringComparison.Ordinal)))
         {
@@ -124,7 +125,9 @@ internal static class EvaluationHarness
                 Console.WriteLine($"|   simulated, same calibration | {simulatedAccuracy:F4} | {100 * (floatAccuracy - simulatedAccuracy):F2} | | | | | | | |");
                 Console.WriteLine($"|   simulated − int8 accuracy | {100 * (simulatedAccuracy - accuracy):+0.00;-0.00} points | | | | | | | | |");
             }
-            results.Add((configuration.Name, accuracy, fp32Ms / ms1));
+            bool isDefault = configuration.Activations == defaults.ActivationCalibration && configuration.Weights == defaults.WeightScale
+                && configuration.PerChannel == defaults.PerChannelWeights && configuration.Asymmetric == defaults.AsymmetricActivations;
+            results.Add((isDefault ? configuration.Name + " [default]" : configuration.Name, accuracy, fp32Ms / ms1));
         }
         Chart(chart, floatAccuracy, results);
         Console.WriteLine();
@@ -138,7 +141,7 @@ internal static class EvaluationHarness
         var bars = results.Select((r, i) => new ScottPlot.Bar
         {
             Position = i + 1, Value = 100 * r.Accuracy, Label = $"{100 * r.Accuracy:F1}%, {r.SpeedUp:F1}x",
-            FillColor = r.Name.EndsWith("(default)") ? ScottPlot.Colors.Orange : ScottPlot.Colors.SteelBlue,
+            FillColor = r.Name.EndsWith("[default]") ? ScottPlot.Colors.Orange : ScottPlot.Colors.SteelBlue,
         }).ToList();
         plot.Add.Bars(bars);
         var line = plot.Add.HorizontalLine(100 * floatAccuracy);
