@@ -91,13 +91,14 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
         var settings = _options.Freeze();
-        CheckColumnNames(OnnxGraph.Load(settings.ModelFile), settings);
+        var model = OnnxGraph.Load(settings.ModelFile);
+        CheckColumnNames(model, settings);
         var shapes = settings.ShapeDictionary?.ToDictionary(kv => kv.Key, kv => kv.Value);
         var floatModel = settings.OutputColumnNames is null && settings.InputColumnNames is null
             ? _catalog.ApplyOnnxModel(settings.ModelFile, shapes)
             : _catalog.ApplyOnnxModel(
-                settings.OutputColumnNames?.ToArray() ?? OnnxGraph.Load(settings.ModelFile).Graph.Output.Select(o => o.Name).ToArray(),
-                settings.InputColumnNames?.ToArray() ?? OnnxGraph.Load(settings.ModelFile).RealInputs().Select(i => i.Name).ToArray(),
+                settings.OutputColumnNames?.ToArray() ?? model.Graph.Output.Select(o => o.Name).ToArray(),
+                settings.InputColumnNames?.ToArray() ?? model.RealInputs().Select(i => i.Name).ToArray(),
                 settings.ModelFile, shapes, gpuDeviceId: null, fallbackToCpu: false, recursionLimit: 100);
         return floatModel.GetOutputSchema(inputSchema);
     }

@@ -25,6 +25,7 @@ public sealed class QuantizingTransformer : ITransformer, IDisposable
         _report = report;
         Mode = settings.Mode;
         var shapes = settings.ShapeDictionary?.ToDictionary(kv => kv.Key, kv => kv.Value);
+        var graph = new Lazy<Onnx.OnnxGraph>(() => Onnx.OnnxGraph.Parse(model, "the quantized model"));
         OnnxScoringEstimator estimator;
         if (settings.IntraOpNumThreads is null)
         {
@@ -50,13 +51,8 @@ public sealed class QuantizingTransformer : ITransformer, IDisposable
         }
         _inner = estimator.Fit(fitData);
 
-        string[] OutputNames(QuantizationSettings s) => s.OutputColumnNames?.ToArray() ?? ModelNames(false);
-        string[] InputNames(QuantizationSettings s) => s.InputColumnNames?.ToArray() ?? ModelNames(true);
-        string[] ModelNames(bool inputs)
-        {
-            var graph = Onnx.OnnxGraph.Parse(model, "the quantized model");
-            return (inputs ? graph.RealInputs() : graph.Graph.Output).Select(v => v.Name).ToArray();
-        }
+        string[] OutputNames(QuantizationSettings s) => s.OutputColumnNames?.ToArray() ?? graph.Value.Graph.Output.Select(v => v.Name).ToArray();
+        string[] InputNames(QuantizationSettings s) => s.InputColumnNames?.ToArray() ?? graph.Value.RealInputs().Select(v => v.Name).ToArray();
     }
 
     /// <summary>The per-tensor thresholds, scales and zero points chosen at <c>Fit</c>.</summary>
