@@ -68,7 +68,7 @@ internal static class Annotator
         bool ProducedByKept(string tensor)
         {
             var producer = graph.Producer(tensor);
-            if (producer?.OpType == "Relu") { tensor = producer.Input[0]; producer = graph.Producer(tensor); }
+            if (producer is not null && graph.IsZeroClamp(producer)) { tensor = producer.Input[0]; producer = graph.Producer(tensor); }
             return producer is not null && byNode.TryGetValue(producer, out var m) && kept.Contains(m) && m.Outputs.Contains(tensor);
         }
 
@@ -78,7 +78,7 @@ internal static class Annotator
             {
                 var read = tensor;
                 var node = reader;
-                if (reader.OpType == "Relu")
+                if (graph.IsZeroClamp(reader))
                 {
                     read = reader.Output[0];
                     if (graph.Consumers(read).Any(c => byNode.TryGetValue(c, out var r) && kept.Contains(r) && r.Inputs.Contains(read)))
@@ -92,8 +92,9 @@ internal static class Annotator
         }
     }
 
-    // A marked tensor read only by a Relu is quantized after the Relu instead, and the Relu is dropped at realization:
-    // uint8 with zero point 0 clamps at zero exactly as the Relu does.
+    // A marked tensor read only by a Relu (or a Clip from 0) is quantized after it instead, and the clamp is dropped at
+    // realization: uint8 with zero point 0 clamps at zero as the Relu does, and the calibrated range of the clamp's
+    // output never exceeds a Clip's maximum, so saturation at 255 clamps there too.
     private static void MoveMarksPastRelu(OnnxGraph graph, QuantizationPlan plan)
     {
         for (int i = 0; i < plan.Activations.Count; i++)
@@ -101,7 +102,7 @@ internal static class Annotator
             var mark = plan.Activations[i];
             var consumers = graph.Consumers(mark.Tensor);
             if (mark.ShareScaleWith is not null || graph.IsGraphOutput(mark.Tensor) || graph.Producer(mark.Tensor) is null
-                || consumers.Count != 1 || consumers[0].OpType != "Relu" || graph.IsReadBySubgraph(mark.Tensor))
+                || consumers.Count != 1 || !graph.IsZeroClamp(consumers[0]) || graph.IsReadBySubgraph(mark.Tensor))
                 continue;
             var reluOutput = consumers[0].Output[0];
             plan.Activations.RemoveAt(i);

@@ -22,8 +22,8 @@ internal sealed class QuantizationPlan
     public List<BiasMark> Biases { get; } = new();
 
     /// <summary>
-    /// Relu outputs whose Relu the realize stage removes: their uint8 quantization with zero point 0 clamps at zero,
-    /// which is exactly the Relu, and lets ONNX Runtime fuse the producer with its QuantizeLinear.
+    /// Outputs of Relus (and Clips from 0) that the realize stage removes: their uint8 quantization with zero point 0
+    /// clamps exactly as they do, and lets ONNX Runtime fuse the producer with its QuantizeLinear.
     /// </summary>
     public HashSet<string> FusedRelus { get; } = new(StringComparer.Ordinal);
 

@@ -88,6 +88,21 @@ internal sealed class OnnxGraph
 
     public bool IsGraphOutput(string tensor) => Graph.Output.Any(o => o.Name == tensor);
 
+    /// <summary>
+    /// Whether <paramref name="node"/> clamps at zero from below and nowhere under it: a Relu, or a Clip whose minimum is
+    /// the constant 0 (its maximum, if any, constant too). Quantizing its output to uint8 with zero point 0 and a range
+    /// no wider than the clamp reproduces it exactly, so such a node can be folded into a QuantizeLinear.
+    /// </summary>
+    public bool IsZeroClamp(NodeProto node)
+    {
+        if (node.OpType == "Relu") return true;
+        if (node.OpType != "Clip" || node.Input.Count < 2 || node.Input[1].Length == 0) return false;
+        var min = FindConstant(node.Input[1]);
+        if (min is not { DataType: Tensors.Float } || Tensors.ReadFloats(min) is not [0f]) return false;
+        if (node.Input.Count < 3 || node.Input[2].Length == 0) return true;
+        return FindConstant(node.Input[2]) is { DataType: Tensors.Float } max && Tensors.ReadFloats(max) is [>= 0f];
+    }
+
     /// <summary>Whether a subgraph (the body of an If, Loop or Scan) reads <paramref name="tensor"/> from the outer scope.</summary>
     public bool IsReadBySubgraph(string tensor) => Graph.Node.Any(n => ImplicitInputs(n).Contains(tensor));
 

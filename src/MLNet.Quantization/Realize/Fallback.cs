@@ -21,10 +21,10 @@ internal static class Fallback
     {
         var nodes = new List<global::Onnx.NodeProto>();
         var producer = model.Producer(tensor);
-        if (producer?.OpType == "Relu") producer = model.Producer(producer.Input[0]);
+        if (producer is not null && model.IsZeroClamp(producer)) producer = model.Producer(producer.Input[0]);
         if (producer is not null) nodes.Add(producer);
         foreach (var reader in model.Consumers(tensor))
-            nodes.AddRange(reader.OpType == "Relu" ? model.Consumers(reader.Output[0]) : new[] { reader });
+            nodes.AddRange(model.IsZeroClamp(reader) ? model.Consumers(reader.Output[0]) : new[] { reader });
         return nodes.Where(n => OpRegistry.Find(n.OpType) is not null).Select(n => n.Name).Distinct().ToList();
     }
 

@@ -5,7 +5,7 @@ using MLNet.Quantization.Onnx;
 namespace MLNet.Quantization.Realize;
 
 /// <summary>
-/// Step 5 of <c>Fit</c>, and the only place that edits the graph for quantization: drops fused Relus, puts a
+/// Step 5 of <c>Fit</c>, and the only place that edits the graph for quantization: drops fused Relus and Clips, puts a
 /// (de)quantization in front of every reader of a marked tensor, swaps weights and biases for their quantized forms,
 /// and records the calibration table in the model's metadata.
 /// </summary>
@@ -21,9 +21,9 @@ internal static class QdqWriter
         IQdqEmitter emitter = mode == QuantizationMode.Int8 ? new Int8Emitter() : new SimulatedEmitter();
         var graph = prepared.Clone();
 
-        foreach (var reluOutput in plan.FusedRelus)
-            if (parameters.Activations.TryGetValue(reluOutput, out var p) && p.ZeroPoint == 0)
-                DropRelu(graph, reluOutput);
+        foreach (var clampOutput in plan.FusedRelus)
+            if (parameters.Activations.TryGetValue(clampOutput, out var p) && p.ZeroPoint == 0 && WithinClamp(graph, graph.Producer(clampOutput)!, p))
+                DropClamp(graph, clampOutput);
 
         foreach (var mark in plan.Activations)
         {
@@ -58,14 +58,20 @@ internal static class QdqWriter
         return graph;
     }
 
-    // Relu(x) == x once x is quantized to uint8 with zero point 0: the producer writes the Relu's output directly.
-    private static void DropRelu(OnnxGraph graph, string reluOutput)
+    // Relu(x) and Clip(x, 0, M) equal x once x is quantized to uint8 with zero point 0 over a range no wider than M:
+    // the producer writes the clamp's output directly.
+    private static void DropClamp(OnnxGraph graph, string clampOutput)
     {
-        var relu = graph.Producer(reluOutput)!;
-        var producer = graph.Producer(relu.Input[0])!;
-        producer.Output[producer.Output.IndexOf(relu.Input[0])] = reluOutput;
-        graph.Graph.Node.Remove(relu);
+        var clamp = graph.Producer(clampOutput)!;
+        var producer = graph.Producer(clamp.Input[0])!;
+        producer.Output[producer.Output.IndexOf(clamp.Input[0])] = clampOutput;
+        graph.Graph.Node.Remove(clamp);
     }
+
+    // A Clip's maximum must bound the quantized range, or saturation would clamp above it (a custom range can do that).
+    private static bool WithinClamp(OnnxGraph graph, global::Onnx.NodeProto clamp, ActivationParameters p) =>
+        clamp.OpType != "Clip" || clamp.Input.Count < 3 || clamp.Input[2].Length == 0
+        || 255 * p.Scale <= Tensors.ReadFloats(graph.FindConstant(clamp.Input[2])!)[0] * (1 + 1e-6);
 
     // ONNX Runtime fuses DequantizeLinear → Conv → QuantizeLinear into QLinearConv even when the bias is float, and then
     // quantizes that bias itself, overflowing where int32 cannot hold it. A bias kept float therefore moves into an Add

@@ -52,4 +52,24 @@ public sealed class ConvOpTests
         Assert.AreEqual(0, run.Table.Find("W", TensorRole.Weight)!.ChannelScales.Count);
         Assert.IsTrue(run.MinCosine > 0.995, $"int8 vs float cosine {run.MinCosine}");
     }
+
+    [TestMethod]
+    public void AClipFromZeroFoldsIntoTheOutputQuantizationLikeARelu()
+    {
+        using var directory = new TempDirectory();
+        var model = new TinyModel().Input("X", 1, 3, 8, 8).Output("Y", 1, 4, 8, 8)
+            .Weight("W", new long[] { 4, 3, 3, 3 }).Weight("W2", new long[] { 4, 4, 1, 1 })
+            .Constant("zero", Array.Empty<long>(), new[] { 0f }).Constant("six", Array.Empty<long>(), new[] { 0.6f })
+            .Node("Conv", new[] { "X", "W" }, new[] { "C" }, TinyModel.Ints("pads", 1, 1, 1, 1))
+            .Node("Clip", new[] { "C", "zero", "six" }, new[] { "R" })
+            .Node("Conv", new[] { "R", "W2" }, new[] { "Y" })
+            .Save(directory.Path);
+        var run = QuantizedRun.Of(model, ml => TinyData.X(ml, TinyData.Normal(32, 192), 192), "Y");
+
+        Assert.AreEqual(0, run.Count("Clip"), "Clip(0, 0.6) folds into the uint8 quantization of the Conv's output");
+        var r = run.Table.Find("R", TensorRole.Activation)!;
+        Assert.AreEqual(0, r.ZeroPoint);
+        Assert.IsTrue(r.Threshold <= 0.6f, $"the range {r.Threshold} stays within the Clip");
+        Assert.IsTrue(run.MinCosine > 0.999, $"int8 vs float cosine {run.MinCosine}");
+    }
 }
