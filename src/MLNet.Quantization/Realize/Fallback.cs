@@ -7,8 +7,8 @@ namespace MLNet.Quantization.Realize;
 
 /// <summary>
 /// Step 6 of <c>Fit</c>, with <c>MinimumOutputCosine</c>: while the realized model's mean output cosine to the float
-/// model, on the held-back rows, stays below the target, the node that marked the tensor with the lowest SQNR is kept in
-/// float, one at a time. Label-free: it needs only the calibration rows.
+/// model, on the held-back rows, stays below the target, the layer (the quantized nodes around a tensor) that adds the
+/// most noise of its own is kept in float, one at a time. Label-free: it needs only the calibration rows.
 /// </summary>
 internal static class Fallback
 {
@@ -28,6 +28,21 @@ internal static class Fallback
         return nodes.Where(n => OpRegistry.Find(n.OpType) is not null).Select(n => n.Name).Distinct().ToList();
     }
 
+    // The relative noise each tensor adds itself: its noise-to-signal ratio minus the largest one among the quantized
+    // inputs of the node that produces it. The measured SQNR accumulates everything upstream, so ranking by it alone
+    // would blame the deepest layers for error that starts earlier.
+    private static Dictionary<string, double> LocalNoise(OnnxGraph model, IReadOnlyDictionary<string, double> sqnrDb)
+    {
+        double Relative(double db) => double.IsPositiveInfinity(db) ? 0 : Math.Pow(10, -db / 10);
+        return sqnrDb.ToDictionary(kv => kv.Key, kv =>
+        {
+            var producer = model.Producer(kv.Key);
+            if (producer is not null && model.IsZeroClamp(producer)) producer = model.Producer(producer.Input[0]);
+            double upstream = producer?.Input.Where(sqnrDb.ContainsKey).Select(i => Relative(sqnrDb[i])).DefaultIfEmpty(0).Max() ?? 0;
+            return Relative(kv.Value) - upstream;
+        });
+    }
+
     public static Result Apply(OnnxGraph model, Exclusions exclusions, CalibrationStatistics statistics, IDataView data,
         QuantizationSettings settings, double target)
     {
@@ -41,7 +56,7 @@ internal static class Fallback
             var dequantized = new Dictionary<string, string>();
             var realized = QdqWriter.Realize(model, plan, parameters, settings.Mode, dequantized);
             var measured = ErrorMeasurement.Measure(model, realized, dequantized, data, settings);
-            var worst = measured.SqnrDb.OrderBy(kv => kv.Value).Select(kv => Layer(model, kv.Key))
+            var worst = LocalNoise(model, measured.SqnrDb).OrderByDescending(kv => kv.Value).Select(kv => Layer(model, kv.Key))
                 .FirstOrDefault(nodes => nodes.Any(n => !floatNodes.Contains(n)));
             if (measured.OutputCosine >= target || worst is null)
                 return new Result(plan, parameters, realized, floatNodes, measured.OutputCosine);
