@@ -11,8 +11,8 @@ namespace MLNet.Quantization;
 
 /// <summary>
 /// What calibration did to each layer, and which layers cost the most: per tensor the method, threshold, scale, zero
-/// point, clipped fraction, KL divergence and SQNR, the activation histograms, and the layers ranked by SQNR (lowest
-/// first, the main contributors to output error). Write it as one self-contained HTML page or as CSV.
+/// point, clipped fraction, KL divergence and SQNR, the activation histograms, and the layers ranked by the noise they
+/// add themselves (largest first, the main contributors to output error). Write it as one self-contained HTML page or as CSV.
 /// </summary>
 public sealed class CalibrationReport
 {
@@ -31,8 +31,9 @@ public sealed class CalibrationReport
     /// <summary>Every quantized tensor, in calibration-table order.</summary>
     public IReadOnlyList<TensorReport> Tensors { get; }
 
-    /// <summary>Activations ranked by SQNR, lowest first.</summary>
-    public IReadOnlyList<TensorReport> Ranked => Tensors.Where(t => t.Role == TensorRole.Activation).OrderBy(t => t.SqnrDb).ToList();
+    /// <summary>Activations ranked by the noise they add themselves, largest first: the main contributors to output error.</summary>
+    public IReadOnlyList<TensorReport> Ranked => Tensors.Where(t => t.Role == TensorRole.Activation && !double.IsNaN(t.AddedNoise))
+        .OrderByDescending(t => t.AddedNoise).ToList();
 
     /// <summary>Nodes that <c>MinimumOutputCosine</c> kept in float, in the order they were chosen.</summary>
     public IReadOnlyList<string> FloatNodes { get; }
@@ -50,6 +51,7 @@ public sealed class CalibrationReport
         var simulated = QdqWriter.Realize(model, plan, parameters, QuantizationMode.Simulated, dequantized);
         var measured = ErrorMeasurement.Measure(model, simulated, dequantized, data, settings);
         var stats = statistics.ByTensor();
+        var added = measured.AddedNoise(model);
         var histograms = new Dictionary<string, Histogram>();
         var rows = parameters.Table.Select(entry =>
         {
@@ -70,6 +72,7 @@ public sealed class CalibrationReport
                         Sqnr(Onnx.Tensors.ReadFloats(model.FindConstant(entry.Tensor)!), b.Dequantize()),
                     _ => double.NaN,
                 },
+                AddedNoise = entry.Role == TensorRole.Activation ? added.GetValueOrDefault(entry.Tensor, double.NaN) : double.NaN,
             };
         }).ToList();
         return new CalibrationReport(rows, histograms, floatNodes, measured.OutputCosine, measured.Rows);
@@ -108,10 +111,10 @@ public sealed class CalibrationReport
     /// <summary>Writes the report as CSV, one row per tensor; on failure no partial file is left.</summary>
     public void WriteCsv(string path)
     {
-        var csv = new StringBuilder("tensor,node,op_type,role,method,threshold,scale,zero_point,clipped_fraction,kl_divergence,sqnr_db\n");
+        var csv = new StringBuilder("tensor,node,op_type,role,method,threshold,scale,zero_point,clipped_fraction,kl_divergence,sqnr_db,added_noise\n");
         foreach (var t in Tensors)
             csv.AppendLine(string.Join(",", Quote(t.Tensor), Quote(t.Node), Quote(t.OpType), t.Role, Quote(t.Method),
-                Number(t.Threshold), Number(t.Scale), t.ZeroPoint, Number(t.ClippedFraction), Number(t.KlDivergence), Number(t.SqnrDb)));
+                Number(t.Threshold), Number(t.Scale), t.ZeroPoint, Number(t.ClippedFraction), Number(t.KlDivergence), Number(t.SqnrDb), Number(t.AddedNoise)));
         WriteAtomically(path, csv.ToString());
     }
 
@@ -126,15 +129,16 @@ public sealed class CalibrationReport
             .Append(CultureInfo.InvariantCulture, $"<p>Simulated vs float output cosine: <b>{OutputCosine:F5}</b> on {Rows} calibration rows.</p>");
         if (FloatNodes.Count > 0)
             html.Append("<p>Kept in float by the fallback: ").Append(string.Join(", ", FloatNodes.Select(Encode))).Append("</p>");
-        html.Append("<h2>Layers ranked by SQNR (lowest first)</h2><ol>");
+        html.Append("<h2>Layers ranked by the noise they add (largest first)</h2><ol>");
         foreach (var t in Ranked.Take(10))
-            html.Append(CultureInfo.InvariantCulture, $"<li>{Encode(t.Tensor)} ({Encode(t.OpType)} {Encode(t.Node)}): {t.SqnrDb:F1} dB</li>");
+            html.Append(CultureInfo.InvariantCulture,
+                $"<li>{Encode(t.Tensor)} ({Encode(t.OpType)} {Encode(t.Node)}): adds {t.AddedNoise:E2} of noise-to-signal; SQNR {t.SqnrDb:F1} dB</li>");
         html.Append("</ol><h2>Tensors</h2><table><tr><th>tensor</th><th>node</th><th>op</th><th>role</th><th>method</th><th>threshold</th>")
             .Append("<th>scale</th><th>zero point</th><th>clipped</th><th>KL</th><th>SQNR (dB)</th></tr>");
-        double lowest = Ranked.Take(5).Select(t => t.SqnrDb).DefaultIfEmpty(double.NegativeInfinity).Max();
+        var worst = Ranked.Take(5).Select(t => t.Tensor).ToHashSet();
         foreach (var t in Tensors)
             html.Append(CultureInfo.InvariantCulture,
-                $"<tr{(t.Role == TensorRole.Activation && t.SqnrDb <= lowest ? " class=\"low\"" : "")}><td>{Encode(t.Tensor)}</td><td>{Encode(t.Node)}</td><td>{Encode(t.OpType)}</td><td>{t.Role}</td>" +
+                $"<tr{(worst.Contains(t.Tensor) ? " class=\"low\"" : "")}><td>{Encode(t.Tensor)}</td><td>{Encode(t.Node)}</td><td>{Encode(t.OpType)}</td><td>{t.Role}</td>" +
                 $"<td>{Encode(t.Method)}</td><td>{t.Threshold:G5}</td><td>{t.Scale:G5}</td><td>{t.ZeroPoint}</td><td>{Cell(t.ClippedFraction, "P4")}</td>" +
                 $"<td>{Cell(t.KlDivergence, "G4")}</td><td>{Cell(t.SqnrDb, "F1")}</td></tr>");
         html.Append("</table><h2 id=\"histograms\">Activation histograms</h2><p>log10(1 + count) per value; red: the clipping range; grey: the largest |value| seen.</p>");

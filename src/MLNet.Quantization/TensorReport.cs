@@ -38,4 +38,10 @@ public sealed record TensorReport
     /// rows (upstream error included); for weights and biases, of the dequantized values against the float ones.
     /// </summary>
     public double SqnrDb { get; init; }
+
+    /// <summary>
+    /// For activations, the noise-to-signal ratio this tensor adds itself (its own minus the largest of its producer's
+    /// quantized inputs): the report ranks layers by it. NaN for weights and biases.
+    /// </summary>
+    public double AddedNoise { get; init; } = double.NaN;
 }

@@ -40,11 +40,13 @@ public sealed class CalibrationReportTests
             Assert.IsTrue(double.IsFinite(t.KlDivergence), t.Tensor);
         }
         Assert.IsTrue(report.Tensors.Where(t => t.Role == TensorRole.Weight).All(t => t.SqnrDb > 30), "int8 weights keep > 30 dB");
-        CollectionAssert.AreEqual(report.Ranked.Select(t => t.SqnrDb).OrderBy(s => s).ToArray(), report.Ranked.Select(t => t.SqnrDb).ToArray());
+        CollectionAssert.AreEqual(report.Ranked.Select(t => t.AddedNoise).OrderByDescending(s => s).ToArray(), report.Ranked.Select(t => t.AddedNoise).ToArray());
+        var x = report.Tensors.Single(t => t.Tensor == "X");
+        Assert.AreEqual(Math.Pow(10, -x.SqnrDb / 10), x.AddedNoise, 1e-12, "the model input has no quantized upstream: all its noise is its own");
 
         report.WriteCsv(directory.File("report.csv"));
         var csv = File.ReadAllLines(directory.File("report.csv"));
-        Assert.AreEqual("tensor,node,op_type,role,method,threshold,scale,zero_point,clipped_fraction,kl_divergence,sqnr_db", csv[0]);
+        Assert.AreEqual("tensor,node,op_type,role,method,threshold,scale,zero_point,clipped_fraction,kl_divergence,sqnr_db,added_noise", csv[0]);
         Assert.AreEqual(report.Tensors.Count + 1, csv.Length);
         report.WriteHtml(directory.File("report.html"));
         var html = File.ReadAllText(directory.File("report.html"));
@@ -75,6 +77,8 @@ public sealed class CalibrationReportTests
         var report = rescued.Report;
         Assert.AreEqual(8L, report.Rows, "the fallback measures on the held-back fifth of the rows");
         CollectionAssert.IsSubsetOf(new[] { "Conv_2" }, report.FloatNodes.ToArray(), $"kept in float: {string.Join(", ", report.FloatNodes)}");
+        using var crippledAgain = Fit(null);
+        Assert.AreEqual("R", crippledAgain.Report.Ranked[0].Tensor, "the report ranks the crippled tensor first");
         Assert.IsNull(rescued.Calibration.Find("R", TensorRole.Activation), "R is no longer quantized");
         Assert.IsTrue(report.OutputCosine >= 0.99, $"{report.OutputCosine}");
     }

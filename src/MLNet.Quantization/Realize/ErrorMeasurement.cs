@@ -28,6 +28,23 @@ internal sealed class ErrorMeasurement
 
     public long Rows { get; }
 
+    /// <summary>
+    /// The relative noise each tensor adds itself: its noise-to-signal ratio minus the largest among the quantized inputs
+    /// of the node that produces it (through a folded Relu or Clip). The SQNR accumulates everything upstream, so ranking
+    /// by it alone would blame the deepest layers for error that starts earlier.
+    /// </summary>
+    public Dictionary<string, double> AddedNoise(OnnxGraph model)
+    {
+        static double Relative(double db) => double.IsPositiveInfinity(db) ? 0 : Math.Pow(10, -db / 10);
+        return SqnrDb.ToDictionary(kv => kv.Key, kv =>
+        {
+            var producer = model.Producer(kv.Key);
+            if (producer is not null && model.IsZeroClamp(producer)) producer = model.Producer(producer.Input[0]);
+            double upstream = producer?.Input.Where(SqnrDb.ContainsKey).Select(i => Relative(SqnrDb[i])).DefaultIfEmpty(0).Max() ?? 0;
+            return Relative(kv.Value) - upstream;
+        });
+    }
+
     public static ErrorMeasurement Measure(OnnxGraph prepared, OnnxGraph realized, IReadOnlyDictionary<string, string> dequantized,
         IDataView data, QuantizationSettings settings)
     {

@@ -28,21 +28,6 @@ internal static class Fallback
         return nodes.Where(n => OpRegistry.Find(n.OpType) is not null).Select(n => n.Name).Distinct().ToList();
     }
 
-    // The relative noise each tensor adds itself: its noise-to-signal ratio minus the largest one among the quantized
-    // inputs of the node that produces it. The measured SQNR accumulates everything upstream, so ranking by it alone
-    // would blame the deepest layers for error that starts earlier.
-    private static Dictionary<string, double> LocalNoise(OnnxGraph model, IReadOnlyDictionary<string, double> sqnrDb)
-    {
-        double Relative(double db) => double.IsPositiveInfinity(db) ? 0 : Math.Pow(10, -db / 10);
-        return sqnrDb.ToDictionary(kv => kv.Key, kv =>
-        {
-            var producer = model.Producer(kv.Key);
-            if (producer is not null && model.IsZeroClamp(producer)) producer = model.Producer(producer.Input[0]);
-            double upstream = producer?.Input.Where(sqnrDb.ContainsKey).Select(i => Relative(sqnrDb[i])).DefaultIfEmpty(0).Max() ?? 0;
-            return Relative(kv.Value) - upstream;
-        });
-    }
-
     public static Result Apply(OnnxGraph model, Exclusions exclusions, CalibrationStatistics statistics, IDataView data,
         QuantizationSettings settings, double target)
     {
@@ -56,7 +41,7 @@ internal static class Fallback
             var dequantized = new Dictionary<string, string>();
             var realized = QdqWriter.Realize(model, plan, parameters, settings.Mode, dequantized);
             var measured = ErrorMeasurement.Measure(model, realized, dequantized, data, settings);
-            var worst = LocalNoise(model, measured.SqnrDb).OrderByDescending(kv => kv.Value).Select(kv => Layer(model, kv.Key))
+            var worst = measured.AddedNoise(model).OrderByDescending(kv => kv.Value).Select(kv => Layer(model, kv.Key))
                 .FirstOrDefault(nodes => nodes.Any(n => !floatNodes.Contains(n)));
             if (measured.OutputCosine >= target || worst is null)
                 return new Result(plan, parameters, realized, floatNodes, measured.OutputCosine);
