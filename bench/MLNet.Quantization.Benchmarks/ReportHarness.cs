@@ -21,8 +21,8 @@ internal static class ReportHarness
         var report = model.Report;
         report.WriteHtml(Path.Combine(directory, "resnet18-report.html"));
         report.WriteCsv(Path.Combine(directory, "resnet18-report.csv"));
-        Console.WriteLine($"Output cosine {report.OutputCosine:F5} on {report.Rows} rows; lowest SQNR:");
+        Console.WriteLine($"Output cosine {report.OutputCosine:F5} on {report.Rows} rows; the layers that add the most noise:");
         foreach (var t in report.Ranked.Take(5))
-            Console.WriteLine($"  {t.Tensor} ({t.OpType} {t.Node}): {t.SqnrDb:F1} dB, clipped {t.ClippedFraction:P3}");
+            Console.WriteLine($"  {t.Tensor} ({t.OpType} {t.Node}): adds {t.AddedNoise:E2}, SQNR {t.SqnrDb:F1} dB, clipped {t.ClippedFraction:P3}");
     }
 }
