@@ -130,20 +130,6 @@ internal sealed class OnnxGraph
         }
     }
 
-    /// <summary>Replaces every read of <paramref name="from"/> by a read of <paramref name="to"/>, in nodes and graph outputs.</summary>
-    public void RenameTensor(string from, string to)
-    {
-        foreach (var node in Graph.Node)
-        {
-            for (int i = 0; i < node.Input.Count; i++)
-                if (node.Input[i] == from) node.Input[i] = to;
-            for (int i = 0; i < node.Output.Count; i++)
-                if (node.Output[i] == from) node.Output[i] = to;
-        }
-        foreach (var output in Graph.Output)
-            if (output.Name == from) output.Name = to;
-    }
-
     /// <summary>A tensor name not yet used in the graph, built from <paramref name="stem"/>.</summary>
     public string UniqueName(string stem)
     {
