@@ -19,8 +19,9 @@ public sealed class CalibrationReport
     private readonly IReadOnlyDictionary<string, Histogram> _histograms;
 
     private CalibrationReport(IReadOnlyList<TensorReport> tensors, IReadOnlyDictionary<string, Histogram> histograms,
-        IReadOnlyList<string> floatNodes, double outputCosine, long rows)
+        IReadOnlyList<string> floatNodes, double outputCosine, long rows, RealizationAgreement? agreement)
     {
+        Agreement = agreement;
         Tensors = tensors;
         _histograms = histograms;
         FloatNodes = floatNodes;
@@ -38,18 +39,24 @@ public sealed class CalibrationReport
     /// <summary>Nodes that <c>MinimumOutputCosine</c> kept in float, in the order they were chosen.</summary>
     public IReadOnlyList<string> FloatNodes { get; }
 
-    /// <summary>Mean cosine of the simulated model's outputs to the float model's on the measured rows.</summary>
+    /// <summary>
+    /// Mean cosine of the quantized model's outputs to the float model's on the measured rows, with the quantized model
+    /// run exactly as ML.NET runs it (its QDQ pairs fused into int8 kernels by ONNX Runtime, on this machine's CPU).
+    /// </summary>
     public double OutputCosine { get; }
+
+    /// <summary>The realized-vs-simulated agreement measured at <c>Fit</c> (null in simulated mode).</summary>
+    public RealizationAgreement? Agreement { get; }
 
     /// <summary>Calibration rows measured.</summary>
     public long Rows { get; }
 
-    internal static CalibrationReport Create(OnnxGraph model, QuantizationPlan plan, QuantizationParameters parameters,
-        CalibrationStatistics statistics, IReadOnlyList<string> floatNodes, IDataView data, QuantizationSettings settings)
+    internal static CalibrationReport Create(OnnxGraph model, QuantizationPlan plan, QuantizationParameters parameters, OnnxGraph realized,
+        CalibrationStatistics statistics, IReadOnlyList<string> floatNodes, RealizationAgreement? agreement, IDataView data, QuantizationSettings settings)
     {
         var dequantized = new Dictionary<string, string>();
         var simulated = QdqWriter.Realize(model, plan, parameters, QuantizationMode.Simulated, dequantized);
-        var measured = ErrorMeasurement.Measure(model, simulated, dequantized, data, settings);
+        var measured = ErrorMeasurement.Measure(model, simulated, dequantized, realized, data, settings);
         var stats = statistics.ByTensor();
         var added = measured.AddedNoise(model);
         var histograms = new Dictionary<string, Histogram>();
@@ -75,7 +82,7 @@ public sealed class CalibrationReport
                 AddedNoise = entry.Role == TensorRole.Activation ? added.GetValueOrDefault(entry.Tensor, double.NaN) : double.NaN,
             };
         }).ToList();
-        return new CalibrationReport(rows, histograms, floatNodes, measured.OutputCosine, measured.Rows);
+        return new CalibrationReport(rows, histograms, floatNodes, measured.OutputCosine, measured.Rows, agreement);
     }
 
     private static double Clipped(Histogram h, TensorCalibration entry)
@@ -126,7 +133,21 @@ public sealed class CalibrationReport
             .Append("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}")
             .Append("td:first-child,th:first-child{text-align:left}.low{background:#fdd}</style></head><body>")
             .Append("<h1>Calibration report</h1>")
-            .Append(CultureInfo.InvariantCulture, $"<p>Simulated vs float output cosine: <b>{OutputCosine:F5}</b> on {Rows} calibration rows.</p>");
+            .Append(CultureInfo.InvariantCulture, $"<p>Quantized vs float output cosine, run as ML.NET runs it: <b>{OutputCosine:F5}</b> on {Rows} calibration rows.</p>");
+        if (Agreement is { } agreement)
+        {
+            html.Append(CultureInfo.InvariantCulture, $"<p{(agreement.Agrees ? "" : " class=\"low\"")}>Realized int8 vs simulated output cosine: <b>{agreement.OutputCosine:F5}</b> ")
+                .Append(CultureInfo.InvariantCulture, $"(worst {agreement.WorstCosine:F5}) on {agreement.Rows} rows; CPU {Encode(agreement.Cpu)}; ")
+                .Append(CultureInfo.InvariantCulture, $"weights {agreement.WeightRange}, largest pair sum {agreement.LargestPairSum}.</p>");
+            if (!agreement.Agrees)
+            {
+                html.Append("<p>").Append(Encode(agreement.Explanation)).Append("</p><ol>");
+                foreach (var layer in agreement.Layers)
+                    html.Append(CultureInfo.InvariantCulture,
+                        $"<li>{Encode(layer.Tensor)} ({Encode(layer.OpType)} {Encode(layer.Node)}): {layer.MismatchFraction:P2} of values differ by more than one step, {layer.MeanStepDifference:F2} steps on average</li>");
+                html.Append("</ol>");
+            }
+        }
         if (FloatNodes.Count > 0)
             html.Append("<p>Kept in float by the fallback: ").Append(string.Join(", ", FloatNodes.Select(Encode))).Append("</p>");
         html.Append("<h2>Layers ranked by the noise they add (largest first)</h2><ol>");

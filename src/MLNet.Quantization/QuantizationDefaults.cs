@@ -9,6 +9,8 @@ internal static class QuantizationDefaults
     public const CalibrationMethod ActivationCalibration = CalibrationMethod.Max;
     public const WeightScaleMethod WeightScale = WeightScaleMethod.Max;
     public const bool PerChannelWeights = true;
+    // Safe on every x86-64 CPU by construction: see WeightRange and docs/benchmarks.md (issue 9).
+    public const WeightRange WeightRange = MLNet.Quantization.WeightRange.PairBounded;
     public const bool AsymmetricActivations = true;
 
     /// <summary>Histogram bins of the KL and percentile searches (MXNet/TVM).</summary>

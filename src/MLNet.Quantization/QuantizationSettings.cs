@@ -11,6 +11,7 @@ internal sealed record QuantizationSettings(
     QuantizationMode Mode,
     CalibrationMethod ActivationCalibration,
     WeightScaleMethod WeightScale,
+    WeightRange WeightRange,
     bool PerChannelWeights,
     int? MaximumCalibrationRows,
     IReadOnlyDictionary<string, int[]>? ShapeDictionary,

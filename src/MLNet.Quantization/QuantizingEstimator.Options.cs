@@ -23,6 +23,14 @@ public sealed partial class QuantizingEstimator
         /// <summary>How weight scales are chosen. Default: <see cref="WeightScaleMethod.Max"/>.</summary>
         public WeightScaleMethod WeightScale { get; set; } = QuantizationDefaults.WeightScale;
 
+        /// <summary>
+        /// The int8 values weights may take. Default <see cref="WeightRange.PairBounded"/>: per output channel the two
+        /// largest |q| sum to at most 128, so that the model cannot saturate ONNX Runtime's int16 pair sums on x86-64
+        /// CPUs without VNNI. <see cref="WeightRange.Full"/> uses all of ±127; choose it only when every CPU that will run
+        /// the model has VNNI (AVX512-VNNI or AVX-VNNI) or is ARM: elsewhere the model can give wrong outputs, silently.
+        /// </summary>
+        public WeightRange WeightRange { get; set; } = QuantizationDefaults.WeightRange;
+
         /// <summary>One scale per output channel of each weight (the default) instead of one per tensor.</summary>
         public bool PerChannelWeights { get; set; } = QuantizationDefaults.PerChannelWeights;
 
@@ -103,6 +111,7 @@ public sealed partial class QuantizingEstimator
             CheckDefined(Mode, nameof(Mode));
             CheckDefined(ActivationCalibration, nameof(ActivationCalibration));
             CheckDefined(WeightScale, nameof(WeightScale));
+            CheckDefined(WeightRange, nameof(WeightRange));
             if (MaximumCalibrationRows is <= 0)
                 throw new ArgumentOutOfRangeException(nameof(MaximumCalibrationRows), MaximumCalibrationRows, "Must be positive, or null for all rows.");
             if (IntraOpNumThreads is <= 0)
@@ -123,7 +132,7 @@ public sealed partial class QuantizingEstimator
             var shapes = ShapeDictionary?.ToDictionary(kv => kv.Key, kv => kv.Value?.ToArray()
                 ?? throw new ArgumentException($"The shape of '{kv.Key}' is null.", nameof(ShapeDictionary)));
             return new QuantizationSettings(Path.GetFullPath(ModelFile), InputColumnNames?.ToArray(), OutputColumnNames?.ToArray(),
-                Mode, ActivationCalibration, WeightScale, PerChannelWeights, MaximumCalibrationRows, shapes, IntraOpNumThreads,
+                Mode, ActivationCalibration, WeightScale, WeightRange, PerChannelWeights, MaximumCalibrationRows, shapes, IntraOpNumThreads,
                 Bins, QuantizedBins, Percentile, CustomCalibration, ExcludeNodes?.ToArray(), ExcludeOpTypes?.ToArray(), AsymmetricActivations,
                 Statistics, RangesFrom, MinimumOutputCosine, Progress);
         }

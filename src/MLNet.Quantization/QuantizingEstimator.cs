@@ -56,8 +56,11 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
         IReadOnlyList<string> floatNodes = Array.Empty<string>();
         if (settings.MinimumOutputCosine is { } target)
             (plan, parameters, realized, floatNodes, _) = Fallback.Apply(model, exclusions, statistics, input, settings, target);
-        var report = new Lazy<CalibrationReport>(() => CalibrationReport.Create(model, plan, parameters, statistics, floatNodes, input, settings));
-        return new QuantizingTransformer(_catalog, realized.ToBytes(), parameters.Table, statistics, report, settings, input);
+        var agreement = settings.Mode == QuantizationMode.Int8 ? AgreementCheck.Measure(model, plan, parameters, input, settings) : null;
+        var (finalPlan, finalParameters, finalRealized) = (plan, parameters, realized);
+        var report = new Lazy<CalibrationReport>(() => CalibrationReport.Create(
+            model, finalPlan, finalParameters, finalRealized, statistics, floatNodes, agreement, input, settings));
+        return new QuantizingTransformer(_catalog, realized.ToBytes(), parameters.Table, statistics, report, agreement, settings, input);
     }
 
     // Statistics given in the options replace the data, once they are shown to fit this model and these settings.

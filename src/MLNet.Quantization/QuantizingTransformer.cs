@@ -17,8 +17,10 @@ public sealed class QuantizingTransformer : ITransformer, IDisposable
     private readonly Lazy<CalibrationReport> _report;
 
     internal QuantizingTransformer(TransformsCatalog catalog, byte[] model, CalibrationTable calibration,
-        CalibrationStatistics statistics, Lazy<CalibrationReport> report, QuantizationSettings settings, IDataView fitData)
+        CalibrationStatistics statistics, Lazy<CalibrationReport> report, RealizationAgreement? agreement, QuantizationSettings settings,
+        IDataView fitData)
     {
+        Agreement = agreement;
         _model = model;
         Calibration = calibration;
         Statistics = statistics;
@@ -70,6 +72,14 @@ public sealed class QuantizingTransformer : ITransformer, IDisposable
     /// calibration rows, or the held-back rows when <c>MinimumOutputCosine</c> was set).
     /// </summary>
     public CalibrationReport Report => _report.Value;
+
+    /// <summary>
+    /// How closely the realized int8 model, run as ML.NET runs it on the fitting machine's CPU, matches the simulated
+    /// model on the measured calibration rows; see <see cref="RealizationAgreement.Explanation"/> when it falls below
+    /// 0.999. Null in <see cref="QuantizationMode.Simulated"/> mode, and when <c>Fit</c> had no rows to measure on
+    /// (a fit from saved statistics).
+    /// </summary>
+    public RealizationAgreement? Agreement { get; }
 
     /// <summary>Whether the model runs realized int8 or simulated quantization.</summary>
     public QuantizationMode Mode { get; }

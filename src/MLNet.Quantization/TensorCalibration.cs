@@ -16,8 +16,9 @@ public sealed record TensorCalibration
     public string OpType { get; init; } = "";
 
     /// <summary>
-    /// The clipping threshold: values are clipped to [0, Threshold] for unsigned activations and to
-    /// [−Threshold, Threshold] otherwise. For per-channel weights, the largest channel threshold.
+    /// The clipping threshold: the largest |x| the range keeps. Never-negative activations are clipped to
+    /// [0, Threshold], symmetric ones to [−Threshold, Threshold]; asymmetric ones to their own [min, max] within it. For
+    /// weights, the largest channel's representable magnitude (scale × qmax).
     /// </summary>
     public float Threshold { get; init; }
 
@@ -27,7 +28,10 @@ public sealed record TensorCalibration
     /// </summary>
     public float Scale { get; init; }
 
-    /// <summary>The zero point: 0 for unsigned activations, 128 for signed ones, 0 for weights and biases.</summary>
+    /// <summary>
+    /// The zero point: 0 for never-negative activations, 128 for symmetric signed ones, the one that maps 0 exactly for
+    /// asymmetric ones, and 0 for weights and biases.
+    /// </summary>
     public int ZeroPoint { get; init; }
 
     /// <summary>The element type of the quantized tensor: <c>uint8</c>, <c>int8</c> or <c>int32</c>.</summary>
@@ -41,6 +45,15 @@ public sealed record TensorCalibration
 
     /// <summary>Why the tensor was treated specially (for example a bias kept in float because int32 could not hold it); empty otherwise.</summary>
     public string Note { get; init; } = "";
+
+    /// <summary>For weights, the range their int8 values were kept within (<see cref="MLNet.Quantization.WeightRange"/>); null otherwise.</summary>
+    public WeightRange? WeightRange { get; init; }
+
+    /// <summary>
+    /// For weights, the largest sum of two |q| within one output channel: at most 128 means that no pair of uint8 × int8
+    /// products can saturate the int16 of x86-64 CPUs without VNNI. 0 for activations and biases.
+    /// </summary>
+    public int LargestPairSum { get; init; }
 
     /// <inheritdoc/>
     public override string ToString() =>

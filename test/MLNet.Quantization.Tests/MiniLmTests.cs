@@ -14,6 +14,12 @@ public sealed class MiniLmTests
     {
         var pipeline = MiniLm.Tokenize(ml).Append(model).Append(MiniLm.MeanPool(ml));
         var fitted = pipeline.Fit(calibration);
+        foreach (var quantizer in fitted.OfType<QuantizingTransformer>().Where(q => q.Mode == QuantizationMode.Int8))
+        {
+            using var directory = new TempDirectory();
+            quantizer.ExportOnnx(directory.File("minilm.onnx"));
+            WeightPairs.AssertCannotSaturate(MLNet.Quantization.Onnx.OnnxGraph.Load(directory.File("minilm.onnx")), "all-MiniLM-L6-v2");
+        }
         var embeddings = fitted.Transform(rows).GetColumn<float[]>("Embedding").ToArray();
         (fitted.LastTransformer as IDisposable)?.Dispose();
         foreach (var t in fitted) (t as IDisposable)?.Dispose();

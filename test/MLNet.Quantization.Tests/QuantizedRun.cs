@@ -21,6 +21,7 @@ internal sealed record QuantizedRun(float[][] Float, float[][] Int8, float[][] S
         using var directory = new TempDirectory();
         int8.ExportOnnx(directory.File("int8.onnx"));
         simulated.ExportOnnx(directory.File("simulated.onnx"));
+        WeightPairs.AssertCannotSaturate(OnnxGraph.Load(directory.File("int8.onnx")), Path.GetFileName(modelPath));
         return new QuantizedRun(floatOutput,
             TinyData.Column(int8.Transform(rows), output),
             TinyData.Column(simulated.Transform(rows), output),

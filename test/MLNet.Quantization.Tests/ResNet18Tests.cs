@@ -85,6 +85,8 @@ public sealed class ResNet18Tests
         Assert.AreEqual(22, exported.Graph.Node.Count(n => n.OpType == "Conv"));
         Assert.AreEqual(0, exported.Graph.Node.Count(n => n.OpType == "Relu"), "every Relu folds into a uint8 QuantizeLinear");
         Assert.AreEqual(0, exported.Graph.Initializer.Count(i => i.DataType == Tensors.Float && i.Dims.Count > 1), "no float weights remain");
+        WeightPairs.AssertCannotSaturate(exported, "ResNet18");
+        Assert.IsTrue(WeightPairs.Largest(exported) >= 120, "the bound is used, not undercut: some channel reaches it");
 
         using (var options = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL, OptimizedModelFilePath = directory.File("optimized.onnx") })
         using (new InferenceSession(directory.File("int8.onnx"), options)) { }

@@ -41,6 +41,7 @@ internal static class Calibrator
         }
 
         var weights = new Dictionary<string, QuantizedWeight>();
+        var format = WeightFormat.For(settings.WeightRange);
         foreach (var mark in plan.Weights)
         {
             if (weights.ContainsKey(mark.Tensor)) continue;
@@ -49,20 +50,21 @@ internal static class Calibrator
             var values = Tensors.ReadFloats(tensor);
             // A weight read by several nodes is per channel only when they all read its channels along the same axis.
             bool oneAxis = plan.Weights.Where(w => w.Tensor == mark.Tensor).All(w => w.Axis == mark.Axis);
-            int? axis = settings.PerChannelWeights && oneAxis && mark.Axis < dims.Length ? mark.Axis : null;
+            int? channelAxis = oneAxis && mark.Axis < dims.Length ? mark.Axis : null;
             var custom = settings.CustomCalibration is null ? null : Custom(WeightStatistics(mark, values, settings.Bins), settings);
-            var w = custom is { } range
-                ? WeightQuantizer.Quantize(mark.Tensor, dims, values, range.Threshold)
-                : WeightQuantizer.Quantize(mark.Tensor, dims, values, axis, settings.WeightScale);
+            var w = WeightQuantizer.Quantize(mark.Tensor, dims, values, channelAxis, settings.PerChannelWeights,
+                settings.WeightScale, format, custom?.Threshold);
             weights[mark.Tensor] = w;
             float maxScale = w.Scales.Max();
             table.Add(new TensorCalibration
             {
                 Tensor = mark.Tensor, Role = TensorRole.Weight, Node = mark.Node, OpType = mark.OpType,
-                Threshold = custom?.Threshold ?? (settings.WeightScale == WeightScaleMethod.PowerOfTwo ? maxScale * 128 : maxScale * 127),
+                Threshold = custom?.Threshold ?? maxScale * (settings.WeightScale == WeightScaleMethod.PowerOfTwo ? format.QMax + 1 : format.QMax),
                 Scale = maxScale, ZeroPoint = 0, ElementType = "int8",
                 Method = custom is null ? settings.WeightScale.ToString() : "Custom",
                 ChannelScales = w.Axis is null ? Array.Empty<float>() : w.Scales,
+                WeightRange = settings.WeightRange,
+                LargestPairSum = WeightQuantizer.LargestPairSum(w.Values, dims, channelAxis),
             });
         }
 

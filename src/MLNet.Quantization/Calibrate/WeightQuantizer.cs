@@ -1,53 +1,124 @@
 namespace MLNet.Quantization.Calibration;
 
-/// <summary>Symmetric int8 weight and int32 bias quantization: pure functions of the float values.</summary>
+/// <summary>Symmetric int8 weight and int32 bias quantization: pure functions of the float values and the number format.</summary>
 internal static class WeightQuantizer
 {
     /// <summary>
-    /// Quantizes <paramref name="values"/> to int8 with zero point 0: per tensor, or per channel along <paramref name="axis"/>.
+    /// Quantizes <paramref name="values"/> to int8 with zero point 0 in <paramref name="format"/>: one scale per channel
+    /// along <paramref name="channelAxis"/> when <paramref name="perChannel"/>, else one for the tensor; or, when
+    /// <paramref name="threshold"/> is given (a range chosen by the user), one scale from it.
     /// </summary>
     /// <remarks>
-    /// <see cref="WeightScaleMethod.Max"/>: s = max|w| / 127. <see cref="WeightScaleMethod.PowerOfTwo"/>:
-    /// s = 2^ceil(log2 max|w|) / 128. q = clamp(round_half_even(w / s), −127, 127). A channel of zeros gets s = 1.
+    /// The channels along <paramref name="channelAxis"/> are the output channels: each one's weights meet the same
+    /// activations in one reduction, so the pair bound of <paramref name="format"/> holds per channel even when the
+    /// scale is shared. For a channel with largest magnitudes a ≥ b (clipped to the threshold, if any), qmax = Q and pair
+    /// limit L (∞ when unset), the smallest admissible scale is
+    /// <list type="bullet">
+    /// <item><see cref="WeightScaleMethod.Max"/>: s = max(a / Q, (a + b) / L);</item>
+    /// <item><see cref="WeightScaleMethod.PowerOfTwo"/>: s = 2^ceil(log2 max(a / (Q + 1), (a + b) / L)) (TVM's power2 for Q = 127);</item>
+    /// <item>a threshold T: s = max(T / Q, (min(a, T) + min(b, T)) / L).</item>
+    /// </list>
+    /// A shared scale is the largest channel scale. Then q = clamp(round_half_even(clip(w, ±T) / s), −Q, Q). Rounding
+    /// can lift a / s + b / s ≤ L to L + 1 (each term by at most ½); the largest |q| of such a channel then steps one
+    /// towards zero, so that the bound holds exactly. A channel of zeros gets s = 1.
     /// </remarks>
-    public static QuantizedWeight Quantize(string tensor, long[] dims, float[] values, int? axis, WeightScaleMethod method)
+    public static QuantizedWeight Quantize(string tensor, long[] dims, float[] values, int? channelAxis, bool perChannel,
+        WeightScaleMethod method, WeightFormat format, float? threshold = null)
     {
-        int channels = axis is null ? 1 : (int)dims[axis.Value];
-        var scales = new float[channels];
-        var weight = new QuantizedWeight(tensor, dims, new sbyte[values.Length], scales, axis);
-        int inner = weight.InnerSize();
-        var absMax = new float[channels];
+        var channels = new Channels(dims, channelAxis);
+        float limit = threshold ?? float.PositiveInfinity;
+        var top = new float[channels.Count];
+        var second = new float[channels.Count];
         for (int i = 0; i < values.Length; i++)
         {
-            int c = channels == 1 ? 0 : (i / inner) % channels;
-            absMax[c] = Math.Max(absMax[c], Math.Abs(values[i]));
+            int c = channels.Of(i);
+            float v = Math.Min(Math.Abs(values[i]), limit);
+            if (v > top[c]) { second[c] = top[c]; top[c] = v; }
+            else if (v > second[c]) second[c] = v;
         }
-        for (int c = 0; c < channels; c++)
-            scales[c] = Scale(absMax[c], method);
+        var required = new float[channels.Count];
+        for (int c = 0; c < channels.Count; c++)
+            required[c] = RequiredScale(top[c], second[c], method, format, threshold);
+
+        bool separate = perChannel && threshold is null && channels.Axis is not null;
+        float shared = required.DefaultIfEmpty(0).Max();
+        var scales = separate ? required.Select(s => s > 0 ? s : 1f).ToArray() : new[] { shared > 0 ? shared : 1f };
+        var q = new sbyte[values.Length];
         for (int i = 0; i < values.Length; i++)
         {
-            int c = channels == 1 ? 0 : (i / inner) % channels;
-            weight.Values[i] = (sbyte)Math.Clamp(Math.Round(values[i] / scales[c], MidpointRounding.ToEven), -127, 127);
+            float scale = scales[separate ? channels.Of(i) : 0];
+            float w = Math.Clamp(values[i], -limit, limit);
+            q[i] = (sbyte)Math.Clamp(Math.Round(w / scale, MidpointRounding.ToEven), -format.QMax, format.QMax);
         }
-        return weight;
+        if (format.PairLimit is { } pairLimit)
+            EnforcePairLimit(q, channels, pairLimit);
+        return new QuantizedWeight(tensor, dims, q, scales, separate ? channels.Axis : null);
     }
 
-    /// <summary>Quantizes to int8 with one scale, threshold / 127, from a range chosen by the user.</summary>
-    public static QuantizedWeight Quantize(string tensor, long[] dims, float[] values, float threshold)
+    private static float RequiredScale(float a, float b, WeightScaleMethod method, WeightFormat format, float? threshold)
     {
-        float scale = threshold > 0 ? threshold / 127f : 1f;
-        var weight = new QuantizedWeight(tensor, dims, new sbyte[values.Length], new[] { scale }, null);
-        for (int i = 0; i < values.Length; i++)
-            weight.Values[i] = (sbyte)Math.Clamp(Math.Round(values[i] / scale, MidpointRounding.ToEven), -127, 127);
-        return weight;
+        float pair = format.PairLimit is { } l ? (a + b) / l : 0;
+        if (threshold is { } t) return t > 0 ? Math.Max(t / format.QMax, pair) : 0;
+        if (a == 0) return 0;
+        return method == WeightScaleMethod.PowerOfTwo
+            ? MathF.Pow(2, MathF.Ceiling(MathF.Log2(Math.Max(a / (format.QMax + 1), pair))))
+            : Math.Max(a / format.QMax, pair);
     }
 
-    /// <summary>The weight threshold of <paramref name="method"/> for a channel with max|w| = <paramref name="absMax"/>.</summary>
-    public static float Threshold(float absMax, WeightScaleMethod method) =>
-        absMax == 0 ? 0 : method == WeightScaleMethod.PowerOfTwo ? MathF.Pow(2, MathF.Ceiling(MathF.Log2(absMax))) : absMax;
+    // Rounding may put a channel's two largest magnitudes one above the limit: the largest steps towards zero.
+    private static void EnforcePairLimit(sbyte[] q, Channels channels, int limit)
+    {
+        var (first, second, at) = TopTwo(q, channels);
+        for (int c = 0; c < channels.Count; c++)
+            if (first[c] + second[c] > limit)
+                q[at[c]] = (sbyte)(Math.Sign(q[at[c]]) * Math.Max(0, limit - second[c]));
+    }
 
-    private static float Scale(float absMax, WeightScaleMethod method) => absMax == 0 ? 1f
-        : method == WeightScaleMethod.PowerOfTwo ? Threshold(absMax, method) / 128f : absMax / 127f;
+    /// <summary>
+    /// The largest sum of two weight magnitudes within one output channel along <paramref name="channelAxis"/> (the
+    /// whole tensor when null): at most 128 means that no pair of uint8 × int8 products can leave int16.
+    /// </summary>
+    public static int LargestPairSum(sbyte[] q, long[] dims, int? channelAxis)
+    {
+        var (first, second, _) = TopTwo(q, new Channels(dims, channelAxis));
+        return first.Zip(second, (a, b) => a + b).DefaultIfEmpty(0).Max();
+    }
+
+    private static (int[] First, int[] Second, int[] At) TopTwo(sbyte[] q, Channels channels)
+    {
+        var first = new int[channels.Count];
+        var second = new int[channels.Count];
+        var at = new int[channels.Count];
+        for (int i = 0; i < q.Length; i++)
+        {
+            int c = channels.Of(i), v = Math.Abs((int)q[i]);
+            if (v > first[c]) { second[c] = first[c]; first[c] = v; at[c] = i; }
+            else if (v > second[c]) second[c] = v;
+        }
+        return (first, second, at);
+    }
+
+    // The output channels of a weight: slices along an axis, or the whole tensor when the axis is null or out of range.
+    private readonly struct Channels
+    {
+        private readonly long _inner;
+
+        public Channels(long[] dims, int? axis)
+        {
+            Axis = axis is { } a && a >= 0 && a < dims.Length ? a : null;
+            Count = Axis is { } x ? (int)dims[x] : 1;
+            _inner = 1;
+            if (Axis is { } y)
+                for (int d = y + 1; d < dims.Length; d++) _inner *= dims[d];
+            if (Count == 0) Count = 1;
+        }
+
+        public int? Axis { get; }
+
+        public int Count { get; }
+
+        public int Of(int index) => Count == 1 ? 0 : (int)(index / _inner % Count);
+    }
 
     /// <summary>
     /// Why a bias cannot be int32 with scale = input scale × weight scale, or null when it can: a scale that underflows

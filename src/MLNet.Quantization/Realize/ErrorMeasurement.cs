@@ -7,9 +7,12 @@ using Onnx;
 namespace MLNet.Quantization.Realize;
 
 /// <summary>
-/// Runs the float and a realized model side by side over measurement rows: the SQNR of every quantized tensor
-/// (signal energy over the energy of the difference, in dB) and the mean cosine of the model outputs. Only sums are
-/// kept, so memory does not grow with the rows.
+/// Runs the float model beside a probe (a realized or simulated model whose dequantized tensors are read as extra
+/// outputs) and the deployed model (the realized model exactly as ML.NET runs it, with every fusion intact) over the
+/// measurement rows: the SQNR of every quantized tensor from the probe (signal energy over the energy of the
+/// difference, in dB), and the mean output cosine from the deployed model. Extra outputs stop ONNX Runtime from fusing
+/// the QDQ pairs around them, so the probe alone would measure an unfused model that no user runs. Only sums are kept,
+/// so memory does not grow with the rows.
 /// </summary>
 internal sealed class ErrorMeasurement
 {
@@ -23,7 +26,7 @@ internal sealed class ErrorMeasurement
     /// <summary>Per quantized activation: 10·log10(Σx² / Σ(x − x̂)²); +∞ where the tensor is reproduced exactly.</summary>
     public IReadOnlyDictionary<string, double> SqnrDb { get; }
 
-    /// <summary>Mean over rows of the cosine between the float and the realized outputs (all outputs concatenated).</summary>
+    /// <summary>Mean over rows of the cosine between the float and the deployed model's outputs (float outputs concatenated).</summary>
     public double OutputCosine { get; }
 
     public long Rows { get; }
@@ -45,38 +48,33 @@ internal sealed class ErrorMeasurement
         });
     }
 
-    public static ErrorMeasurement Measure(OnnxGraph prepared, OnnxGraph realized, IReadOnlyDictionary<string, string> dequantized,
-        IDataView data, QuantizationSettings settings)
+    public static ErrorMeasurement Measure(OnnxGraph prepared, OnnxGraph probe, IReadOnlyDictionary<string, string> dequantized,
+        OnnxGraph deployed, IDataView data, QuantizationSettings settings)
     {
         var inputs = prepared.RealInputs().Select(i => i.Name).ToHashSet();
         var outputs = prepared.Graph.Output.Select(o => o.Name).ToArray();
         var tensors = dequantized.Keys.Where(t => !inputs.Contains(t)).ToArray();
-        using var floatSession = Session(prepared, tensors);
-        using var realizedSession = Session(realized, dequantized.Values);
+        using var floatSession = Sessions.Create(prepared, tensors, "the float model");
+        using var probeSession = Sessions.Create(probe, dequantized.Values, "the quantized model");
+        using var deployedSession = Sessions.Create(deployed, Array.Empty<string>(), "the quantized model");
         var signal = dequantized.Keys.ToDictionary(t => t, _ => 0.0);
         var noise = dequantized.Keys.ToDictionary(t => t, _ => 0.0);
         double cosines = 0;
         using var runOptions = new RunOptions();
         var floatNames = outputs.Concat(tensors).Distinct().ToArray();
-        var realizedNames = outputs.Concat(dequantized.Values).Distinct().ToArray();
+        var probeNames = dequantized.Values.Distinct().ToArray();
         long rows = RowReader.ForEach(floatSession, data, settings, 3, settings.IsMeasurementRow, (_, names, values, feeds) =>
         {
             using var reference = floatSession.Run(runOptions, names, values, floatNames);
-            using var quantized = realizedSession.Run(runOptions, names, values, realizedNames);
-            double dot = 0, a = 0, b = 0;
-            for (int k = 0; k < outputs.Length; k++)
-            {
-                if (reference[k].GetTensorTypeAndShape().ElementDataType != Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float) continue;
-                var x = reference[k].GetTensorDataAsSpan<float>();
-                var y = quantized[k].GetTensorDataAsSpan<float>();
-                for (int i = 0; i < x.Length; i++) { dot += x[i] * y[i]; a += x[i] * x[i]; b += y[i] * y[i]; }
-            }
-            cosines += a == 0 || b == 0 ? (a == b ? 1 : 0) : dot / Math.Sqrt(a * b);
+            using (var deployedOutputs = deployedSession.Run(runOptions, names, values, outputs))
+                cosines += Sessions.Cosine(reference, deployedOutputs, outputs.Length);
+            if (probeNames.Length == 0) return;
+            using var quantized = probeSession.Run(runOptions, names, values, probeNames);
             foreach (var (tensor, target) in dequantized)
             {
                 var x = inputs.Contains(tensor) ? feeds.First(f => f.Name == tensor).Floats
                     : reference[Array.IndexOf(floatNames, tensor)].GetTensorDataAsSpan<float>();
-                var y = quantized[Array.IndexOf(realizedNames, target)].GetTensorDataAsSpan<float>();
+                var y = quantized[Array.IndexOf(probeNames, target)].GetTensorDataAsSpan<float>();
                 double s = 0, e = 0;
                 for (int i = 0; i < x.Length; i++) { s += (double)x[i] * x[i]; double d = x[i] - y[i]; e += d * d; }
                 signal[tensor] += s;
@@ -84,14 +82,6 @@ internal sealed class ErrorMeasurement
             }
         });
         var sqnr = dequantized.Keys.ToDictionary(t => t, t => noise[t] == 0 ? double.PositiveInfinity : 10 * Math.Log10(signal[t] / noise[t]));
-        return new ErrorMeasurement(sqnr, rows == 0 ? 1 : cosines / rows, rows);
-    }
-
-    private static InferenceSession Session(OnnxGraph graph, IEnumerable<string> extraOutputs)
-    {
-        var probe = graph.Clone();
-        foreach (var name in extraOutputs.Where(n => !probe.IsGraphOutput(n) && probe.Producer(n) is not null).Distinct())
-            probe.Graph.Output.Add(new ValueInfoProto { Name = name });
-        return new InferenceSession(probe.ToBytes());
+        return new ErrorMeasurement(sqnr, rows == 0 ? double.NaN : cosines / rows, rows);
     }
 }

@@ -7,7 +7,7 @@ namespace MLNet.Quantization.Realize;
 
 /// <summary>
 /// Step 6 of <c>Fit</c>, with <c>MinimumOutputCosine</c>: while the realized model's mean output cosine to the float
-/// model, on the held-back rows, stays below the target, the layer (the quantized nodes around a tensor) that adds the
+/// model (run as ML.NET runs it, QDQ pairs fused), on the held-back rows, stays below the target, the layer (the quantized nodes around a tensor) that adds the
 /// most noise of its own is kept in float, one at a time. Label-free: it needs only the calibration rows.
 /// </summary>
 internal static class Fallback
@@ -40,7 +40,10 @@ internal static class Fallback
             var parameters = Calibrator.Calibrate(model, plan, known, settings);
             var dequantized = new Dictionary<string, string>();
             var realized = QdqWriter.Realize(model, plan, parameters, settings.Mode, dequantized);
-            var measured = ErrorMeasurement.Measure(model, realized, dequantized, data, settings);
+            var measured = ErrorMeasurement.Measure(model, realized, dequantized, realized, data, settings);
+            if (measured.Rows == 0)
+                throw new InvalidOperationException(
+                    "MinimumOutputCosine measures on held-back rows (every fifth row), and the data holds none: give at least 5 rows.");
             var worst = measured.AddedNoise(model).OrderByDescending(kv => kv.Value).Select(kv => Layer(model, kv.Key))
                 .FirstOrDefault(nodes => nodes.Any(n => !floatNodes.Contains(n)));
             if (measured.OutputCosine >= target || worst is null)

@@ -6,12 +6,74 @@ namespace MLNet.Quantization.Tests.Calibration;
 [TestClass]
 public sealed class WeightQuantizerTests
 {
+    private static readonly WeightFormat Full = WeightFormat.For(WeightRange.Full);
+    private static readonly WeightFormat PairBounded = WeightFormat.For(WeightRange.PairBounded);
+    private static readonly WeightFormat SevenBit = WeightFormat.For(WeightRange.SevenBit);
+
+    [TestMethod]
+    public void PairBoundedChannelsKeepTheirTwoLargestMagnitudesWithin128()
+    {
+        var random = new Random(3);
+        foreach (var method in new[] { WeightScaleMethod.Max, WeightScaleMethod.PowerOfTwo })
+            foreach (bool perChannel in new[] { true, false })
+            {
+                // 16 output channels of 8×3×3: uniform of growing width, two equal extremes, one outlier.
+                var values = new float[16 * 72];
+                for (int i = 0; i < values.Length; i++) values[i] = (float)(random.NextDouble() * 2 - 1) * (1 + i / 72);
+                values[72] = 5; values[73] = -5;                    // channel 1: two equal extremes → 64 and 64
+                for (int i = 144; i < 216; i++) values[i] = 0.01f;  // channel 2: one outlier keeps (nearly) 127
+                values[144] = 9;
+                var w = WeightQuantizer.Quantize("W", new long[] { 16, 8, 3, 3 }, values, 0, perChannel, method, PairBounded);
+
+                Assert.IsTrue(WeightQuantizer.LargestPairSum(w.Values, w.Dims, 0) <= 128, $"{method}, per channel {perChannel}");
+                Assert.IsTrue(w.Values.All(q => Math.Abs((int)q) <= 127));
+                if (method == WeightScaleMethod.Max && perChannel)
+                {
+                    Assert.AreEqual(64, Math.Abs((int)w.Values[72]), "equal extremes share the 128");
+                    Assert.IsTrue(w.Values[144] >= 126, $"a lone outlier keeps nearly the full range ({w.Values[144]})");
+                }
+                var full = WeightQuantizer.Quantize("W", new long[] { 16, 8, 3, 3 }, values, 0, perChannel, method, Full);
+                Assert.IsTrue(WeightQuantizer.LargestPairSum(full.Values, full.Dims, 0) > 128, "the full range does exceed the bound on these weights");
+            }
+    }
+
+    [TestMethod]
+    public void PairBoundedIsNeverCoarserThanSevenBitsAndNeverFinerThanFull()
+    {
+        var random = new Random(5);
+        for (int trial = 0; trial < 50; trial++)
+        {
+            var values = Enumerable.Range(0, 4 * 50).Select(_ => (float)(random.NextDouble() * 2 - 1) * (trial + 1)).ToArray();
+            var dims = new long[] { 4, 50 };
+            var bounded = WeightQuantizer.Quantize("W", dims, values, 0, true, WeightScaleMethod.Max, PairBounded);
+            var seven = WeightQuantizer.Quantize("W", dims, values, 0, true, WeightScaleMethod.Max, SevenBit);
+            var full = WeightQuantizer.Quantize("W", dims, values, 0, true, WeightScaleMethod.Max, Full);
+            for (int c = 0; c < 4; c++)
+            {
+                Assert.IsTrue(bounded.Scales[c] <= seven.Scales[c] * (1 + 1e-6f), $"trial {trial} channel {c}: {bounded.Scales[c]} vs 7-bit {seven.Scales[c]}");
+                Assert.IsTrue(bounded.Scales[c] >= full.Scales[c] * (1 - 1e-6f));
+            }
+            Assert.IsTrue(seven.Values.All(q => Math.Abs((int)q) <= 63));
+            Assert.IsTrue(WeightQuantizer.LargestPairSum(seven.Values, dims, 0) <= 126);
+        }
+    }
+
+    [TestMethod]
+    public void ACustomThresholdClipsAndKeepsThePairBound()
+    {
+        var values = new[] { 3f, -3f, 0.5f, 0.25f }; // one channel along axis 0 of [1, 4]
+        var w = WeightQuantizer.Quantize("W", new long[] { 1, 4 }, values, 0, perChannel: true, WeightScaleMethod.Max, PairBounded, threshold: 1f);
+        Assert.AreEqual(2f / 128, w.Scales.Single(), 1e-7f, "clipped to ±1, the pair 1 + 1 takes the 128");
+        CollectionAssert.AreEqual(new sbyte[] { 64, -64, 32, 16 }, w.Values);
+        Assert.IsNull(w.Axis, "a custom range gives one scale");
+    }
+
     [TestMethod]
     public void PerChannelScalesComeFromEachChannelsMaximum()
     {
         // Two output channels of 3 values each; the second is all zero.
         var values = new[] { 0.5f, -1.27f, 0.01f, 0f, 0f, 0f };
-        var w = WeightQuantizer.Quantize("W", new long[] { 2, 3 }, values, axis: 0, WeightScaleMethod.Max);
+        var w = WeightQuantizer.Quantize("W", new long[] { 2, 3 }, values, 0, perChannel: true, WeightScaleMethod.Max, Full);
 
         Assert.AreEqual(0.01f, w.Scales[0], 1e-8f);
         Assert.AreEqual(1f, w.Scales[1], "an all-zero channel gets scale 1");
@@ -25,7 +87,7 @@ public sealed class WeightQuantizerTests
     public void PerChannelAlongTheLastAxis()
     {
         var values = new[] { 1f, 2f, -4f, 8f }; // [2, 2], channels on axis 1: {1, -4} and {2, 8}
-        var w = WeightQuantizer.Quantize("W", new long[] { 2, 2 }, values, axis: 1, WeightScaleMethod.Max);
+        var w = WeightQuantizer.Quantize("W", new long[] { 2, 2 }, values, 1, perChannel: true, WeightScaleMethod.Max, Full);
         Assert.AreEqual(4f / 127, w.Scales[0], 1e-7f);
         Assert.AreEqual(8f / 127, w.Scales[1], 1e-7f);
         var back = w.Dequantize();
@@ -37,10 +99,10 @@ public sealed class WeightQuantizerTests
     [TestMethod]
     public void PowerOfTwoScalesArePowersOfTwo()
     {
-        var w = WeightQuantizer.Quantize("W", new long[] { 3 }, new[] { 0.3f, -0.1f, 0.2f }, axis: null, WeightScaleMethod.PowerOfTwo);
+        var w = WeightQuantizer.Quantize("W", new long[] { 3 }, new[] { 0.3f, -0.1f, 0.2f }, null, perChannel: false, WeightScaleMethod.PowerOfTwo, Full);
         Assert.AreEqual(0.5f / 128, w.Scales.Single(), "2^ceil(log2 0.3) = 0.5");
-        Assert.AreEqual(0.5f, WeightQuantizer.Threshold(0.3f, WeightScaleMethod.PowerOfTwo));
-        Assert.AreEqual(1f, WeightQuantizer.Threshold(1f, WeightScaleMethod.PowerOfTwo));
+        var one = WeightQuantizer.Quantize("W", new long[] { 1 }, new[] { 1f }, null, perChannel: false, WeightScaleMethod.PowerOfTwo, Full);
+        Assert.AreEqual(1f / 128, one.Scales.Single(), "a power of two is its own threshold");
         CollectionAssert.AreEqual(new sbyte[] { 77, -26, 51 }, w.Values);
     }
 

@@ -1,0 +1,25 @@
+namespace MLNet.Quantization.Calibration;
+
+/// <summary>
+/// The number format of int8 weights, as data: the largest magnitude <see cref="QMax"/> (symmetric, zero point 0) and,
+/// when set, <see cref="PairLimit"/>, the most that the magnitudes of any two weights of one output channel may sum to.
+/// </summary>
+/// <remarks>
+/// With uint8 activations a ≤ 255, a pair of products a₁q₁ + a₂q₂ stays within int16 when |q₁| + |q₂| ≤ 128
+/// (255 × 128 = 32,640 ≤ 32,767): the bound that makes the u8s8 kernels of CPUs without VNNI exact.
+/// </remarks>
+internal sealed record WeightFormat(int QMax, int? PairLimit)
+{
+    /// <summary>The largest pair sum that uint8 × int8 products can take without leaving int16: 32,767 / 255 → 128.</summary>
+    public const int Int16SafePairSum = 128;
+
+    public static WeightFormat For(WeightRange range) => range switch
+    {
+        WeightRange.SevenBit => new WeightFormat(63, null),
+        WeightRange.Full => new WeightFormat(127, null),
+        _ => new WeightFormat(127, Int16SafePairSum),
+    };
+
+    /// <summary>Whether the uint8 × int8 pairs of this format can saturate an int16.</summary>
+    public bool CanSaturate => Math.Min(2 * QMax, PairLimit ?? int.MaxValue) > Int16SafePairSum;
+}

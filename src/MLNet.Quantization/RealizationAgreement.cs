@@ -1,0 +1,69 @@
+namespace MLNet.Quantization;
+
+/// <summary>
+/// How closely the realized int8 model, run by ONNX Runtime as ML.NET runs it (QDQ pairs fused into int8 kernels),
+/// reproduces the simulated model, the exact arithmetic of the chosen scales, on the measured calibration rows of the
+/// fitting machine. A cosine well below 0.999 means that the kernels of this CPU compute something else: on x86-64
+/// without VNNI, int16 saturation of uint8 × int8 pairs when the weights use <see cref="WeightRange.Full"/>.
+/// </summary>
+public sealed class RealizationAgreement
+{
+    /// <summary>The cosine below which the realized model is said to disagree with the simulated one.</summary>
+    public const double Threshold = 0.999;
+
+    internal RealizationAgreement(double outputCosine, double worstCosine, long rows, string cpu, bool pairsSaturate,
+        WeightRange weightRange, int largestPairSum, IReadOnlyList<LayerDisagreement> layers)
+    {
+        OutputCosine = outputCosine;
+        WorstCosine = worstCosine;
+        Rows = rows;
+        Cpu = cpu;
+        CpuPairsSaturate = pairsSaturate;
+        WeightRange = weightRange;
+        LargestPairSum = largestPairSum;
+        Layers = layers;
+    }
+
+    /// <summary>Mean over the rows of the cosine between the realized and the simulated outputs (float outputs concatenated).</summary>
+    public double OutputCosine { get; }
+
+    /// <summary>The smallest per-row cosine.</summary>
+    public double WorstCosine { get; }
+
+    /// <summary>Rows measured: the held-back rows with <c>MinimumOutputCosine</c>, else the first 64 calibration rows.</summary>
+    public long Rows { get; }
+
+    /// <summary>The fitting machine's CPU as the int8 kernels see it, for example "X64 with AVX2, no VNNI".</summary>
+    public string Cpu { get; }
+
+    /// <summary>
+    /// Whether this CPU's uint8 × int8 kernels add pairs of products into a saturating int16 (x86-64 without VNNI).
+    /// </summary>
+    public bool CpuPairsSaturate { get; }
+
+    /// <summary>The weight range the model was quantized with.</summary>
+    public WeightRange WeightRange { get; }
+
+    /// <summary>The largest sum of two |q| within an output channel of any weight: above 128, CPUs without VNNI can saturate.</summary>
+    public int LargestPairSum { get; }
+
+    /// <summary>Whether <see cref="OutputCosine"/> reaches <see cref="Threshold"/>.</summary>
+    public bool Agrees => OutputCosine >= Threshold;
+
+    /// <summary>
+    /// When the model disagrees, the quantized activations whose uint8 values differ most between the realized and the
+    /// simulated model (largest first); empty when it agrees.
+    /// </summary>
+    public IReadOnlyList<LayerDisagreement> Layers { get; }
+
+    /// <summary>Why the realized model disagrees, in one or two sentences; empty when it agrees.</summary>
+    public string Explanation => Agrees ? "" : CpuPairsSaturate && LargestPairSum > Calibration.WeightFormat.Int16SafePairSum
+        ? $"This CPU ({Cpu}) adds pairs of uint8 × int8 products in a saturating int16, and the weights use {WeightRange} " +
+          $"with pairs of |q| summing up to {LargestPairSum} (> 128): products overflow. Use WeightRange.PairBounded (the default)."
+        : $"The realized model computes differently from the simulated one on this CPU ({Cpu}) for a reason other than " +
+          "int16 saturation (the weights cannot saturate): see the layers listed, where the int8 kernels and the simulation first part.";
+
+    /// <inheritdoc/>
+    public override string ToString() =>
+        $"realized vs simulated cosine {OutputCosine:F5} (worst {WorstCosine:F5}) on {Rows} rows, {Cpu}, {WeightRange} weights (largest pair sum {LargestPairSum})";
+}

@@ -1,0 +1,116 @@
+using Microsoft.ML;
+using Microsoft.ML.OnnxRuntime;
+using MLNet.Quantization.Annotate;
+using MLNet.Quantization.Calibration;
+using MLNet.Quantization.Onnx;
+using Onnx;
+
+namespace MLNet.Quantization.Realize;
+
+/// <summary>
+/// The last step of an int8 <c>Fit</c>: runs the realized model exactly as ML.NET will (no extra outputs, so ONNX
+/// Runtime fuses its QDQ pairs into int8 kernels) beside the simulated model on the measurement rows, and compares
+/// their outputs. When they disagree, a second pass reads every quantized activation's uint8 values from both (the
+/// QuantizeLinear outputs of the realized model, the rounded values of the simulated one) to find where they part.
+/// </summary>
+internal static class AgreementCheck
+{
+    /// <summary>The agreement on the measurement rows, or null when the data holds none (a fit from saved statistics).</summary>
+    public static RealizationAgreement? Measure(OnnxGraph prepared, QuantizationPlan plan, QuantizationParameters parameters,
+        IDataView data, QuantizationSettings settings)
+    {
+        var realizedNames = new Dictionary<string, string>();
+        var simulatedNames = new Dictionary<string, string>();
+        var realized = QdqWriter.Realize(prepared, plan, parameters, QuantizationMode.Int8, realizedNames);
+        var simulated = QdqWriter.Realize(prepared, plan, parameters, QuantizationMode.Simulated, simulatedNames);
+        var outputs = prepared.Graph.Output.Select(o => o.Name).ToArray();
+        double cosines = 0, worst = 1;
+        long rows;
+        using (var realizedSession = Sessions.Create(realized, Array.Empty<string>(), "the realized model"))
+        using (var simulatedSession = Sessions.Create(simulated, Array.Empty<string>(), "the simulated model"))
+        using (var runOptions = new RunOptions())
+        {
+            rows = RowReader.ForEach(realizedSession, data, settings, 3, settings.IsMeasurementRow, (_, names, values, _) =>
+            {
+                using var a = realizedSession.Run(runOptions, names, values, outputs);
+                using var b = simulatedSession.Run(runOptions, names, values, outputs);
+                double cosine = Sessions.Cosine(a, b, outputs.Length);
+                cosines += cosine;
+                worst = Math.Min(worst, cosine);
+            });
+        }
+        if (rows == 0) return null;
+        double mean = cosines / rows;
+        var layers = mean >= RealizationAgreement.Threshold
+            ? Array.Empty<LayerDisagreement>()
+            : Layers(plan, realized, simulated, realizedNames, simulatedNames, data, settings);
+        int largestPair = parameters.Table.Where(t => t.Role == TensorRole.Weight).Select(t => t.LargestPairSum).DefaultIfEmpty(0).Max();
+        return new RealizationAgreement(mean, worst, rows, CpuFeatures.Describe(), CpuFeatures.PairsSaturate,
+            settings.WeightRange, largestPair, layers);
+    }
+
+    // Per quantized activation, how its uint8 values differ: QuantizeLinear's output in the realized model (read as an
+    // extra output of the quantize node, which ONNX Runtime's fusions keep as the fused kernel's output) against
+    // Clip(Round(x / s) + z) in the simulated one.
+    private static IReadOnlyList<LayerDisagreement> Layers(QuantizationPlan plan, OnnxGraph realized, OnnxGraph simulated,
+        IReadOnlyDictionary<string, string> realizedNames, IReadOnlyDictionary<string, string> simulatedNames,
+        IDataView data, QuantizationSettings settings)
+    {
+        var pairs = realizedNames.Keys.Where(simulatedNames.ContainsKey)
+            .Select(t => (Tensor: t, Realized: QuantizedName(realized, realizedNames[t], 1), Simulated: QuantizedName(simulated, simulatedNames[t], 2)))
+            .Where(p => p.Realized is not null && p.Simulated is not null).ToList();
+        var mismatched = pairs.ToDictionary(p => p.Tensor, _ => 0L);
+        var steps = pairs.ToDictionary(p => p.Tensor, _ => 0.0);
+        var counts = pairs.ToDictionary(p => p.Tensor, _ => 0L);
+        var realizedOutputs = pairs.Select(p => p.Realized!).Distinct().ToArray();
+        var simulatedOutputs = pairs.Select(p => p.Simulated!).Distinct().ToArray();
+        using var realizedSession = Sessions.Create(realized, realizedOutputs, "the realized model");
+        using var simulatedSession = Sessions.Create(simulated, simulatedOutputs, "the simulated model");
+        using var runOptions = new RunOptions();
+        RowReader.ForEach(realizedSession, data, settings, 3, settings.IsMeasurementRow, (_, names, values, _) =>
+        {
+            using var a = realizedSession.Run(runOptions, names, values, realizedOutputs);
+            using var b = simulatedSession.Run(runOptions, names, values, simulatedOutputs);
+            foreach (var (tensor, r, s) in pairs)
+            {
+                var q = a[Array.IndexOf(realizedOutputs, r)].GetTensorDataAsSpan<byte>();
+                var f = b[Array.IndexOf(simulatedOutputs, s)].GetTensorDataAsSpan<float>();
+                long bad = 0;
+                double total = 0;
+                for (int i = 0; i < Math.Min(q.Length, f.Length); i++)
+                {
+                    double d = Math.Abs(q[i] - f[i]);
+                    total += d;
+                    if (d > 1) bad++;
+                }
+                mismatched[tensor] += bad;
+                steps[tensor] += total;
+                counts[tensor] += Math.Min(q.Length, f.Length);
+            }
+        });
+        return pairs.Select(p => p.Tensor).Where(t => counts[t] > 0 && mismatched[t] > 0)
+            .Select(t =>
+            {
+                var mark = plan.FindActivation(t)!;
+                return new LayerDisagreement
+                {
+                    Tensor = t, Node = mark.Node, OpType = mark.OpType,
+                    MismatchFraction = (double)mismatched[t] / counts[t], MeanStepDifference = steps[t] / counts[t],
+                };
+            })
+            .OrderByDescending(l => l.MismatchFraction).Take(10).ToList();
+    }
+
+    // The quantized values behind a dequantized tensor: DequantizeLinear's input in the realized model, and the Clip
+    // two producers up (Mul ← Sub ← Clip) in the simulated one.
+    private static string? QuantizedName(OnnxGraph graph, string dequantized, int depth)
+    {
+        var node = graph.Producer(dequantized);
+        for (int i = 0; i < depth && node is not null; i++)
+        {
+            if (i == depth - 1) return node.Input.FirstOrDefault();
+            node = graph.Producer(node.Input[0]);
+        }
+        return null;
+    }
+}
