@@ -29,6 +29,7 @@ public sealed class QuantizingEstimatorOptionsTests
         StringAssert.Contains(Refused(o => o.IntraOpNumThreads = 0).ParamName, "IntraOpNumThreads");
         StringAssert.Contains(Refused(o => o.Mode = (QuantizationMode)7).ParamName, "Mode");
         StringAssert.Contains(Refused(o => o.ActivationCalibration = (CalibrationMethod)9).ParamName, "ActivationCalibration");
+        StringAssert.Contains(Refused(o => o.WeightRange = (WeightRange)5).ParamName, "WeightRange");
     }
 
     [TestMethod]
@@ -40,6 +41,7 @@ public sealed class QuantizingEstimatorOptionsTests
         Assert.IsTrue(options.AsymmetricActivations);
         Assert.AreEqual(WeightScaleMethod.Max, options.WeightScale);
         Assert.IsTrue(options.PerChannelWeights);
+        Assert.AreEqual(WeightRange.PairBounded, options.WeightRange, "safe on every x86-64 CPU by default");
         Assert.AreEqual(8001, options.Bins);
         Assert.AreEqual(255, options.QuantizedBins);
         Assert.AreEqual(99.999, options.Percentile);

@@ -43,6 +43,13 @@ public sealed class QuantizingEstimatorWorkout
         Assert.IsTrue(int8Features.All(f => f.Length == 512 && f.All(float.IsFinite)));
         Assert.IsTrue(int8Features.Zip(simulatedFeatures, TinyData.Cosine).Min() > 0.999);
 
+        // The agreement check at Fit: measured on this CPU, weights that cannot saturate, in agreement.
+        var agreement = quantizer.Agreement!;
+        Assert.IsTrue(agreement.Rows > 0 && agreement.LargestPairSum <= 128, agreement.ToString());
+        Assert.IsTrue(agreement.Agrees, $"{agreement}: {agreement.Explanation}");
+        Assert.IsNull(simulated.LastTransformer.Agreement);
+        Assert.IsTrue(quantizer.Calibration.Where(c => c.Role == TensorRole.Weight).All(c => c.WeightRange == WeightRange.PairBounded && c.LargestPairSum <= 128));
+
         // Export: the calibration table travels in the ONNX metadata.
         quantizer.ExportOnnx(directory.File("int8.onnx"));
         var table = CalibrationTable.FromOnnx(directory.File("int8.onnx"));
