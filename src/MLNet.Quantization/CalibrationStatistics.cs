@@ -25,7 +25,9 @@ namespace MLNet.Quantization;
 public sealed class CalibrationStatistics
 {
     private const string Magic = "MLQSTATS";
-    private const int FormatVersion = 1;
+    // Version 2 ends with the SHA-256 of everything before it; version 1 files (no checksum) still load.
+    private const int FormatVersion = 2;
+    private const int ChecksumSize = 32;
 
     internal CalibrationStatistics(string fingerprint, IReadOnlyDictionary<string, string> inputs, int bins, long rows,
         IReadOnlyList<TensorStatistics> tensors)
@@ -63,6 +65,8 @@ public sealed class CalibrationStatistics
     public static CalibrationStatistics Merge(params CalibrationStatistics[] shards)
     {
         if (shards is null || shards.Length == 0) throw new ArgumentException("Give at least one shard.", nameof(shards));
+        int missing = Array.IndexOf(shards, null);
+        if (missing >= 0) throw new ArgumentException($"Shard {missing} is null.", nameof(shards));
         var first = shards[0];
         foreach (var shard in shards.Skip(1))
         {
@@ -90,9 +94,9 @@ public sealed class CalibrationStatistics
     /// <summary>Writes the statistics to <paramref name="path"/>; on failure no partial file is left.</summary>
     public void Save(string path)
     {
-        AtomicFile.Write(path, stream =>
+        using var payload = new MemoryStream();
+        using (var writer = new BinaryWriter(payload, Encoding.UTF8, leaveOpen: true))
         {
-            using var writer = new BinaryWriter(stream, Encoding.UTF8, leaveOpen: true);
             writer.Write(Magic);
             writer.Write(FormatVersion);
             writer.Write(ModelFingerprint);
@@ -111,45 +115,143 @@ public sealed class CalibrationStatistics
                 writer.Write(h.Bins);
                 foreach (var c in h.Counts) writer.Write(c);
             }
+        }
+        var bytes = payload.ToArray();
+        AtomicFile.Write(path, stream =>
+        {
+            stream.Write(bytes);
+            stream.Write(SHA256.HashData(bytes));
         });
     }
 
     /// <summary>Reads statistics written by <see cref="Save"/>.</summary>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
-    /// <exception cref="InvalidDataException">The file is not a statistics file of this format.</exception>
+    /// <exception cref="InvalidDataException">
+    /// The file is not a statistics file of this format, or it is truncated or corrupt (its checksum does not match, or a
+    /// length or count in it is impossible); the message names the file and what is wrong.
+    /// </exception>
     public static CalibrationStatistics Load(string path)
     {
+        if (string.IsNullOrWhiteSpace(path)) throw new ArgumentException("The path must not be empty.", nameof(path));
         if (!File.Exists(path)) throw new FileNotFoundException($"The statistics file '{path}' does not exist.", path);
+        var bytes = File.ReadAllBytes(path);
         try
         {
-            using var reader = new BinaryReader(File.OpenRead(path), Encoding.UTF8);
-            if (reader.ReadString() != Magic || reader.ReadInt32() != FormatVersion)
-                throw new InvalidDataException($"'{path}' is not a calibration statistics file (format {FormatVersion}).");
-            var fingerprint = reader.ReadString();
-            int bins = reader.ReadInt32();
-            long rows = reader.ReadInt64();
-            var inputs = new Dictionary<string, string>();
-            for (int i = reader.ReadInt32(); i > 0; i--) inputs[reader.ReadString()] = reader.ReadString();
-            var tensors = new List<TensorStatistics>();
-            for (int i = reader.ReadInt32(); i > 0; i--)
+            using var reader = new Reader(bytes, path);
+            if (reader.String(Magic.Length) != Magic)
+                throw new InvalidDataException($"'{path}' is not a calibration statistics file.");
+            int version = reader.Int32();
+            if (version is not (1 or FormatVersion))
+                throw new InvalidDataException($"'{path}' is a calibration statistics file of format {version}; this version reads formats 1 and {FormatVersion}.");
+            if (version == FormatVersion)
             {
-                var t = new TensorStatistics(reader.ReadString(), (TensorRole)reader.ReadInt32(), reader.ReadString(), reader.ReadString());
-                t.Restore(reader.ReadDouble(), reader.ReadDouble(), reader.ReadInt64());
-                if (reader.ReadBoolean())
+                if (bytes.Length < ChecksumSize)
+                    throw new InvalidDataException($"'{path}' is truncated: it has no checksum.");
+                var body = bytes.AsSpan(0, bytes.Length - ChecksumSize);
+                if (!SHA256.HashData(body).AsSpan().SequenceEqual(bytes.AsSpan(bytes.Length - ChecksumSize)))
+                    throw new InvalidDataException($"'{path}' is corrupt: its SHA-256 checksum does not match its contents.");
+                reader.End = body.Length;
+            }
+            var fingerprint = reader.String(64);
+            int bins = reader.Count(0, "bins");
+            long rows = reader.Int64();
+            if (rows < 0) throw new InvalidDataException($"'{path}' is corrupt: it counts {rows} rows.");
+            var inputs = new Dictionary<string, string>();
+            for (int i = reader.Count(2, "inputs"); i > 0; i--) inputs[reader.String()] = reader.String();
+            var tensors = new List<TensorStatistics>();
+            for (int i = reader.Count(20, "tensors"); i > 0; i--)
+            {
+                string tensor = reader.String();
+                int role = reader.Int32();
+                if (!Enum.IsDefined((TensorRole)role))
+                    throw new InvalidDataException($"'{path}' is corrupt: tensor '{tensor}' has role {role}.");
+                var t = new TensorStatistics(tensor, (TensorRole)role, reader.String(), reader.String());
+                t.Restore(reader.Double(), reader.Double(), reader.Int64());
+                if (reader.Boolean())
                 {
-                    double min = reader.ReadDouble(), max = reader.ReadDouble(), observedMin = reader.ReadDouble(), observedMax = reader.ReadDouble();
-                    var counts = new long[reader.ReadInt32()];
-                    for (int k = 0; k < counts.Length; k++) counts[k] = reader.ReadInt64();
+                    double min = reader.Double(), max = reader.Double(), observedMin = reader.Double(), observedMax = reader.Double();
+                    var counts = new long[reader.Count(8, $"histogram bins of '{tensor}'")];
+                    for (int k = 0; k < counts.Length; k++) counts[k] = reader.Int64();
+                    if (counts.Length == 0 || !(min <= max) || counts.Any(c => c < 0))
+                        throw new InvalidDataException($"'{path}' is corrupt: the histogram of '{tensor}' is impossible.");
                     t.Histogram = Histogram.Restore(min, max, counts, observedMin, observedMax);
                 }
                 tensors.Add(t);
             }
+            if (version == FormatVersion && !reader.AtEnd)
+                throw new InvalidDataException($"'{path}' is corrupt: it holds data after its last tensor.");
             return new CalibrationStatistics(fingerprint, inputs, bins, rows, tensors);
         }
-        catch (EndOfStreamException e)
+        catch (Exception e) when (e is EndOfStreamException or IOException or ArgumentException or OverflowException or FormatException
+            && e is not InvalidDataException)
         {
-            throw new InvalidDataException($"'{path}' is truncated: it is not a complete calibration statistics file.", e);
+            throw new InvalidDataException($"'{path}' is truncated or corrupt: {e.Message}", e);
         }
+    }
+
+    // Reads the statistics format over a byte array, and checks every length and count against the bytes left before
+    // allocating anything: a corrupt count cannot ask for more memory than the file implies.
+    private sealed class Reader : IDisposable
+    {
+        private readonly BinaryReader _reader;
+        private readonly MemoryStream _stream;
+        private readonly string _path;
+
+        public Reader(byte[] bytes, string path)
+        {
+            _stream = new MemoryStream(bytes, writable: false);
+            _reader = new BinaryReader(_stream, Encoding.UTF8);
+            _path = path;
+            End = bytes.Length;
+        }
+
+        public long End { get; set; }
+
+        public bool AtEnd => _stream.Position == End;
+
+        private long Left => End - _stream.Position;
+
+        public int Int32() { Need(4); return _reader.ReadInt32(); }
+
+        public long Int64() { Need(8); return _reader.ReadInt64(); }
+
+        public double Double() { Need(8); return _reader.ReadDouble(); }
+
+        public bool Boolean() { Need(1); return _reader.ReadBoolean(); }
+
+        /// <summary>A count of items of at least <paramref name="itemSize"/> bytes each, which the bytes left must hold.</summary>
+        public int Count(int itemSize, string what)
+        {
+            int count = Int32();
+            if (count < 0 || (long)count * itemSize > Left)
+                throw new InvalidDataException($"'{_path}' is corrupt: it claims {count} {what}, more than its {Left} bytes left can hold.");
+            return count;
+        }
+
+        /// <summary>A length-prefixed UTF-8 string (BinaryWriter's format) of at most <paramref name="maximum"/> bytes.</summary>
+        public string String(int maximum = 1 << 20)
+        {
+            int length = 0, shift = 0;
+            while (true)
+            {
+                Need(1);
+                byte b = _reader.ReadByte();
+                length |= (b & 0x7F) << shift;
+                if ((b & 0x80) == 0) break;
+                shift += 7;
+                if (shift > 28) throw new InvalidDataException($"'{_path}' is corrupt: a string length is malformed.");
+            }
+            if (length < 0 || length > maximum || length > Left)
+                throw new InvalidDataException($"'{_path}' is corrupt: a string claims {length} bytes ({Left} left).");
+            return Encoding.UTF8.GetString(_reader.ReadBytes(length));
+        }
+
+        private void Need(int bytes)
+        {
+            if (Left < bytes) throw new InvalidDataException($"'{_path}' is truncated: it ends inside its data.");
+        }
+
+        public void Dispose() => _reader.Dispose();
     }
 
     /// <summary>SHA-256 of a model file, as statistics record it.</summary>

@@ -25,7 +25,7 @@ public sealed partial class QuantizingEstimator
 
         /// <summary>
         /// The int8 values weights may take. Default <see cref="WeightRange.PairBounded"/>: per output channel the two
-        /// largest |q| sum to at most 128, so that the model cannot saturate ONNX Runtime's int16 pair sums on x86-64
+        /// largest |q| of each sign sum to at most 128, so that the model cannot saturate ONNX Runtime's int16 pair sums on x86-64
         /// CPUs without VNNI. <see cref="WeightRange.Full"/> uses all of ±127; choose it only when every CPU that will run
         /// the model has VNNI (AVX512-VNNI or AVX-VNNI) or is ARM: elsewhere the model can give wrong outputs, silently.
         /// </summary>

@@ -31,6 +31,8 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
 {
     private readonly TransformsCatalog _catalog;
     private readonly Options _options;
+    private readonly object _schemaLock = new();
+    private (string Key, Microsoft.ML.Transforms.Onnx.OnnxScoringEstimator Estimator)? _schemaEstimator;
 
     internal QuantizingEstimator(TransformsCatalog catalog, Options options)
     {
@@ -90,20 +92,35 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
             return $"{(global::Onnx.TensorProto.Types.DataType)(type?.ElemType ?? 0)}[{string.Join(",", dims)}]";
         });
 
-    /// <summary>The output schema, available before <c>Fit</c>: the same columns and types as the float model gives.</summary>
+    /// <summary>
+    /// The output schema, available before <c>Fit</c>: the same columns and types as the float model gives. ML.NET's
+    /// scoring estimator answers it, and opens an ONNX Runtime session to do so: that estimator is kept for the next
+    /// call with the same settings and model file, so that repeated calls cost one session, not one each.
+    /// </summary>
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
         var settings = _options.Freeze();
         var model = OnnxGraph.Load(settings.ModelFile);
         CheckColumnNames(model, settings);
-        var shapes = settings.ShapeDictionary?.ToDictionary(kv => kv.Key, kv => kv.Value);
-        var floatModel = settings.OutputColumnNames is null && settings.InputColumnNames is null
-            ? _catalog.ApplyOnnxModel(settings.ModelFile, shapes)
-            : _catalog.ApplyOnnxModel(
-                settings.OutputColumnNames?.ToArray() ?? model.Graph.Output.Select(o => o.Name).ToArray(),
-                settings.InputColumnNames?.ToArray() ?? model.RealInputs().Select(i => i.Name).ToArray(),
-                settings.ModelFile, shapes, gpuDeviceId: null, fallbackToCpu: false, recursionLimit: 100);
-        return floatModel.GetOutputSchema(inputSchema);
+        var file = new FileInfo(settings.ModelFile);
+        var key = string.Join("\n", settings.ModelFile, file.Length, file.LastWriteTimeUtc.Ticks,
+            string.Join(",", settings.InputColumnNames ?? Array.Empty<string>()), string.Join(",", settings.OutputColumnNames ?? Array.Empty<string>()),
+            string.Join(";", settings.ShapeDictionary?.Select(kv => $"{kv.Key}={string.Join(",", kv.Value)}") ?? Array.Empty<string>()));
+        lock (_schemaLock)
+        {
+            if (_schemaEstimator is not { } cached || cached.Key != key)
+            {
+                var shapes = settings.ShapeDictionary?.ToDictionary(kv => kv.Key, kv => kv.Value);
+                var floatModel = settings.OutputColumnNames is null && settings.InputColumnNames is null
+                    ? _catalog.ApplyOnnxModel(settings.ModelFile, shapes)
+                    : _catalog.ApplyOnnxModel(
+                        settings.OutputColumnNames?.ToArray() ?? model.Graph.Output.Select(o => o.Name).ToArray(),
+                        settings.InputColumnNames?.ToArray() ?? model.RealInputs().Select(i => i.Name).ToArray(),
+                        settings.ModelFile, shapes, gpuDeviceId: null, fallbackToCpu: false, recursionLimit: 100);
+                _schemaEstimator = cached = (key, floatModel);
+            }
+            return cached.Estimator.GetOutputSchema(inputSchema);
+        }
     }
 
     private static void CheckColumnNames(OnnxGraph model, QuantizationSettings settings)

@@ -13,7 +13,8 @@ public sealed class QuantizingTransformer : ITransformer, IDisposable
 {
     private readonly byte[] _model;
     private readonly OnnxTransformer _inner;
-    private readonly string? _modelFile;
+    private readonly TemporaryModelFile _modelFile;
+    private bool _disposed;
     private readonly Lazy<CalibrationReport> _report;
 
     internal QuantizingTransformer(TransformsCatalog catalog, byte[] model, CalibrationTable calibration,
@@ -27,34 +28,25 @@ public sealed class QuantizingTransformer : ITransformer, IDisposable
         _report = report;
         Mode = settings.Mode;
         var shapes = settings.ShapeDictionary?.ToDictionary(kv => kv.Key, kv => kv.Value);
-        var graph = new Lazy<Onnx.OnnxGraph>(() => Onnx.OnnxGraph.Parse(model, "the quantized model"));
-        OnnxScoringEstimator estimator;
-        if (settings.IntraOpNumThreads is null)
+        var graph = Onnx.OnnxGraph.Parse(model, "the quantized model");
+        // ML.NET's ApplyOnnxModel(Stream) writes a temp file that nobody deletes; this transformer owns its file instead.
+        _modelFile = new TemporaryModelFile(model);
+        try
         {
-            var stream = new MemoryStream(model, writable: false);
-            estimator = settings.OutputColumnNames is null && settings.InputColumnNames is null
-                ? catalog.ApplyOnnxModel(stream, shapes)
-                : catalog.ApplyOnnxModel(OutputNames(settings), InputNames(settings), stream, shapes,
-                    gpuDeviceId: null, fallbackToCpu: false, recursionLimit: 100);
-        }
-        else
-        {
-            // Only OnnxOptions carries thread settings, and it takes a file: this transformer owns that file.
-            _modelFile = Path.Combine(Path.GetTempPath(), $"mlnet-quantized-{Guid.NewGuid():N}.onnx");
-            File.WriteAllBytes(_modelFile, model);
-            estimator = catalog.ApplyOnnxModel(new OnnxOptions
+            _inner = catalog.ApplyOnnxModel(new OnnxOptions
             {
-                ModelFile = _modelFile,
-                OutputColumns = OutputNames(settings),
-                InputColumns = InputNames(settings),
+                ModelFile = _modelFile.Path,
+                OutputColumns = settings.OutputColumnNames?.ToArray() ?? graph.Graph.Output.Select(v => v.Name).ToArray(),
+                InputColumns = settings.InputColumnNames?.ToArray() ?? graph.RealInputs().Select(v => v.Name).ToArray(),
                 ShapeDictionary = shapes,
                 IntraOpNumThreads = settings.IntraOpNumThreads,
-            });
+            }).Fit(fitData);
         }
-        _inner = estimator.Fit(fitData);
-
-        string[] OutputNames(QuantizationSettings s) => s.OutputColumnNames?.ToArray() ?? graph.Value.Graph.Output.Select(v => v.Name).ToArray();
-        string[] InputNames(QuantizationSettings s) => s.InputColumnNames?.ToArray() ?? graph.Value.RealInputs().Select(v => v.Name).ToArray();
+        catch
+        {
+            _modelFile.Dispose();
+            throw;
+        }
     }
 
     /// <summary>The per-tensor thresholds, scales and zero points chosen at <c>Fit</c>.</summary>
@@ -88,29 +80,38 @@ public sealed class QuantizingTransformer : ITransformer, IDisposable
     public long ModelSize => _model.LongLength;
 
     /// <inheritdoc/>
-    public bool IsRowToRowMapper => ((ITransformer)_inner).IsRowToRowMapper;
+    public bool IsRowToRowMapper => ((ITransformer)Inner).IsRowToRowMapper;
+
+    private OnnxTransformer Inner => _disposed
+        ? throw new ObjectDisposedException(nameof(QuantizingTransformer), "The quantized model was disposed: its ONNX Runtime session is released.")
+        : _inner;
 
     /// <summary>Writes the quantized ONNX model to <paramref name="path"/>; on failure no partial file is left.</summary>
     /// <param name="path">The file to write. An existing file is replaced.</param>
     public void ExportOnnx(string path) => AtomicFile.Write(path, stream => stream.Write(_model));
 
     /// <inheritdoc/>
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => _inner.GetOutputSchema(inputSchema);
+    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Inner.GetOutputSchema(inputSchema);
 
     /// <inheritdoc/>
-    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => ((ITransformer)_inner).GetRowToRowMapper(inputSchema);
+    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => ((ITransformer)Inner).GetRowToRowMapper(inputSchema);
 
     /// <inheritdoc/>
-    public IDataView Transform(IDataView input) => _inner.Transform(input);
+    public IDataView Transform(IDataView input) => Inner.Transform(input);
 
     /// <summary>Saves the wrapped <see cref="OnnxTransformer"/>, which holds the quantized model.</summary>
-    void ICanSaveModel.Save(ModelSaveContext ctx) => ((ICanSaveModel)_inner).Save(ctx);
+    void ICanSaveModel.Save(ModelSaveContext ctx) => ((ICanSaveModel)Inner).Save(ctx);
 
-    /// <summary>Releases the ONNX Runtime session and any temporary model file.</summary>
+    /// <summary>
+    /// Releases the ONNX Runtime session and deletes the temporary model file. Afterwards <c>Transform</c>, saving and
+    /// new prediction engines throw <see cref="ObjectDisposedException"/>; <see cref="ExportOnnx"/>, the table, the
+    /// report and the statistics stay available. Data views returned by <c>Transform</c> before must not be read after.
+    /// </summary>
     public void Dispose()
     {
+        if (_disposed) return;
+        _disposed = true;
         _inner.Dispose();
-        if (_modelFile is not null && File.Exists(_modelFile))
-            File.Delete(_modelFile);
+        _modelFile.Dispose();
     }
 }

@@ -44,7 +44,7 @@ public sealed class RealizationAgreement
     /// <summary>The weight range the model was quantized with.</summary>
     public WeightRange WeightRange { get; }
 
-    /// <summary>The largest sum of two |q| within an output channel of any weight: above 128, CPUs without VNNI can saturate.</summary>
+    /// <summary>The largest sum of two same-sign |q| within an output channel of any weight: above 128, CPUs without VNNI can saturate.</summary>
     public int LargestPairSum { get; }
 
     /// <summary>Whether <see cref="OutputCosine"/> reaches <see cref="Threshold"/>.</summary>

@@ -50,7 +50,7 @@ public sealed record TensorCalibration
     public WeightRange? WeightRange { get; init; }
 
     /// <summary>
-    /// For weights, the largest sum of two |q| within one output channel: at most 128 means that no pair of uint8 × int8
+    /// For weights, the largest sum of two same-sign |q| within one output channel: at most 128 means that no pair of uint8 × int8
     /// products can saturate the int16 of x86-64 CPUs without VNNI. 0 for activations and biases.
     /// </summary>
     public int LargestPairSum { get; init; }

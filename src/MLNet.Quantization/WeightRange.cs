@@ -9,9 +9,11 @@ namespace MLNet.Quantization;
 public enum WeightRange
 {
     /// <summary>
-    /// The default. Per output channel, the two largest |q| sum to at most 128 (and each is at most 127), so that any pair
-    /// of uint8 × int8 products stays within int16 on every x86-64 CPU. A channel whose largest weight stands well
-    /// above the next keeps (nearly) the full 8 bits; a channel with two equally large weights gets 7 bits' resolution.
+    /// The default. Per output channel and sign, the two largest |q| sum to at most 128 (and each is at most 127), so
+    /// that any pair of uint8 × int8 products stays within int16 on every x86-64 CPU, whichever weights the kernel pairs
+    /// (products of opposite signs cannot overflow: activations are never negative). A channel whose largest weight of
+    /// each sign stands well above the next keeps (nearly) the full 8 bits; a channel with two equally large weights of
+    /// one sign gets 7 bits' resolution.
     /// </summary>
     PairBounded = 0,
 

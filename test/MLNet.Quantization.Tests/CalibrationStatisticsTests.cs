@@ -116,4 +116,47 @@ public sealed class CalibrationStatisticsTests
         Assert.ThrowsExactly<InvalidDataException>(() => CalibrationStatistics.Load(directory.File("junk.bin")));
         Assert.ThrowsExactly<ArgumentException>(() => CalibrationStatistics.Merge(first.Statistics, Fit(other, rows).Statistics));
     }
+    [TestMethod]
+    public void EveryCorruptionOfASavedFileIsRefusedAsInvalidDataNamingTheFile()
+    {
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        using var fitted = Fit(Model(directory), TinyData.X(ml, TinyData.Normal(16, 72), 72));
+        var file = directory.File("stats.bin");
+        fitted.Statistics.Save(file);
+        var good = File.ReadAllBytes(file);
+        Assert.AreEqual(fitted.Statistics.Tensors.Count, CalibrationStatistics.Load(file).Tensors.Count, "the file itself loads");
+
+        var random = new Random(17);
+        var broken = directory.File("broken.bin");
+        void Refused(byte[] bytes, string what)
+        {
+            File.WriteAllBytes(broken, bytes);
+            var e = Assert.ThrowsExactly<InvalidDataException>(() => CalibrationStatistics.Load(broken), what);
+            StringAssert.Contains(e.Message, broken, what);
+        }
+        for (int trial = 0; trial < 200; trial++)
+        {
+            var bytes = (byte[])good.Clone();
+            int at = random.Next(bytes.Length);
+            bytes[at] ^= (byte)(1 << random.Next(8));
+            Refused(bytes, $"bit flip at byte {at}");
+        }
+        foreach (int length in new[] { 0, 1, 5, 12, good.Length / 3, good.Length / 2, good.Length - 33, good.Length - 1 })
+            Refused(good.Take(length).ToArray(), $"truncated to {length} bytes");
+        Refused(good.Concat(new byte[] { 0 }).ToArray(), "one byte appended");
+        var garbage = new byte[4096];
+        random.NextBytes(garbage);
+        Refused(garbage, "random bytes");
+    }
+
+    [TestMethod]
+    public void MergingANullShardIsAnArgumentError()
+    {
+        using var directory = new TempDirectory();
+        using var fitted = Fit(Model(directory), TinyData.X(new MLContext(seed: 1), TinyData.Normal(8, 72), 72));
+        var e = Assert.ThrowsExactly<ArgumentException>(() => CalibrationStatistics.Merge(fitted.Statistics, null!));
+        Assert.AreEqual("shards", e.ParamName);
+        StringAssert.Contains(e.Message, "Shard 1");
+    }
 }

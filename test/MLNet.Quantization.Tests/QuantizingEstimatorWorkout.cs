@@ -128,7 +128,7 @@ public sealed class QuantizingEstimatorWorkout
     }
 
     // ML.NET keeps SchemaShape.Create internal; a test may reach it, the library never does.
-    private static SchemaShape ShapeOf(DataViewSchema schema) => (SchemaShape)typeof(SchemaShape)
+    internal static SchemaShape ShapeOf(DataViewSchema schema) => (SchemaShape)typeof(SchemaShape)
         .GetMethod("Create", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Static, new[] { typeof(DataViewSchema) })!
         .Invoke(null, new object[] { schema })!;
 

@@ -6,7 +6,7 @@ namespace MLNet.Quantization.Tests;
 
 /// <summary>
 /// The no-saturation property, read from a realized model's own int8 initializers rather than from the calibration
-/// table: per output channel of every weight that a Conv, MatMul or Gemm reads, the two largest |q| sum to at most 128.
+/// table: per output channel of every weight that a Conv, MatMul or Gemm reads, the two largest same-sign |q| sum to at most 128.
 /// </summary>
 internal static class WeightPairs
 {

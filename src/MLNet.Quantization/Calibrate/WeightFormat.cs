@@ -2,11 +2,13 @@ namespace MLNet.Quantization.Calibration;
 
 /// <summary>
 /// The number format of int8 weights, as data: the largest magnitude <see cref="QMax"/> (symmetric, zero point 0) and,
-/// when set, <see cref="PairLimit"/>, the most that the magnitudes of any two weights of one output channel may sum to.
+/// when set, <see cref="PairLimit"/>, the most that the magnitudes of any two same-sign weights of one output channel
+/// may sum to.
 /// </summary>
 /// <remarks>
-/// With uint8 activations a ≤ 255, a pair of products a₁q₁ + a₂q₂ stays within int16 when |q₁| + |q₂| ≤ 128
-/// (255 × 128 = 32,640 ≤ 32,767): the bound that makes the u8s8 kernels of CPUs without VNNI exact.
+/// With uint8 activations 0 ≤ a ≤ 255, a pair of products a₁q₁ + a₂q₂ stays within int16 when q₁ and q₂ have opposite
+/// signs (|sum| ≤ 255 × 127), and when |q₁| + |q₂| ≤ 128 otherwise (255 × 128 = 32,640 ≤ 32,767): the bound that makes
+/// the u8s8 kernels of CPUs without VNNI exact, whichever two weights they pair.
 /// </remarks>
 internal sealed record WeightFormat(int QMax, int? PairLimit)
 {

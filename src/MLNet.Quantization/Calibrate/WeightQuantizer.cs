@@ -11,15 +11,17 @@ internal static class WeightQuantizer
     /// <remarks>
     /// The channels along <paramref name="channelAxis"/> are the output channels: each one's weights meet the same
     /// activations in one reduction, so the pair bound of <paramref name="format"/> holds per channel even when the
-    /// scale is shared. For a channel with largest magnitudes a ≥ b (clipped to the threshold, if any), qmax = Q and pair
-    /// limit L (∞ when unset), the smallest admissible scale is
+    /// scale is shared. Activations are uint8 (a ≥ 0), so a pair a₁q₁ + a₂q₂ can leave int16 only when q₁ and q₂ have
+    /// the same sign: with opposite signs |a₁q₁ + a₂q₂| ≤ 255 × 127. The bound therefore applies to each sign apart.
+    /// For a channel with largest magnitude a, largest same-sign pair of magnitudes p (clipped to the threshold, if
+    /// any), qmax = Q and pair limit L (∞ when unset), the smallest admissible scale is
     /// <list type="bullet">
-    /// <item><see cref="WeightScaleMethod.Max"/>: s = max(a / Q, (a + b) / L);</item>
-    /// <item><see cref="WeightScaleMethod.PowerOfTwo"/>: s = 2^ceil(log2 max(a / (Q + 1), (a + b) / L)) (TVM's power2 for Q = 127);</item>
-    /// <item>a threshold T: s = max(T / Q, (min(a, T) + min(b, T)) / L).</item>
+    /// <item><see cref="WeightScaleMethod.Max"/>: s = max(a / Q, p / L);</item>
+    /// <item><see cref="WeightScaleMethod.PowerOfTwo"/>: s = 2^ceil(log2 max(a / (Q + 1), p / L)) (TVM's power2 for Q = 127);</item>
+    /// <item>a threshold T: s = max(T / Q, p / L).</item>
     /// </list>
     /// A shared scale is the largest channel scale. Then q = clamp(round_half_even(clip(w, ±T) / s), −Q, Q). Rounding
-    /// can lift a / s + b / s ≤ L to L + 1 (each term by at most ½); the largest |q| of such a channel then steps one
+    /// can lift a pair's p / s ≤ L to L + 1 (each term by at most ½); the larger |q| of such a pair then steps one
     /// towards zero, so that the bound holds exactly. A channel of zeros gets s = 1.
     /// </remarks>
     public static QuantizedWeight Quantize(string tensor, long[] dims, float[] values, int? channelAxis, bool perChannel,
@@ -27,18 +29,20 @@ internal static class WeightQuantizer
     {
         var channels = new Channels(dims, channelAxis);
         float limit = threshold ?? float.PositiveInfinity;
-        var top = new float[channels.Count];
-        var second = new float[channels.Count];
+        // Per channel and sign (group 2c for w > 0, 2c + 1 for w < 0): the two largest magnitudes.
+        var top = new float[2 * channels.Count];
+        var second = new float[2 * channels.Count];
         for (int i = 0; i < values.Length; i++)
         {
-            int c = channels.Of(i);
+            int g = 2 * channels.Of(i) + (values[i] < 0 ? 1 : 0);
             float v = Math.Min(Math.Abs(values[i]), limit);
-            if (v > top[c]) { second[c] = top[c]; top[c] = v; }
-            else if (v > second[c]) second[c] = v;
+            if (v > top[g]) { second[g] = top[g]; top[g] = v; }
+            else if (v > second[g]) second[g] = v;
         }
         var required = new float[channels.Count];
         for (int c = 0; c < channels.Count; c++)
-            required[c] = RequiredScale(top[c], second[c], method, format, threshold);
+            required[c] = RequiredScale(Math.Max(top[2 * c], top[2 * c + 1]),
+                Math.Max(top[2 * c] + second[2 * c], top[2 * c + 1] + second[2 * c + 1]), method, format, threshold);
 
         bool separate = perChannel && threshold is null && channels.Axis is not null;
         float shared = required.DefaultIfEmpty(0).Max();
@@ -55,28 +59,28 @@ internal static class WeightQuantizer
         return new QuantizedWeight(tensor, dims, q, scales, separate ? channels.Axis : null);
     }
 
-    private static float RequiredScale(float a, float b, WeightScaleMethod method, WeightFormat format, float? threshold)
+    private static float RequiredScale(float largest, float pair, WeightScaleMethod method, WeightFormat format, float? threshold)
     {
-        float pair = format.PairLimit is { } l ? (a + b) / l : 0;
-        if (threshold is { } t) return t > 0 ? Math.Max(t / format.QMax, pair) : 0;
-        if (a == 0) return 0;
+        float pairScale = format.PairLimit is { } l ? pair / l : 0;
+        if (threshold is { } t) return t > 0 ? Math.Max(t / format.QMax, pairScale) : 0;
+        if (largest == 0) return 0;
         return method == WeightScaleMethod.PowerOfTwo
-            ? MathF.Pow(2, MathF.Ceiling(MathF.Log2(Math.Max(a / (format.QMax + 1), pair))))
-            : Math.Max(a / format.QMax, pair);
+            ? MathF.Pow(2, MathF.Ceiling(MathF.Log2(Math.Max(largest / (format.QMax + 1), pairScale))))
+            : Math.Max(largest / format.QMax, pairScale);
     }
 
-    // Rounding may put a channel's two largest magnitudes one above the limit: the largest steps towards zero.
+    // Rounding may put a same-sign pair one above the limit: its larger magnitude steps towards zero.
     private static void EnforcePairLimit(sbyte[] q, Channels channels, int limit)
     {
         var (first, second, at) = TopTwo(q, channels);
-        for (int c = 0; c < channels.Count; c++)
-            if (first[c] + second[c] > limit)
-                q[at[c]] = (sbyte)(Math.Sign(q[at[c]]) * Math.Max(0, limit - second[c]));
+        for (int g = 0; g < first.Length; g++)
+            if (first[g] + second[g] > limit)
+                q[at[g]] = (sbyte)(Math.Sign(q[at[g]]) * Math.Max(0, limit - second[g]));
     }
 
     /// <summary>
-    /// The largest sum of two weight magnitudes within one output channel along <paramref name="channelAxis"/> (the
-    /// whole tensor when null): at most 128 means that no pair of uint8 × int8 products can leave int16.
+    /// The largest sum of two same-sign weight magnitudes within one output channel along <paramref name="channelAxis"/>
+    /// (the whole tensor when null): at most 128 means that no pair of uint8 × int8 products can leave int16.
     /// </summary>
     public static int LargestPairSum(sbyte[] q, long[] dims, int? channelAxis)
     {
@@ -84,16 +88,17 @@ internal static class WeightQuantizer
         return first.Zip(second, (a, b) => a + b).DefaultIfEmpty(0).Max();
     }
 
+    // Per channel and sign (group 2c for q > 0, 2c + 1 for q < 0): the two largest |q| and where the largest is.
     private static (int[] First, int[] Second, int[] At) TopTwo(sbyte[] q, Channels channels)
     {
-        var first = new int[channels.Count];
-        var second = new int[channels.Count];
-        var at = new int[channels.Count];
+        var first = new int[2 * channels.Count];
+        var second = new int[2 * channels.Count];
+        var at = new int[2 * channels.Count];
         for (int i = 0; i < q.Length; i++)
         {
-            int c = channels.Of(i), v = Math.Abs((int)q[i]);
-            if (v > first[c]) { second[c] = first[c]; first[c] = v; at[c] = i; }
-            else if (v > second[c]) second[c] = v;
+            int g = 2 * channels.Of(i) + (q[i] < 0 ? 1 : 0), v = Math.Abs((int)q[i]);
+            if (v > first[g]) { second[g] = first[g]; first[g] = v; at[g] = i; }
+            else if (v > second[g]) second[g] = v;
         }
         return (first, second, at);
     }

@@ -20,7 +20,9 @@ public sealed class WeightQuantizerTests
                 // 16 output channels of 8×3×3: uniform of growing width, two equal extremes, one outlier.
                 var values = new float[16 * 72];
                 for (int i = 0; i < values.Length; i++) values[i] = (float)(random.NextDouble() * 2 - 1) * (1 + i / 72);
-                values[72] = 5; values[73] = -5;                    // channel 1: two equal extremes → 64 and 64
+                values[72] = 5; values[73] = 5;                     // channel 1: two equal extremes of one sign → 64 and 64
+                for (int i = 288; i < 360; i++) values[i] = 0.01f;  // channel 4: equal extremes of opposite signs keep 127
+                values[288] = 5; values[289] = -5;
                 for (int i = 144; i < 216; i++) values[i] = 0.01f;  // channel 2: one outlier keeps (nearly) 127
                 values[144] = 9;
                 var w = WeightQuantizer.Quantize("W", new long[] { 16, 8, 3, 3 }, values, 0, perChannel, method, PairBounded);
@@ -29,7 +31,9 @@ public sealed class WeightQuantizerTests
                 Assert.IsTrue(w.Values.All(q => Math.Abs((int)q) <= 127));
                 if (method == WeightScaleMethod.Max && perChannel)
                 {
-                    Assert.AreEqual(64, Math.Abs((int)w.Values[72]), "equal extremes share the 128");
+                    Assert.AreEqual(64, Math.Abs((int)w.Values[72]), "equal extremes of one sign share the 128");
+                    Assert.AreEqual(127, (int)w.Values[288], "opposite signs cannot add up: |a₁q₁ + a₂q₂| ≤ 255 × 127");
+                    Assert.AreEqual(-127, (int)w.Values[289]);
                     Assert.IsTrue(w.Values[144] >= 126, $"a lone outlier keeps nearly the full range ({w.Values[144]})");
                 }
                 var full = WeightQuantizer.Quantize("W", new long[] { 16, 8, 3, 3 }, values, 0, perChannel, method, Full);
@@ -61,10 +65,10 @@ public sealed class WeightQuantizerTests
     [TestMethod]
     public void ACustomThresholdClipsAndKeepsThePairBound()
     {
-        var values = new[] { 3f, -3f, 0.5f, 0.25f }; // one channel along axis 0 of [1, 4]
+        var values = new[] { 3f, 3f, 0.5f, -0.25f }; // one channel along axis 0 of [1, 4]
         var w = WeightQuantizer.Quantize("W", new long[] { 1, 4 }, values, 0, perChannel: true, WeightScaleMethod.Max, PairBounded, threshold: 1f);
         Assert.AreEqual(2f / 128, w.Scales.Single(), 1e-7f, "clipped to ±1, the pair 1 + 1 takes the 128");
-        CollectionAssert.AreEqual(new sbyte[] { 64, -64, 32, 16 }, w.Values);
+        CollectionAssert.AreEqual(new sbyte[] { 64, 64, 32, -16 }, w.Values);
         Assert.IsNull(w.Axis, "a custom range gives one scale");
     }
 

@@ -1,0 +1,67 @@
+using System.Collections.Concurrent;
+
+namespace MLNet.Quantization;
+
+/// <summary>
+/// A model written to the temp folder for ML.NET's <c>OnnxTransformer</c>, which scores and saves from a file. It is
+/// deleted on <see cref="Dispose"/>, by the finalizer when the owner was never disposed, and at process exit as a last
+/// resort, so that no fit leaves a file behind.
+/// </summary>
+internal sealed class TemporaryModelFile : IDisposable
+{
+    /// <summary>The file name prefix, so that tests (and people) can recognise the files.</summary>
+    public const string Prefix = "mlnet-quantized-";
+
+    private static readonly ConcurrentDictionary<string, byte> Live = new(StringComparer.Ordinal);
+
+    static TemporaryModelFile() => AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+    {
+        foreach (var path in Live.Keys) TryDelete(path);
+    };
+
+    public TemporaryModelFile(byte[] model)
+    {
+        Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"{Prefix}{Guid.NewGuid():N}.onnx");
+        Live[Path] = 0;
+        try
+        {
+            File.WriteAllBytes(Path, model);
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    ~TemporaryModelFile() => Delete();
+
+    public string Path { get; }
+
+    public void Dispose()
+    {
+        Delete();
+        GC.SuppressFinalize(this);
+    }
+
+    private void Delete()
+    {
+        TryDelete(Path);
+        Live.TryRemove(Path, out _);
+    }
+
+    private static void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (IOException)
+        {
+            // Still open elsewhere (on Windows): the process-exit pass tries again.
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+    }
+}
