@@ -64,11 +64,14 @@ public sealed class CalibrationReport
         {
             var histogram = entry.Role == TensorRole.Activation ? stats.GetValueOrDefault(entry.Tensor)?.Histogram : null;
             if (histogram is not null) histograms[entry.Tensor] = histogram;
+            var (low, high) = entry.Role == TensorRole.Activation
+                ? (-entry.ZeroPoint * (double)entry.Scale, (255 - entry.ZeroPoint) * (double)entry.Scale)
+                : (-(double)entry.Threshold, entry.Threshold);
             return new TensorReport
             {
                 Tensor = entry.Tensor, Node = entry.Node, OpType = entry.OpType, Role = entry.Role, Method = entry.Method,
-                Threshold = entry.Threshold, Scale = entry.Scale, ZeroPoint = entry.ZeroPoint,
-                ClippedFraction = histogram is null ? double.NaN : Clipped(histogram, entry),
+                Threshold = entry.Threshold, Scale = entry.Scale, ZeroPoint = entry.ZeroPoint, RangeMin = low, RangeMax = high,
+                ClippedFraction = histogram is null ? double.NaN : Clipped(histogram, low, high),
                 KlDivergence = histogram is null ? double.NaN : Divergence(histogram, entry, settings),
                 SqnrDb = entry.Role switch
                 {
@@ -85,16 +88,14 @@ public sealed class CalibrationReport
         return new CalibrationReport(rows, histograms, floatNodes, measured.OutputCosine, measured.Rows, agreement);
     }
 
-    private static double Clipped(Histogram h, TensorCalibration entry)
+    // The fraction of the histogram's values in bins that lie wholly outside [low, high], the range the tensor represents
+    // (a bin the range cuts counts as kept, so the figure can miss up to one bin's worth at each end).
+    private static double Clipped(Histogram h, double low, double high)
     {
         if (h.Total == 0) return 0;
-        double t = entry.Threshold;
         long beyond = 0;
         for (int i = 0; i < h.Bins; i++)
-        {
-            double center = (h.Edge(i) + h.Edge(i + 1)) / 2;
-            if (center > t || center < -t) beyond += h.Counts[i];
-        }
+            if (h.Edge(i) >= high || h.Edge(i + 1) <= low) beyond += h.Counts[i];
         return (double)beyond / h.Total;
     }
 
@@ -118,10 +119,10 @@ public sealed class CalibrationReport
     /// <summary>Writes the report as CSV, one row per tensor; on failure no partial file is left.</summary>
     public void WriteCsv(string path)
     {
-        var csv = new StringBuilder("tensor,node,op_type,role,method,threshold,scale,zero_point,clipped_fraction,kl_divergence,sqnr_db,added_noise\n");
+        var csv = new StringBuilder("tensor,node,op_type,role,method,threshold,scale,zero_point,range_min,range_max,clipped_fraction,kl_divergence,sqnr_db,added_noise\n");
         foreach (var t in Tensors)
             csv.AppendLine(string.Join(",", Quote(t.Tensor), Quote(t.Node), Quote(t.OpType), t.Role, Quote(t.Method),
-                Number(t.Threshold), Number(t.Scale), t.ZeroPoint, Number(t.ClippedFraction), Number(t.KlDivergence), Number(t.SqnrDb), Number(t.AddedNoise)));
+                Number(t.Threshold), Number(t.Scale), t.ZeroPoint, Number(t.RangeMin), Number(t.RangeMax), Number(t.ClippedFraction), Number(t.KlDivergence), Number(t.SqnrDb), Number(t.AddedNoise)));
         WriteAtomically(path, csv.ToString());
     }
 
@@ -155,12 +156,12 @@ public sealed class CalibrationReport
             html.Append(CultureInfo.InvariantCulture,
                 $"<li>{Encode(t.Tensor)} ({Encode(t.OpType)} {Encode(t.Node)}): adds {t.AddedNoise:E2} of noise-to-signal; SQNR {t.SqnrDb:F1} dB</li>");
         html.Append("</ol><h2>Tensors</h2><table><tr><th>tensor</th><th>node</th><th>op</th><th>role</th><th>method</th><th>threshold</th>")
-            .Append("<th>scale</th><th>zero point</th><th>clipped</th><th>KL</th><th>SQNR (dB)</th></tr>");
+            .Append("<th>scale</th><th>zero point</th><th>range</th><th>clipped</th><th>KL</th><th>SQNR (dB)</th></tr>");
         var worst = Ranked.Take(5).Select(t => t.Tensor).ToHashSet();
         foreach (var t in Tensors)
             html.Append(CultureInfo.InvariantCulture,
                 $"<tr{(worst.Contains(t.Tensor) ? " class=\"low\"" : "")}><td>{Encode(t.Tensor)}</td><td>{Encode(t.Node)}</td><td>{Encode(t.OpType)}</td><td>{t.Role}</td>" +
-                $"<td>{Encode(t.Method)}</td><td>{t.Threshold:G5}</td><td>{t.Scale:G5}</td><td>{t.ZeroPoint}</td><td>{Cell(t.ClippedFraction, "P4")}</td>" +
+                $"<td>{Encode(t.Method)}</td><td>{t.Threshold:G5}</td><td>{t.Scale:G5}</td><td>{t.ZeroPoint}</td><td>[{t.RangeMin:G4}, {t.RangeMax:G4}]</td><td>{Cell(t.ClippedFraction, "P4")}</td>" +
                 $"<td>{Cell(t.KlDivergence, "G4")}</td><td>{Cell(t.SqnrDb, "F1")}</td></tr>");
         html.Append("</table><h2 id=\"histograms\">Activation histograms</h2><p>log10(1 + count) per value; red: the clipping range; grey: the largest |value| seen.</p>");
         foreach (var t in Tensors.Where(t => _histograms.ContainsKey(t.Tensor)))
@@ -186,7 +187,7 @@ public sealed class CalibrationReport
         var plot = new ScottPlot.Plot();
         var bars = plot.Add.Bars(xs.ToArray(), ys.ToArray());
         foreach (var bar in bars.Bars) { bar.Size = h.BinWidth * width; bar.LineWidth = 0; }
-        foreach (var edge in t.ZeroPoint == 0 ? new[] { (double)t.Threshold } : new[] { -(double)t.Threshold, t.Threshold })
+        foreach (var edge in t.RangeMin == 0 ? new[] { t.RangeMax } : new[] { t.RangeMin, t.RangeMax })
             plot.Add.VerticalLine(edge, 1.5f, ScottPlot.Colors.Red);
         plot.Add.VerticalLine(Math.Max(Math.Abs(h.ObservedMin), Math.Abs(h.ObservedMax)), 1, ScottPlot.Colors.Gray);
         plot.Axes.Left.Label.Text = "log10(1 + count)";

@@ -18,7 +18,7 @@ namespace MLNet.Quantization;
 /// | Does this estimator need to look at the data to train its parameters? | Yes: every calibration row is read twice (ranges, then histograms), or not at all from saved statistics |
 /// | Input column data type | Known-sized vectors of the model inputs' element types (the same as `ApplyOnnxModel`) |
 /// | Output column data type | The model outputs' types, as `ApplyOnnxModel` gives them |
-/// | Exportable to ONNX | Yes: <xref:MLNet.Quantization.QuantizingTransformer.ExportOnnx(System.String)> |
+/// | Exportable to ONNX | No (no `ConvertToOnnx` support); the quantized model itself is an ONNX file: <xref:MLNet.Quantization.QuantizingTransformer.ExportOnnx(System.String)> writes it |
 ///
 /// `Fit` follows TVM's quantization flow: prepare the graph (fold BatchNormalization, raise the opset to 13),
 /// annotate the tensors to quantize per op, collect per-tensor statistics by streaming the rows through the float model,
@@ -45,7 +45,10 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
     {
         if (input is null) throw new ArgumentNullException(nameof(input));
         var settings = _options.Freeze();
-        var model = GraphPreparation.Prepare(OnnxGraph.Load(settings.ModelFile));
+        var source = OnnxGraph.Load(settings.ModelFile);
+        CheckNotQuantized(source, settings.ModelFile);
+        CheckShapes(source, settings);
+        var model = GraphPreparation.Prepare(source);
         CheckColumnNames(model, settings);
         var exclusions = Exclusions.Create(model, settings.ExcludeNodes, settings.ExcludeOpTypes);
         var plan = Annotator.Annotate(model, exclusions);
@@ -120,6 +123,45 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
                 _schemaEstimator = cached = (key, floatModel);
             }
             return cached.Estimator.GetOutputSchema(inputSchema);
+        }
+    }
+
+    // Ops that only a quantized model holds: quantizing such a model again would stack a second rounding on the first.
+    private static readonly HashSet<string> QuantizedOps = new(StringComparer.Ordinal)
+    {
+        "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul", "MatMulInteger",
+        "ConvInteger", "QLinearAdd", "QLinearMul", "MatMulIntegerToFloat", "DynamicQuantizeMatMul", "QAttention",
+    };
+
+    private static void CheckNotQuantized(OnnxGraph model, string file)
+    {
+        var quantized = model.Graph.Node.Where(n => QuantizedOps.Contains(n.OpType)).ToList();
+        if (quantized.Count > 0)
+            throw new InvalidOperationException(
+                $"'{file}' is already quantized: it holds {quantized.Count} quantization nodes ({quantized[0].OpType} '{OnnxGraph.Label(quantized[0])}' first). " +
+                "Quantize the float model instead.");
+    }
+
+    // Every shape given must name a model input, match its rank, be positive, and agree with its static dimensions.
+    private static void CheckShapes(OnnxGraph model, QuantizationSettings settings)
+    {
+        if (settings.ShapeDictionary is null) return;
+        var inputs = model.RealInputs().ToDictionary(i => i.Name);
+        foreach (var (name, dims) in settings.ShapeDictionary)
+        {
+            string Problem(string what) => $"ShapeDictionary entry '{name}' [{string.Join(",", dims)}] {what}";
+            if (!inputs.TryGetValue(name, out var input))
+                throw new ArgumentException(Problem($"names no model input. Inputs: {string.Join(", ", inputs.Keys)}."), nameof(Options.ShapeDictionary));
+            if (dims.Any(d => d <= 0))
+                throw new ArgumentException(Problem("has a dimension that is not positive."), nameof(Options.ShapeDictionary));
+            var declared = input.Type?.TensorType?.Shape?.Dim;
+            if (declared is null) continue;
+            if (declared.Count != dims.Length)
+                throw new ArgumentException(Problem($"has rank {dims.Length}, and the input has rank {declared.Count}."), nameof(Options.ShapeDictionary));
+            for (int d = 0; d < dims.Length; d++)
+                if (declared[d].DimValue > 0 && declared[d].DimValue != dims[d])
+                    throw new ArgumentException(Problem($"sets dimension {d} to {dims[d]}, which the model fixes at {declared[d].DimValue}."),
+                        nameof(Options.ShapeDictionary));
         }
     }
 

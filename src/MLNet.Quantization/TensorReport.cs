@@ -27,7 +27,19 @@ public sealed record TensorReport
     /// <summary>The zero point.</summary>
     public int ZeroPoint { get; init; }
 
-    /// <summary>Fraction of the calibration values beyond the threshold (from the histogram; NaN without one).</summary>
+    /// <summary>
+    /// The smallest value the quantized tensor represents: −ZeroPoint × Scale for activations (their uint8 range,
+    /// asymmetric ones included), −Threshold for weights and biases.
+    /// </summary>
+    public double RangeMin { get; init; }
+
+    /// <summary>The largest value it represents: (255 − ZeroPoint) × Scale for activations, Threshold for weights and biases.</summary>
+    public double RangeMax { get; init; }
+
+    /// <summary>
+    /// Fraction of the calibration values outside [<see cref="RangeMin"/>, <see cref="RangeMax"/>], counted over the
+    /// histogram bins that lie wholly outside it (NaN without a histogram).
+    /// </summary>
     public double ClippedFraction { get; init; }
 
     /// <summary>KL divergence of the histogram's candidate at the chosen threshold (NaN without a histogram).</summary>

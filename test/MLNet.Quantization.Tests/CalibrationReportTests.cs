@@ -46,7 +46,7 @@ public sealed class CalibrationReportTests
 
         report.WriteCsv(directory.File("report.csv"));
         var csv = File.ReadAllLines(directory.File("report.csv"));
-        Assert.AreEqual("tensor,node,op_type,role,method,threshold,scale,zero_point,clipped_fraction,kl_divergence,sqnr_db,added_noise", csv[0]);
+        Assert.AreEqual("tensor,node,op_type,role,method,threshold,scale,zero_point,range_min,range_max,clipped_fraction,kl_divergence,sqnr_db,added_noise", csv[0]);
         Assert.AreEqual(report.Tensors.Count + 1, csv.Length);
         report.WriteHtml(directory.File("report.html"));
         var html = File.ReadAllText(directory.File("report.html"));
@@ -90,5 +90,22 @@ public sealed class CalibrationReportTests
         public SynchronousProgress(Action<CalibrationProgress> report) => _report = report;
 
         public void Report(CalibrationProgress value) => _report(value);
+    }
+    [TestMethod]
+    public void AsymmetricRangesAreReportedAndCountedAsRealized()
+    {
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        // Skewed input: mostly positive, so the asymmetric range [min, max] is far from ±max|x|.
+        var rows = TinyData.X(ml, TinyData.Normal(40, 72, seed: 8, mean: 2f), 72);
+        using var model = ml.Transforms.QuantizeCalibrated(TwoConvs(directory)).Fit(rows);
+        var x = model.Report.Tensors.Single(t => t.Tensor == "X" && t.Role == TensorRole.Activation);
+        var stats = model.Statistics.Tensors.Single(t => t.Tensor == "X");
+        Assert.IsTrue(x.ZeroPoint is > 0 and < 128, $"asymmetric zero point {x.ZeroPoint}");
+        Assert.AreEqual(stats.Min, x.RangeMin, 2 * x.Scale, "the range starts at the data's minimum, not at −max|x|");
+        Assert.AreEqual(stats.Max, x.RangeMax, 2 * x.Scale);
+        Assert.IsTrue(x.ClippedFraction < 0.002, $"max ranges clip only what the rounded zero point moves ({x.ClippedFraction})");
+        model.Report.WriteCsv(directory.File("report.csv"));
+        StringAssert.Contains(File.ReadAllLines(directory.File("report.csv"))[0], "range_min,range_max");
     }
 }

@@ -20,6 +20,10 @@ internal static class Calibrator
             if (settings.AsymmetricActivations && custom is null && range.Min < 0)
                 range = new TensorRange((float)Math.Max(stats.Min, range.Min), (float)Math.Min(stats.Max, range.Max));
             var p = ActivationParameters(range, settings.AsymmetricActivations);
+            if (!float.IsFinite(range.Min) || !float.IsFinite(range.Max) || !float.IsFinite(p.Scale) || !(p.Scale > 0))
+                throw new InvalidOperationException(
+                    $"Tensor '{mark.Tensor}' ({mark.OpType} '{mark.Node}') ranges over [{stats.Min:G6}, {stats.Max:G6}] on the calibration rows, " +
+                    $"which gives no finite uint8 scale ({p.Scale:G6}). Keep its node in float with ExcludeNodes, or calibrate on data without such values.");
             activations[mark.Tensor] = p;
             table.Add(Entry(mark, range.Threshold, p, custom is null ? settings.ActivationCalibration.ToString() : "Custom"));
         }
@@ -130,8 +134,8 @@ internal static class Calibrator
         bool nonNegative = range.Min >= 0;
         if (asymmetric && !nonNegative && range.Max > range.Min)
         {
-            float lo = Math.Min(range.Min, 0), hi = Math.Max(range.Max, 0);
-            float scale = (hi - lo) / 255f;
+            double lo = Math.Min(range.Min, 0), hi = Math.Max(range.Max, 0);
+            float scale = (float)((hi - lo) / 255); // in double: a range near ±float.MaxValue keeps a finite scale
             return new ActivationParameters(scale, (byte)Math.Clamp(Math.Round(-lo / scale, MidpointRounding.ToEven), 0, 255));
         }
         return t <= 0 ? new ActivationParameters(1f, nonNegative ? (byte)0 : (byte)128)

@@ -32,6 +32,11 @@ internal abstract class InputFeed
                 $"Column '{column.Name}' holds {itemType.Name} values, but model input '{column.Name}' needs {input.ElementType.Name}.");
         int size = column.Type is VectorDataViewType v ? v.Size : 1;
         long expected = dims.All(d => d > 0) ? dims.Aggregate(1L, (a, d) => a * d) : 0;
+        if (size == 0 && expected > 0)
+            throw new ArgumentException(
+                $"Column '{column.Name}' is a vector of variable size, but model input '{column.Name}' has the fixed shape " +
+                $"[{string.Join(",", dims)}] ({expected} values): give the column that known size (a [VectorType({expected})] " +
+                "attribute or a SchemaDefinition), as ML.NET's OnnxTransformer needs to score it.");
         if (size > 0 && expected > 0 && size != expected)
             throw new ArgumentException(
                 $"Column '{column.Name}' has {size} values per row, but model input '{column.Name}' of shape " +
@@ -43,7 +48,7 @@ internal abstract class InputFeed
             _ when itemType == typeof(long) => new Typed<long>(cursor, column, dims),
             _ when itemType == typeof(int) => new Typed<int>(cursor, column, dims),
             _ when itemType == typeof(bool) => new Typed<bool>(cursor, column, dims),
-            _ => throw new NotSupportedException($"Column '{column.Name}' has type {itemType.Name}, which model inputs cannot take."),
+            _ => throw new ArgumentException($"Column '{column.Name}' has type {itemType.Name}, which model inputs cannot take."),
         };
     }
 

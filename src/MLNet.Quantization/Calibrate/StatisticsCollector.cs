@@ -10,7 +10,8 @@ namespace MLNet.Quantization.Calibration;
 /// <summary>
 /// Step 3 of <c>Fit</c>: streams the calibration rows through the float model, with every marked activation exposed as
 /// an extra graph output. Pass 1 finds each tensor's range; pass 2 counts values into a histogram fixed to ±max|x|
-/// (for every method: the report and refitting from saved statistics with another method use it). Only the statistics are kept, so memory does not grow with the number of rows, and the
+/// (for every method: the report and refitting from saved statistics with another method use it). With
+/// <c>RangesFrom</c>, a single pass (reported as pass 2) fills histograms over the given ranges. Only the statistics are kept, so memory does not grow with the number of rows, and the
 /// counts do not depend on batch size or row order.
 /// </summary>
 internal static class StatisticsCollector
@@ -25,8 +26,7 @@ internal static class StatisticsCollector
         foreach (var mark in plan.Activations.Where(a => !inputs.Contains(a.Tensor) && !prepared.IsGraphOutput(a.Tensor)))
             probe.Graph.Output.Add(new ValueInfoProto { Name = mark.Tensor });
 
-        using var sessionOptions = new SessionOptions();
-        using var session = new InferenceSession(probe.ToBytes(), sessionOptions);
+        using var session = Realize.Sessions.Create(probe, Array.Empty<string>(), $"the float model '{settings.ModelFile}'");
         // ONNX Runtime reports the inferred type of every extra output: only float tensors are quantized.
         plan.KeepActivations(t => inputs.Contains(t)
             ? session.InputMetadata[t].ElementDataType == TensorElementType.Float
@@ -56,7 +56,8 @@ internal static class StatisticsCollector
             foreach (var s in stats.Values)
                 s.Histogram = Histogram.Symmetric((given.GetValueOrDefault(s.Tensor) ?? throw new InvalidOperationException(
                     $"RangesFrom has no range for tensor '{s.Tensor}'.")).AbsMax, settings.Bins);
-            rows = Pass(session, data, settings, 1, quantizedInputs, outputNames, (name, values, row) =>
+            // One pass that both checks ranges and fills histograms: reported as pass 2, the histogram pass.
+            rows = Pass(session, data, settings, 2, quantizedInputs, outputNames, (name, values, row) =>
             {
                 Check(name, values, row);
                 var histogram = stats[name].Histogram!;

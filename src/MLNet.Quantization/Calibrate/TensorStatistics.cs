@@ -42,7 +42,10 @@ public sealed class TensorStatistics
     /// <summary>True when no value was negative: the tensor is quantized as uint8 with zero point 0.</summary>
     public bool NonNegative => Min >= 0;
 
-    /// <summary>The histogram over ±max|x|, or null when the configured method needs none.</summary>
+    /// <summary>
+    /// The histogram over ±max|x|: calibration from rows always fills it (the report and refitting with another method
+    /// need it); null only in merged statistics whose shards counted over different ranges.
+    /// </summary>
     public Histogram? Histogram { get; internal set; }
 
     /// <summary>Sets the range, as saved or merged.</summary>

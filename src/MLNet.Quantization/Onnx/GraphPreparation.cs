@@ -9,7 +9,7 @@ namespace MLNet.Quantization.Onnx;
 /// </summary>
 internal static class GraphPreparation
 {
-    /// <summary>The opset of every prepared model.</summary>
+    /// <summary>The opset that preparation raises older models to.</summary>
     public const long TargetOpset = 13;
 
     private const long TargetIrVersion = 7;
@@ -169,7 +169,7 @@ internal static class GraphPreparation
         used.UnionWith(graph.Graph.Output.Select(o => o.Name));
         foreach (var node in graph.Graph.Node)
             foreach (var attr in node.Attribute)
-                if (attr.G is not null) CollectSubgraphInputs(attr.G, used);
+                foreach (var subgraph in Subgraphs(attr)) CollectSubgraphInputs(subgraph, used);
         foreach (var init in graph.Graph.Initializer.Where(i => !used.Contains(i.Name)).ToList())
             graph.Graph.Initializer.Remove(init);
     }
@@ -180,9 +180,13 @@ internal static class GraphPreparation
         {
             used.UnionWith(node.Input);
             foreach (var attr in node.Attribute)
-                if (attr.G is not null) CollectSubgraphInputs(attr.G, used);
+                foreach (var subgraph in Subgraphs(attr)) CollectSubgraphInputs(subgraph, used);
         }
     }
+
+    // A graph attribute (If's branches, Loop's body) or a list of them (AttributeProto.Graphs).
+    private static IEnumerable<GraphProto> Subgraphs(AttributeProto attribute) =>
+        (attribute.G is null ? Enumerable.Empty<GraphProto>() : new[] { attribute.G }).Concat(attribute.Graphs);
 
     private static void RemoveInitializersFromInputs(OnnxGraph graph)
     {

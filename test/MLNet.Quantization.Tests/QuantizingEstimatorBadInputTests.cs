@@ -1,0 +1,86 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.VisualStudio.TestTools.UnitTesting;
+
+namespace MLNet.Quantization.Tests;
+
+/// <summary>Bad inputs to <c>Fit</c> get a clear exception that names the file, input, column or tensor.</summary>
+[TestClass]
+public sealed class QuantizingEstimatorBadInputTests
+{
+    private static readonly MLContext Ml = new(seed: 1);
+
+    private static string Mlp(TempDirectory directory, long batch = 1) => new TinyModel()
+        .Input("X", batch, 4).Output("Y", batch, 4)
+        .Weight("W", new long[] { 4, 8 }).Weight("W2", new long[] { 8, 4 })
+        .Node("MatMul", new[] { "X", "W" }, new[] { "H" })
+        .Node("Relu", new[] { "H" }, new[] { "R" })
+        .Node("MatMul", new[] { "R", "W2" }, new[] { "Y" })
+        .Save(directory.Path);
+
+    private static IDataView Rows(int count = 16) => TinyData.X(Ml, TinyData.Normal(count, 4), 4);
+
+    [TestMethod]
+    public void AnAlreadyQuantizedModelIsRefusedByName()
+    {
+        using var directory = new TempDirectory();
+        using (var fitted = Ml.Transforms.QuantizeCalibrated(Mlp(directory)).Fit(Rows()))
+            fitted.ExportOnnx(directory.File("int8.onnx"));
+        var e = Assert.ThrowsExactly<InvalidOperationException>(() => Ml.Transforms.QuantizeCalibrated(directory.File("int8.onnx")).Fit(Rows()));
+        StringAssert.Contains(e.Message, "already quantized");
+        StringAssert.Contains(e.Message, "int8.onnx");
+    }
+
+    [TestMethod]
+    public void EveryWrongShapeDictionaryEntryIsNamed()
+    {
+        using var directory = new TempDirectory();
+        var model = Mlp(directory);
+        ArgumentException Refused(string input, params int[] dims) => Assert.ThrowsExactly<ArgumentException>(() =>
+            Ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
+            {
+                ModelFile = model, ShapeDictionary = new Dictionary<string, int[]> { [input] = dims },
+            }).Fit(Rows()));
+
+        var unknown = Refused("x", 1, 4);
+        Assert.AreEqual("ShapeDictionary", unknown.ParamName);
+        StringAssert.Contains(unknown.Message, "names no model input. Inputs: X");
+        StringAssert.Contains(Refused("X", 1, 2, 2).Message, "rank 3");
+        StringAssert.Contains(Refused("X", 0, 4).Message, "not positive");
+        StringAssert.Contains(Refused("X", 1, 5).Message, "fixes at 4");
+    }
+
+    [TestMethod]
+    public void AVariableSizeColumnForAFixedInputIsRefusedAtFit()
+    {
+        using var directory = new TempDirectory();
+        var rows = Ml.Data.LoadFromEnumerable(TinyData.Normal(8, 4).Select(r => new XRow { X = r })); // float[] without a size
+        var e = Assert.ThrowsExactly<ArgumentException>(() => Ml.Transforms.QuantizeCalibrated(Mlp(directory)).Fit(rows));
+        StringAssert.Contains(e.Message, "Column 'X' is a vector of variable size");
+    }
+
+    [TestMethod]
+    public void ValuesNearTheFloatLimitGiveFiniteScales()
+    {
+        using var directory = new TempDirectory();
+        var data = TinyData.Normal(16, 4);
+        data[0][0] = 3e38f;
+        data[1][1] = -3e38f;
+        using var fitted = Ml.Transforms.QuantizeCalibrated(Mlp(directory)).Fit(TinyData.X(Ml, data, 4));
+        var input = fitted.Calibration.Find("X", TensorRole.Activation)!;
+        Assert.IsTrue(float.IsFinite(input.Scale) && input.Scale > 0, input.ToString());
+        fitted.ExportOnnx(directory.File("int8.onnx"));
+        Assert.AreEqual(fitted.Calibration.Count, CalibrationTable.FromOnnx(directory.File("int8.onnx")).Count, "the table serializes");
+    }
+
+    [TestMethod]
+    public void TheFallbackNeedsHeldBackRows()
+    {
+        using var directory = new TempDirectory();
+        var e = Assert.ThrowsExactly<InvalidOperationException>(() => Ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
+        {
+            ModelFile = Mlp(directory), MinimumOutputCosine = 0.99,
+        }).Fit(Rows(3)));
+        StringAssert.Contains(e.Message, "at least 5 rows");
+    }
+}
