@@ -34,15 +34,28 @@ internal static class StatisticsCollector
 
         var stats = plan.Activations.Where(a => a.ShareScaleWith is null)
             .ToDictionary(a => a.Tensor, a => new TensorStatistics(a.Tensor, TensorRole.Activation, a.Node, a.OpType));
-        var outputNames = stats.Keys.Where(t => !inputs.Contains(t)).ToArray();
+        string[] outputNames = stats.Keys.Where(t => !inputs.Contains(t)).ToArray();
         var quantizedInputs = stats.Keys.Where(inputs.Contains).ToHashSet();
 
+        // A tensor that the float model makes NaN or infinite on calibration rows (Log of a negative value, say) has no
+        // uint8 range: it stays float, and so does every tensor that shares its scale. Non-finite input data is an error.
+        var nonFinite = new HashSet<string>(StringComparer.Ordinal);
         void Check(string name, ReadOnlySpan<float> values, long row)
         {
+            if (nonFinite.Contains(name)) return;
             int bad = stats[name].AddRange(values);
-            if (bad >= 0)
+            if (bad < 0) return;
+            if (inputs.Contains(name)) // the data itself, not the model, is at fault
                 throw new InvalidDataException(
-                    $"Tensor '{name}' has a non-finite value ({values[bad]}) at row {row}. Calibration data must give finite activations.");
+                    $"Input '{name}' has a non-finite value ({values[bad]}) at row {row}. Calibration data must be finite.");
+            nonFinite.Add(name);
+        }
+        void DropNonFinite()
+        {
+            foreach (var name in nonFinite) stats.Remove(name);
+            plan.KeepActivations(t => !nonFinite.Contains(t));
+            outputNames = outputNames.Where(stats.ContainsKey).ToArray();
+            quantizedInputs.RemoveWhere(nonFinite.Contains);
         }
 
         long rows;
@@ -60,6 +73,7 @@ internal static class StatisticsCollector
             rows = Pass(session, data, settings, 2, quantizedInputs, outputNames, (name, values, row) =>
             {
                 Check(name, values, row);
+                if (nonFinite.Contains(name)) return;
                 var histogram = stats[name].Histogram!;
                 long before = histogram.Total;
                 histogram.Add(values);
@@ -67,10 +81,12 @@ internal static class StatisticsCollector
                     throw new InvalidOperationException(
                         $"Tensor '{name}' has values beyond the range in RangesFrom (±{histogram.Max:G6}) at row {row}: merge the ranges of every shard first.");
             });
+            DropNonFinite();
         }
         else
         {
             rows = Pass(session, data, settings, 1, quantizedInputs, outputNames, Check);
+            DropNonFinite();
             if (rows > 0)
             {
                 foreach (var s in stats.Values)

@@ -19,12 +19,12 @@ internal static class GraphPreparation
     private static readonly Dictionary<string, long> UpgradeSafeFrom = new(StringComparer.Ordinal)
     {
         ["Conv"] = 1, ["ConvTranspose"] = 1, ["Relu"] = 1, ["LeakyRelu"] = 1, ["PRelu"] = 7, ["Sigmoid"] = 1, ["Tanh"] = 1,
-        ["Elu"] = 1, ["Selu"] = 1, ["HardSigmoid"] = 1, ["Add"] = 7, ["Sub"] = 7, ["Mul"] = 7, ["Div"] = 7, ["Sum"] = 8,
-        ["Max"] = 8, ["Min"] = 8, ["Mean"] = 8, ["Abs"] = 1, ["Neg"] = 1, ["Exp"] = 1, ["Log"] = 1, ["Sqrt"] = 1, ["Pow"] = 7,
+        ["Elu"] = 1, ["Selu"] = 1, ["HardSigmoid"] = 1, ["Add"] = 7, ["Sub"] = 7, ["Mul"] = 7, ["Div"] = 7, ["Sum"] = 6,
+        ["Max"] = 6, ["Min"] = 6, ["Mean"] = 6, ["Abs"] = 1, ["Neg"] = 1, ["Exp"] = 1, ["Log"] = 1, ["Sqrt"] = 1, ["Pow"] = 7,
         ["Reciprocal"] = 1, ["Floor"] = 1, ["Ceil"] = 1, ["Erf"] = 9, ["Not"] = 1, ["And"] = 7, ["Or"] = 7, ["Equal"] = 7,
         ["Less"] = 7, ["Greater"] = 7, ["Where"] = 9, ["MaxPool"] = 1, ["AveragePool"] = 7, ["GlobalAveragePool"] = 1,
         ["GlobalMaxPool"] = 1, ["LRN"] = 1, ["Concat"] = 4, ["Gemm"] = 7, ["MatMul"] = 1, ["Flatten"] = 1, ["Reshape"] = 5,
-        ["Transpose"] = 1, ["Identity"] = 1, ["Shape"] = 1, ["Gather"] = 1, ["Cast"] = 6, ["Constant"] = 9,
+        ["Transpose"] = 1, ["Identity"] = 1, ["Shape"] = 1, ["Gather"] = 1, ["Cast"] = 6, ["Constant"] = 1,
         ["ConstantOfShape"] = 9, ["BatchNormalization"] = 7, ["InstanceNormalization"] = 6, ["Expand"] = 8, ["Tile"] = 6,
         ["Range"] = 11, ["ReduceMean"] = 1, ["ReduceMax"] = 1, ["ReduceMin"] = 1,
         ["Clip"] = 11,   // min and max became inputs in 11
@@ -33,6 +33,21 @@ internal static class GraphPreparation
         ["Pad"] = 11,    // pads became an input in 11
         ["TopK"] = 10,   // k became an input in 10
         ["Softmax"] = 13, ["LogSoftmax"] = 13, ["Squeeze"] = 13, ["Unsqueeze"] = 13, ["Split"] = 13, ["ReduceSum"] = 13,
+        // From ONNX's Changelog.md: ops whose later versions up to 13 only add types, allow negative axes or indices, add
+        // broadcasting to inputs that had to agree, or add attributes whose defaults keep the old behaviour.
+        ["Sin"] = 7, ["Cos"] = 7, ["Tan"] = 7, ["Asin"] = 7, ["Acos"] = 7, ["Atan"] = 7, ["Sinh"] = 9, ["Cosh"] = 9,
+        ["Asinh"] = 9, ["Acosh"] = 9, ["Atanh"] = 9, ["Softplus"] = 1, ["Softsign"] = 1, ["Shrink"] = 9,
+        ["ThresholdedRelu"] = 10, ["Celu"] = 12, ["Sign"] = 9, ["IsNaN"] = 9, ["IsInf"] = 10, ["Round"] = 11, ["Mod"] = 10,
+        ["BitShift"] = 11, ["Xor"] = 7, ["LessOrEqual"] = 12, ["GreaterOrEqual"] = 12, ["Det"] = 11, ["Einsum"] = 12,
+        ["DepthToSpace"] = 1, ["SpaceToDepth"] = 1, ["ArgMax"] = 1, ["ArgMin"] = 1, ["Size"] = 1, ["Compress"] = 9,
+        ["NonZero"] = 9, ["OneHot"] = 9, ["EyeLike"] = 9, ["CumSum"] = 11, ["GatherElements"] = 11, ["GatherND"] = 11,
+        ["ScatterElements"] = 11, ["ScatterND"] = 11, ["Unique"] = 11, ["ReduceL1"] = 1, ["ReduceL2"] = 1,
+        ["ReduceLogSum"] = 1, ["ReduceLogSumExp"] = 1, ["ReduceProd"] = 1, ["ReduceSumSquare"] = 1,
+        ["MeanVarianceNormalization"] = 9, ["LpNormalization"] = 1, ["LpPool"] = 2, ["GlobalLpPool"] = 2,
+        ["MaxRoiPool"] = 1, ["RoiAlign"] = 10, ["NonMaxSuppression"] = 10, ["MaxUnpool"] = 11, ["If"] = 11, ["Loop"] = 11,
+        ["SequenceConstruct"] = 11, ["SequenceAt"] = 11, ["SequenceEmpty"] = 11, ["SequenceInsert"] = 11,
+        ["SequenceErase"] = 11, ["SequenceLength"] = 11, ["SplitToSequence"] = 11, ["ConcatFromSequence"] = 11,
+        ["Dropout"] = 1, // inference: the identity; its old attributes are dropped (opset 12 made ratio an input)
     };
 
     /// <summary>Returns a prepared copy of <paramref name="source"/>; the source is not modified.</summary>
@@ -77,6 +92,9 @@ internal static class GraphPreparation
                         $"opset {TargetOpset}, which quantization needs. Convert the model to opset {TargetOpset} first.");
                 if (node.OpType == "BatchNormalization")
                     DropSpatialAttribute(node);
+                if (node.OpType == "Dropout")
+                    DropAttributes(node, "ratio", "is_test", "seed");
+                DropAttributes(node, "consumed_inputs"); // a legacy attribute of opset 1 that opset 6 removed
             }
             graph.Opset = TargetOpset;
             graph.SortTopologically();
@@ -91,6 +109,12 @@ internal static class GraphPreparation
         if (node.OpType is "Softmax" or "LogSoftmax" && node.Attribute.FirstOrDefault(a => a.Name == "axis") is { I: -1 })
             return true;
         return UpgradeSafeFrom.TryGetValue(node.OpType, out var from) && opset >= from;
+    }
+
+    private static void DropAttributes(NodeProto node, params string[] names)
+    {
+        foreach (var attribute in node.Attribute.Where(a => names.Contains(a.Name)).ToList())
+            node.Attribute.Remove(attribute);
     }
 
     // Opset 9 removed 'spatial'; spatial=1 is the only behaviour that survives.

@@ -59,6 +59,7 @@ internal static class AgreementCheck
         var pairs = realizedNames.Keys.Where(simulatedNames.ContainsKey)
             .Select(t => (Tensor: t, Realized: QuantizedName(realized, realizedNames[t], 1), Simulated: QuantizedName(simulated, simulatedNames[t], 2)))
             .Where(p => p.Realized is not null && p.Simulated is not null).ToList();
+        if (pairs.Count == 0) return Array.Empty<LayerDisagreement>();
         var mismatched = pairs.ToDictionary(p => p.Tensor, _ => 0L);
         var steps = pairs.ToDictionary(p => p.Tensor, _ => 0.0);
         var counts = pairs.ToDictionary(p => p.Tensor, _ => 0L);

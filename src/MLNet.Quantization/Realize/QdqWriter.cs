@@ -92,7 +92,11 @@ internal static class QdqWriter
 
     private static string QuantizeActivation(OnnxGraph graph, QuantizationPlan plan, string tensor, ActivationParameters p, IQdqEmitter emitter)
     {
-        var readers = graph.Consumers(tensor).Where(r => plan.ReadsQuantized(tensor, r.Name)).ToList();
+        // Readers whose domain is limited (Log, Sqrt, a divisor...) keep the float tensor, unless a dropped Relu left
+        // only the quantized form clamped: a value rounded to zero or slightly below the float minimum would turn into
+        // NaN or infinity where the float model has none.
+        bool dropped = plan.FusedRelus.Contains(tensor) && graph.Producer(tensor) is { } maker && !graph.IsZeroClamp(maker);
+        var readers = graph.Consumers(tensor).Where(r => plan.ReadsQuantized(tensor, r.Name) && (dropped || !IsDomainLimited(r, tensor))).ToList();
         string source = tensor, target;
         if (plan.QuantizedOutputs.Contains(tensor) && graph.IsGraphOutput(tensor))
         {
@@ -112,6 +116,15 @@ internal static class QdqWriter
                 if (reader.Input[i] == tensor) reader.Input[i] = target;
         return target;
     }
+
+    // Ops whose result leaves the finite numbers for inputs at or beyond the edge of their domain.
+    private static bool IsDomainLimited(global::Onnx.NodeProto reader, string tensor) => reader.OpType switch
+    {
+        "Log" or "Sqrt" or "Reciprocal" or "Acosh" or "Asin" or "Acos" or "Atanh" => reader.Input[0] == tensor,
+        "Pow" => reader.Input[0] == tensor,
+        "Div" => reader.Input.Count > 1 && reader.Input[1] == tensor,
+        _ => false,
+    };
 
     private static global::Onnx.NodeProto Node(OnnxGraph graph, string label) =>
         graph.Graph.Node.First(n => OnnxGraph.Label(n) == label);

@@ -31,7 +31,10 @@ internal static class Sessions
         }
     }
 
-    /// <summary>The cosine between two runs' first <paramref name="count"/> outputs, float outputs concatenated; 1 for two zero vectors.</summary>
+    /// <summary>
+    /// The cosine between two runs' first <paramref name="count"/> outputs, float outputs concatenated, over the positions
+    /// where both are finite (NaN and infinity have no direction); 1 for two zero vectors.
+    /// </summary>
     public static double Cosine(IReadOnlyList<OrtValue> x, IReadOnlyList<OrtValue> y, int count)
     {
         double dot = 0, a = 0, b = 0;
@@ -40,7 +43,11 @@ internal static class Sessions
             if (x[k].GetTensorTypeAndShape().ElementDataType != TensorElementType.Float) continue;
             var u = x[k].GetTensorDataAsSpan<float>();
             var v = y[k].GetTensorDataAsSpan<float>();
-            for (int i = 0; i < u.Length; i++) { dot += u[i] * v[i]; a += u[i] * u[i]; b += v[i] * v[i]; }
+            for (int i = 0; i < u.Length; i++)
+            {
+                if (!float.IsFinite(u[i]) || !float.IsFinite(v[i])) continue;
+                dot += u[i] * v[i]; a += u[i] * u[i]; b += v[i] * v[i];
+            }
         }
         return a == 0 || b == 0 ? (a == b ? 1 : 0) : dot / Math.Sqrt(a * b);
     }

@@ -101,4 +101,29 @@ public sealed class GraphPreparationTests
 
         CollectionAssert.AreEqual(bytes, source.ToBytes());
     }
+    [TestMethod]
+    public void OpsUnchangedUpToOpset13MoveFromOpset9AndComputeTheSame()
+    {
+        using var directory = new TempDirectory();
+        var path = new TinyModel(opset: 9)
+            .Input("X", 1, 8, 2, 2).Output("Y", 1, 2, 4, 4)
+            .Weight("W", new long[] { 8, 8, 1, 1 })
+            .Node("Conv", new[] { "X", "W" }, new[] { "C" })
+            .Node("Sin", new[] { "C" }, new[] { "S" })
+            .Node("Softplus", new[] { "S" }, new[] { "P" })
+            .Node("Dropout", new[] { "P" }, new[] { "D" }, TinyModel.Float("ratio", 0.3f))
+            .Node("Sum", new[] { "D", "C" }, new[] { "M" })
+            .Node("Asinh", new[] { "M" }, new[] { "A" })
+            .Node("DepthToSpace", new[] { "A" }, new[] { "Y" }, TinyModel.Int("blocksize", 2))
+            .Save(directory.Path);
+        var source = OnnxGraph.Load(path);
+        var prepared = GraphPreparation.Prepare(source);
+        Assert.AreEqual(GraphPreparation.TargetOpset, prepared.Opset);
+        Assert.IsFalse(prepared.Graph.Node.Single(n => n.OpType == "Dropout").Attribute.Any(), "opset 12 made ratio an input; inference ignores it");
+
+        var input = Enumerable.Range(0, 32).Select(i => MathF.Sin(i * 0.7f)).ToArray();
+        var before = Run(source.ToBytes(), input, new long[] { 1, 8, 2, 2 }, "Y");
+        var after = Run(prepared.ToBytes(), input, new long[] { 1, 8, 2, 2 }, "Y");
+        CollectionAssert.AreEqual(before, after, "the same computation at opset 13");
+    }
 }
