@@ -46,6 +46,7 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
         if (input is null) throw new ArgumentNullException(nameof(input));
         var settings = _options.Freeze();
         var source = OnnxGraph.Load(settings.ModelFile);
+        CheckValues(source, settings.ModelFile);
         CheckNotQuantized(source, settings.ModelFile);
         CheckShapes(source, settings);
         var model = GraphPreparation.Prepare(source);
@@ -132,6 +133,23 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
         "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul", "MatMulInteger",
         "ConvInteger", "QLinearAdd", "QLinearMul", "MatMulIntegerToFloat", "DynamicQuantizeMatMul", "QAttention",
     };
+
+    // ML.NET maps every input and output to a column: each needs a tensor type, and a model needs an output.
+    private static void CheckValues(OnnxGraph model, string file)
+    {
+        if (model.Graph.Output.Count == 0)
+            throw new InvalidDataException($"'{file}' declares no graph outputs: there is nothing to score.");
+        var untyped = model.RealInputs().Concat(model.Graph.Output)
+            .FirstOrDefault(v => v.Type?.TensorType is not { ElemType: > 0 } || string.IsNullOrEmpty(v.Name));
+        if (untyped is not null)
+            throw new InvalidDataException(
+                $"'{file}' declares graph {(model.Graph.Output.Contains(untyped) ? "output" : "input")} '{untyped.Name}' without a tensor type, which ML.NET needs to map it to a column.");
+        var produced = model.Graph.Node.SelectMany(n => n.Output).Concat(model.Graph.Input.Select(i => i.Name))
+            .Concat(model.Graph.Initializer.Select(i => i.Name)).ToHashSet(StringComparer.Ordinal);
+        var orphan = model.Graph.Output.FirstOrDefault(o => !produced.Contains(o.Name));
+        if (orphan is not null)
+            throw new InvalidDataException($"'{file}' declares graph output '{orphan.Name}', which no node produces.");
+    }
 
     private static void CheckNotQuantized(OnnxGraph model, string file)
     {

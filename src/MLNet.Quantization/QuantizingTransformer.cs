@@ -42,10 +42,12 @@ public sealed class QuantizingTransformer : ITransformer, IDisposable
                 IntraOpNumThreads = settings.IntraOpNumThreads,
             }).Fit(fitData);
         }
-        catch
+        catch (Exception e)
         {
             _modelFile.Dispose();
-            throw;
+            if (e is ArgumentException or InvalidOperationException or InvalidDataException) throw;
+            throw new InvalidOperationException(
+                $"ML.NET's OnnxTransformer cannot load the quantized form of '{settings.ModelFile}': {e.GetType().Name}: {e.Message}", e);
         }
     }
 
