@@ -9,6 +9,7 @@ using MLNet.Quantization.Benchmarks;
 // report [directory] [calibrationRows]: ResNet18's calibration report as HTML and CSV.
 // memory [rows...]: peak memory of calibrating ResNet18 on each row count, one child process each.
 // cpu export DIR [calibrationRows] | cpu score DIR [threads]: the weight-range variants of issue 9 (score runs under qemu for AVX2).
+// lifetime [schemaCalls] [fits]: RSS and temp files around repeated GetOutputSchema calls and Fit/Dispose cycles (issue 10).
 // anything else: BenchmarkDotNet over the calibration engine, e.g. --filter '*CalibrationBenchmarks*'.
 switch (args.FirstOrDefault())
 {
@@ -29,6 +30,9 @@ switch (args.FirstOrDefault())
         break;
     case "report":
         ReportHarness.Run(args[1..]);
+        break;
+    case "lifetime":
+        LifetimeHarness.Run(args[1..]);
         break;
     case "cpu":
         SaturationHarness.Run(args[1..]);

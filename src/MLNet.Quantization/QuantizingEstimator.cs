@@ -115,12 +115,20 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
             if (_schemaEstimator is not { } cached || cached.Key != key)
             {
                 var shapes = settings.ShapeDictionary?.ToDictionary(kv => kv.Key, kv => kv.Value);
-                var floatModel = settings.OutputColumnNames is null && settings.InputColumnNames is null
-                    ? _catalog.ApplyOnnxModel(settings.ModelFile, shapes)
-                    : _catalog.ApplyOnnxModel(
-                        settings.OutputColumnNames?.ToArray() ?? model.Graph.Output.Select(o => o.Name).ToArray(),
-                        settings.InputColumnNames?.ToArray() ?? model.RealInputs().Select(i => i.Name).ToArray(),
-                        settings.ModelFile, shapes, gpuDeviceId: null, fallbackToCpu: false, recursionLimit: 100);
+                Microsoft.ML.Transforms.Onnx.OnnxScoringEstimator floatModel;
+                try
+                {
+                    floatModel = settings.OutputColumnNames is null && settings.InputColumnNames is null
+                        ? _catalog.ApplyOnnxModel(settings.ModelFile, shapes)
+                        : _catalog.ApplyOnnxModel(
+                            settings.OutputColumnNames?.ToArray() ?? model.Graph.Output.Select(o => o.Name).ToArray(),
+                            settings.InputColumnNames?.ToArray() ?? model.RealInputs().Select(i => i.Name).ToArray(),
+                            settings.ModelFile, shapes, gpuDeviceId: null, fallbackToCpu: false, recursionLimit: 100);
+                }
+                catch (Microsoft.ML.OnnxRuntime.OnnxRuntimeException e)
+                {
+                    throw new InvalidOperationException($"ONNX Runtime cannot load the float model '{settings.ModelFile}': {e.Message}", e);
+                }
                 _schemaEstimator = cached = (key, floatModel);
             }
             return cached.Estimator.GetOutputSchema(inputSchema);

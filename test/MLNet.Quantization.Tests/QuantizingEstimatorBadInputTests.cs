@@ -83,4 +83,18 @@ public sealed class QuantizingEstimatorBadInputTests
         }).Fit(Rows(3)));
         StringAssert.Contains(e.Message, "at least 5 rows");
     }
+    [TestMethod]
+    public void AnOpOfAnUnknownDomainThatOnnxRuntimeCannotRunIsNamedWithTheFile()
+    {
+        using var directory = new TempDirectory();
+        var tiny = new TinyModel().Input("X", 1, 4).Output("Y", 1, 4).Weight("W", new long[] { 4, 4 })
+            .Node("MatMul", new[] { "X", "W" }, new[] { "H" });
+        var custom = MLNet.Quantization.Onnx.OnnxGraph.MakeNode("Frobnicate", "custom_0", new[] { "H" }, new[] { "Y" });
+        custom.Domain = "com.example";
+        var model = tiny.Node(custom).Save(directory.Path, "custom.onnx");
+        var e = Assert.ThrowsExactly<InvalidOperationException>(() => Ml.Transforms.QuantizeCalibrated(model).Fit(Rows()));
+        StringAssert.Contains(e.Message, "custom.onnx");
+        Assert.ThrowsExactly<InvalidOperationException>(() =>
+            Ml.Transforms.QuantizeCalibrated(model).GetOutputSchema(QuantizingEstimatorWorkout.ShapeOf(Rows().Schema)));
+    }
 }
