@@ -49,7 +49,7 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
         CheckValues(source, settings.ModelFile);
         CheckNotQuantized(source, settings.ModelFile);
         CheckShapes(source, settings);
-        var model = GraphPreparation.Prepare(source);
+        var model = Prepare(source, settings.ModelFile);
         CheckColumnNames(model, settings);
         var exclusions = Exclusions.Create(model, settings.ExcludeNodes, settings.ExcludeOpTypes);
         var plan = Annotator.Annotate(model, exclusions);
@@ -141,6 +141,24 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
         "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul", "MatMulInteger",
         "ConvInteger", "QLinearAdd", "QLinearMul", "MatMulIntegerToFloat", "DynamicQuantizeMatMul", "QAttention",
     };
+
+    // A model that cannot be raised to opset 13 but holds nothing to quantize passes through as it is: the raise serves
+    // quantization only.
+    private static OnnxGraph Prepare(OnnxGraph source, string file)
+    {
+        try
+        {
+            return GraphPreparation.Prepare(source);
+        }
+        catch (NotSupportedException) when (!source.Graph.Node.Any(n => OpRegistry.Find(n.OpType) is not null))
+        {
+            return source.Clone();
+        }
+        catch (NotSupportedException e)
+        {
+            throw new NotSupportedException($"'{file}': {e.Message}", e);
+        }
+    }
 
     // ML.NET maps every input and output to a column: each needs a tensor type, and a model needs an output.
     private static void CheckValues(OnnxGraph model, string file)

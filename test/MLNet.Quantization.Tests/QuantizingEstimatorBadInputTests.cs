@@ -97,4 +97,49 @@ public sealed class QuantizingEstimatorBadInputTests
         Assert.ThrowsExactly<InvalidOperationException>(() =>
             Ml.Transforms.QuantizeCalibrated(model).GetOutputSchema(QuantizingEstimatorWorkout.ShapeOf(Rows().Schema)));
     }
+    [TestMethod]
+    public void AModelWithNothingToQuantizePassesThroughEvenWhereTheOpsetCannotBeRaised()
+    {
+        using var directory = new TempDirectory();
+        // Upsample was deprecated in opset 10: it cannot move to 13, and nothing here is quantized anyway.
+        var model = new TinyModel(opset: 9).Input("X", 1, 1, 2, 2).Output("Y", 1, 1, 4, 4)
+            .Constant("scales", new long[] { 4 }, new[] { 1f, 1f, 2f, 2f })
+            .Node("Upsample", new[] { "X", "scales" }, new[] { "Y" })
+            .Save(directory.Path, "upsample.onnx");
+        var rows = TinyData.X(Ml, TinyData.Normal(4, 4), 4);
+        using var fitted = Ml.Transforms.QuantizeCalibrated(model).Fit(rows);
+        Assert.AreEqual(0, fitted.Calibration.Count, "an empty table");
+        var expected = TinyData.Column(Ml.Transforms.ApplyOnnxModel(model).Fit(rows).Transform(rows), "Y");
+        var actual = TinyData.Column(fitted.Transform(rows), "Y");
+        for (int r = 0; r < expected.Length; r++) CollectionAssert.AreEqual(expected[r], actual[r]);
+        fitted.ExportOnnx(directory.File("out.onnx"));
+        Assert.AreEqual(9L, MLNet.Quantization.Onnx.OnnxGraph.Load(directory.File("out.onnx")).Opset, "the opset stays");
+    }
+    [TestMethod]
+    public void ExternalDataIsReadInAndAMissingFileIsNamed()
+    {
+        using var directory = new TempDirectory();
+        var path = Mlp(directory);
+        var model = global::Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(path));
+        var w = model.Graph.Initializer.Single(i => i.Name == "W");
+        File.WriteAllBytes(directory.File("weights.bin"), new byte[16].Concat(w.RawData.ToByteArray()).ToArray());
+        w.RawData = Google.Protobuf.ByteString.Empty;
+        w.DataLocation = global::Onnx.TensorProto.Types.DataLocation.External;
+        w.ExternalData.Add(new global::Onnx.StringStringEntryProto { Key = "location", Value = "weights.bin" });
+        w.ExternalData.Add(new global::Onnx.StringStringEntryProto { Key = "offset", Value = "16" });
+        File.WriteAllBytes(path, Google.Protobuf.MessageExtensions.ToByteArray(model));
+
+        var rows = Rows();
+        var expected = TinyData.Column(Ml.Transforms.ApplyOnnxModel(path).Fit(rows).Transform(rows), "Y");
+        using (var fitted = Ml.Transforms.QuantizeCalibrated(path).Fit(rows))
+        {
+            Assert.IsNotNull(fitted.Calibration.Find("W", TensorRole.Weight));
+            var actual = TinyData.Column(fitted.Transform(rows), "Y");
+            Assert.IsTrue(expected.Zip(actual, TinyData.Cosine).Min() > 0.99);
+        }
+        File.Delete(directory.File("weights.bin"));
+        var e = Assert.ThrowsExactly<InvalidDataException>(() => Ml.Transforms.QuantizeCalibrated(path).Fit(rows));
+        StringAssert.Contains(e.Message, "weights.bin");
+        StringAssert.Contains(e.Message, "'W'");
+    }
 }

@@ -23,7 +23,40 @@ internal sealed class OnnxGraph
     {
         if (!File.Exists(path))
             throw new FileNotFoundException($"The ONNX model file '{path}' does not exist.", path);
-        return Parse(File.ReadAllBytes(path), path);
+        var graph = Parse(File.ReadAllBytes(path), path);
+        graph.InlineExternalData(path);
+        return graph;
+    }
+
+    // Initializers may keep their values in files beside the model (ONNX external data): read them in, so that the
+    // graph is self-contained from here on. A missing or short file is an error naming the model, tensor and file.
+    private void InlineExternalData(string modelPath)
+    {
+        var directory = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(modelPath)) ?? ".";
+        foreach (var tensor in Graph.Initializer.Where(t => t.DataLocation == TensorProto.Types.DataLocation.External))
+        {
+            var entries = tensor.ExternalData.ToDictionary(e => e.Key, e => e.Value, StringComparer.Ordinal);
+            if (!entries.TryGetValue("location", out var location) || location.Length == 0)
+                throw new InvalidDataException($"'{modelPath}': initializer '{tensor.Name}' keeps its data externally but names no location.");
+            var file = System.IO.Path.GetFullPath(System.IO.Path.Combine(directory, location));
+            if (!File.Exists(file))
+                throw new InvalidDataException($"'{modelPath}': initializer '{tensor.Name}' keeps its data in '{file}', which does not exist.");
+            long offset = entries.TryGetValue("offset", out var o) && long.TryParse(o, out var parsedOffset) ? parsedOffset : 0;
+            long size = new FileInfo(file).Length;
+            long length = entries.TryGetValue("length", out var l) && long.TryParse(l, out var parsedLength) ? parsedLength : size - offset;
+            if (offset < 0 || length < 0 || offset + length > size || length > int.MaxValue)
+                throw new InvalidDataException(
+                    $"'{modelPath}': initializer '{tensor.Name}' asks for bytes {offset}..{offset + length} of '{file}', which has {size}.");
+            var bytes = new byte[length];
+            using (var stream = File.OpenRead(file))
+            {
+                stream.Seek(offset, SeekOrigin.Begin);
+                stream.ReadExactly(bytes);
+            }
+            tensor.RawData = Google.Protobuf.ByteString.CopyFrom(bytes);
+            tensor.ExternalData.Clear();
+            tensor.DataLocation = TensorProto.Types.DataLocation.Default;
+        }
     }
 
     /// <summary>Parses model bytes; <paramref name="origin"/> names them in errors.</summary>
