@@ -1,0 +1,1 @@
+return MLNet.Quantization.Cli.QuantizeCommand.Run(args);

@@ -1,0 +1,50 @@
+namespace MLNet.Quantization.Cli;
+
+/// <summary>What a run of the tool did: printed as a table, or as one JSON object with <c>--json</c>.</summary>
+public sealed record Summary
+{
+    /// <summary>The float model.</summary>
+    public string Model { get; init; } = "";
+
+    /// <summary>The quantized model written.</summary>
+    public string Output { get; init; } = "";
+
+    /// <summary>images, text or tensors; "statistics" when calibrated from saved statistics.</summary>
+    public string CalibrationKind { get; init; } = "";
+
+    /// <summary>Calibration rows read.</summary>
+    public long Rows { get; init; }
+
+    /// <summary>int8 or simulated.</summary>
+    public string Mode { get; init; } = "";
+
+    /// <summary>Quantized tensors per op type of the node that asked for them, and per role.</summary>
+    public IReadOnlyDictionary<string, int> QuantizedTensorsByOpType { get; init; } = new Dictionary<string, int>();
+
+    /// <summary>Size of the float model file, in bytes.</summary>
+    public long FloatBytes { get; init; }
+
+    /// <summary>Size of the quantized model, in bytes.</summary>
+    public long QuantizedBytes { get; init; }
+
+    /// <summary>Mean output cosine of the quantized model (as ML.NET runs it) to the float model, on the measured rows; null without rows.</summary>
+    public double? OutputCosine { get; init; }
+
+    /// <summary>Rows that cosine was measured on (the held-back rows with --min-cosine, else the first 64).</summary>
+    public long MeasuredRows { get; init; }
+
+    /// <summary>Realized int8 vs simulated output cosine on this machine's CPU; null in simulated mode.</summary>
+    public double? RealizedVsSimulatedCosine { get; init; }
+
+    /// <summary>The CPU the agreement was measured on.</summary>
+    public string Cpu { get; init; } = "";
+
+    /// <summary>The weight range used.</summary>
+    public string WeightRange { get; init; } = "";
+
+    /// <summary>Nodes kept in float by --min-cosine.</summary>
+    public IReadOnlyList<string> FloatNodes { get; init; } = Array.Empty<string>();
+
+    /// <summary>Wall-clock seconds for the whole run.</summary>
+    public double Seconds { get; init; }
+}

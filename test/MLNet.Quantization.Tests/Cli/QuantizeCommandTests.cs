@@ -1,0 +1,178 @@
+using System.Text.Json;
+using Google.Protobuf;
+using Microsoft.VisualStudio.TestTools.UnitTesting;
+using MLNet.Quantization.Cli;
+using MLNet.Quantization.Samples;
+
+using SkiaSharp;
+
+namespace MLNet.Quantization.Tests.Cli;
+
+/// <summary>The mlnet-quantize entry point, in-process: each calibration kind, the summary, and every bad input.</summary>
+[TestClass]
+public sealed class QuantizeCommandTests
+{
+    private static (int Code, string Output, string Error) Run(params string[] args)
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        int code = QuantizeCommand.Run(args, output, error);
+        return (code, output.ToString(), error.ToString());
+    }
+
+    private static Summary Json(string output) => JsonSerializer.Deserialize<Summary>(output.Trim())!;
+
+    private static string ConvModel(TempDirectory directory) => new TinyModel()
+        .Input("image", 1, 3, 8, 8).Output("Y", 1, 4, 8, 8)
+        .Weight("W", new long[] { 4, 3, 3, 3 }, 0.02f).Weight("B", new long[] { 4 }, 0.2f)
+        .Node("Conv", new[] { "image", "W", "B" }, new[] { "C" }, TinyModel.Ints("pads", 1, 1, 1, 1))
+        .Node("Relu", new[] { "C" }, new[] { "Y" })
+        .Save(directory.Path, "conv.onnx");
+
+    private static string Images(TempDirectory directory, int count, int size = 12)
+    {
+        var folder = Directory.CreateDirectory(directory.File("images")).FullName;
+        var random = new Random(5);
+        for (int i = 0; i < count; i++)
+        {
+            using var bitmap = new SKBitmap(new SKImageInfo(size, size, SKColorType.Rgba8888, SKAlphaType.Unpremul));
+            for (int y = 0; y < size; y++)
+                for (int x = 0; x < size; x++)
+                    bitmap.SetPixel(x, y, new SKColor((byte)random.Next(256), (byte)random.Next(256), (byte)random.Next(256), (byte)(i == 0 ? 128 : 255)));
+            using var data = bitmap.Encode(SKEncodedImageFormat.Png, 100);
+            File.WriteAllBytes(Path.Combine(folder, $"image{i}.png"), data.ToArray());
+        }
+        return folder;
+    }
+
+    [TestMethod]
+    public void ImagesReportStatisticsAndJsonSummary()
+    {
+        using var directory = new TempDirectory();
+        var model = ConvModel(directory);
+        var images = Images(directory, 6);
+        var (code, output, error) = Run(model, "--calibration", images, "--output", directory.File("out.onnx"),
+            "--scale", "0.00392157", "--report", directory.File("report.html"), "--statistics", directory.File("stats.bin"), "--json");
+        Assert.AreEqual(0, code, error);
+        var summary = Json(output);
+        Assert.AreEqual("images", summary.CalibrationKind);
+        Assert.AreEqual(6, summary.Rows);
+        Assert.AreEqual("Int8", summary.Mode);
+        Assert.IsTrue(summary.QuantizedTensorsByOpType["Conv weight"] == 1 && summary.QuantizedBytes > 0);
+        Assert.IsTrue(summary.OutputCosine > 0.99, $"{summary.OutputCosine}");
+        Assert.IsTrue(summary.RealizedVsSimulatedCosine > 0.999);
+        Assert.AreEqual("PairBounded", summary.WeightRange);
+        Assert.IsTrue(CalibrationTable.FromOnnx(directory.File("out.onnx")).Count > 0);
+        Assert.IsTrue(File.Exists(directory.File("report.html")) && File.Exists(directory.File("report.csv")));
+
+        // Again from the saved statistics, without data, in simulated mode.
+        var again = Run(model, "--from-statistics", directory.File("stats.bin"), "--output", directory.File("again.onnx"), "--mode", "simulated", "--json");
+        Assert.AreEqual(0, again.Code, again.Error);
+        Assert.AreEqual("statistics", Json(again.Output).CalibrationKind);
+
+        // Without --json: a table.
+        var table = Run(model, "--calibration", images, "--output", directory.File("out2.onnx"), "--method", "kl", "--per-tensor");
+        Assert.AreEqual(0, table.Code, table.Error);
+        StringAssert.Contains(table.Output, "realized vs simulated");
+    }
+
+    [TestMethod]
+    public void ResNet18FromFashionMnistImages()
+    {
+        using var directory = new TempDirectory();
+        var folder = Directory.CreateDirectory(directory.File("fashion")).FullName;
+        var (images, _) = FashionMnist.Read(FashionMnist.DataDirectory(AppContext.BaseDirectory), "train-subset", 0, 8);
+        for (int i = 0; i < images.Length; i++)
+        {
+            using var bitmap = new SKBitmap(new SKImageInfo(28, 28, SKColorType.Gray8, SKAlphaType.Opaque));
+            for (int p = 0; p < 28 * 28; p++) bitmap.SetPixel(p % 28, p / 28, new SKColor(images[i][p], images[i][p], images[i][p]));
+            using var data = bitmap.Encode(SKEncodedImageFormat.Png, 100);
+            File.WriteAllBytes(Path.Combine(folder, $"{i}.png"), data.ToArray());
+        }
+        var (code, output, error) = Run(ResNet18Model.ResNet18, "--calibration", folder, "--output", directory.File("resnet18-int8.onnx"),
+            "--channels", "bgr", "--mean", "103.9,116.8,123.7", "--json");
+        Assert.AreEqual(0, code, error);
+        var summary = Json(output);
+        Assert.AreEqual(8, summary.Rows);
+        Assert.AreEqual(22, summary.QuantizedTensorsByOpType["Conv weight"]);
+        Assert.IsTrue(summary.QuantizedBytes < 0.3 * summary.FloatBytes);
+        Assert.IsTrue(summary.OutputCosine > 0.98, $"{summary.OutputCosine}");
+    }
+
+    [TestMethod]
+    public void TextAndTensorCalibration()
+    {
+        using var directory = new TempDirectory();
+        var vocab = directory.File("vocab.txt");
+        File.WriteAllLines(vocab, new[] { "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "sat", "on", "a", "mat", "dog", "##s" });
+        var lines = directory.File("lines.txt");
+        File.WriteAllLines(lines, new[] { "the cat sat on a mat", "dogs sat", "", "a cat", "the dog sat on the mat" });
+        var tokens = new TinyModel()
+            .TypedInput("input_ids", MLNet.Quantization.Onnx.Tensors.Int64, 1, -1).TypedInput("attention_mask", MLNet.Quantization.Onnx.Tensors.Int64, 1, -1)
+            .TypedInput("token_type_ids", MLNet.Quantization.Onnx.Tensors.Int64, 1, -1).DynamicOutput("Y", 1, -1, 4)
+            .Weight("E", new long[] { 13, 8 }).Weight("W", new long[] { 8, 4 })
+            .Node("Gather", new[] { "E", "input_ids" }, new[] { "G" })
+            .Node("MatMul", new[] { "G", "W" }, new[] { "Y" })
+            .Save(directory.Path, "tokens.onnx");
+        var (code, output, error) = Run(tokens, "--calibration", lines, "--vocab", vocab, "--sequence-length", "16", "--output", directory.File("t.onnx"), "--json");
+        Assert.AreEqual(0, code, error);
+        Assert.AreEqual("text", Json(output).CalibrationKind);
+        Assert.AreEqual(4, Json(output).Rows, "blank lines are skipped");
+
+        var mlp = new TinyModel().Input("X", 1, 4).Output("Y", 1, 4).Weight("W", new long[] { 4, 4 })
+            .Node("MatMul", new[] { "X", "W" }, new[] { "Y" }).Save(directory.Path, "mlp.onnx");
+        var data = Directory.CreateDirectory(directory.File("tensors")).FullName;
+        var random = new Random(2);
+        for (int set = 0; set < 5; set++)
+        {
+            var folder = Directory.CreateDirectory(Path.Combine(data, $"test_data_set_{set}")).FullName;
+            var tensor = MLNet.Quantization.Onnx.Tensors.FromFloats("X", new long[] { 1, 4 }, Enumerable.Range(0, 4).Select(_ => (float)random.NextDouble()).ToArray());
+            File.WriteAllBytes(Path.Combine(folder, "input_0.pb"), tensor.ToByteArray());
+        }
+        var tensors = Run(mlp, "--calibration", data, "--output", directory.File("m.onnx"), "--json");
+        Assert.AreEqual(0, tensors.Code, tensors.Error);
+        Assert.AreEqual("tensors", Json(tensors.Output).CalibrationKind);
+        Assert.AreEqual(5, Json(tensors.Output).Rows);
+    }
+
+    [TestMethod]
+    public void EveryBadInputExitsWith2AndOneLineNamingTheCulpritAndKeepsAnExistingOutput()
+    {
+        using var directory = new TempDirectory();
+        var model = ConvModel(directory);
+        var images = Images(directory, 3);
+        var output = directory.File("out.onnx");
+        File.WriteAllText(output, "the previous model");
+        void Refused(string culprit, params string[] args)
+        {
+            var (code, _, error) = Run(args);
+            Assert.AreEqual(2, code, $"{string.Join(" ", args)}: {error}");
+            Assert.AreEqual(1, error.Trim().Split('\n').Length, error);
+            StringAssert.Contains(error, culprit);
+            Assert.AreEqual("the previous model", File.ReadAllText(output), "a failed run leaves the output as it was");
+        }
+        Refused("nope.onnx", directory.File("nope.onnx"), "--calibration", images, "--output", output);
+        Refused("missing", model, "--calibration", directory.File("missing"), "--output", output);
+        Refused("--output", model, "--calibration", images);
+        Refused("--method", model, "--calibration", images, "--output", output, "--method", "median");
+        Refused("nowhere", model, "--calibration", images, "--output", output, "--exclude-node", "nowhere");
+        Refused("--image-size", model, "--calibration", images, "--output", output, "--image-size", "9,9");
+        Refused("--mean", model, "--calibration", images, "--output", output, "--mean", "1,2");
+        File.WriteAllText(Path.Combine(images, "broken.png"), "not a png");
+        Refused("broken.png", model, "--calibration", images, "--output", output, "--rows", "100");
+        File.Delete(Path.Combine(images, "broken.png"));
+        var lines = directory.File("lines.txt");
+        File.WriteAllLines(lines, new[] { "some text" });
+        Refused("input_ids", model, "--calibration", lines, "--output", output);
+        Refused("--input", model, "--calibration", images, "--output", output, "--input", "image");
+    }
+
+    [TestMethod]
+    public void HelpNamesTheOptions()
+    {
+        var (code, output, _) = Run("--help");
+        Assert.AreEqual(0, code);
+        foreach (var option in new[] { "--calibration", "--output", "--weight-range", "--report", "--json", "--from-statistics" })
+            StringAssert.Contains(output, option);
+    }
+}
