@@ -26,8 +26,8 @@ internal static class LifetimeHarness
             var rows = ml.Data.LoadFromEnumerable(Enumerable.Range(0, 32)
                 .Select(_ => new Row { X = Enumerable.Range(0, 16).Select(_ => (float)random.NextDouble()).ToArray() }).ToArray(), definition);
             Console.WriteLine($"CPU {Realize.CpuFeatures.Describe()}, {Environment.ProcessorCount} cores");
-            Console.WriteLine("| what | calls | seconds | RSS before (MB) | RSS after (MB) | temp files before | temp files after |");
-            Console.WriteLine("|---|---|---|---|---|---|---|");
+            Console.WriteLine("| what | calls | seconds | RSS before (MB) | RSS after (MB) | managed heap before (MB) | after (MB) | temp files before | temp files after |");
+            Console.WriteLine("|---|---|---|---|---|---|---|---|---|");
 
             var estimator = ml.Transforms.QuantizeCalibrated(model);
             var schemaShape = SchemaShapeOf(ml, rows);
@@ -61,11 +61,14 @@ internal static class LifetimeHarness
         static int TempFiles() => Directory.GetFiles(Path.GetTempPath()).Length;
         action(); // warm-up: the first call loads ONNX Runtime and JITs
         long before = Rss();
+        long heapBefore = GC.GetTotalMemory(forceFullCollection: true);
         int filesBefore = TempFiles();
         var clock = Stopwatch.StartNew();
         for (int i = 0; i < count; i++) action();
         double seconds = clock.Elapsed.TotalSeconds;
-        Console.WriteLine($"| {what} | {count} | {seconds:F1} | {before / 1e6:F0} | {Rss() / 1e6:F0} | {filesBefore} | {TempFiles()} |");
+        long after = Rss();
+        Console.WriteLine($"| {what} | {count} | {seconds:F2} | {before / 1e6:F0} | {after / 1e6:F0} | {heapBefore / 1e6:F0} | " +
+            $"{GC.GetTotalMemory(forceFullCollection: true) / 1e6:F0} | {filesBefore} | {TempFiles()} |");
     }
 
     // ML.NET makes SchemaShape.Create internal; a measuring harness (not the library) may reach it, as the tests do.

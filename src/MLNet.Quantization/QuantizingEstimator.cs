@@ -104,8 +104,6 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
         var settings = _options.Freeze();
-        var model = OnnxGraph.Load(settings.ModelFile);
-        CheckColumnNames(model, settings);
         var file = new FileInfo(settings.ModelFile);
         var key = string.Join("\n", settings.ModelFile, file.Length, file.LastWriteTimeUtc.Ticks,
             string.Join(",", settings.InputColumnNames ?? Array.Empty<string>()), string.Join(",", settings.OutputColumnNames ?? Array.Empty<string>()),
@@ -114,6 +112,8 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
         {
             if (_schemaEstimator is not { } cached || cached.Key != key)
             {
+                var model = OnnxGraph.Load(settings.ModelFile);
+                CheckColumnNames(model, settings);
                 var shapes = settings.ShapeDictionary?.ToDictionary(kv => kv.Key, kv => kv.Value);
                 Microsoft.ML.Transforms.Onnx.OnnxScoringEstimator floatModel;
                 try
