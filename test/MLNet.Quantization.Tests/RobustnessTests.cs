@@ -82,6 +82,20 @@ public sealed class RobustnessTests
         ("Einsum", m => m.Node("Einsum", new[] { "C", "C" }, new[] { "Y" }, new AttributeProto { Name = "equation", Type = AttributeProto.Types.AttributeType.String,
             S = Google.Protobuf.ByteString.CopyFromUtf8("nchw,nchw->nc") })),
         ("MatMul of two activations", m => m.Node("Transpose", new[] { "C" }, new[] { "T" }, TinyModel.Ints("perm", 0, 1, 3, 2)).Node("MatMul", new[] { "C", "T" }, new[] { "Y" })),
+        ("ConvTranspose", m => m.Weight("WT", new long[] { 4, 2, 2, 2 }).Node("ConvTranspose", new[] { "C", "WT" }, new[] { "Y" }, TinyModel.Ints("strides", 2, 2))),
+        ("Resize", m => m.Constant("roi", new long[] { 0 }, Array.Empty<float>()).Constant("scales", new long[] { 4 }, new[] { 1f, 1f, 2f, 2f })
+            .Node("Resize", new[] { "C", "roi", "scales" }, new[] { "Y" })),
+        ("Gemm", m => m.Weight("G", new long[] { 64, 6 }).Node("Flatten", new[] { "C" }, new[] { "F" }).Node("Gemm", new[] { "F", "G" }, new[] { "Y" })),
+        ("TopK", m => m.Constant("k", new long[] { 1 }, new[] { 2f }).Node("Cast", new[] { "k" }, new[] { "k64" }, TinyModel.Int("to", 7))
+            .Node("TopK", new[] { "C", "k64" }, new[] { "Y", "TopKIndices" })),
+        ("Expand", m => m.Constant("shape", new long[] { 4 }, new[] { 2f, 4, 4, 4 }).Node("Cast", new[] { "shape" }, new[] { "shape64" }, TinyModel.Int("to", 7))
+            .Node("Expand", new[] { "C", "shape64" }, new[] { "Y" })),
+        ("Where", m => m.Constant("zero", Array.Empty<long>(), new[] { 0f }).Node("Greater", new[] { "C", "zero" }, new[] { "positive" })
+            .Node("Where", new[] { "positive", "C", "zero" }, new[] { "Y" })),
+        ("GRU", m => m.Weight("Wg", new long[] { 1, 9, 16 }).Weight("Rg", new long[] { 1, 9, 3 })
+            .Constant("shape3", new long[] { 3 }, new[] { 4f, 1, 16 }).Node("Cast", new[] { "shape3" }, new[] { "shape3_64" }, TinyModel.Int("to", 7))
+            .Node("Reshape", new[] { "C", "shape3_64" }, new[] { "sequence" })
+            .Node("GRU", new[] { "sequence", "Wg", "Rg" }, new[] { "Y" }, TinyModel.Int("hidden_size", 3))),
     };
 
     [TestMethod]
@@ -96,7 +110,8 @@ public sealed class RobustnessTests
             var file = build(new TinyModel().Input("X", 1, 3, 4, 4).DynamicOutput("Y", -1, -1, -1, -1)
                 .Weight("W", new long[] { 4, 3, 1, 1 }).Node("Conv", new[] { "X", "W" }, new[] { "C" })).Save(directory.Path, $"{type}.onnx");
             if (type is "Flatten") FixRank(file, 2);
-            if (type.StartsWith("Reduce") || type is "Einsum") FixRank(file, type is "Einsum" ? 2 : 4);
+            if (type.StartsWith("Reduce") || type is "Einsum" or "Gemm") FixRank(file, type is "Einsum" or "Gemm" ? 2 : 4);
+            if (type is "TopK") AddOutput(file, "TopKIndices");
             var reference = TinyData.Column(ml.Transforms.ApplyOnnxModel(file).Fit(rows).Transform(rows), "Y");
             foreach (var mode in new[] { QuantizationMode.Int8, QuantizationMode.Simulated })
             {
@@ -117,6 +132,17 @@ public sealed class RobustnessTests
         }
         Console.WriteLine($"Robustness, shape-changing ops: {TailOps.Length} models, {failures.Count} failures");
         Assert.AreEqual(0, failures.Count, string.Join("\n", failures.Take(30)));
+    }
+
+    // Declares a second graph output (an op's extra output, so that no node output dangles).
+    private static void AddOutput(string file, string name)
+    {
+        var model = ModelProto.Parser.ParseFrom(File.ReadAllBytes(file));
+        var value = model.Graph.Output[0].Clone();
+        value.Name = name;
+        value.Type.TensorType.ElemType = (int)TensorProto.Types.DataType.Int64;
+        model.Graph.Output.Add(value);
+        File.WriteAllBytes(file, Google.Protobuf.MessageExtensions.ToByteArray(model));
     }
 
     // Declares Y with the rank the op gives (its dimensions stay dynamic).
