@@ -38,6 +38,8 @@ internal static class EvaluationHarness
             Range: WeightRange.SevenBit),
         new("issue 9: max / max, asymmetric, per channel, pair-bounded weights", CalibrationMethod.Max, WeightScaleMethod.Max, true, Asymmetric: true,
             Range: WeightRange.PairBounded),
+        new("issue 11: mean of per-sample min/max, asymmetric, per channel, pair-bounded weights", CalibrationMethod.MeanMinMax, WeightScaleMethod.Max, true,
+            Asymmetric: true, Range: WeightRange.PairBounded),
     };
 
     public static void Run(string[] args)
@@ -139,7 +141,7 @@ internal static class EvaluationHarness
                 Console.WriteLine($"|   kept in float by the fallback: {string.Join(", ", int8.Report.FloatNodes)} (output cosine {int8.Report.OutputCosine:F4}) | | | | | | | | | |");
             Console.WriteLine($"| {configuration.Name} | {accuracy:F4} | {100 * (floatAccuracy - accuracy):F2} | {100 * agreement:F2}% | {cosine:F4} | " +
                 $"{calibrationSeconds:F1} s | {ms1:F2} | {ms2:F2} | {sim1:F2} | {int8.ModelSize / 1e6:F1} MB |");
-            if (configuration.Name.Contains("(default") || configuration.Name == "max / max, per channel" || configuration.Name.StartsWith("issue 9"))
+            if (configuration.Name.Contains("(default") || configuration.Name == "max / max, per channel" || configuration.Name.StartsWith("issue "))
             {
                 double simulatedAccuracy = Accuracy(Predict(Features(simulated, test)));
                 Console.WriteLine($"|   simulated, same calibration | {simulatedAccuracy:F4} | {100 * (floatAccuracy - simulatedAccuracy):F2} | | | | | | | |");

@@ -20,4 +20,10 @@ public enum CalibrationMethod
     /// second configuration, usually paired with <see cref="WeightScaleMethod.PowerOfTwo"/>).
     /// </summary>
     KlDivergencePowerOfTwo = 3,
+
+    /// <summary>
+    /// The mean over calibration rows of each row's minimum and maximum (NNCF's default range estimator): outliers of a
+    /// few rows move the range by their share only. Never-negative tensors get [0, mean max].
+    /// </summary>
+    MeanMinMax = 4,
 }

@@ -25,7 +25,8 @@ namespace MLNet.Quantization;
 public sealed class CalibrationStatistics
 {
     private const string Magic = "MLQSTATS";
-    // Version 2 ends with the SHA-256 of everything before it; version 1 files (no checksum) still load.
+    // Version 2 adds per-sample sums and ends with the SHA-256 of everything before it; version 1 files (no checksum,
+    // no per-sample sums) still load.
     private const int FormatVersion = 2;
     private const int ChecksumSize = 32;
 
@@ -81,6 +82,7 @@ public sealed class CalibrationStatistics
             var parts = shards.Select(s => s.Tensors[k]).ToArray();
             var tensor = parts[0].Clone();
             tensor.Restore(parts.Min(p => p.Min), parts.Max(p => p.Max), parts.Sum(p => p.Count));
+            tensor.RestoreSamples(parts.Sum(p => p.Samples), parts.Sum(p => p.SumSampleMin), parts.Sum(p => p.SumSampleMax));
             bool sameRange = parts.All(p => p.Histogram is not null && p.Histogram.Min == parts[0].Histogram!.Min && p.Histogram.Max == parts[0].Histogram!.Max);
             if (sameRange)
                 foreach (var part in parts.Skip(1)) tensor.Histogram!.Merge(part.Histogram!);
@@ -109,6 +111,7 @@ public sealed class CalibrationStatistics
             {
                 writer.Write(t.Tensor); writer.Write((int)t.Role); writer.Write(t.Node); writer.Write(t.OpType);
                 writer.Write(t.Min); writer.Write(t.Max); writer.Write(t.Count);
+                writer.Write(t.Samples); writer.Write(t.SumSampleMin); writer.Write(t.SumSampleMax);
                 writer.Write(t.Histogram is not null);
                 if (t.Histogram is not { } h) continue;
                 writer.Write(h.Min); writer.Write(h.Max); writer.Write(h.ObservedMin); writer.Write(h.ObservedMax);
@@ -159,7 +162,7 @@ public sealed class CalibrationStatistics
             var inputs = new Dictionary<string, string>();
             for (int i = reader.Count(2, "inputs"); i > 0; i--) inputs[reader.String()] = reader.String();
             var tensors = new List<TensorStatistics>();
-            for (int i = reader.Count(20, "tensors"); i > 0; i--)
+            for (int i = reader.Count(version >= 2 ? 44 : 20, "tensors"); i > 0; i--)
             {
                 string tensor = reader.String();
                 int role = reader.Int32();
@@ -167,6 +170,7 @@ public sealed class CalibrationStatistics
                     throw new InvalidDataException($"'{path}' is corrupt: tensor '{tensor}' has role {role}.");
                 var t = new TensorStatistics(tensor, (TensorRole)role, reader.String(), reader.String());
                 t.Restore(reader.Double(), reader.Double(), reader.Int64());
+                if (version >= 2) t.RestoreSamples(reader.Int64(), reader.Double(), reader.Double());
                 if (reader.Boolean())
                 {
                     double min = reader.Double(), max = reader.Double(), observedMin = reader.Double(), observedMax = reader.Double();

@@ -20,6 +20,7 @@ internal sealed record QuantizationSettings(
     int QuantizedBins,
     double Percentile,
     Func<Calibration.TensorStatistics, Calibration.TensorRange?>? CustomCalibration,
+    Calibration.IThresholdSearch? CustomSearch,
     IReadOnlyList<string>? ExcludeNodes,
     IReadOnlyList<string>? ExcludeOpTypes,
     bool AsymmetricActivations,
@@ -38,10 +39,11 @@ internal sealed record QuantizationSettings(
     /// Whether the activation search needs histograms. (Calibration from rows fills them whatever the method: the report
     /// and refitting from saved statistics with another method need them too.)
     /// </summary>
-    public bool NeedsHistograms => ActivationCalibration != CalibrationMethod.Max || CustomCalibration is not null;
+    public bool NeedsHistograms => ActivationCalibration is not (CalibrationMethod.Max or CalibrationMethod.MeanMinMax)
+        || CustomCalibration is not null || CustomSearch is not null;
 
     /// <summary>The search of the configured activation method.</summary>
-    public Calibration.IThresholdSearch ActivationSearch => ActivationCalibration switch
+    public Calibration.IThresholdSearch ActivationSearch => CustomSearch ?? ActivationCalibration switch
     {
         CalibrationMethod.KlDivergence => new Calibration.KlDivergenceSearch(QuantizedBins),
         CalibrationMethod.KlDivergencePowerOfTwo => new Calibration.KlDivergenceSearch(QuantizedBins, powerOfTwo: true),

@@ -20,6 +20,13 @@ public sealed partial class QuantizingEstimator
         /// <summary>How activation thresholds are chosen. Default: <see cref="CalibrationMethod.Max"/>, the best on the models measured in docs/benchmarks.md.</summary>
         public CalibrationMethod ActivationCalibration { get; set; } = QuantizationDefaults.ActivationCalibration;
 
+        /// <summary>
+        /// A threshold search of your own (any <see cref="Calibration.IThresholdSearch"/>: a pure function from a histogram
+        /// to a range) for every activation; it replaces <see cref="ActivationCalibration"/>. Null (the default): the
+        /// method's own search.
+        /// </summary>
+        public Calibration.IThresholdSearch? ActivationSearch { get; set; }
+
         /// <summary>How weight scales are chosen. Default: <see cref="WeightScaleMethod.Max"/>.</summary>
         public WeightScaleMethod WeightScale { get; set; } = QuantizationDefaults.WeightScale;
 
@@ -133,7 +140,7 @@ public sealed partial class QuantizingEstimator
                 ?? throw new ArgumentException($"The shape of '{kv.Key}' is null.", nameof(ShapeDictionary)));
             return new QuantizationSettings(Path.GetFullPath(ModelFile), InputColumnNames?.ToArray(), OutputColumnNames?.ToArray(),
                 Mode, ActivationCalibration, WeightScale, WeightRange, PerChannelWeights, MaximumCalibrationRows, shapes, IntraOpNumThreads,
-                Bins, QuantizedBins, Percentile, CustomCalibration, ExcludeNodes?.ToArray(), ExcludeOpTypes?.ToArray(), AsymmetricActivations,
+                Bins, QuantizedBins, Percentile, CustomCalibration, ActivationSearch, ExcludeNodes?.ToArray(), ExcludeOpTypes?.ToArray(), AsymmetricActivations,
                 Statistics, RangesFrom, MinimumOutputCosine, Progress);
         }
 

@@ -16,7 +16,8 @@ internal static class Calibrator
         {
             var stats = statistics[mark.Tensor];
             var custom = Custom(stats, settings);
-            var range = custom ?? (stats.Histogram is null ? Extremes(stats) : search.Search(stats.Histogram));
+            var range = custom ?? (settings.ActivationCalibration == CalibrationMethod.MeanMinMax && settings.CustomSearch is null ? MeanSampleRange(stats)
+                : stats.Histogram is null ? Extremes(stats) : search.Search(stats.Histogram));
             if (settings.AsymmetricActivations && custom is null && range.Min < 0)
                 range = new TensorRange((float)Math.Max(stats.Min, range.Min), (float)Math.Min(stats.Max, range.Max));
             var p = ActivationParameters(range, settings.AsymmetricActivations);
@@ -25,7 +26,7 @@ internal static class Calibrator
                     $"Tensor '{mark.Tensor}' ({mark.OpType} '{mark.Node}') ranges over [{stats.Min:G6}, {stats.Max:G6}] on the calibration rows, " +
                     $"which gives no finite uint8 scale ({p.Scale:G6}). Keep its node in float with ExcludeNodes, or calibrate on data without such values.");
             activations[mark.Tensor] = p;
-            table.Add(Entry(mark, range.Threshold, p, custom is null ? settings.ActivationCalibration.ToString() : "Custom"));
+            table.Add(Entry(mark, range.Threshold, p, custom is not null ? "Custom" : settings.CustomSearch?.GetType().Name ?? settings.ActivationCalibration.ToString()));
         }
         // Shared scales may chain (a Reshape after a MaxPool); resolve them in as many rounds as the chains are long.
         var pending = plan.Activations.Where(a => a.ShareScaleWith is not null).ToList();
@@ -101,6 +102,16 @@ internal static class Calibrator
             });
         }
         return new QuantizationParameters(activations, weights, biases, new CalibrationTable(table));
+    }
+
+    // [mean of the rows' minima, mean of their maxima]; [0, mean max] for never-negative tensors; the extremes when
+    // the statistics carry no per-row sums (files of format 1).
+    private static TensorRange MeanSampleRange(TensorStatistics stats)
+    {
+        if (stats.Samples == 0) return Extremes(stats);
+        double low = Math.Min(stats.MeanSampleMin, 0), high = Math.Max(stats.MeanSampleMax, 0);
+        return stats.NonNegative ? new TensorRange(0, (float)high)
+            : new TensorRange((float)low, (float)high) is var r && r.Max > r.Min ? r : Extremes(stats);
     }
 
     private static TensorRange Extremes(TensorStatistics stats) =>

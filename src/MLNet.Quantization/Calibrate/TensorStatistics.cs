@@ -36,6 +36,19 @@ public sealed class TensorStatistics
     /// <summary>The number of values seen.</summary>
     public long Count { get; private set; }
 
+    /// <summary>The number of samples (calibration rows) seen: each row's values are one sample.</summary>
+    public long Samples { get; private set; }
+
+    /// <summary>The mean over samples of each sample's smallest value (NNCF's default range estimator takes it); 0 before any.</summary>
+    public double MeanSampleMin => Samples == 0 ? 0 : SumSampleMin / Samples;
+
+    /// <summary>The mean over samples of each sample's largest value; 0 before any.</summary>
+    public double MeanSampleMax => Samples == 0 ? 0 : SumSampleMax / Samples;
+
+    internal double SumSampleMin { get; private set; }
+
+    internal double SumSampleMax { get; private set; }
+
     /// <summary>max(|Min|, |Max|).</summary>
     public double AbsMax => Count == 0 ? 0 : Math.Max(Math.Abs(Min), Math.Abs(Max));
 
@@ -56,11 +69,20 @@ public sealed class TensorStatistics
         Count = count;
     }
 
+    /// <summary>Sets the per-sample sums, as saved or merged.</summary>
+    internal void RestoreSamples(long samples, double sumMin, double sumMax)
+    {
+        Samples = samples;
+        SumSampleMin = sumMin;
+        SumSampleMax = sumMax;
+    }
+
     /// <summary>A copy with the same range and a copy of the histogram.</summary>
     internal TensorStatistics Clone()
     {
         var copy = new TensorStatistics(Tensor, Role, Node, OpType) { Histogram = Histogram?.Clone() };
         copy.Restore(Min, Max, Count);
+        copy.RestoreSamples(Samples, SumSampleMin, SumSampleMax);
         return copy;
     }
 
@@ -80,6 +102,9 @@ public sealed class TensorStatistics
             Min = Math.Min(Min, min);
             Max = Math.Max(Max, max);
             Count += values.Length;
+            Samples++;
+            SumSampleMin += min;
+            SumSampleMax += max;
         }
         return -1;
     }

@@ -108,4 +108,50 @@ public sealed class CalibratorTests
             Assert.IsTrue(weight.ChannelScales.All(s => Math.Log2(s) == Math.Round(Math.Log2(s))), "power-of-two weight scales");
         }
     }
+    [TestMethod]
+    public void MeanMinMaxAveragesEachRowsExtremesAndSurvivesSavedStatistics()
+    {
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        var rows = TinyData.Normal(30, 72, seed: 9);
+        rows[4][7] = 40; // one outlier row: max moves to 40, the mean of the rows' maxima by about 40 / 30
+        var data = TinyData.X(ml, rows, 72);
+        using var mean = Fit(ConvModel(directory), data, o => o.ActivationCalibration = CalibrationMethod.MeanMinMax);
+        using var max = Fit(ConvModel(directory), data, o => o.ActivationCalibration = CalibrationMethod.Max);
+        var x = mean.Calibration.Find("X", TensorRole.Activation)!;
+        Assert.AreEqual("MeanMinMax", x.Method);
+        double meanMin = rows.Average(r => r.Min()), meanMax = rows.Average(r => r.Max());
+        Assert.AreEqual(Math.Max(Math.Abs(meanMin), meanMax), x.Threshold, 1e-4, "the threshold of [mean min, mean max]");
+        Assert.AreEqual(-meanMin / ((meanMax - meanMin) / 255), x.ZeroPoint, 1.0, "asymmetric over the mean range");
+        Assert.IsTrue(x.Threshold < max.Calibration.Find("X", TensorRole.Activation)!.Threshold / 5, "the outlier moves it by its share only");
+
+        var file = directory.File("stats.bin");
+        mean.Statistics.Save(file);
+        using var again = Fit(ConvModel(directory), data, o =>
+        {
+            o.ActivationCalibration = CalibrationMethod.MeanMinMax;
+            o.Statistics = CalibrationStatistics.Load(file);
+        });
+        CollectionAssert.AreEqual(mean.Calibration.Select(c => c.Scale).ToArray(), again.Calibration.Select(c => c.Scale).ToArray());
+    }
+
+    private sealed class FixedSearch : IThresholdSearch
+    {
+        public TensorRange Search(Histogram histogram) => TensorRange.FromThreshold(0.5, histogram.NonNegative);
+    }
+
+    [TestMethod]
+    public void AnActivationSearchOfOnesOwnReplacesTheMethod()
+    {
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        using var fitted = Fit(ConvModel(directory), TinyData.X(ml, TinyData.Normal(16, 72), 72), o => o.ActivationSearch = new FixedSearch());
+        var activations = fitted.Calibration.Where(c => c.Role == TensorRole.Activation && !c.Method.StartsWith("SharedWith")).ToList();
+        Assert.IsTrue(activations.Count > 0);
+        foreach (var a in activations)
+        {
+            Assert.AreEqual(nameof(FixedSearch), a.Method);
+            Assert.AreEqual(0.5f, a.Threshold, 1e-6f, a.Tensor);
+        }
+    }
 }
