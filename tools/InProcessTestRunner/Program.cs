@@ -7,11 +7,19 @@ var alc = new TestContextAlc(dll);
 var asm = alc.LoadFromAssemblyPath(dll);
 Environment.CurrentDirectory = Path.GetDirectoryName(dll)!;
 int passed = 0, failed = 0;
+static MethodInfo Marked(Type type, string attribute) =>
+    type.GetMethods(BindingFlags.Public | BindingFlags.Static).FirstOrDefault(m => m.GetCustomAttributes().Any(a => a.GetType().Name == attribute));
 foreach (var type in asm.GetTypes().Where(t => t.GetCustomAttributes().Any(a => a.GetType().Name == "TestClassAttribute")))
-    foreach (var m in type.GetMethods().Where(m => m.GetCustomAttributes().Any(a => a.GetType().Name is "TestMethodAttribute")))
+{
+    var selected = type.GetMethods().Where(m => m.GetCustomAttributes().Any(a => a.GetType().Name is "TestMethodAttribute"))
+        .Where(m => args.Skip(1).Any(f => $"{type.Name}.{m.Name}".Contains(f))).ToList();
+    if (selected.Count == 0) continue;
+    // [ClassInitialize] takes a TestContext, which these tests ignore; [ClassCleanup] runs after the class.
+    var init = Marked(type, "ClassInitializeAttribute");
+    init?.Invoke(null, init.GetParameters().Length == 0 ? null : new object[] { null });
+    foreach (var m in selected)
     {
         var name = $"{type.Name}.{m.Name}";
-        if (!args.Skip(1).Any(f => name.Contains(f))) continue;
         if (m.GetParameters().Length > 0) { Console.WriteLine($"skip {name} (parameters)"); continue; }
         var clock = System.Diagnostics.Stopwatch.StartNew();
         try
@@ -25,6 +33,8 @@ foreach (var type in asm.GetTypes().Where(t => t.GetCustomAttributes().Any(a => 
             failed++; Console.WriteLine($"FAIL {name}: {e.InnerException?.Message}");
         }
     }
+    Marked(type, "ClassCleanupAttribute")?.Invoke(null, null);
+}
 Console.WriteLine($"{passed} passed, {failed} failed");
 
 sealed class TestContextAlc : AssemblyLoadContext

@@ -67,25 +67,17 @@ internal static class Annotator
 
         bool ProducedByKept(string tensor)
         {
-            var producer = graph.Producer(tensor);
-            if (producer is not null && graph.IsZeroClamp(producer)) { tensor = producer.Input[0]; producer = graph.Producer(tensor); }
-            return producer is not null && byNode.TryGetValue(producer, out var m) && kept.Contains(m) && m.Outputs.Contains(tensor);
+            var producer = graph.ProducerThroughClamp(tensor, out var computed);
+            return producer is not null && byNode.TryGetValue(producer, out var m) && kept.Contains(m) && m.Outputs.Contains(computed);
         }
 
         bool ReadByKept(string tensor)
         {
             foreach (var reader in graph.Consumers(tensor))
             {
-                var read = tensor;
-                var node = reader;
-                if (graph.IsZeroClamp(reader))
-                {
-                    read = reader.Output[0];
-                    if (graph.Consumers(read).Any(c => byNode.TryGetValue(c, out var r) && kept.Contains(r) && r.Inputs.Contains(read)))
-                        return true;
-                    continue;
-                }
-                if (byNode.TryGetValue(node, out var m) && kept.Contains(m) && m.Inputs.Contains(read))
+                // A reader through a zero clamp reads the clamp's output.
+                var (read, nodes) = graph.IsZeroClamp(reader) ? (reader.Output[0], graph.Consumers(reader.Output[0])) : (tensor, new[] { reader });
+                if (nodes.Any(c => byNode.TryGetValue(c, out var r) && kept.Contains(r) && r.Inputs.Contains(read)))
                     return true;
             }
             return false;

@@ -136,6 +136,26 @@ internal sealed class OnnxGraph
         return FindConstant(node.Input[2]) is { DataType: Tensors.Float } max && Tensors.ReadFloats(max) is [>= 0f];
     }
 
+    /// <summary>
+    /// The node that computes <paramref name="tensor"/>, seen through a zero clamp (Relu, Clip from 0), which the
+    /// quantization folds into the uint8 range; <paramref name="computed"/> is the tensor that node writes.
+    /// </summary>
+    public NodeProto? ProducerThroughClamp(string tensor, out string computed)
+    {
+        computed = tensor;
+        var producer = Producer(tensor);
+        if (producer is not null && IsZeroClamp(producer))
+        {
+            computed = producer.Input[0];
+            producer = Producer(computed);
+        }
+        return producer;
+    }
+
+    /// <summary>The readers of <paramref name="tensor"/>, with a zero clamp among them replaced by its own readers.</summary>
+    public IReadOnlyList<NodeProto> ConsumersThroughClamp(string tensor) =>
+        Consumers(tensor).SelectMany(r => IsZeroClamp(r) ? Consumers(r.Output[0]) : new[] { r }).ToList();
+
     /// <summary>Whether a subgraph (the body of an If, Loop or Scan) reads <paramref name="tensor"/> from the outer scope.</summary>
     public bool IsReadBySubgraph(string tensor) => Graph.Node.Any(n => ImplicitInputs(n).Contains(tensor));
 

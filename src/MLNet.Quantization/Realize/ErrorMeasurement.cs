@@ -41,8 +41,7 @@ internal sealed class ErrorMeasurement
         static double Relative(double db) => double.IsPositiveInfinity(db) ? 0 : Math.Pow(10, -db / 10);
         return SqnrDb.ToDictionary(kv => kv.Key, kv =>
         {
-            var producer = model.Producer(kv.Key);
-            if (producer is not null && model.IsZeroClamp(producer)) producer = model.Producer(producer.Input[0]);
+            var producer = model.ProducerThroughClamp(kv.Key, out _);
             double upstream = producer?.Input.Where(SqnrDb.ContainsKey).Select(i => Relative(SqnrDb[i])).DefaultIfEmpty(0).Max() ?? 0;
             return Relative(kv.Value) - upstream;
         });

@@ -20,11 +20,8 @@ internal static class Fallback
     private static List<string> Layer(OnnxGraph model, string tensor)
     {
         var nodes = new List<global::Onnx.NodeProto>();
-        var producer = model.Producer(tensor);
-        if (producer is not null && model.IsZeroClamp(producer)) producer = model.Producer(producer.Input[0]);
-        if (producer is not null) nodes.Add(producer);
-        foreach (var reader in model.Consumers(tensor))
-            nodes.AddRange(model.IsZeroClamp(reader) ? model.Consumers(reader.Output[0]) : new[] { reader });
+        if (model.ProducerThroughClamp(tensor, out _) is { } producer) nodes.Add(producer);
+        nodes.AddRange(model.ConsumersThroughClamp(tensor));
         return nodes.Where(n => OpRegistry.Find(n.OpType) is not null).Select(n => n.Name).Distinct().ToList();
     }
 
