@@ -209,29 +209,34 @@ internal static class SaturationHarness
         }
     }
 
-    private static void WriteFloats(string path, float[][] rows)
+    private static void WriteFloats(string path, float[][] rows) => Write(path, rows);
+
+    private static float[][] ReadFloats(string path) => Read<float>(path);
+
+    private static void WriteLongs(string path, long[][] rows) => Write(path, rows);
+
+    private static long[][] ReadLongs(string path) => Read<long>(path);
+
+    // Rows of one element type: a count, then each row's length and raw values.
+    private static void Write<T>(string path, T[][] rows) where T : unmanaged
     {
         using var writer = new BinaryWriter(File.Create(path));
         writer.Write(rows.Length);
-        foreach (var row in rows) { writer.Write(row.Length); foreach (var v in row) writer.Write(v); }
+        foreach (var row in rows)
+        {
+            writer.Write(row.Length);
+            writer.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(row.AsSpan()));
+        }
     }
 
-    private static float[][] ReadFloats(string path)
+    private static T[][] Read<T>(string path) where T : unmanaged
     {
         using var reader = new BinaryReader(File.OpenRead(path));
-        return Enumerable.Range(0, reader.ReadInt32()).Select(_ => Enumerable.Range(0, reader.ReadInt32()).Select(_ => reader.ReadSingle()).ToArray()).ToArray();
-    }
-
-    private static void WriteLongs(string path, long[][] rows)
-    {
-        using var writer = new BinaryWriter(File.Create(path));
-        writer.Write(rows.Length);
-        foreach (var row in rows) { writer.Write(row.Length); foreach (var v in row) writer.Write(v); }
-    }
-
-    private static long[][] ReadLongs(string path)
-    {
-        using var reader = new BinaryReader(File.OpenRead(path));
-        return Enumerable.Range(0, reader.ReadInt32()).Select(_ => Enumerable.Range(0, reader.ReadInt32()).Select(_ => reader.ReadInt64()).ToArray()).ToArray();
+        return Enumerable.Range(0, reader.ReadInt32()).Select(_ =>
+        {
+            var row = new T[reader.ReadInt32()];
+            reader.BaseStream.ReadExactly(System.Runtime.InteropServices.MemoryMarshal.AsBytes(row.AsSpan()));
+            return row;
+        }).ToArray();
     }
 }
