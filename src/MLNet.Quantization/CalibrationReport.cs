@@ -101,7 +101,7 @@ public sealed class CalibrationReport
 
     private static double Divergence(Histogram h, TensorCalibration entry, QuantizationSettings settings)
     {
-        int q = h.NonNegative ? 2 * settings.QuantizedBins + 1 : settings.QuantizedBins;
+        int q = h.NonNegative ? 2 * settings.Activations.QuantizedBins + 1 : settings.Activations.QuantizedBins;
         if (h.Bins % 2 == 0 || q > h.Bins) return double.NaN;
         var divergences = KlDivergenceSearch.Divergences(h, q, out int first);
         if (divergences is null) return double.NaN;

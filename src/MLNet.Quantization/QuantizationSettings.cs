@@ -1,53 +1,112 @@
+using MLNet.Quantization.Calibration;
+
 namespace MLNet.Quantization;
 
 /// <summary>
 /// The immutable snapshot of <see cref="QuantizingEstimator.Options"/> taken and validated once at <c>Fit</c>:
-/// later changes to the options object do not reach a running fit or a fitted transformer.
+/// later changes to the options object do not reach a running fit or a fitted transformer. The model and its columns
+/// are here; each stage reads its own settings: <see cref="Rows"/>, <see cref="Activations"/>, <see cref="Weights"/>
+/// and <see cref="Realization"/>.
 /// </summary>
-internal sealed record QuantizationSettings(
-    string ModelFile,
-    IReadOnlyList<string>? InputColumnNames,
-    IReadOnlyList<string>? OutputColumnNames,
-    QuantizationMode Mode,
-    CalibrationMethod ActivationCalibration,
-    WeightScaleMethod WeightScale,
-    WeightRange WeightRange,
-    bool PerChannelWeights,
-    int? MaximumCalibrationRows,
-    IReadOnlyDictionary<string, int[]>? ShapeDictionary,
-    int? IntraOpNumThreads,
-    int Bins,
-    int QuantizedBins,
-    double Percentile,
-    Func<Calibration.TensorStatistics, Calibration.TensorRange?>? CustomCalibration,
-    Calibration.IThresholdSearch? CustomSearch,
-    IReadOnlyList<string>? ExcludeNodes,
-    IReadOnlyList<string>? ExcludeOpTypes,
-    bool AsymmetricActivations,
-    CalibrationStatistics? Statistics,
-    CalibrationStatistics? RangesFrom,
-    double? MinimumOutputCosine,
-    IProgress<CalibrationProgress>? Progress)
+internal sealed record QuantizationSettings
 {
+    public required string ModelFile { get; init; }
+
+    public IReadOnlyList<string>? InputColumnNames { get; init; }
+
+    public IReadOnlyList<string>? OutputColumnNames { get; init; }
+
+    public IReadOnlyDictionary<string, int[]>? ShapeDictionary { get; init; }
+
+    public IReadOnlyList<string>? ExcludeNodes { get; init; }
+
+    public IReadOnlyList<string>? ExcludeOpTypes { get; init; }
+
+    /// <summary>Which rows are read and what is done with them.</summary>
+    public required RowSettings Rows { get; init; }
+
+    /// <summary>How activation ranges are chosen.</summary>
+    public required ActivationSettings Activations { get; init; }
+
+    /// <summary>How weights are quantized.</summary>
+    public required WeightSettings Weights { get; init; }
+
+    /// <summary>How the quantized model is written and run.</summary>
+    public required RealizationSettings Realization { get; init; }
+}
+
+/// <summary>The rows of <c>Fit</c>: how many, which are held back, and what replaces or guides them.</summary>
+internal sealed record RowSettings
+{
+    public int? MaximumCalibrationRows { get; init; }
+
+    public CalibrationStatistics? Statistics { get; init; }
+
+    public CalibrationStatistics? RangesFrom { get; init; }
+
+    public double? MinimumOutputCosine { get; init; }
+
+    public IProgress<CalibrationProgress>? Progress { get; init; }
+
     /// <summary>Every fifth row is held back from calibration when the fallback needs rows to measure on.</summary>
     public bool IsCalibrationRow(long row) => MinimumOutputCosine is null || row % 5 != 4;
 
     /// <summary>The rows the fallback and the report measure on: the held-back rows, or the first 64 rows.</summary>
     public bool IsMeasurementRow(long row) => MinimumOutputCosine is null ? row < 64 : row % 5 == 4;
+}
+
+/// <summary>How activation ranges are chosen from their statistics.</summary>
+internal sealed record ActivationSettings
+{
+    public CalibrationMethod Method { get; init; }
+
+    public bool Asymmetric { get; init; }
+
+    public int Bins { get; init; }
+
+    public int QuantizedBins { get; init; }
+
+    public double Percentile { get; init; }
+
+    /// <summary>The user's per-tensor override (activations and weights).</summary>
+    public Func<TensorStatistics, TensorRange?>? Custom { get; init; }
+
+    /// <summary>The user's search, which replaces the method's.</summary>
+    public IThresholdSearch? Search { get; init; }
 
     /// <summary>
     /// Whether the activation search needs histograms. (Calibration from rows fills them whatever the method: the report
     /// and refitting from saved statistics with another method need them too.)
     /// </summary>
-    public bool NeedsHistograms => ActivationCalibration is not (CalibrationMethod.Max or CalibrationMethod.MeanMinMax)
-        || CustomCalibration is not null || CustomSearch is not null;
+    public bool NeedsHistograms => Method is not (CalibrationMethod.Max or CalibrationMethod.MeanMinMax) || Custom is not null || Search is not null;
 
-    /// <summary>The search of the configured activation method.</summary>
-    public Calibration.IThresholdSearch ActivationSearch => CustomSearch ?? ActivationCalibration switch
+    /// <summary>The search that turns a histogram into a range: the user's, or the method's.</summary>
+    public IThresholdSearch ThresholdSearch => Search ?? Method switch
     {
-        CalibrationMethod.KlDivergence => new Calibration.KlDivergenceSearch(QuantizedBins),
-        CalibrationMethod.KlDivergencePowerOfTwo => new Calibration.KlDivergenceSearch(QuantizedBins, powerOfTwo: true),
-        CalibrationMethod.Percentile => new Calibration.PercentileSearch(Percentile),
-        _ => new Calibration.MaxSearch(),
+        CalibrationMethod.KlDivergence => new KlDivergenceSearch(QuantizedBins),
+        CalibrationMethod.KlDivergencePowerOfTwo => new KlDivergenceSearch(QuantizedBins, powerOfTwo: true),
+        CalibrationMethod.Percentile => new PercentileSearch(Percentile),
+        _ => new MaxSearch(),
     };
+}
+
+/// <summary>How weights are quantized: scale method, number format and granularity.</summary>
+internal sealed record WeightSettings
+{
+    public WeightScaleMethod Scale { get; init; }
+
+    public WeightRange Range { get; init; }
+
+    public bool PerChannel { get; init; }
+
+    /// <summary>The int8 number format of <see cref="Range"/>.</summary>
+    public WeightFormat Format => WeightFormat.For(Range);
+}
+
+/// <summary>How the quantized model is written and run.</summary>
+internal sealed record RealizationSettings
+{
+    public QuantizationMode Mode { get; init; }
+
+    public int? IntraOpNumThreads { get; init; }
 }

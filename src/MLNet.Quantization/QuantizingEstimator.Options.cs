@@ -138,10 +138,27 @@ public sealed partial class QuantizingEstimator
             CheckNames(OutputColumnNames, nameof(OutputColumnNames));
             var shapes = ShapeDictionary?.ToDictionary(kv => kv.Key, kv => kv.Value?.ToArray()
                 ?? throw new ArgumentException($"The shape of '{kv.Key}' is null.", nameof(ShapeDictionary)));
-            return new QuantizationSettings(Path.GetFullPath(ModelFile), InputColumnNames?.ToArray(), OutputColumnNames?.ToArray(),
-                Mode, ActivationCalibration, WeightScale, WeightRange, PerChannelWeights, MaximumCalibrationRows, shapes, IntraOpNumThreads,
-                Bins, QuantizedBins, Percentile, CustomCalibration, ActivationSearch, ExcludeNodes?.ToArray(), ExcludeOpTypes?.ToArray(), AsymmetricActivations,
-                Statistics, RangesFrom, MinimumOutputCosine, Progress);
+            return new QuantizationSettings
+            {
+                ModelFile = Path.GetFullPath(ModelFile),
+                InputColumnNames = InputColumnNames?.ToArray(),
+                OutputColumnNames = OutputColumnNames?.ToArray(),
+                ShapeDictionary = shapes,
+                ExcludeNodes = ExcludeNodes?.ToArray(),
+                ExcludeOpTypes = ExcludeOpTypes?.ToArray(),
+                Rows = new RowSettings
+                {
+                    MaximumCalibrationRows = MaximumCalibrationRows, Statistics = Statistics, RangesFrom = RangesFrom,
+                    MinimumOutputCosine = MinimumOutputCosine, Progress = Progress,
+                },
+                Activations = new ActivationSettings
+                {
+                    Method = ActivationCalibration, Asymmetric = AsymmetricActivations, Bins = Bins, QuantizedBins = QuantizedBins,
+                    Percentile = Percentile, Custom = CustomCalibration, Search = ActivationSearch,
+                },
+                Weights = new WeightSettings { Scale = WeightScale, Range = WeightRange, PerChannel = PerChannelWeights },
+                Realization = new RealizationSettings { Mode = Mode, IntraOpNumThreads = IntraOpNumThreads },
+            };
         }
 
         private static void CheckDefined<T>(T value, string name) where T : struct, Enum

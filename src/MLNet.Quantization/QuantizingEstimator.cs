@@ -54,15 +54,15 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
         var exclusions = Exclusions.Create(model, settings.ExcludeNodes, settings.ExcludeOpTypes);
         var plan = Annotator.Annotate(model, exclusions);
         var (fingerprint, inputs) = (CalibrationStatistics.Fingerprint(settings.ModelFile), InputShapes(model, settings));
-        var statistics = settings.Statistics is { } given
+        var statistics = settings.Rows.Statistics is { } given
             ? Reuse(given, plan, fingerprint, inputs, settings)
             : StatisticsCollector.Collect(model, plan, input, settings, fingerprint, inputs);
-        var parameters = Calibrator.Calibrate(model, plan, statistics.ByTensor(), settings);
-        var realized = QdqWriter.Realize(model, plan, parameters, settings.Mode);
+        var parameters = Calibrator.Calibrate(model, plan, statistics.ByTensor(), settings.Activations, settings.Weights);
+        var realized = QdqWriter.Realize(model, plan, parameters, settings.Realization.Mode);
         IReadOnlyList<string> floatNodes = Array.Empty<string>();
-        if (settings.MinimumOutputCosine is { } target)
+        if (settings.Rows.MinimumOutputCosine is { } target)
             (plan, parameters, realized, floatNodes, _) = Fallback.Apply(model, exclusions, statistics, input, settings, target);
-        var agreement = settings.Mode == QuantizationMode.Int8 ? AgreementCheck.Measure(model, plan, parameters, input, settings) : null;
+        var agreement = settings.Realization.Mode == QuantizationMode.Int8 ? AgreementCheck.Measure(model, plan, parameters, input, settings) : null;
         var (finalPlan, finalParameters, finalRealized) = (plan, parameters, realized);
         var report = new Lazy<CalibrationReport>(() => CalibrationReport.Create(
             model, finalPlan, finalParameters, finalRealized, statistics, floatNodes, agreement, input, settings));
@@ -73,12 +73,12 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
     private static CalibrationStatistics Reuse(CalibrationStatistics statistics, QuantizationPlan plan, string fingerprint,
         IReadOnlyDictionary<string, string> inputs, QuantizationSettings settings)
     {
-        var difference = statistics.Difference(fingerprint, inputs, settings.Bins);
+        var difference = statistics.Difference(fingerprint, inputs, settings.Activations.Bins);
         if (difference is not null)
             throw new InvalidOperationException($"Options.Statistics do not fit this model and these settings: {difference}.");
-        if (settings.NeedsHistograms && !statistics.HasHistograms)
+        if (settings.Activations.NeedsHistograms && !statistics.HasHistograms)
             throw new InvalidOperationException(
-                $"Options.Statistics hold ranges only (shards counted over different ranges), and {settings.ActivationCalibration} needs " +
+                $"Options.Statistics hold ranges only (shards counted over different ranges), and {settings.Activations.Method} needs " +
                 "histograms: collect the shards again with RangesFrom set to the merged ranges (see CalibrationStatistics).");
         // Tensors the statistics do not describe (not float, or excluded when they were gathered) stay float.
         var known = statistics.ByTensor();

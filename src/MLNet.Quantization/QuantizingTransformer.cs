@@ -26,7 +26,7 @@ public sealed class QuantizingTransformer : ITransformer, IDisposable
         Calibration = calibration;
         Statistics = statistics;
         _report = report;
-        Mode = settings.Mode;
+        Mode = settings.Realization.Mode;
         var shapes = settings.ShapeDictionary?.ToDictionary(kv => kv.Key, kv => kv.Value);
         var graph = Onnx.OnnxGraph.Parse(model, "the quantized model");
         // ML.NET's ApplyOnnxModel(Stream) writes a temp file that nobody deletes; this transformer owns its file instead.
@@ -39,7 +39,7 @@ public sealed class QuantizingTransformer : ITransformer, IDisposable
                 OutputColumns = settings.OutputColumnNames?.ToArray() ?? graph.Graph.Output.Select(v => v.Name).ToArray(),
                 InputColumns = settings.InputColumnNames?.ToArray() ?? graph.RealInputs().Select(v => v.Name).ToArray(),
                 ShapeDictionary = shapes,
-                IntraOpNumThreads = settings.IntraOpNumThreads,
+                IntraOpNumThreads = settings.Realization.IntraOpNumThreads,
             }).Fit(fitData);
         }
         catch (Exception e)

@@ -6,27 +6,27 @@ namespace MLNet.Quantization.Calibration;
 /// <summary>Step 4 of <c>Fit</c>: turns statistics into ranges, scales and zero points, and weights into int8.</summary>
 internal static class Calibrator
 {
-    public static QuantizationParameters Calibrate(
-        OnnxGraph graph, QuantizationPlan plan, IReadOnlyDictionary<string, TensorStatistics> statistics, QuantizationSettings settings)
+    public static QuantizationParameters Calibrate(OnnxGraph graph, QuantizationPlan plan, IReadOnlyDictionary<string, TensorStatistics> statistics,
+        ActivationSettings activationSettings, WeightSettings weightSettings)
     {
         var table = new List<TensorCalibration>();
         var activations = new Dictionary<string, ActivationParameters>();
-        var search = settings.ActivationSearch;
+        var search = activationSettings.ThresholdSearch;
         foreach (var mark in plan.Activations.Where(a => a.ShareScaleWith is null))
         {
             var stats = statistics[mark.Tensor];
-            var custom = Custom(stats, settings);
-            var range = custom ?? (settings.ActivationCalibration == CalibrationMethod.MeanMinMax && settings.CustomSearch is null ? MeanSampleRange(stats)
+            var custom = Custom(stats, activationSettings);
+            var range = custom ?? (activationSettings.Method == CalibrationMethod.MeanMinMax && activationSettings.Search is null ? MeanSampleRange(stats)
                 : stats.Histogram is null ? Extremes(stats) : search.Search(stats.Histogram));
-            if (settings.AsymmetricActivations && custom is null && range.Min < 0)
+            if (activationSettings.Asymmetric && custom is null && range.Min < 0)
                 range = new TensorRange((float)Math.Max(stats.Min, range.Min), (float)Math.Min(stats.Max, range.Max));
-            var p = ActivationParameters(range, settings.AsymmetricActivations);
+            var p = ActivationParameters(range, activationSettings.Asymmetric);
             if (!float.IsFinite(range.Min) || !float.IsFinite(range.Max) || !float.IsFinite(p.Scale) || !(p.Scale > 0))
                 throw new InvalidOperationException(
                     $"Tensor '{mark.Tensor}' ({mark.OpType} '{mark.Node}') ranges over [{stats.Min:G6}, {stats.Max:G6}] on the calibration rows, " +
                     $"which gives no finite uint8 scale ({p.Scale:G6}). Keep its node in float with ExcludeNodes, or calibrate on data without such values.");
             activations[mark.Tensor] = p;
-            table.Add(Entry(mark, range.Threshold, p, custom is not null ? "Custom" : settings.CustomSearch?.GetType().Name ?? settings.ActivationCalibration.ToString()));
+            table.Add(Entry(mark, range.Threshold, p, custom is not null ? "Custom" : activationSettings.Search?.GetType().Name ?? activationSettings.Method.ToString()));
         }
         // Shared scales may chain (a Reshape after a MaxPool); resolve them in as many rounds as the chains are long.
         var pending = plan.Activations.Where(a => a.ShareScaleWith is not null).ToList();
@@ -46,7 +46,7 @@ internal static class Calibrator
         }
 
         var weights = new Dictionary<string, QuantizedWeight>();
-        var format = WeightFormat.For(settings.WeightRange);
+        var format = weightSettings.Format;
         foreach (var mark in plan.Weights)
         {
             if (weights.ContainsKey(mark.Tensor)) continue;
@@ -56,19 +56,19 @@ internal static class Calibrator
             // A weight read by several nodes is per channel only when they all read its channels along the same axis.
             bool oneAxis = plan.Weights.Where(w => w.Tensor == mark.Tensor).All(w => w.Axis == mark.Axis);
             int? channelAxis = oneAxis && mark.Axis < dims.Length ? mark.Axis : null;
-            var custom = settings.CustomCalibration is null ? null : Custom(WeightStatistics(mark, values, settings.Bins), settings);
-            var w = WeightQuantizer.Quantize(mark.Tensor, dims, values, channelAxis, settings.PerChannelWeights,
-                settings.WeightScale, format, custom?.Threshold);
+            var custom = activationSettings.Custom is null ? null : Custom(WeightStatistics(mark, values, activationSettings.Bins), activationSettings);
+            var w = WeightQuantizer.Quantize(mark.Tensor, dims, values, channelAxis, weightSettings.PerChannel,
+                weightSettings.Scale, format, custom?.Threshold);
             weights[mark.Tensor] = w;
             float maxScale = w.Scales.Max();
             table.Add(new TensorCalibration
             {
                 Tensor = mark.Tensor, Role = TensorRole.Weight, Node = mark.Node, OpType = mark.OpType,
-                Threshold = custom?.Threshold ?? maxScale * (settings.WeightScale == WeightScaleMethod.PowerOfTwo ? format.QMax + 1 : format.QMax),
+                Threshold = custom?.Threshold ?? maxScale * (weightSettings.Scale == WeightScaleMethod.PowerOfTwo ? format.QMax + 1 : format.QMax),
                 Scale = maxScale, ZeroPoint = 0, ElementType = "int8",
-                Method = custom is null ? settings.WeightScale.ToString() : "Custom",
+                Method = custom is null ? weightSettings.Scale.ToString() : "Custom",
                 ChannelScales = w.Axis is null ? Array.Empty<float>() : w.Scales,
-                WeightRange = settings.WeightRange,
+                WeightRange = weightSettings.Range,
                 LargestPairSum = WeightQuantizer.LargestPairSum(w.Values, dims, channelAxis),
             });
         }
@@ -117,9 +117,9 @@ internal static class Calibrator
     private static TensorRange Extremes(TensorStatistics stats) =>
         TensorRange.FromThreshold(stats.NonNegative ? stats.Max : stats.AbsMax, stats.NonNegative);
 
-    private static TensorRange? Custom(TensorStatistics stats, QuantizationSettings settings)
+    private static TensorRange? Custom(TensorStatistics stats, ActivationSettings activationSettings)
     {
-        var range = settings.CustomCalibration?.Invoke(stats);
+        var range = activationSettings.Custom?.Invoke(stats);
         if (range is { } r && (!float.IsFinite(r.Min) || !float.IsFinite(r.Max) || r.Max < r.Min))
             throw new InvalidOperationException(
                 $"CustomCalibration returned the invalid range [{r.Min}, {r.Max}] for tensor '{stats.Tensor}' ({stats.OpType} '{stats.Node}').");

@@ -24,7 +24,7 @@ internal static class RowReader
         var feeds = inputNames.Select((name, i) => InputFeed.Create(cursor, columns[i], session.InputMetadata[name],
             settings.ShapeDictionary?.GetValueOrDefault(name) ?? session.InputMetadata[name].Dimensions)).ToArray();
         long row = 0, visited = 0;
-        long limit = settings.MaximumCalibrationRows ?? long.MaxValue;
+        long limit = settings.Rows.MaximumCalibrationRows ?? long.MaxValue;
         var values = new OrtValue[feeds.Length];
         var clock = Stopwatch.StartNew();
         while (row < limit && cursor.MoveNext())
@@ -51,5 +51,5 @@ internal static class RowReader
     }
 
     private static void Report(QuantizationSettings settings, int pass, long rows, Stopwatch clock) =>
-        settings.Progress?.Report(new CalibrationProgress(pass, rows, rows / Math.Max(clock.Elapsed.TotalSeconds, 1e-9)));
+        settings.Rows.Progress?.Report(new CalibrationProgress(pass, rows, rows / Math.Max(clock.Elapsed.TotalSeconds, 1e-9)));
 }

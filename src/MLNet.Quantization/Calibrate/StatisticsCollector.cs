@@ -59,16 +59,16 @@ internal static class StatisticsCollector
         }
 
         long rows;
-        if (settings.RangesFrom is { } ranges)
+        if (settings.Rows.RangesFrom is { } ranges)
         {
             // Second round of sharded calibration: histograms over the merged ranges, in the same pass as this shard's range.
-            var difference = ranges.Difference(fingerprint, inputShapes, settings.Bins);
+            var difference = ranges.Difference(fingerprint, inputShapes, settings.Activations.Bins);
             if (difference is not null)
                 throw new InvalidOperationException($"RangesFrom does not fit this model and these settings: {difference}.");
             var given = ranges.ByTensor();
             foreach (var s in stats.Values)
                 s.Histogram = Histogram.Symmetric((given.GetValueOrDefault(s.Tensor) ?? throw new InvalidOperationException(
-                    $"RangesFrom has no range for tensor '{s.Tensor}'.")).AbsMax, settings.Bins);
+                    $"RangesFrom has no range for tensor '{s.Tensor}'.")).AbsMax, settings.Activations.Bins);
             // One pass that both checks ranges and fills histograms: reported as pass 2, the histogram pass.
             rows = Pass(session, data, settings, 2, quantizedInputs, outputNames, (name, values, row) =>
             {
@@ -90,13 +90,13 @@ internal static class StatisticsCollector
             if (rows > 0)
             {
                 foreach (var s in stats.Values)
-                    s.Histogram = Histogram.Symmetric(s.AbsMax, settings.Bins);
+                    s.Histogram = Histogram.Symmetric(s.AbsMax, settings.Activations.Bins);
                 Pass(session, data, settings, 2, quantizedInputs, outputNames, (name, values, _) => stats[name].Histogram!.Add(values));
             }
         }
         if (rows == 0)
             throw new InvalidOperationException("The calibration data has no rows: Fit needs at least one row to calibrate on.");
-        return new CalibrationStatistics(fingerprint, inputShapes, settings.Bins, rows, stats.Values.ToList());
+        return new CalibrationStatistics(fingerprint, inputShapes, settings.Activations.Bins, rows, stats.Values.ToList());
     }
 
     /// <summary>One pass over the rows; <paramref name="visit"/> sees every requested tensor of every row.</summary>
@@ -104,7 +104,7 @@ internal static class StatisticsCollector
         IReadOnlySet<string> quantizedInputNames, string[] outputNames, TensorVisitor visit)
     {
         using var runOptions = new RunOptions();
-        return RowReader.ForEach(session, data, settings, pass, settings.IsCalibrationRow, (row, inputNames, values, feeds) =>
+        return RowReader.ForEach(session, data, settings, pass, settings.Rows.IsCalibrationRow, (row, inputNames, values, feeds) =>
         {
             foreach (var feed in feeds.Where(f => quantizedInputNames.Contains(f.Name)))
                 visit(feed.Name, feed.Floats, row);

@@ -30,7 +30,7 @@ internal static class AgreementCheck
         using (var simulatedSession = Sessions.Create(simulated, Array.Empty<string>(), "the simulated model"))
         using (var runOptions = new RunOptions())
         {
-            rows = RowReader.ForEach(realizedSession, data, settings, 3, settings.IsMeasurementRow, (_, names, values, _) =>
+            rows = RowReader.ForEach(realizedSession, data, settings, 3, settings.Rows.IsMeasurementRow, (_, names, values, _) =>
             {
                 using var a = realizedSession.Run(runOptions, names, values, outputs);
                 using var b = simulatedSession.Run(runOptions, names, values, outputs);
@@ -46,7 +46,7 @@ internal static class AgreementCheck
             : Layers(plan, realized, simulated, realizedNames, simulatedNames, data, settings);
         int largestPair = parameters.Table.Where(t => t.Role == TensorRole.Weight).Select(t => t.LargestPairSum).DefaultIfEmpty(0).Max();
         return new RealizationAgreement(mean, worst, rows, CpuFeatures.Describe(), CpuFeatures.PairsSaturate,
-            settings.WeightRange, largestPair, layers);
+            settings.Weights.Range, largestPair, layers);
     }
 
     // Per quantized activation, how its uint8 values differ: QuantizeLinear's output in the realized model (read as an
@@ -68,7 +68,7 @@ internal static class AgreementCheck
         using var realizedSession = Sessions.Create(realized, realizedOutputs, "the realized model");
         using var simulatedSession = Sessions.Create(simulated, simulatedOutputs, "the simulated model");
         using var runOptions = new RunOptions();
-        RowReader.ForEach(realizedSession, data, settings, 3, settings.IsMeasurementRow, (_, names, values, _) =>
+        RowReader.ForEach(realizedSession, data, settings, 3, settings.Rows.IsMeasurementRow, (_, names, values, _) =>
         {
             using var a = realizedSession.Run(runOptions, names, values, realizedOutputs);
             using var b = simulatedSession.Run(runOptions, names, values, simulatedOutputs);

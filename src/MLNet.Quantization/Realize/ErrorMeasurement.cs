@@ -62,7 +62,7 @@ internal sealed class ErrorMeasurement
         using var runOptions = new RunOptions();
         var floatNames = outputs.Concat(tensors).Distinct().ToArray();
         var probeNames = dequantized.Values.Distinct().ToArray();
-        long rows = RowReader.ForEach(floatSession, data, settings, 3, settings.IsMeasurementRow, (_, names, values, feeds) =>
+        long rows = RowReader.ForEach(floatSession, data, settings, 3, settings.Rows.IsMeasurementRow, (_, names, values, feeds) =>
         {
             using var reference = floatSession.Run(runOptions, names, values, floatNames);
             using (var deployedOutputs = deployedSession.Run(runOptions, names, values, outputs))

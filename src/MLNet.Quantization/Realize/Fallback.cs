@@ -34,9 +34,9 @@ internal static class Fallback
         {
             var plan = Annotator.Annotate(model, exclusions.With(floatNodes));
             plan.KeepCalibrated(known);
-            var parameters = Calibrator.Calibrate(model, plan, known, settings);
+            var parameters = Calibrator.Calibrate(model, plan, known, settings.Activations, settings.Weights);
             var dequantized = new Dictionary<string, string>();
-            var realized = QdqWriter.Realize(model, plan, parameters, settings.Mode, dequantized);
+            var realized = QdqWriter.Realize(model, plan, parameters, settings.Realization.Mode, dequantized);
             var measured = ErrorMeasurement.Measure(model, realized, dequantized, realized, data, settings);
             if (measured.Rows == 0)
                 throw new InvalidOperationException(
