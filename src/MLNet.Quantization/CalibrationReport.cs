@@ -65,7 +65,7 @@ public sealed class CalibrationReport
             var histogram = entry.Role == TensorRole.Activation ? stats.GetValueOrDefault(entry.Tensor)?.Histogram : null;
             if (histogram is not null) histograms[entry.Tensor] = histogram;
             var (low, high) = entry.Role == TensorRole.Activation
-                ? (-entry.ZeroPoint * (double)entry.Scale, (255 - entry.ZeroPoint) * (double)entry.Scale)
+                ? ((entry.QuantizedMin - entry.ZeroPoint) * (double)entry.Scale, (entry.QuantizedMax - entry.ZeroPoint) * (double)entry.Scale)
                 : (-(double)entry.Threshold, entry.Threshold);
             return new TensorReport
             {

@@ -34,6 +34,12 @@ public sealed record TensorCalibration
     /// </summary>
     public int ZeroPoint { get; init; }
 
+    /// <summary>The smallest integer of the quantized form (0 for uint8 activations).</summary>
+    public int QuantizedMin { get; init; }
+
+    /// <summary>The largest integer of the quantized form (255 for uint8 activations; tables written before it existed read 255).</summary>
+    public int QuantizedMax { get; init; } = 255;
+
     /// <summary>The element type of the quantized tensor: <c>uint8</c>, <c>int8</c> or <c>int32</c>.</summary>
     public string ElementType { get; init; } = "";
 

@@ -135,28 +135,31 @@ internal static class Calibrator
     }
 
     /// <summary>
-    /// uint8 parameters of a range: zero point 0 and scale T/255 over [0, T] when the range is non-negative, else zero
-    /// point 128 and scale T/127 over [−T, T], or, when <paramref name="asymmetric"/>, scale (max − min)/255 and the zero
+    /// Parameters of a range in <paramref name="format"/> (uint8 by default, qmin..qmax = 0..255): zero point qmin and
+    /// scale T/(qmax − qmin) over [0, T] when the range is non-negative; else the symmetric zero point z = 128 and scale
+    /// T/(qmax − z) over [−T, T], or, when <paramref name="asymmetric"/>, scale (max − min)/(qmax − qmin) and the zero
     /// point that maps 0 exactly. T = 0 (an all-zero tensor) gets scale 1, which represents 0 exactly.
     /// </summary>
-    internal static ActivationParameters ActivationParameters(TensorRange range, bool asymmetric = false)
+    internal static ActivationParameters ActivationParameters(TensorRange range, bool asymmetric = false, ActivationFormat? format = null)
     {
+        var f = format ?? ActivationFormat.UInt8;
         float t = range.Threshold;
         bool nonNegative = range.Min >= 0;
         if (asymmetric && !nonNegative && range.Max > range.Min)
         {
             double lo = Math.Min(range.Min, 0), hi = Math.Max(range.Max, 0);
-            float scale = (float)((hi - lo) / 255); // in double: a range near ±float.MaxValue keeps a finite scale
-            return new ActivationParameters(scale, (byte)Math.Clamp(Math.Round(-lo / scale, MidpointRounding.ToEven), 0, 255));
+            float scale = (float)((hi - lo) / f.Levels); // in double: a range near ±float.MaxValue keeps a finite scale
+            return new ActivationParameters(scale, (int)Math.Clamp(Math.Round(f.QMin - lo / scale, MidpointRounding.ToEven), f.QMin, f.QMax), f);
         }
-        return t <= 0 ? new ActivationParameters(1f, nonNegative ? (byte)0 : (byte)128)
-            : nonNegative ? new ActivationParameters(t / 255f, 0)
-            : new ActivationParameters(t / 127f, 128);
+        return t <= 0 ? new ActivationParameters(1f, nonNegative ? f.QMin : f.SymmetricZeroPoint, f)
+            : nonNegative ? new ActivationParameters(t / f.Levels, f.QMin, f)
+            : new ActivationParameters(t / (f.QMax - f.SymmetricZeroPoint), f.SymmetricZeroPoint, f);
     }
 
     private static TensorCalibration Entry(ActivationMark mark, float threshold, ActivationParameters p, string method) => new()
     {
         Tensor = mark.Tensor, Role = TensorRole.Activation, Node = mark.Node, OpType = mark.OpType,
-        Threshold = threshold, Scale = p.Scale, ZeroPoint = p.ZeroPoint, ElementType = "uint8", Method = method,
+        Threshold = threshold, Scale = p.Scale, ZeroPoint = p.ZeroPoint, ElementType = p.Format.Name, Method = method,
+        QuantizedMin = p.Format.QMin, QuantizedMax = p.Format.QMax,
     };
 }

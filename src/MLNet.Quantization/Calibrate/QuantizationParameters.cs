@@ -1,7 +1,29 @@
 namespace MLNet.Quantization.Calibration;
 
-/// <summary>uint8 parameters of an activation: <c>q = clamp(round(x / Scale) + ZeroPoint, 0, 255)</c>.</summary>
-internal sealed record ActivationParameters(float Scale, byte ZeroPoint);
+/// <summary>
+/// The number format of quantized activations, as data: integers in [<see cref="QMin"/>, <see cref="QMax"/>] stored
+/// as <see cref="ElementType"/> (an ONNX TensorProto data type). Only uint8 fuses well on x86, so it is the one used.
+/// </summary>
+internal sealed record ActivationFormat(int QMin, int QMax, int ElementType, string Name)
+{
+    public static readonly ActivationFormat UInt8 = new(0, 255, Onnx.Tensors.UInt8, "uint8");
+
+    /// <summary>Steps between the smallest and the largest value.</summary>
+    public int Levels => QMax - QMin;
+
+    /// <summary>The zero point of a symmetric signed range: 128 for uint8.</summary>
+    public int SymmetricZeroPoint => (QMin + QMax + 1) / 2;
+}
+
+/// <summary>An activation's parameters: <c>q = clamp(round(x / Scale) + ZeroPoint, QMin, QMax)</c> in <see cref="Format"/>.</summary>
+internal sealed record ActivationParameters(float Scale, int ZeroPoint, ActivationFormat Format)
+{
+    /// <summary>The largest value represented: (QMax − ZeroPoint) × Scale.</summary>
+    public float Max => (Format.QMax - ZeroPoint) * Scale;
+
+    /// <summary>Whether zero is the bottom of the range, so that the quantization clamps like a Relu.</summary>
+    public bool ClampsAtZero => ZeroPoint == Format.QMin;
+}
 
 /// <summary>An int8 weight with one scale (<see cref="Axis"/> = null) or one per channel along <see cref="Axis"/>.</summary>
 internal sealed record QuantizedWeight(string Tensor, long[] Dims, sbyte[] Values, float[] Scales, int? Axis)

@@ -3,7 +3,7 @@ using MLNet.Quantization.Onnx;
 
 namespace MLNet.Quantization.Realize;
 
-/// <summary>QuantizeLinear/DequantizeLinear with uint8 activations, int8 weights and int32 biases.</summary>
+/// <summary>QuantizeLinear/DequantizeLinear with activations in their format (uint8), int8 weights and int32 biases.</summary>
 internal sealed class Int8Emitter : IQdqEmitter
 {
     public void Activation(OnnxGraph graph, string source, string target, ActivationParameters p)
@@ -11,7 +11,9 @@ internal sealed class Int8Emitter : IQdqEmitter
         var scale = graph.UniqueName(source + "_scale");
         graph.Graph.Initializer.Add(Tensors.FromFloats(scale, Array.Empty<long>(), new[] { p.Scale }));
         var zeroPoint = graph.UniqueName(source + "_zero_point");
-        graph.Graph.Initializer.Add(Tensors.FromBytes(zeroPoint, Array.Empty<long>(), new[] { p.ZeroPoint }));
+        graph.Graph.Initializer.Add(p.Format.ElementType == Tensors.Int8
+            ? Tensors.FromSBytes(zeroPoint, Array.Empty<long>(), new[] { (sbyte)p.ZeroPoint })
+            : Tensors.FromBytes(zeroPoint, Array.Empty<long>(), new[] { (byte)p.ZeroPoint }));
         var quantized = graph.UniqueName(source + "_quantized");
         graph.Graph.Node.Add(OnnxGraph.MakeNode("QuantizeLinear", graph.UniqueName(source + "_QuantizeLinear"),
             new[] { source, scale, zeroPoint }, new[] { quantized }));

@@ -22,7 +22,7 @@ internal static class QdqWriter
         var graph = prepared.Clone();
 
         foreach (var clampOutput in plan.FusedRelus)
-            if (parameters.Activations.TryGetValue(clampOutput, out var p) && p.ZeroPoint == 0 && WithinClamp(graph, graph.Producer(clampOutput)!, p))
+            if (parameters.Activations.TryGetValue(clampOutput, out var p) && p.ClampsAtZero && WithinClamp(graph, graph.Producer(clampOutput)!, p))
                 DropClamp(graph, clampOutput);
 
         foreach (var mark in plan.Activations)
@@ -71,7 +71,7 @@ internal static class QdqWriter
     // A Clip's maximum must bound the quantized range, or saturation would clamp above it (a custom range can do that).
     private static bool WithinClamp(OnnxGraph graph, global::Onnx.NodeProto clamp, ActivationParameters p) =>
         clamp.OpType != "Clip" || clamp.Input.Count < 3 || clamp.Input[2].Length == 0
-        || 255 * p.Scale <= Tensors.ReadFloats(graph.FindConstant(clamp.Input[2])!)[0] * (1 + 1e-6);
+        || p.Max <= Tensors.ReadFloats(graph.FindConstant(clamp.Input[2])!)[0] * (1 + 1e-6);
 
     // ONNX Runtime fuses DequantizeLinear → Conv → QuantizeLinear into QLinearConv even when the bias is float, and then
     // quantizes that bias itself, overflowing where int32 cannot hold it. A bias kept float therefore moves into an Add

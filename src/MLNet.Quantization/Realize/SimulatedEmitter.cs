@@ -4,7 +4,7 @@ using MLNet.Quantization.Onnx;
 namespace MLNet.Quantization.Realize;
 
 /// <summary>
-/// Fake quantization in float ops: <c>y = (clip(round(x / s) + z, 0, 255) − z) · s</c> with Div, Round (half to even,
+/// Fake quantization in float ops: <c>y = (clip(round(x / s) + z, qmin, qmax) − z) · s</c> with Div, Round (half to even,
 /// as QuantizeLinear rounds), Add, Clip, Sub and Mul, none of which ONNX Runtime fuses into int8 kernels. Weights and
 /// biases are stored already dequantized: the constant-folded form of the same arithmetic.
 /// </summary>
@@ -26,8 +26,8 @@ internal sealed class SimulatedEmitter : IQdqEmitter
         }
         var scale = Constant("_scale", p.Scale);
         var zeroPoint = Constant("_zero_point", p.ZeroPoint);
-        var low = Constant("_qmin", 0);
-        var high = Constant("_qmax", 255);
+        var low = Constant("_qmin", p.Format.QMin);
+        var high = Constant("_qmax", p.Format.QMax);
         var q = Step("Clip", Step("Add", Step("Round", Step("Div", source, scale)), zeroPoint), low, high);
         graph.Graph.Node.Add(OnnxGraph.MakeNode("Mul", graph.UniqueName(source + "_fq_Mul_node"),
             new[] { Step("Sub", q, zeroPoint), scale }, new[] { target }));

@@ -146,7 +146,7 @@ public sealed class KlDivergenceSearchTests
         Assert.AreEqual(new TensorRange(0, 0), new PercentileSearch().Search(h));
         var p = Calibrator.ActivationParameters(new TensorRange(0, 0));
         Assert.AreEqual(1f, p.Scale);
-        Assert.AreEqual((byte)0, p.ZeroPoint);
+        Assert.AreEqual(0, p.ZeroPoint);
     }
 
     [TestMethod]

@@ -41,10 +41,25 @@ public sealed class PercentileAndMaxSearchTests
     {
         var unsigned = Calibrator.ActivationParameters(new TensorRange(0, 2.55f));
         Assert.AreEqual(0.01f, unsigned.Scale, 1e-7f);
-        Assert.AreEqual((byte)0, unsigned.ZeroPoint);
+        Assert.AreEqual(0, unsigned.ZeroPoint);
         var signed = Calibrator.ActivationParameters(new TensorRange(-0.5f, 1.27f));
         Assert.AreEqual(0.01f, signed.Scale, 1e-7f);
-        Assert.AreEqual((byte)128, signed.ZeroPoint);
+        Assert.AreEqual(128, signed.ZeroPoint);
         Assert.AreEqual(1.27f, new TensorRange(-0.5f, 1.27f).Threshold);
+    }
+    [TestMethod]
+    public void TheActivationNumberFormatIsDataNotCode()
+    {
+        var sevenBit = new ActivationFormat(0, 127, MLNet.Quantization.Onnx.Tensors.UInt8, "uint7");
+        var unsigned = Calibrator.ActivationParameters(new TensorRange(0, 1.27f), format: sevenBit);
+        Assert.AreEqual(0.01f, unsigned.Scale, 1e-7f);
+        Assert.AreEqual(0, unsigned.ZeroPoint);
+        Assert.AreEqual(1.27f, unsigned.Max, 1e-6f);
+        var signed = Calibrator.ActivationParameters(new TensorRange(-0.63f, 0.63f), format: sevenBit);
+        Assert.AreEqual(64, signed.ZeroPoint, "the middle of 0..127");
+        Assert.AreEqual(0.01f, signed.Scale, 1e-7f);
+        var asymmetric = Calibrator.ActivationParameters(new TensorRange(-0.27f, 1f), asymmetric: true, format: sevenBit);
+        Assert.AreEqual(0.01f, asymmetric.Scale, 1e-7f);
+        Assert.AreEqual(27, asymmetric.ZeroPoint);
     }
 }
