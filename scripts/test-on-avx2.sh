@@ -11,7 +11,8 @@ tests=test/MLNet.Quantization.Tests/bin/Release/net10.0/linux-x64/MLNet.Quantiza
 dotnet build tools/InProcessTestRunner -c Release -o "$(dirname "$tests")" -v q >/dev/null
 classes=("$@")
 [ ${#classes[@]} -gt 0 ] || classes=(AgreementCheckTests ConcatOpTests ConvOpTests ElementwiseOpTests GemmOpTests MatMulOpTests
-  PassThroughOpTests PoolingOpTests AnnotatorTests GraphPreparationTests WeightQuantizerTests)
+  PassThroughOpTests PoolingOpTests AnnotatorTests GraphPreparationTests WeightQuantizerTests QdqWriterTests
+  QuantizingEstimatorBadInputTests)
 # .NET's background GC and W^X double mapping crash under QEMU user mode; both are switched off here.
 export DOTNET_EnableWriteXorExecute=0 DOTNET_gcConcurrent=0
 for class in "${classes[@]}"; do
