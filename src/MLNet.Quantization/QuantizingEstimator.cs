@@ -58,15 +58,18 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
             ? Reuse(given, plan, fingerprint, inputs, settings)
             : StatisticsCollector.Collect(model, plan, input, settings, fingerprint, inputs);
         var parameters = Calibrator.Calibrate(model, plan, statistics.ByTensor(), settings.Activations, settings.Weights);
-        var realized = QdqWriter.Realize(model, plan, parameters, settings.Realization.Mode);
+        var dequantized = new Dictionary<string, string>();
+        var realized = QdqWriter.Realize(model, plan, parameters, settings.Realization.Mode, dequantized);
+        IReadOnlyDictionary<string, string> realizedNames = dequantized;
         IReadOnlyList<string> floatNodes = Array.Empty<string>();
         if (settings.Rows.MinimumOutputCosine is { } target)
-            (plan, parameters, realized, floatNodes, _) = Fallback.Apply(model, exclusions, statistics, input, settings, target);
-        var agreement = settings.Realization.Mode == QuantizationMode.Int8 ? AgreementCheck.Measure(model, plan, parameters, input, settings) : null;
-        var (finalPlan, finalParameters, finalRealized) = (plan, parameters, realized);
+            (plan, parameters, realized, realizedNames, floatNodes, _) = Fallback.Apply(model, exclusions, statistics, input, settings, target);
+        var agreement = settings.Realization.Mode == QuantizationMode.Int8
+            ? AgreementCheck.Measure(model, plan, parameters, realized, realizedNames, input, settings)
+            : null;
         var report = new Lazy<CalibrationReport>(() => CalibrationReport.Create(
-            model, finalPlan, finalParameters, finalRealized, statistics, floatNodes, agreement, input, settings));
-        return new QuantizingTransformer(_catalog, realized.ToBytes(), parameters.Table, statistics, report, agreement, settings, input);
+            model, plan, parameters, realized, statistics, floatNodes, agreement, input, settings));
+        return new QuantizingTransformer(_catalog, realized, parameters.Table, statistics, report, agreement, settings, input);
     }
 
     // Statistics given in the options replace the data, once they are shown to fit this model and these settings.

@@ -17,27 +17,26 @@ public sealed class QuantizingTransformer : ITransformer, IDisposable
     private bool _disposed;
     private readonly Lazy<CalibrationReport> _report;
 
-    internal QuantizingTransformer(TransformsCatalog catalog, byte[] model, CalibrationTable calibration,
+    internal QuantizingTransformer(TransformsCatalog catalog, Onnx.OnnxGraph realized, CalibrationTable calibration,
         CalibrationStatistics statistics, Lazy<CalibrationReport> report, RealizationAgreement? agreement, QuantizationSettings settings,
         IDataView fitData)
     {
         Agreement = agreement;
-        _model = model;
+        _model = realized.ToBytes();
         Calibration = calibration;
         Statistics = statistics;
         _report = report;
         Mode = settings.Realization.Mode;
         var shapes = settings.ShapeDictionary?.ToDictionary(kv => kv.Key, kv => kv.Value);
-        var graph = Onnx.OnnxGraph.Parse(model, "the quantized model");
         // ML.NET's ApplyOnnxModel(Stream) writes a temp file that nobody deletes; this transformer owns its file instead.
-        _modelFile = new TemporaryModelFile(model);
+        _modelFile = new TemporaryModelFile(_model);
         try
         {
             _inner = catalog.ApplyOnnxModel(new OnnxOptions
             {
                 ModelFile = _modelFile.Path,
-                OutputColumns = settings.OutputColumnNames?.ToArray() ?? graph.Graph.Output.Select(v => v.Name).ToArray(),
-                InputColumns = settings.InputColumnNames?.ToArray() ?? graph.RealInputs().Select(v => v.Name).ToArray(),
+                OutputColumns = settings.OutputColumnNames?.ToArray() ?? realized.Graph.Output.Select(v => v.Name).ToArray(),
+                InputColumns = settings.InputColumnNames?.ToArray() ?? realized.RealInputs().Select(v => v.Name).ToArray(),
                 ShapeDictionary = shapes,
                 IntraOpNumThreads = settings.Realization.IntraOpNumThreads,
             }).Fit(fitData);

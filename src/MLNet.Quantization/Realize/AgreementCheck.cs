@@ -16,12 +16,17 @@ namespace MLNet.Quantization.Realize;
 internal static class AgreementCheck
 {
     /// <summary>The agreement on the measurement rows, or null when the data holds none (a fit from saved statistics).</summary>
+    /// <param name="prepared">The float model the plan was made on.</param>
+    /// <param name="plan">The plan realized.</param>
+    /// <param name="parameters">Its parameters.</param>
+    /// <param name="realized">The int8 realization of <paramref name="plan"/> that <c>Fit</c> wrote.</param>
+    /// <param name="realizedNames">Each quantized tensor's dequantized name in <paramref name="realized"/>.</param>
+    /// <param name="data">The rows.</param>
+    /// <param name="settings">The settings.</param>
     public static RealizationAgreement? Measure(OnnxGraph prepared, QuantizationPlan plan, QuantizationParameters parameters,
-        IDataView data, QuantizationSettings settings)
+        OnnxGraph realized, IReadOnlyDictionary<string, string> realizedNames, IDataView data, QuantizationSettings settings)
     {
-        var realizedNames = new Dictionary<string, string>();
         var simulatedNames = new Dictionary<string, string>();
-        var realized = QdqWriter.Realize(prepared, plan, parameters, QuantizationMode.Int8, realizedNames);
         var simulated = QdqWriter.Realize(prepared, plan, parameters, QuantizationMode.Simulated, simulatedNames);
         var outputs = prepared.Graph.Output.Select(o => o.Name).ToArray();
         double cosines = 0, worst = 1;
@@ -57,7 +62,7 @@ internal static class AgreementCheck
         IDataView data, QuantizationSettings settings)
     {
         var pairs = realizedNames.Keys.Where(simulatedNames.ContainsKey)
-            .Select(t => (Tensor: t, Realized: QuantizedName(realized, realizedNames[t], 1), Simulated: QuantizedName(simulated, simulatedNames[t], 2)))
+            .Select(t => (Tensor: t, Realized: QuantizedInt8(realized, realizedNames[t]), Simulated: QuantizedSimulated(simulated, simulatedNames[t])))
             .Where(p => p.Realized is not null && p.Simulated is not null).ToList();
         if (pairs.Count == 0) return Array.Empty<LayerDisagreement>();
         var mismatched = pairs.ToDictionary(p => p.Tensor, _ => 0L);
@@ -104,14 +109,8 @@ internal static class AgreementCheck
 
     // The quantized values behind a dequantized tensor: DequantizeLinear's input in the realized model, and the Clip
     // two producers up (Mul ← Sub ← Clip) in the simulated one.
-    private static string? QuantizedName(OnnxGraph graph, string dequantized, int depth)
-    {
-        var node = graph.Producer(dequantized);
-        for (int i = 0; i < depth && node is not null; i++)
-        {
-            if (i == depth - 1) return node.Input.FirstOrDefault();
-            node = graph.Producer(node.Input[0]);
-        }
-        return null;
-    }
+    private static string? QuantizedInt8(OnnxGraph graph, string dequantized) => graph.Producer(dequantized)?.Input.FirstOrDefault();
+
+    private static string? QuantizedSimulated(OnnxGraph graph, string dequantized) =>
+        graph.Producer(dequantized) is { } mul && graph.Producer(mul.Input[0]) is { } sub ? sub.Input.FirstOrDefault() : null;
 }

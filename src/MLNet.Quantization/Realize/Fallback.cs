@@ -12,8 +12,9 @@ namespace MLNet.Quantization.Realize;
 /// </summary>
 internal static class Fallback
 {
+    /// <summary>The plan kept, its parameters and realization (with each quantized tensor's dequantized name), and what it measured.</summary>
     public sealed record Result(QuantizationPlan Plan, QuantizationParameters Parameters, OnnxGraph Realized,
-        IReadOnlyList<string> FloatNodes, double OutputCosine);
+        IReadOnlyDictionary<string, string> Dequantized, IReadOnlyList<string> FloatNodes, double OutputCosine);
 
     // The quantized nodes around a tensor (its producer and its readers, seen through a Relu): keeping the tensor's
     // layer in float means keeping all of them, or one of them would quantize the tensor again.
@@ -44,7 +45,7 @@ internal static class Fallback
             var worst = measured.AddedNoise(model).OrderByDescending(kv => kv.Value).Select(kv => Layer(model, kv.Key))
                 .FirstOrDefault(nodes => nodes.Any(n => !floatNodes.Contains(n)));
             if (measured.OutputCosine >= target || worst is null)
-                return new Result(plan, parameters, realized, floatNodes, measured.OutputCosine);
+                return new Result(plan, parameters, realized, dequantized, floatNodes, measured.OutputCosine);
             floatNodes.AddRange(worst.Where(n => !floatNodes.Contains(n)));
         }
     }
