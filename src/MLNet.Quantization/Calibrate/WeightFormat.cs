@@ -21,7 +21,4 @@ internal sealed record WeightFormat(int QMax, int? PairLimit)
         WeightRange.Full => new WeightFormat(127, null),
         _ => new WeightFormat(127, Int16SafePairSum),
     };
-
-    /// <summary>Whether the uint8 × int8 pairs of this format can saturate an int16.</summary>
-    public bool CanSaturate => Math.Min(2 * QMax, PairLimit ?? int.MaxValue) > Int16SafePairSum;
 }

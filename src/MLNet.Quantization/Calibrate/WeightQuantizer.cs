@@ -29,16 +29,7 @@ internal static class WeightQuantizer
     {
         var channels = new Channels(dims, channelAxis);
         float limit = threshold ?? float.PositiveInfinity;
-        // Per channel and sign (group 2c for w > 0, 2c + 1 for w < 0): the two largest magnitudes.
-        var top = new float[2 * channels.Count];
-        var second = new float[2 * channels.Count];
-        for (int i = 0; i < values.Length; i++)
-        {
-            int g = 2 * channels.Of(i) + (values[i] < 0 ? 1 : 0);
-            float v = Math.Min(Math.Abs(values[i]), limit);
-            if (v > top[g]) { second[g] = top[g]; top[g] = v; }
-            else if (v > second[g]) second[g] = v;
-        }
+        var (top, second, _) = TopTwo(values.Length, i => values[i] < 0, i => Math.Min(Math.Abs(values[i]), limit), channels);
         var required = new float[channels.Count];
         for (int c = 0; c < channels.Count; c++)
             required[c] = RequiredScale(Math.Max(top[2 * c], top[2 * c + 1]),
@@ -75,7 +66,7 @@ internal static class WeightQuantizer
         var (first, second, at) = TopTwo(q, channels);
         for (int g = 0; g < first.Length; g++)
             if (first[g] + second[g] > limit)
-                q[at[g]] = (sbyte)(Math.Sign(q[at[g]]) * Math.Max(0, limit - second[g]));
+                q[at[g]] = (sbyte)(Math.Sign(q[at[g]]) * Math.Max(0, limit - (int)second[g]));
     }
 
     /// <summary>
@@ -85,18 +76,24 @@ internal static class WeightQuantizer
     public static int LargestPairSum(sbyte[] q, long[] dims, int? channelAxis)
     {
         var (first, second, _) = TopTwo(q, new Channels(dims, channelAxis));
-        return first.Zip(second, (a, b) => a + b).DefaultIfEmpty(0).Max();
+        return (int)first.Zip(second, (a, b) => a + b).DefaultIfEmpty(0).Max();
     }
 
-    // Per channel and sign (group 2c for q > 0, 2c + 1 for q < 0): the two largest |q| and where the largest is.
-    private static (int[] First, int[] Second, int[] At) TopTwo(sbyte[] q, Channels channels)
+    private static (float[] First, float[] Second, int[] At) TopTwo(sbyte[] q, Channels channels) =>
+        TopTwo(q.Length, i => q[i] < 0, i => Math.Abs((int)q[i]), channels);
+
+    // Per channel and sign (group 2c for positive elements, 2c + 1 for negative ones): the two largest magnitudes and
+    // where the largest is. Magnitudes of int8 values are exact in float.
+    private static (float[] First, float[] Second, int[] At) TopTwo(int length, Func<int, bool> negative, Func<int, float> magnitude,
+        Channels channels)
     {
-        var first = new int[2 * channels.Count];
-        var second = new int[2 * channels.Count];
+        var first = new float[2 * channels.Count];
+        var second = new float[2 * channels.Count];
         var at = new int[2 * channels.Count];
-        for (int i = 0; i < q.Length; i++)
+        for (int i = 0; i < length; i++)
         {
-            int g = 2 * channels.Of(i) + (q[i] < 0 ? 1 : 0), v = Math.Abs((int)q[i]);
+            int g = 2 * channels.Of(i) + (negative(i) ? 1 : 0);
+            float v = magnitude(i);
             if (v > first[g]) { second[g] = first[g]; first[g] = v; at[g] = i; }
             else if (v > second[g]) second[g] = v;
         }

@@ -120,8 +120,7 @@ internal static class QdqWriter
     // Ops whose result leaves the finite numbers for inputs at or beyond the edge of their domain.
     private static bool IsDomainLimited(global::Onnx.NodeProto reader, string tensor) => reader.OpType switch
     {
-        "Log" or "Sqrt" or "Reciprocal" or "Acosh" or "Asin" or "Acos" or "Atanh" => reader.Input[0] == tensor,
-        "Pow" => reader.Input[0] == tensor,
+        "Log" or "Sqrt" or "Reciprocal" or "Acosh" or "Asin" or "Acos" or "Atanh" or "Pow" => reader.Input[0] == tensor,
         "Div" => reader.Input.Count > 1 && reader.Input[1] == tensor,
         _ => false,
     };
