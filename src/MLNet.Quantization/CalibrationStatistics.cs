@@ -235,16 +235,8 @@ public sealed class CalibrationStatistics
         /// <summary>A length-prefixed UTF-8 string (BinaryWriter's format) of at most <paramref name="maximum"/> bytes.</summary>
         public string String(int maximum = 1 << 20)
         {
-            int length = 0, shift = 0;
-            while (true)
-            {
-                Need(1);
-                byte b = _reader.ReadByte();
-                length |= (b & 0x7F) << shift;
-                if ((b & 0x80) == 0) break;
-                shift += 7;
-                if (shift > 28) throw new InvalidDataException($"'{_path}' is corrupt: a string length is malformed.");
-            }
+            Need(1);
+            int length = _reader.Read7BitEncodedInt(); // a malformed length is a FormatException, reported as corrupt
             if (length < 0 || length > maximum || length > Left)
                 throw new InvalidDataException($"'{_path}' is corrupt: a string claims {length} bytes ({Left} left).");
             return Encoding.UTF8.GetString(_reader.ReadBytes(length));

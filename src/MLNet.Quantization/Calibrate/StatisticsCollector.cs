@@ -3,7 +3,6 @@ using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 using MLNet.Quantization.Annotate;
 using MLNet.Quantization.Onnx;
-using Onnx;
 
 namespace MLNet.Quantization.Calibration;
 
@@ -22,11 +21,8 @@ internal static class StatisticsCollector
         QuantizationSettings settings, string fingerprint, IReadOnlyDictionary<string, string> inputShapes)
     {
         var inputs = prepared.RealInputs().Select(i => i.Name).ToHashSet();
-        var probe = prepared.Clone();
-        foreach (var mark in plan.Activations.Where(a => !inputs.Contains(a.Tensor) && !prepared.IsGraphOutput(a.Tensor)))
-            probe.Graph.Output.Add(new ValueInfoProto { Name = mark.Tensor });
-
-        using var session = Realize.Sessions.Create(probe, Array.Empty<string>(), $"the float model '{settings.ModelFile}'");
+        // Every marked activation as an extra output (inputs and graph outputs are already readable).
+        using var session = Realize.Sessions.Create(prepared, plan.Activations.Select(a => a.Tensor), $"the float model '{settings.ModelFile}'");
         // ONNX Runtime reports the inferred type of every extra output: only float tensors are quantized.
         plan.KeepActivations(t => inputs.Contains(t)
             ? session.InputMetadata[t].ElementDataType == TensorElementType.Float
