@@ -134,7 +134,7 @@ public static class QuantizeCommand
                         data = ImageRows.View(inputs[0], files, settings);
                         rowCount = files.Count;
                         if (!inputs[0].IsStatic)
-                            shapes.TryAdd(inputs[0].Name, settings.Nhwc ? new[] { 1, settings.Height, settings.Width, 3 } : new[] { 1, 3, settings.Height, settings.Width });
+                            shapes.TryAdd(inputs[0].Name, settings.Dims);
                         break;
                     case "text":
                         if (!File.Exists(calibrationPath)) throw new UsageException($"Text calibration needs a file; '{calibrationPath}' is not one.");
@@ -183,17 +183,16 @@ public static class QuantizeCommand
             using (fitted)
             {
                 var outputPath = parsed.GetValue(outputFile)!.FullName;
-                // Everything that can fail runs before the output is written; the output itself is written atomically.
-                var reportFile = parsed.GetValue(report);
+                // The model is written last (atomically), so that a failure before it, a report path that cannot be
+                // written included, leaves no output file.
                 var quantizedReport = saved is null || options.MinimumOutputCosine is not null ? fitted.Report : null;
-                fitted.ExportOnnx(outputPath);
-                if (reportFile is not null)
+                if (parsed.GetValue(report) is { } reportFile)
                 {
-                    var r = fitted.Report;
-                    r.WriteHtml(reportFile.FullName);
-                    r.WriteCsv(Path.ChangeExtension(reportFile.FullName, ".csv"));
+                    fitted.Report.WriteHtml(reportFile.FullName);
+                    fitted.Report.WriteCsv(Path.ChangeExtension(reportFile.FullName, ".csv"));
                 }
                 if (parsed.GetValue(statistics) is { } statsFile) fitted.Statistics.Save(statsFile.FullName);
+                fitted.ExportOnnx(outputPath);
                 var summary = new Summary
                 {
                     Model = modelFile.FullName, Output = outputPath, CalibrationKind = calibrationKind, Rows = fitted.Statistics.Rows,

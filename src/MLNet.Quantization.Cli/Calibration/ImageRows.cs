@@ -5,7 +5,11 @@ using SkiaSharp;
 namespace MLNet.Quantization.Cli.Calibration;
 
 /// <summary>How images become the model's float input: size, layout, channel order and normalisation.</summary>
-internal sealed record ImageSettings(int Height, int Width, bool Nhwc, bool Bgr, float Scale, float[] Mean, float[] Std);
+internal sealed record ImageSettings(int Height, int Width, bool Nhwc, bool Bgr, float Scale, float[] Mean, float[] Std)
+{
+    /// <summary>The shape of one image as the model input takes it: [1, 3, H, W] or [1, H, W, 3].</summary>
+    public int[] Dims => Nhwc ? new[] { 1, Height, Width, 3 } : new[] { 1, 3, Height, Width };
+}
 
 /// <summary>A folder of images, decoded and resized one at a time as calibration rows stream.</summary>
 internal static class ImageRows
@@ -54,9 +58,8 @@ internal static class ImageRows
 
     public static IDataView View(ModelInput input, IReadOnlyList<string> files, ImageSettings settings)
     {
-        var dims = settings.Nhwc ? new[] { 1, settings.Height, settings.Width, 3 } : new[] { 1, 3, settings.Height, settings.Width };
         var builder = new DataViewSchema.Builder();
-        builder.AddColumn(input.Name, new VectorDataViewType(NumberDataViewType.Single, dims));
+        builder.AddColumn(input.Name, new VectorDataViewType(NumberDataViewType.Single, settings.Dims));
         return new RowsDataView(builder.ToSchema(), () => files.Select(f => new Array[] { Read(f, settings) }));
     }
 
