@@ -12,6 +12,13 @@ internal static class QuantizationDefaults
     // Safe on every x86-64 CPU by construction: see WeightRange and docs/benchmarks.md (issue 9).
     public const WeightRange WeightRange = MLNet.Quantization.WeightRange.PairBounded;
     public const bool AsymmetricActivations = true;
+    // The accuracy algorithms of issue 11, each chosen by the evaluation in docs/benchmarks.md.
+    public const BiasCorrection BiasCorrection = MLNet.Quantization.BiasCorrection.None;
+    public const bool CrossLayerEqualization = false;
+    public static readonly double? SmoothQuantAlpha = null;
+
+    /// <summary>NNCF's alpha for MatMul, the value <c>SmoothQuantAlpha</c> is usually given.</summary>
+    public const double RecommendedSmoothQuantAlpha = 0.95;
 
     /// <summary>Histogram bins of the KL and percentile searches (MXNet/TVM).</summary>
     public const int Bins = 8001;

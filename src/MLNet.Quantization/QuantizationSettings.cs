@@ -33,6 +33,19 @@ internal sealed record QuantizationSettings
 
     /// <summary>How the quantized model is written and run.</summary>
     public required RealizationSettings Realization { get; init; }
+
+    /// <summary>The rescalings of the float model that prepare it for quantization.</summary>
+    public required EqualizationSettings Equalization { get; init; }
+}
+
+/// <summary>Function-preserving rescalings of the float model, applied before annotation.</summary>
+internal sealed record EqualizationSettings
+{
+    /// <summary>Cross-layer equalization of Conv → (Relu) → Conv chains.</summary>
+    public bool CrossLayer { get; init; }
+
+    /// <summary>SmoothQuant's migration strength for MatMuls with constant weights; null: off.</summary>
+    public double? SmoothQuantAlpha { get; init; }
 }
 
 /// <summary>The rows of <c>Fit</c>: how many, which are held back, and what replaces or guides them.</summary>
@@ -98,6 +111,9 @@ internal sealed record WeightSettings
     public WeightRange Range { get; init; }
 
     public bool PerChannel { get; init; }
+
+    /// <summary>Whether layer output means are corrected after calibration.</summary>
+    public BiasCorrection BiasCorrection { get; init; }
 
     /// <summary>The int8 number format of <see cref="Range"/>.</summary>
     public WeightFormat Format => WeightFormat.For(Range);

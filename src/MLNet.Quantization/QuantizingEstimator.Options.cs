@@ -41,6 +41,28 @@ public sealed partial class QuantizingEstimator
         /// <summary>One scale per output channel of each weight (the default) instead of one per tensor.</summary>
         public bool PerChannelWeights { get; set; } = QuantizationDefaults.PerChannelWeights;
 
+        /// <summary>
+        /// Corrects each quantized layer's per-channel output mean towards the float model's, on the calibration rows
+        /// (see <see cref="MLNet.Quantization.BiasCorrection"/>). Default: <see cref="BiasCorrection.None"/>, chosen by the
+        /// evaluation in docs/benchmarks.md.
+        /// </summary>
+        public BiasCorrection BiasCorrection { get; set; } = QuantizationDefaults.BiasCorrection;
+
+        /// <summary>
+        /// Cross-layer equalization (Nagel et al., data-free quantization): in each Conv → (Relu) → Conv chain, channel c
+        /// of the first Conv is divided by s_c = sqrt(r1_c / r2_c) and the second Conv's input channel c multiplied by it
+        /// (r: the channels' largest |w|), which leaves the float model's function unchanged and evens out the channel
+        /// ranges. Pays most with per-tensor weights. Default false.
+        /// </summary>
+        public bool CrossLayerEqualization { get; set; } = QuantizationDefaults.CrossLayerEqualization;
+
+        /// <summary>
+        /// SmoothQuant (Xiao et al.) for MatMuls with constant weights: input channel k is divided by
+        /// s_k = max|X_k|^α / max|W_k|^(1−α) and the weight's row k multiplied by it, moving activation outliers into the
+        /// weights. In [0, 1]; null (the default) is off; 0.95 is NNCF's value for MatMul.
+        /// </summary>
+        public double? SmoothQuantAlpha { get; set; } = QuantizationDefaults.SmoothQuantAlpha;
+
         /// <summary>Calibrate on at most this many rows of the data (null: all rows). Must be positive.</summary>
         public int? MaximumCalibrationRows { get; set; }
 
@@ -119,6 +141,9 @@ public sealed partial class QuantizingEstimator
             CheckDefined(ActivationCalibration, nameof(ActivationCalibration));
             CheckDefined(WeightScale, nameof(WeightScale));
             CheckDefined(WeightRange, nameof(WeightRange));
+            CheckDefined(BiasCorrection, nameof(BiasCorrection));
+            if (SmoothQuantAlpha is { } alpha && !(alpha >= 0 && alpha <= 1))
+                throw new ArgumentOutOfRangeException(nameof(SmoothQuantAlpha), alpha, "Must lie in [0, 1], or be null for no smoothing.");
             if (MaximumCalibrationRows is <= 0)
                 throw new ArgumentOutOfRangeException(nameof(MaximumCalibrationRows), MaximumCalibrationRows, "Must be positive, or null for all rows.");
             if (IntraOpNumThreads is <= 0)
@@ -156,7 +181,8 @@ public sealed partial class QuantizingEstimator
                     Method = ActivationCalibration, Asymmetric = AsymmetricActivations, Bins = Bins, QuantizedBins = QuantizedBins,
                     Percentile = Percentile, Custom = CustomCalibration, Search = ActivationSearch,
                 },
-                Weights = new WeightSettings { Scale = WeightScale, Range = WeightRange, PerChannel = PerChannelWeights },
+                Weights = new WeightSettings { Scale = WeightScale, Range = WeightRange, PerChannel = PerChannelWeights, BiasCorrection = BiasCorrection },
+                Equalization = new EqualizationSettings { CrossLayer = CrossLayerEqualization, SmoothQuantAlpha = SmoothQuantAlpha },
                 Realization = new RealizationSettings { Mode = Mode, IntraOpNumThreads = IntraOpNumThreads },
             };
         }

@@ -2,7 +2,7 @@ using Microsoft.ML;
 using MLNet.Quantization.Annotate;
 using MLNet.Quantization.Calibration;
 using MLNet.Quantization.Onnx;
-using MLNet.Quantization.Realize;
+using MLNet.Quantization.Pipeline;
 
 namespace MLNet.Quantization;
 
@@ -45,6 +45,17 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
     {
         if (input is null) throw new ArgumentNullException(nameof(input));
         var settings = _options.Freeze();
+        var context = Load(settings, input);
+        QuantizationPipeline.Run(context, QuantizationPipeline.Steps(settings));
+        var report = new Lazy<CalibrationReport>(() => CalibrationReport.Create(context.Model, context.Plan, context.Parameters,
+            context.Realized, context.Statistics, context.FloatNodes, context.Agreement, input, settings));
+        return new QuantizingTransformer(_catalog, context.Realized, context.Parameters.Table, context.Statistics, report,
+            context.Agreement, settings, input) { FitTimings = context.Timings };
+    }
+
+    // Reads, checks and prepares the float model: everything the passes start from.
+    private static QuantizationContext Load(QuantizationSettings settings, IDataView input)
+    {
         var source = OnnxGraph.Load(settings.ModelFile);
         CheckValues(source, settings.ModelFile);
         CheckNotQuantized(source, settings.ModelFile);
@@ -52,41 +63,8 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
         var model = Prepare(source, settings.ModelFile);
         CheckColumnNames(model, settings);
         var exclusions = Exclusions.Create(model, settings.ExcludeNodes, settings.ExcludeOpTypes);
-        var plan = Annotator.Annotate(model, exclusions);
-        var (fingerprint, inputs) = (CalibrationStatistics.Fingerprint(settings.ModelFile), InputShapes(model, settings));
-        var statistics = settings.Rows.Statistics is { } given
-            ? Reuse(given, plan, fingerprint, inputs, settings)
-            : StatisticsCollector.Collect(model, plan, input, settings, fingerprint, inputs);
-        var parameters = Calibrator.Calibrate(model, plan, statistics.ByTensor(), settings.Activations, settings.Weights);
-        var dequantized = new Dictionary<string, string>();
-        var realized = QdqWriter.Realize(model, plan, parameters, settings.Realization.Mode, dequantized);
-        IReadOnlyDictionary<string, string> realizedNames = dequantized;
-        IReadOnlyList<string> floatNodes = Array.Empty<string>();
-        if (settings.Rows.MinimumOutputCosine is { } target)
-            (plan, parameters, realized, realizedNames, floatNodes, _) = Fallback.Apply(model, exclusions, statistics, input, settings, target);
-        var agreement = settings.Realization.Mode == QuantizationMode.Int8
-            ? AgreementCheck.Measure(model, plan, parameters, realized, realizedNames, input, settings)
-            : null;
-        var report = new Lazy<CalibrationReport>(() => CalibrationReport.Create(
-            model, plan, parameters, realized, statistics, floatNodes, agreement, input, settings));
-        return new QuantizingTransformer(_catalog, realized, parameters.Table, statistics, report, agreement, settings, input);
-    }
-
-    // Statistics given in the options replace the data, once they are shown to fit this model and these settings.
-    private static CalibrationStatistics Reuse(CalibrationStatistics statistics, QuantizationPlan plan, string fingerprint,
-        IReadOnlyDictionary<string, string> inputs, QuantizationSettings settings)
-    {
-        var difference = statistics.Difference(fingerprint, inputs, settings.Activations.Bins);
-        if (difference is not null)
-            throw new InvalidOperationException($"Options.Statistics do not fit this model and these settings: {difference}.");
-        if (settings.Activations.NeedsHistograms && !statistics.HasHistograms)
-            throw new InvalidOperationException(
-                $"Options.Statistics hold ranges only (shards counted over different ranges), and {settings.Activations.Method} needs " +
-                "histograms: collect the shards again with RangesFrom set to the merged ranges (see CalibrationStatistics).");
-        // Tensors the statistics do not describe (not float, or excluded when they were gathered) stay float.
-        var known = statistics.ByTensor();
-        plan.KeepCalibrated(known);
-        return statistics;
+        return new QuantizationContext(settings, input, model, exclusions,
+            CalibrationStatistics.Fingerprint(settings.ModelFile), InputShapes(model, settings));
     }
 
     // The model's inputs as the statistics record them: element type and the shape the rows are fed with.

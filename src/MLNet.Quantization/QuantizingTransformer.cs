@@ -17,6 +17,9 @@ public sealed class QuantizingTransformer : ITransformer, IDisposable
     private bool _disposed;
     private readonly Lazy<CalibrationReport> _report;
 
+    /// <summary>Seconds each pass of <c>Fit</c> took, in order (for the benchmarks).</summary>
+    internal IReadOnlyList<(string Pass, double Seconds)> FitTimings { get; init; } = Array.Empty<(string, double)>();
+
     internal QuantizingTransformer(TransformsCatalog catalog, Onnx.OnnxGraph realized, CalibrationTable calibration,
         CalibrationStatistics statistics, Lazy<CalibrationReport> report, RealizationAgreement? agreement, QuantizationSettings settings,
         IDataView fitData)

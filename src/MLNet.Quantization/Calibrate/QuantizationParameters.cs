@@ -53,9 +53,47 @@ internal sealed record QuantizedBias(string Tensor, long[] Dims, int[] Values, f
     public float[] Dequantize() => Values.Select((v, i) => v * Scales[Scales.Length == 1 ? 0 : i]).ToArray();
 }
 
+/// <summary>
+/// A float bias that bias correction moved: <paramref name="Tensor"/> (read by <paramref name="Node"/>) takes
+/// <paramref name="Values"/> in the realized model, where it stays float (the constant of the Add after a MatMul).
+/// Quantized biases are corrected in <see cref="QuantizationParameters.Biases"/> instead.
+/// </summary>
+internal sealed record CorrectedBias(string Node, string Tensor, float[] Values);
+
 /// <summary>Everything the realize stage needs, keyed by tensor name, plus the public table.</summary>
 internal sealed record QuantizationParameters(
     IReadOnlyDictionary<string, ActivationParameters> Activations,
     IReadOnlyDictionary<string, QuantizedWeight> Weights,
     IReadOnlyDictionary<(string Node, string Tensor), QuantizedBias> Biases,
-    CalibrationTable Table);
+    CalibrationTable Table)
+{
+    /// <summary>Float biases moved by bias correction, by tensor.</summary>
+    public IReadOnlyDictionary<string, CorrectedBias> FloatBiases { get; init; } = new Dictionary<string, CorrectedBias>();
+
+    /// <summary>
+    /// The parameters of the tensors that <paramref name="plan"/> still quantizes, with nothing recomputed; tensors the
+    /// plan marks without parameters leave the plan (the fallback's rounds, which only drop layers).
+    /// </summary>
+    public QuantizationParameters Restrict(Annotate.QuantizationPlan plan)
+    {
+        plan.KeepActivations(Activations.ContainsKey);
+        plan.Weights.RemoveAll(w => !Weights.ContainsKey(w.Tensor));
+        var activations = plan.Activations.Select(a => a.Tensor).ToHashSet();
+        var weights = plan.Weights.Select(w => w.Tensor).ToHashSet();
+        var weightNodes = plan.Weights.Select(w => w.Node).ToHashSet();
+        var biases = plan.Biases.Select(b => (b.Node, b.Tensor)).ToHashSet();
+        return new QuantizationParameters(
+            Activations.Where(kv => activations.Contains(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value),
+            Weights.Where(kv => weights.Contains(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value),
+            Biases.Where(kv => biases.Contains(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value),
+            new CalibrationTable(Table.Where(e => e.Role switch
+            {
+                TensorRole.Activation => activations.Contains(e.Tensor),
+                TensorRole.Weight => weights.Contains(e.Tensor),
+                _ => biases.Contains((e.Node, e.Tensor)),
+            })))
+        {
+            FloatBiases = FloatBiases.Where(kv => weightNodes.Contains(kv.Value.Node)).ToDictionary(kv => kv.Key, kv => kv.Value),
+        };
+    }
+}

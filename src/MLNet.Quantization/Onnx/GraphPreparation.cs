@@ -75,6 +75,7 @@ internal static class GraphPreparation
                 node.Name = name;
             }
         }
+        graph.Invalidate();
     }
 
     private static void RaiseOpset(OnnxGraph graph)
@@ -166,13 +167,13 @@ internal static class GraphPreparation
                 newBias[m] = (float)((bias[m] - mu[m]) * f + bt[m]);
             }
             var wName = graph.UniqueName(conv.Input[1] + "_bnfolded");
-            graph.Graph.Initializer.Add(Tensors.FromFloats(wName, Tensors.Dims(w), newWeights));
+            graph.AddInitializer(Tensors.FromFloats(wName, Tensors.Dims(w), newWeights));
             var bName = graph.UniqueName((conv.Input.Count > 2 && conv.Input[2].Length > 0 ? conv.Input[2] : wName) + "_bias_bnfolded");
-            graph.Graph.Initializer.Add(Tensors.FromFloats(bName, new long[] { channels }, newBias));
-            conv.Input[1] = wName;
-            if (conv.Input.Count > 2) conv.Input[2] = bName; else conv.Input.Add(bName);
-            conv.Output[0] = bn.Output[0];
-            graph.Graph.Node.Remove(bn);
+            graph.AddInitializer(Tensors.FromFloats(bName, new long[] { channels }, newBias));
+            graph.SetInput(conv, 1, wName);
+            if (conv.Input.Count > 2) graph.SetInput(conv, 2, bName); else graph.AddInput(conv, bName);
+            graph.RemoveNode(bn);
+            graph.SetOutput(conv, 0, bn.Output[0]);
         }
         RemoveUnusedInitializers(graph);
         RemoveDeadConstants(graph);
@@ -184,7 +185,7 @@ internal static class GraphPreparation
         var read = new HashSet<string>(graph.Graph.Node.SelectMany(n => n.Input.Concat(OnnxGraph.ImplicitInputs(n))));
         read.UnionWith(graph.Graph.Output.Select(o => o.Name));
         foreach (var node in graph.Graph.Node.Where(n => n.OpType == "Constant" && !read.Contains(n.Output[0])).ToList())
-            graph.Graph.Node.Remove(node);
+            graph.RemoveNode(node);
     }
 
     public static void RemoveUnusedInitializers(OnnxGraph graph)
@@ -195,7 +196,7 @@ internal static class GraphPreparation
             foreach (var attr in node.Attribute)
                 foreach (var subgraph in Subgraphs(attr)) CollectSubgraphInputs(subgraph, used);
         foreach (var init in graph.Graph.Initializer.Where(i => !used.Contains(i.Name)).ToList())
-            graph.Graph.Initializer.Remove(init);
+            graph.RemoveInitializer(init);
     }
 
     private static void CollectSubgraphInputs(GraphProto g, HashSet<string> used)

@@ -7,8 +7,16 @@ namespace MLNet.Quantization.Onnx;
 /// The one facade over the ONNX protobuf classes. Everything else in the library edits models through it,
 /// so the protobuf library could be swapped for generated classes without touching the pipeline.
 /// </summary>
+/// <remarks>
+/// Lookups go through an index (producer per tensor, readers per tensor, initializers and used names), built on first
+/// use and kept up to date by the edit methods (<see cref="AddNode"/>, <see cref="RemoveNode"/>, <see cref="SetInput"/>,
+/// <see cref="SetOutput"/>, <see cref="AddInitializer"/>...), so that annotating and realizing stay linear in the
+/// node count. Code that edits <see cref="Graph"/> directly must call <see cref="Invalidate"/> afterwards.
+/// </remarks>
 internal sealed class OnnxGraph
 {
+    private GraphIndex? _index;
+
     /// <summary>The ONNX default operator domain.</summary>
     public const string DefaultDomain = "";
 
@@ -101,7 +109,7 @@ internal sealed class OnnxGraph
         return Graph.Input.Where(i => !inits.Contains(i.Name)).ToList();
     }
 
-    public TensorProto? FindInitializer(string name) => Graph.Initializer.FirstOrDefault(t => t.Name == name);
+    public TensorProto? FindInitializer(string name) => Index.Initializers.GetValueOrDefault(name);
 
     /// <summary>Finds the constant value of a tensor: an initializer or the output of a <c>Constant</c> node.</summary>
     public TensorProto? FindConstant(string name)
@@ -109,15 +117,19 @@ internal sealed class OnnxGraph
         var init = FindInitializer(name);
         if (init is not null)
             return init;
-        var node = Graph.Node.FirstOrDefault(n => n.OpType == "Constant" && n.Output.Count == 1 && n.Output[0] == name);
-        return node?.Attribute.FirstOrDefault(a => a.Name == "value")?.T;
+        var node = Producer(name);
+        return node is { OpType: "Constant", Output.Count: 1 } ? node.Attribute.FirstOrDefault(a => a.Name == "value")?.T : null;
     }
 
     /// <summary>The node that produces <paramref name="tensor"/>, or null for graph inputs and initializers.</summary>
-    public NodeProto? Producer(string tensor) => Graph.Node.FirstOrDefault(n => n.Output.Contains(tensor));
+    public NodeProto? Producer(string tensor) => Index.Producers.GetValueOrDefault(tensor);
 
-    /// <summary>The nodes that read <paramref name="tensor"/>.</summary>
-    public IReadOnlyList<NodeProto> Consumers(string tensor) => Graph.Node.Where(n => n.Input.Contains(tensor)).ToList();
+    /// <summary>The nodes that read <paramref name="tensor"/> (each once, however many of its inputs read it).</summary>
+    public IReadOnlyList<NodeProto> Consumers(string tensor) =>
+        Index.Consumers.TryGetValue(tensor, out var readers) ? readers.Distinct().ToList() : Array.Empty<NodeProto>();
+
+    /// <summary>The node named <paramref name="name"/> (see <see cref="Label"/>), or null.</summary>
+    public NodeProto? FindNode(string name) => Index.ByName.GetValueOrDefault(name);
 
     public bool IsGraphOutput(string tensor) => Graph.Output.Any(o => o.Name == tensor);
 
@@ -157,7 +169,7 @@ internal sealed class OnnxGraph
         Consumers(tensor).SelectMany(r => IsZeroClamp(r) ? Consumers(r.Output[0]) : new[] { r }).ToList();
 
     /// <summary>Whether a subgraph (the body of an If, Loop or Scan) reads <paramref name="tensor"/> from the outer scope.</summary>
-    public bool IsReadBySubgraph(string tensor) => Graph.Node.Any(n => ImplicitInputs(n).Contains(tensor));
+    public bool IsReadBySubgraph(string tensor) => Index.SubgraphReads.Contains(tensor);
 
     /// <summary>The outer-scope tensors that the subgraphs of <paramref name="node"/> read.</summary>
     public static HashSet<string> ImplicitInputs(NodeProto node)
@@ -186,10 +198,11 @@ internal sealed class OnnxGraph
     /// <summary>A tensor name not yet used in the graph, built from <paramref name="stem"/>.</summary>
     public string UniqueName(string stem)
     {
-        var used = AllNames();
-        if (!used.Contains(stem)) return stem;
-        for (int i = 1; ; i++)
-            if (!used.Contains($"{stem}_{i}")) return $"{stem}_{i}";
+        var used = Index.Names;
+        string name = stem;
+        for (int i = 1; used.Contains(name); i++) name = $"{stem}_{i}";
+        used.Add(name); // reserved: two calls never return the same name
+        return name;
     }
 
     private HashSet<string> AllNames()
@@ -261,5 +274,143 @@ internal sealed class OnnxGraph
         }
         Graph.Node.Clear();
         Graph.Node.AddRange(sorted);
+        Invalidate();
+    }
+
+    // ---- Edits: each keeps the index current. ----
+
+    /// <summary>Appends <paramref name="node"/> (built with <see cref="MakeNode"/>; its inputs and outputs final).</summary>
+    public void AddNode(NodeProto node)
+    {
+        Graph.Node.Add(node);
+        if (_index is null) return;
+        foreach (var output in node.Output) if (output.Length > 0) _index.Producers[output] = node;
+        foreach (var input in node.Input) _index.AddReader(input, node);
+        _index.Names.UnionWith(node.Input.Concat(node.Output));
+        _index.SubgraphReads.UnionWith(ImplicitInputs(node));
+        if (node.Name.Length > 0) { _index.Names.Add(node.Name); _index.ByName.TryAdd(node.Name, node); }
+    }
+
+    public void RemoveNode(NodeProto node)
+    {
+        Graph.Node.Remove(node);
+        if (_index is null) return;
+        foreach (var output in node.Output)
+            if (_index.Producers.TryGetValue(output, out var p) && p == node) _index.Producers.Remove(output);
+        foreach (var input in node.Input) _index.RemoveReader(input, node);
+        if (_index.ByName.TryGetValue(node.Name, out var named) && named == node) _index.ByName.Remove(node.Name);
+    }
+
+    /// <summary>Makes input <paramref name="index"/> of <paramref name="node"/> read <paramref name="tensor"/>.</summary>
+    public void SetInput(NodeProto node, int index, string tensor)
+    {
+        _index?.RemoveReader(node.Input[index], node);
+        node.Input[index] = tensor;
+        _index?.AddReader(tensor, node);
+        _index?.Names.Add(tensor);
+    }
+
+    public void AddInput(NodeProto node, string tensor)
+    {
+        node.Input.Add(tensor);
+        _index?.AddReader(tensor, node);
+        _index?.Names.Add(tensor);
+    }
+
+    public void RemoveInputAt(NodeProto node, int index)
+    {
+        _index?.RemoveReader(node.Input[index], node);
+        node.Input.RemoveAt(index);
+    }
+
+    /// <summary>Makes output <paramref name="index"/> of <paramref name="node"/> write <paramref name="tensor"/>.</summary>
+    public void SetOutput(NodeProto node, int index, string tensor)
+    {
+        if (_index is not null && _index.Producers.TryGetValue(node.Output[index], out var p) && p == node)
+            _index.Producers.Remove(node.Output[index]);
+        node.Output[index] = tensor;
+        if (_index is null) return;
+        _index.Producers[tensor] = node;
+        _index.Names.Add(tensor);
+    }
+
+    public void AddInitializer(TensorProto tensor)
+    {
+        Graph.Initializer.Add(tensor);
+        if (_index is null) return;
+        _index.Initializers[tensor.Name] = tensor;
+        _index.Names.Add(tensor.Name);
+    }
+
+    public void RemoveInitializer(TensorProto tensor)
+    {
+        Graph.Initializer.Remove(tensor);
+        if (_index is not null && _index.Initializers.TryGetValue(tensor.Name, out var t) && t == tensor) _index.Initializers.Remove(tensor.Name);
+    }
+
+    /// <summary>Drops the index after an edit made on <see cref="Graph"/> directly; the next lookup rebuilds it.</summary>
+    public void Invalidate() => _index = null;
+
+    /// <summary>Whether the index agrees with the graph as it is (for tests).</summary>
+    internal bool IndexIsCurrent()
+    {
+        if (_index is null) return true;
+        var fresh = new GraphIndex(this);
+        return fresh.Producers.Count == _index.Producers.Count && fresh.Producers.All(kv => _index.Producers.GetValueOrDefault(kv.Key) == kv.Value)
+            && fresh.Initializers.Count == _index.Initializers.Count && fresh.Initializers.All(kv => _index.Initializers.GetValueOrDefault(kv.Key) == kv.Value)
+            && fresh.Consumers.Where(kv => kv.Value.Count > 0).All(kv => _index.Consumers.TryGetValue(kv.Key, out var r) && r.ToHashSet().SetEquals(kv.Value))
+            && _index.Consumers.Where(kv => kv.Value.Count > 0).All(kv => fresh.Consumers.ContainsKey(kv.Key))
+            && _index.Names.IsSupersetOf(fresh.Names);
+    }
+
+    private GraphIndex Index => _index ??= new GraphIndex(this);
+
+    private sealed class GraphIndex
+    {
+        public GraphIndex(OnnxGraph graph)
+        {
+            foreach (var node in graph.Graph.Node)
+            {
+                foreach (var output in node.Output) if (output.Length > 0) Producers.TryAdd(output, node);
+                foreach (var input in node.Input) AddReader(input, node);
+                if (node.Name.Length > 0) ByName.TryAdd(node.Name, node);
+                SubgraphReads.UnionWith(ImplicitInputs(node));
+            }
+            foreach (var node in graph.Graph.Node) ByLabel(node);
+            foreach (var tensor in graph.Graph.Initializer) Initializers.TryAdd(tensor.Name, tensor);
+            Names = graph.AllNames();
+        }
+
+        // Nodes without a name are found by their label (op type and first output), as error messages name them.
+        private void ByLabel(NodeProto node)
+        {
+            if (node.Name.Length == 0) ByName.TryAdd(Label(node), node);
+        }
+
+        public Dictionary<string, NodeProto> Producers { get; } = new(StringComparer.Ordinal);
+
+        /// <summary>Readers per tensor, a node once per input that reads it.</summary>
+        public Dictionary<string, List<NodeProto>> Consumers { get; } = new(StringComparer.Ordinal);
+
+        public Dictionary<string, TensorProto> Initializers { get; } = new(StringComparer.Ordinal);
+
+        public Dictionary<string, NodeProto> ByName { get; } = new(StringComparer.Ordinal);
+
+        public HashSet<string> Names { get; }
+
+        /// <summary>Outer-scope tensors that subgraphs read (an If's branches, a Loop's body). Kept when a node goes.</summary>
+        public HashSet<string> SubgraphReads { get; } = new(StringComparer.Ordinal);
+
+        public void AddReader(string tensor, NodeProto node)
+        {
+            if (tensor.Length == 0) return;
+            if (!Consumers.TryGetValue(tensor, out var readers)) Consumers[tensor] = readers = new List<NodeProto>(2);
+            readers.Add(node);
+        }
+
+        public void RemoveReader(string tensor, NodeProto node)
+        {
+            if (Consumers.TryGetValue(tensor, out var readers)) readers.Remove(node);
+        }
     }
 }

@@ -18,30 +18,30 @@ internal static class OpsetConverter
             case "Clip" when opset < 11:
                 var min = Take(node, "min");
                 var max = Take(node, "max");
-                node.Input.Add(min is null ? "" : Scalar(graph, node, "min", min.F));
-                if (max is not null) node.Input.Add(Scalar(graph, node, "max", max.F));
+                graph.AddInput(node, min is null ? "" : Scalar(graph, node, "min", min.F));
+                if (max is not null) graph.AddInput(node, Scalar(graph, node, "max", max.F));
                 return true;
             case "Slice" when opset < 10:
                 var starts = Take(node, "starts")!;
                 var ends = Take(node, "ends")!;
                 var axes = Take(node, "axes");
-                node.Input.Add(Longs(graph, node, "starts", starts.Ints.ToArray()));
-                node.Input.Add(Longs(graph, node, "ends", ends.Ints.ToArray()));
-                if (axes is not null) node.Input.Add(Longs(graph, node, "axes", axes.Ints.ToArray()));
+                graph.AddInput(node, Longs(graph, node, "starts", starts.Ints.ToArray()));
+                graph.AddInput(node, Longs(graph, node, "ends", ends.Ints.ToArray()));
+                if (axes is not null) graph.AddInput(node, Longs(graph, node, "axes", axes.Ints.ToArray()));
                 return true;
             case "Squeeze" or "Unsqueeze" or "ReduceSum" when opset < 13:
                 var list = Take(node, "axes");
-                if (list is not null) node.Input.Add(Longs(graph, node, "axes", list.Ints.ToArray()));
+                if (list is not null) graph.AddInput(node, Longs(graph, node, "axes", list.Ints.ToArray()));
                 return true;
             case "Split" when opset < 13:
                 var split = Take(node, "split");
-                if (split is not null) node.Input.Add(Longs(graph, node, "split", split.Ints.ToArray()));
+                if (split is not null) graph.AddInput(node, Longs(graph, node, "split", split.Ints.ToArray()));
                 return true;
             case "Pad" when opset < 11:
                 var pads = Take(node, "pads") ?? Take(node, "paddings")!;
                 var value = Take(node, "value");
-                node.Input.Add(Longs(graph, node, "pads", pads.Ints.ToArray()));
-                if (value is not null) node.Input.Add(Scalar(graph, node, "value", value.F));
+                graph.AddInput(node, Longs(graph, node, "pads", pads.Ints.ToArray()));
+                if (value is not null) graph.AddInput(node, Scalar(graph, node, "value", value.F));
                 return true;
             case "Softmax" or "LogSoftmax" or "Hardmax" when opset < 13:
                 CoercedSoftmax(graph, node);
@@ -58,14 +58,14 @@ internal static class OpsetConverter
         long axis = Take(node, "axis")?.I ?? 1;
         string input = node.Input[0], output = node.Output[0];
         string shape = graph.UniqueName(output + "_shape"), flat = graph.UniqueName(output + "_2d"), normalized = graph.UniqueName(output + "_2d_normalized");
-        graph.Graph.Node.Add(OnnxGraph.MakeNode("Shape", graph.UniqueName(node.Name + "_shape"), new[] { input }, new[] { shape }));
+        graph.AddNode(OnnxGraph.MakeNode("Shape", graph.UniqueName(node.Name + "_shape"), new[] { input }, new[] { shape }));
         var flatten = OnnxGraph.MakeNode("Flatten", graph.UniqueName(node.Name + "_flatten"), new[] { input }, new[] { flat });
         flatten.Attribute.Add(OnnxGraph.IntAttribute("axis", axis));
-        graph.Graph.Node.Add(flatten);
-        node.Input[0] = flat;
-        node.Output[0] = normalized;
+        graph.AddNode(flatten);
+        graph.SetInput(node, 0, flat);
+        graph.SetOutput(node, 0, normalized);
         node.Attribute.Add(OnnxGraph.IntAttribute("axis", -1));
-        graph.Graph.Node.Add(OnnxGraph.MakeNode("Reshape", graph.UniqueName(node.Name + "_restore"), new[] { normalized, shape }, new[] { output }));
+        graph.AddNode(OnnxGraph.MakeNode("Reshape", graph.UniqueName(node.Name + "_restore"), new[] { normalized, shape }, new[] { output }));
     }
 
     private static AttributeProto? Take(NodeProto node, string name)
@@ -78,14 +78,14 @@ internal static class OpsetConverter
     private static string Scalar(OnnxGraph graph, NodeProto node, string what, float value)
     {
         var name = graph.UniqueName($"{node.Name}_{what}");
-        graph.Graph.Initializer.Add(Tensors.FromFloats(name, Array.Empty<long>(), new[] { value }));
+        graph.AddInitializer(Tensors.FromFloats(name, Array.Empty<long>(), new[] { value }));
         return name;
     }
 
     private static string Longs(OnnxGraph graph, NodeProto node, string what, long[] values)
     {
         var name = graph.UniqueName($"{node.Name}_{what}");
-        graph.Graph.Initializer.Add(Tensors.FromLongs(name, new long[] { values.Length }, values));
+        graph.AddInitializer(Tensors.FromLongs(name, new long[] { values.Length }, values));
         return name;
     }
 }

@@ -47,8 +47,13 @@ internal sealed class ErrorMeasurement
         });
     }
 
+    /// <summary>
+    /// Measures SQNR with <paramref name="probe"/> and the output cosine with <paramref name="deployed"/>; the float
+    /// model's outputs on each row are appended to <paramref name="floatOutputs"/> when it is given (null for outputs
+    /// that are not float), for <see cref="DeployedCosine"/> to reuse.
+    /// </summary>
     public static ErrorMeasurement Measure(OnnxGraph prepared, OnnxGraph probe, IReadOnlyDictionary<string, string> dequantized,
-        OnnxGraph deployed, IDataView data, QuantizationSettings settings)
+        OnnxGraph deployed, IDataView data, QuantizationSettings settings, List<float[]?[]>? floatOutputs = null)
     {
         var inputs = prepared.RealInputs().Select(i => i.Name).ToHashSet();
         var outputs = prepared.Graph.Output.Select(o => o.Name).ToArray();
@@ -65,6 +70,9 @@ internal sealed class ErrorMeasurement
         long rows = RowReader.ForEach(floatSession, data, settings, 3, settings.Rows.IsMeasurementRow, (_, names, values, feeds) =>
         {
             using var reference = floatSession.Run(runOptions, names, values, floatNames);
+            floatOutputs?.Add(Enumerable.Range(0, outputs.Length).Select(k =>
+                reference[k].GetTensorTypeAndShape().ElementDataType == Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float
+                    ? reference[k].GetTensorDataAsSpan<float>().ToArray() : null).ToArray());
             using (var deployedOutputs = deployedSession.Run(runOptions, names, values, outputs))
                 cosines += Sessions.Cosine(reference, deployedOutputs, outputs.Length);
             if (probeNames.Length == 0) return;
@@ -82,5 +90,29 @@ internal sealed class ErrorMeasurement
         });
         var sqnr = dequantized.Keys.ToDictionary(t => t, t => noise[t] == 0 ? double.PositiveInfinity : 10 * Math.Log10(signal[t] / noise[t]));
         return new ErrorMeasurement(sqnr, rows == 0 ? double.NaN : cosines / rows, rows);
+    }
+
+    /// <summary>
+    /// The mean output cosine of <paramref name="deployed"/> (run as ML.NET runs it) to the float outputs that
+    /// <see cref="Measure"/> recorded, on the same measurement rows: the float model is not run again.
+    /// </summary>
+    public static double DeployedCosine(OnnxGraph prepared, OnnxGraph deployed, IReadOnlyList<float[]?[]> floatOutputs,
+        IDataView data, QuantizationSettings settings)
+    {
+        var outputs = prepared.Graph.Output.Select(o => o.Name).ToArray();
+        using var session = Sessions.Create(deployed, Array.Empty<string>(), "the quantized model");
+        using var runOptions = new RunOptions();
+        double cosines = 0;
+        int index = 0;
+        long rows = RowReader.ForEach(session, data, settings, 3, settings.Rows.IsMeasurementRow, (_, names, values, _) =>
+        {
+            using var results = session.Run(runOptions, names, values, outputs);
+            var expected = floatOutputs[index++];
+            var cosine = new CosineSum();
+            for (int k = 0; k < outputs.Length; k++)
+                if (expected[k] is { } u) cosine.Add(u, results[k].GetTensorDataAsSpan<float>());
+            cosines += cosine.Value;
+        });
+        return rows == 0 ? double.NaN : cosines / rows;
     }
 }

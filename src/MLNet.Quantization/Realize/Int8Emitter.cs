@@ -9,15 +9,15 @@ internal sealed class Int8Emitter : IQdqEmitter
     public void Activation(OnnxGraph graph, string source, string target, ActivationParameters p)
     {
         var scale = graph.UniqueName(source + "_scale");
-        graph.Graph.Initializer.Add(Tensors.FromFloats(scale, Array.Empty<long>(), new[] { p.Scale }));
+        graph.AddInitializer(Tensors.FromFloats(scale, Array.Empty<long>(), new[] { p.Scale }));
         var zeroPoint = graph.UniqueName(source + "_zero_point");
-        graph.Graph.Initializer.Add(p.Format.ElementType == Tensors.Int8
+        graph.AddInitializer(p.Format.ElementType == Tensors.Int8
             ? Tensors.FromSBytes(zeroPoint, Array.Empty<long>(), new[] { (sbyte)p.ZeroPoint })
             : Tensors.FromBytes(zeroPoint, Array.Empty<long>(), new[] { (byte)p.ZeroPoint }));
         var quantized = graph.UniqueName(source + "_quantized");
-        graph.Graph.Node.Add(OnnxGraph.MakeNode("QuantizeLinear", graph.UniqueName(source + "_QuantizeLinear"),
+        graph.AddNode(OnnxGraph.MakeNode("QuantizeLinear", graph.UniqueName(source + "_QuantizeLinear"),
             new[] { source, scale, zeroPoint }, new[] { quantized }));
-        graph.Graph.Node.Add(OnnxGraph.MakeNode("DequantizeLinear", graph.UniqueName(source + "_DequantizeLinear"),
+        graph.AddNode(OnnxGraph.MakeNode("DequantizeLinear", graph.UniqueName(source + "_DequantizeLinear"),
             new[] { quantized, scale, zeroPoint }, new[] { target }));
     }
 
@@ -40,14 +40,14 @@ internal sealed class Int8Emitter : IQdqEmitter
         global::Onnx.TensorProto zeroPoints, int? axis)
     {
         values.Name = graph.UniqueName(tensor + "_quantized");
-        graph.Graph.Initializer.Add(values);
+        graph.AddInitializer(values);
         var scale = graph.UniqueName(tensor + "_scale");
-        graph.Graph.Initializer.Add(Tensors.FromFloats(scale, zeroPoints.Dims.ToArray(), scales));
+        graph.AddInitializer(Tensors.FromFloats(scale, zeroPoints.Dims.ToArray(), scales));
         zeroPoints.Name = graph.UniqueName(tensor + "_zero_point");
-        graph.Graph.Initializer.Add(zeroPoints);
+        graph.AddInitializer(zeroPoints);
         var node = OnnxGraph.MakeNode("DequantizeLinear", graph.UniqueName(tensor + "_DequantizeLinear"),
             new[] { values.Name, scale, zeroPoints.Name }, new[] { target });
         if (axis is not null) node.Attribute.Add(OnnxGraph.IntAttribute("axis", axis.Value));
-        graph.Graph.Node.Add(node);
+        graph.AddNode(node);
     }
 }

@@ -21,6 +21,16 @@ internal static class QdqWriter
         IQdqEmitter emitter = mode == QuantizationMode.Int8 ? new Int8Emitter() : new SimulatedEmitter();
         var graph = prepared.Clone();
 
+        foreach (var corrected in parameters.FloatBiases.Values)
+        {
+            var original = graph.FindConstant(corrected.Tensor)!;
+            var name = graph.UniqueName(corrected.Tensor + "_corrected");
+            graph.AddInitializer(Tensors.FromFloats(name, Tensors.Dims(original), corrected.Values));
+            foreach (var reader in graph.Consumers(corrected.Tensor))
+                for (int i = 0; i < reader.Input.Count; i++)
+                    if (reader.Input[i] == corrected.Tensor) graph.SetInput(reader, i, name);
+        }
+
         foreach (var clampOutput in plan.FusedRelus)
             if (parameters.Activations.TryGetValue(clampOutput, out var p) && p.ClampsAtZero && WithinClamp(graph, graph.Producer(clampOutput)!, p))
                 DropClamp(graph, clampOutput);
@@ -39,7 +49,7 @@ internal static class QdqWriter
             var target = graph.UniqueName(group.Key + "_dequantized");
             emitter.Weight(graph, target, parameters.Weights[group.Key]);
             foreach (var mark in group)
-                Node(graph, mark.Node).Input[mark.InputIndex] = target;
+                graph.SetInput(Node(graph, mark.Node), mark.InputIndex, target);
         }
 
         foreach (var mark in plan.Biases)
@@ -47,7 +57,7 @@ internal static class QdqWriter
             if (!parameters.Biases.TryGetValue((mark.Node, mark.Tensor), out var bias)) continue;
             var target = graph.UniqueName(mark.Tensor + "_dequantized");
             emitter.Bias(graph, target, bias);
-            Node(graph, mark.Node).Input[mark.InputIndex] = target;
+            graph.SetInput(Node(graph, mark.Node), mark.InputIndex, target);
         }
 
         GraphPreparation.RemoveUnusedInitializers(graph);
@@ -64,8 +74,8 @@ internal static class QdqWriter
     {
         var clamp = graph.Producer(clampOutput)!;
         var producer = graph.Producer(clamp.Input[0])!;
-        producer.Output[producer.Output.IndexOf(clamp.Input[0])] = clampOutput;
-        graph.Graph.Node.Remove(clamp);
+        graph.RemoveNode(clamp);
+        graph.SetOutput(producer, producer.Output.IndexOf(clamp.Input[0]), clampOutput);
     }
 
     // A Clip's maximum must bound the quantized range, or saturation would clamp above it (a custom range can do that).
@@ -82,12 +92,12 @@ internal static class QdqWriter
         int spatial = node.OpType == "Conv" ? Math.Max(0, (int)graph.FindConstant(node.Input[1])!.Dims.Count - 2) : 0;
         var dims = new[] { bias.Dims[0] }.Concat(Enumerable.Repeat(1L, spatial)).ToArray();
         var reshaped = graph.UniqueName(node.Input[index] + "_broadcast");
-        graph.Graph.Initializer.Add(Tensors.FromFloats(reshaped, dims, Tensors.ReadFloats(bias)));
+        graph.AddInitializer(Tensors.FromFloats(reshaped, dims, Tensors.ReadFloats(bias)));
         var output = node.Output[0];
         var withoutBias = graph.UniqueName(output + "_without_bias");
-        node.Output[0] = withoutBias;
-        node.Input.RemoveAt(index);
-        graph.Graph.Node.Add(OnnxGraph.MakeNode("Add", graph.UniqueName(node.Name + "_bias"), new[] { withoutBias, reshaped }, new[] { output }));
+        graph.SetOutput(node, 0, withoutBias);
+        graph.RemoveInputAt(node, index);
+        graph.AddNode(OnnxGraph.MakeNode("Add", graph.UniqueName(node.Name + "_bias"), new[] { withoutBias, reshaped }, new[] { output }));
     }
 
     private static string QuantizeActivation(OnnxGraph graph, QuantizationPlan plan, string tensor, ActivationParameters p, IQdqEmitter emitter)
@@ -103,7 +113,7 @@ internal static class QdqWriter
             // The graph output keeps its name, and now holds the dequantized value.
             source = graph.UniqueName(tensor + "_float");
             var producer = graph.Producer(tensor)!;
-            producer.Output[producer.Output.IndexOf(tensor)] = source;
+            graph.SetOutput(producer, producer.Output.IndexOf(tensor), source);
             target = tensor;
         }
         else
@@ -113,7 +123,7 @@ internal static class QdqWriter
         emitter.Activation(graph, source, target, p);
         foreach (var reader in readers)
             for (int i = 0; i < reader.Input.Count; i++)
-                if (reader.Input[i] == tensor) reader.Input[i] = target;
+                if (reader.Input[i] == tensor) graph.SetInput(reader, i, target);
         return target;
     }
 
@@ -126,5 +136,5 @@ internal static class QdqWriter
     };
 
     private static global::Onnx.NodeProto Node(OnnxGraph graph, string label) =>
-        graph.Graph.Node.First(n => OnnxGraph.Label(n) == label);
+        graph.FindNode(label) ?? throw new InvalidOperationException($"The plan names node '{label}', which the graph does not hold.");
 }

@@ -37,18 +37,27 @@ internal static class Sessions
     /// </summary>
     public static double Cosine(IReadOnlyList<OrtValue> x, IReadOnlyList<OrtValue> y, int count)
     {
-        double dot = 0, a = 0, b = 0;
+        var cosine = new CosineSum();
         for (int k = 0; k < count; k++)
-        {
-            if (x[k].GetTensorTypeAndShape().ElementDataType != TensorElementType.Float) continue;
-            var u = x[k].GetTensorDataAsSpan<float>();
-            var v = y[k].GetTensorDataAsSpan<float>();
-            for (int i = 0; i < u.Length; i++)
-            {
-                if (!float.IsFinite(u[i]) || !float.IsFinite(v[i])) continue;
-                dot += u[i] * v[i]; a += u[i] * u[i]; b += v[i] * v[i];
-            }
-        }
-        return a == 0 || b == 0 ? (a == b ? 1 : 0) : dot / Math.Sqrt(a * b);
+            if (x[k].GetTensorTypeAndShape().ElementDataType == TensorElementType.Float)
+                cosine.Add(x[k].GetTensorDataAsSpan<float>(), y[k].GetTensorDataAsSpan<float>());
+        return cosine.Value;
     }
+}
+
+/// <summary>The cosine of two vectors given in parts, over the positions where both are finite; 1 for two zero vectors.</summary>
+internal struct CosineSum
+{
+    private double _dot, _a, _b;
+
+    public void Add(ReadOnlySpan<float> u, ReadOnlySpan<float> v)
+    {
+        for (int i = 0; i < u.Length; i++)
+        {
+            if (!float.IsFinite(u[i]) || !float.IsFinite(v[i])) continue;
+            _dot += u[i] * v[i]; _a += u[i] * u[i]; _b += v[i] * v[i];
+        }
+    }
+
+    public readonly double Value => _a == 0 || _b == 0 ? (_a == _b ? 1 : 0) : _dot / Math.Sqrt(_a * _b);
 }

@@ -15,13 +15,13 @@ internal sealed class SimulatedEmitter : IQdqEmitter
         string Constant(string suffix, float value)
         {
             var name = graph.UniqueName(source + suffix);
-            graph.Graph.Initializer.Add(Tensors.FromFloats(name, Array.Empty<long>(), new[] { value }));
+            graph.AddInitializer(Tensors.FromFloats(name, Array.Empty<long>(), new[] { value }));
             return name;
         }
         string Step(string op, string input, params string[] operands)
         {
             var output = graph.UniqueName($"{source}_fq_{op}");
-            graph.Graph.Node.Add(OnnxGraph.MakeNode(op, graph.UniqueName($"{source}_fq_{op}_node"), new[] { input }.Concat(operands), new[] { output }));
+            graph.AddNode(OnnxGraph.MakeNode(op, graph.UniqueName($"{source}_fq_{op}_node"), new[] { input }.Concat(operands), new[] { output }));
             return output;
         }
         var scale = Constant("_scale", p.Scale);
@@ -29,13 +29,13 @@ internal sealed class SimulatedEmitter : IQdqEmitter
         var low = Constant("_qmin", p.Format.QMin);
         var high = Constant("_qmax", p.Format.QMax);
         var q = Step("Clip", Step("Add", Step("Round", Step("Div", source, scale)), zeroPoint), low, high);
-        graph.Graph.Node.Add(OnnxGraph.MakeNode("Mul", graph.UniqueName(source + "_fq_Mul_node"),
+        graph.AddNode(OnnxGraph.MakeNode("Mul", graph.UniqueName(source + "_fq_Mul_node"),
             new[] { Step("Sub", q, zeroPoint), scale }, new[] { target }));
     }
 
     public void Weight(OnnxGraph graph, string target, QuantizedWeight w) =>
-        graph.Graph.Initializer.Add(Tensors.FromFloats(target, w.Dims, w.Dequantize()));
+        graph.AddInitializer(Tensors.FromFloats(target, w.Dims, w.Dequantize()));
 
     public void Bias(OnnxGraph graph, string target, QuantizedBias b) =>
-        graph.Graph.Initializer.Add(Tensors.FromFloats(target, b.Dims, b.Dequantize()));
+        graph.AddInitializer(Tensors.FromFloats(target, b.Dims, b.Dequantize()));
 }

@@ -48,4 +48,39 @@ public sealed class OnnxGraphTests
         Assert.AreEqual("v2", OnnxGraph.Parse(graph.ToBytes(), "m").GetMetadata("k"));
         Assert.IsNull(graph.GetMetadata("other"));
     }
+
+    [TestMethod]
+    public void EditsKeepTheIndexCurrent()
+    {
+        using var directory = new TempDirectory();
+        var graph = OnnxGraph.Load(new TinyModel().Input("X", 1).Output("Z", 1)
+            .Node("Neg", new[] { "X" }, new[] { "Y" })
+            .Node("Relu", new[] { "Y" }, new[] { "Z" }).Save(directory.Path));
+        var neg = graph.Producer("Y")!;
+        var relu = graph.Consumers("Y").Single();
+        Assert.AreEqual("Relu", relu.OpType);
+
+        var abs = OnnxGraph.MakeNode("Abs", graph.UniqueName("abs"), new[] { "Y" }, new[] { graph.UniqueName("Y") });
+        graph.AddNode(abs);
+        Assert.AreEqual("Y_1", abs.Output[0], "a name handed out is reserved");
+        Assert.AreSame(abs, graph.Producer("Y_1"));
+        Assert.AreEqual(2, graph.Consumers("Y").Count);
+
+        graph.SetInput(relu, 0, "Y_1");
+        Assert.AreSame(abs, graph.Consumers("Y").Single());
+        Assert.AreSame(relu, graph.Consumers("Y_1").Single());
+
+        graph.SetOutput(neg, 0, "N");
+        Assert.IsNull(graph.Producer("Y"));
+        Assert.AreSame(neg, graph.Producer("N"));
+        graph.SetInput(abs, 0, "N");
+
+        graph.AddInitializer(MLNet.Quantization.Onnx.Tensors.FromFloats("c", System.Array.Empty<long>(), new[] { 2f }));
+        Assert.IsNotNull(graph.FindConstant("c"));
+        graph.RemoveNode(abs);
+        Assert.IsNull(graph.Producer("Y_1"));
+        Assert.AreEqual(0, graph.Consumers("N").Count);
+        Assert.IsTrue(graph.IndexIsCurrent(), "the index equals one rebuilt from the graph");
+        Assert.AreSame(relu, graph.FindNode(relu.Name));
+    }
 }

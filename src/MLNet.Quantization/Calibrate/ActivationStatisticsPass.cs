@@ -1,0 +1,35 @@
+using MLNet.Quantization.Pipeline;
+
+namespace MLNet.Quantization.Calibration;
+
+/// <summary>
+/// Collect: the ranges and histograms of the plan's activations, from the rows (a range pass, then a histogram pass)
+/// or from the statistics given in the options, once they are shown to fit this model and these settings.
+/// </summary>
+internal sealed class ActivationStatisticsPass : IQuantizationPass
+{
+    public IReadOnlyList<StatisticPoint> StatisticPoints(QuantizationContext context) => Array.Empty<StatisticPoint>();
+
+    public void Apply(QuantizationContext context, StatisticValues statistics)
+    {
+        var settings = context.Settings;
+        context.Statistics = settings.Rows.Statistics is { } given
+            ? Reuse(given, context)
+            : StatisticsCollector.Collect(context.Model, context.Plan, context.Data, settings, context.Fingerprint, context.InputShapes);
+    }
+
+    private static CalibrationStatistics Reuse(CalibrationStatistics statistics, QuantizationContext context)
+    {
+        var settings = context.Settings;
+        var difference = statistics.Difference(context.Fingerprint, context.InputShapes, settings.Activations.Bins);
+        if (difference is not null)
+            throw new InvalidOperationException($"Options.Statistics do not fit this model and these settings: {difference}.");
+        if (settings.Activations.NeedsHistograms && !statistics.HasHistograms)
+            throw new InvalidOperationException(
+                $"Options.Statistics hold ranges only (shards counted over different ranges), and {settings.Activations.Method} needs " +
+                "histograms: collect the shards again with RangesFrom set to the merged ranges (see CalibrationStatistics).");
+        // Tensors the statistics do not describe (not float, or excluded when they were gathered) stay float.
+        context.Plan.KeepCalibrated(statistics.ByTensor());
+        return statistics;
+    }
+}

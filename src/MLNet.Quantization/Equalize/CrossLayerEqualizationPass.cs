@@ -1,0 +1,143 @@
+using MLNet.Quantization.Onnx;
+using MLNet.Quantization.Pipeline;
+using Onnx;
+
+namespace MLNet.Quantization.Equalize;
+
+/// <summary>
+/// Cross-layer equalization (Nagel et al. 2019, "Data-Free Quantization Through Weight Equalization and Bias
+/// Correction"), data-free, on the float model.
+/// </summary>
+/// <remarks>
+/// For a chain <c>y = Conv₁(x)</c>, <c>z = f(y)</c>, <c>Conv₂(z)</c> with f the identity, Relu or LeakyRelu (positively
+/// homogeneous: f(y/s) = f(y)/s for s &gt; 0), output channel c of Conv₁ (its weights and bias) is divided by
+/// <c>s_c = sqrt(r₁_c / r₂_c)</c> and input channel c of Conv₂ multiplied by it, where r₁_c is the largest |w| of
+/// Conv₁'s output channel c and r₂_c that of Conv₂'s input channel c (over its output channels and kernel). Both then
+/// have range sqrt(r₁_c·r₂_c), and the model computes the same function, up to float rounding. Grouped and depthwise
+/// convolutions are handled through their groups: input channel c of Conv₂ with g groups is column c mod (C/g) of
+/// the output channels of group ⌊c / (C/g)⌋. Chains longer than two are equalized pair by pair, repeatedly, until
+/// no scale moves by more than 0.1% (at most 20 rounds). Only chains whose intermediate tensors have no other readers
+/// and are not graph outputs are rescaled.
+/// </remarks>
+internal sealed class CrossLayerEqualizationPass : IQuantizationPass
+{
+    private const int MaximumRounds = 20;
+
+    public IReadOnlyList<StatisticPoint> StatisticPoints(QuantizationContext context) => Array.Empty<StatisticPoint>();
+
+    public void Apply(QuantizationContext context, StatisticValues statistics) => Equalize(context.Model);
+
+    /// <summary>Equalizes every chain of <paramref name="model"/>; returns how many pairs were found.</summary>
+    internal static int Equalize(OnnxGraph model)
+    {
+        var pairs = Pairs(model).ToList();
+        var weights = new Dictionary<string, float[]>();
+        // Each Conv gets weights and a bias of its own, so that shared initializers are never rescaled for another node.
+        foreach (var conv in pairs.SelectMany(p => new[] { p.First, p.Second }).Distinct())
+            Own(model, conv);
+        for (int round = 0; round < MaximumRounds; round++)
+        {
+            double moved = 0;
+            foreach (var (first, second) in pairs)
+                moved = Math.Max(moved, EqualizePair(model, first, second));
+            if (moved < 1e-3) break;
+        }
+        GraphPreparation.RemoveUnusedInitializers(model);
+        return pairs.Count;
+    }
+
+    private static IEnumerable<(NodeProto First, NodeProto Second)> Pairs(OnnxGraph model)
+    {
+        foreach (var first in model.Graph.Node.Where(n => n.OpType == "Conv").ToList())
+        {
+            if (!IsConstantConv(model, first)) continue;
+            var tensor = first.Output[0];
+            if (!IsPrivate(model, tensor, out var reader)) continue;
+            if (reader.OpType is "Relu" or "LeakyRelu" || (reader.OpType == "Clip" && model.IsZeroClamp(reader) && (reader.Input.Count < 3 || reader.Input[2].Length == 0)))
+            {
+                tensor = reader.Output[0];
+                if (!IsPrivate(model, tensor, out reader)) continue;
+            }
+            if (reader.OpType == "Conv" && reader.Input[0] == tensor && IsConstantConv(model, reader)
+                && model.FindConstant(reader.Input[1])!.Dims[1] * Group(reader) == model.FindConstant(first.Input[1])!.Dims[0])
+                yield return (first, reader);
+        }
+    }
+
+    // Read by one node only, and not a graph output nor read by a subgraph.
+    private static bool IsPrivate(OnnxGraph model, string tensor, out NodeProto reader)
+    {
+        var readers = model.Consumers(tensor);
+        reader = readers.Count == 1 ? readers[0] : null!;
+        return readers.Count == 1 && !model.IsGraphOutput(tensor) && !model.IsReadBySubgraph(tensor);
+    }
+
+    private static bool IsConstantConv(OnnxGraph model, NodeProto conv) =>
+        model.FindInitializer(conv.Input[1]) is { DataType: Tensors.Float, Dims.Count: >= 3 }
+        && (conv.Input.Count < 3 || conv.Input[2].Length == 0 || model.FindInitializer(conv.Input[2]) is { DataType: Tensors.Float });
+
+    private static long Group(NodeProto conv) => conv.Attribute.FirstOrDefault(a => a.Name == "group")?.I ?? 1;
+
+    private static void Own(OnnxGraph model, NodeProto conv)
+    {
+        for (int i = 1; i < Math.Min(conv.Input.Count, 3); i++)
+        {
+            if (conv.Input[i].Length == 0) continue;
+            var original = model.FindInitializer(conv.Input[i])!;
+            var copy = Tensors.FromFloats(model.UniqueName(conv.Input[i] + "_equalized"), Tensors.Dims(original), Tensors.ReadFloats(original));
+            model.AddInitializer(copy);
+            model.SetInput(conv, i, copy.Name);
+        }
+    }
+
+    // One equalization of a pair; returns the largest |s − 1|.
+    private static double EqualizePair(OnnxGraph model, NodeProto first, NodeProto second)
+    {
+        var w1Tensor = model.FindInitializer(first.Input[1])!;
+        var w2Tensor = model.FindInitializer(second.Input[1])!;
+        var w1 = Tensors.ReadFloats(w1Tensor);
+        var w2 = Tensors.ReadFloats(w2Tensor);
+        int channels = (int)w1Tensor.Dims[0];
+        int inner1 = w1.Length / channels;
+        int outputs2 = (int)w2Tensor.Dims[0], perGroup = (int)w2Tensor.Dims[1];
+        int kernel2 = w2.Length / (outputs2 * perGroup);
+        int groups = channels / perGroup, outputsPerGroup = outputs2 / groups;
+        var scales = new double[channels];
+        double moved = 0;
+        for (int c = 0; c < channels; c++)
+        {
+            double r1 = 0, r2 = 0;
+            for (int k = 0; k < inner1; k++) r1 = Math.Max(r1, Math.Abs(w1[c * inner1 + k]));
+            int group = c / perGroup, column = c % perGroup;
+            for (int m = group * outputsPerGroup; m < (group + 1) * outputsPerGroup; m++)
+                for (int k = 0; k < kernel2; k++) r2 = Math.Max(r2, Math.Abs(w2[(m * perGroup + column) * kernel2 + k]));
+            scales[c] = r1 > 0 && r2 > 0 ? Math.Clamp(Math.Sqrt(r1 / r2), 1e-4, 1e4) : 1;
+            moved = Math.Max(moved, Math.Abs(scales[c] - 1));
+        }
+        for (int c = 0; c < channels; c++)
+        {
+            for (int k = 0; k < inner1; k++) w1[c * inner1 + k] = (float)(w1[c * inner1 + k] / scales[c]);
+            int group = c / perGroup, column = c % perGroup;
+            for (int m = group * outputsPerGroup; m < (group + 1) * outputsPerGroup; m++)
+                for (int k = 0; k < kernel2; k++) w2[(m * perGroup + column) * kernel2 + k] = (float)(w2[(m * perGroup + column) * kernel2 + k] * scales[c]);
+        }
+        Replace(model, w1Tensor, w1);
+        Replace(model, w2Tensor, w2);
+        if (first.Input.Count > 2 && first.Input[2].Length > 0)
+        {
+            var biasTensor = model.FindInitializer(first.Input[2])!;
+            var bias = Tensors.ReadFloats(biasTensor);
+            for (int c = 0; c < channels && c < bias.Length; c++) bias[c] = (float)(bias[c] / scales[c]);
+            Replace(model, biasTensor, bias);
+        }
+        return moved;
+    }
+
+    // The tensor is this pass's own copy (see Own): its values are replaced in place.
+    private static void Replace(OnnxGraph model, TensorProto tensor, float[] values)
+    {
+        var replacement = Tensors.FromFloats(tensor.Name, Tensors.Dims(tensor), values);
+        model.RemoveInitializer(tensor);
+        model.AddInitializer(replacement);
+    }
+}

@@ -1,0 +1,76 @@
+using System.Diagnostics;
+using Microsoft.ML;
+using MLNet.Quantization.Annotate;
+using MLNet.Quantization.Calibration;
+using MLNet.Quantization.Onnx;
+
+namespace MLNet.Quantization.Pipeline;
+
+/// <summary>
+/// What the passes of one <c>Fit</c> share: the indexed float graph, the plan, the statistics and the parameters, and
+/// what realization made of them. Each pass reads what earlier passes left and sets its own part; reading a part
+/// that no earlier pass set is a bug in the list of passes, reported as such.
+/// </summary>
+internal sealed class QuantizationContext
+{
+    private QuantizationPlan? _plan;
+    private CalibrationStatistics? _statistics;
+    private QuantizationParameters? _parameters;
+    private OnnxGraph? _realized;
+
+    public QuantizationContext(QuantizationSettings settings, IDataView data, OnnxGraph model, Exclusions exclusions,
+        string fingerprint, IReadOnlyDictionary<string, string> inputShapes)
+    {
+        Settings = settings;
+        Data = data;
+        Model = model;
+        Exclusions = exclusions;
+        Fingerprint = fingerprint;
+        InputShapes = inputShapes;
+    }
+
+    public QuantizationSettings Settings { get; }
+
+    /// <summary>The rows of <c>Fit</c>.</summary>
+    public IDataView Data { get; }
+
+    /// <summary>
+    /// The float model: prepared (BatchNormalization folded, opset 13), then rewritten by the passes that keep its
+    /// function (cross-layer equalization, SmoothQuant). Every measurement compares against it.
+    /// </summary>
+    public OnnxGraph Model { get; }
+
+    /// <summary>The nodes and op types the user keeps in float.</summary>
+    public Exclusions Exclusions { get; }
+
+    /// <summary>The model file's fingerprint and the inputs' types and shapes, as statistics record them.</summary>
+    public string Fingerprint { get; }
+
+    public IReadOnlyDictionary<string, string> InputShapes { get; }
+
+    public QuantizationPlan Plan { get => Require(_plan, "plan"); set => _plan = value; }
+
+    public CalibrationStatistics Statistics { get => Require(_statistics, "statistics"); set => _statistics = value; }
+
+    public QuantizationParameters Parameters { get => Require(_parameters, "parameters"); set => _parameters = value; }
+
+    /// <summary>The quantized model in the mode of the settings.</summary>
+    public OnnxGraph Realized { get => Require(_realized, "realized model"); set => _realized = value; }
+
+    /// <summary>Each quantized tensor's dequantized name in <see cref="Realized"/>.</summary>
+    public IReadOnlyDictionary<string, string> Dequantized { get; set; } = new Dictionary<string, string>();
+
+    /// <summary>The nodes the fallback kept in float.</summary>
+    public IReadOnlyList<string> FloatNodes { get; set; } = Array.Empty<string>();
+
+    /// <summary>The realized-vs-simulated agreement (int8 only).</summary>
+    public RealizationAgreement? Agreement { get; set; }
+
+    /// <summary>Seconds each pass took, statistics included, in order (for the benchmarks).</summary>
+    public List<(string Pass, double Seconds)> Timings { get; } = new();
+
+    internal Stopwatch Clock { get; } = new();
+
+    private static T Require<T>(T? value, string what) where T : class =>
+        value ?? throw new InvalidOperationException($"No pass has made the {what} yet: the list of passes is out of order.");
+}

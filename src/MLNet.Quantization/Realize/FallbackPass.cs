@@ -1,0 +1,65 @@
+using MLNet.Quantization.Annotate;
+using MLNet.Quantization.Calibration;
+using MLNet.Quantization.Onnx;
+using MLNet.Quantization.Pipeline;
+
+namespace MLNet.Quantization.Realize;
+
+/// <summary>
+/// With <c>MinimumOutputCosine</c>: while the realized model's mean output cosine to the float model (run as ML.NET
+/// runs it, QDQ pairs fused), on the held-back rows, stays below the target, the layer (the quantized nodes around a
+/// tensor) that adds the most noise of its own is kept in float, one at a time. Label-free: it needs only the
+/// calibration rows.
+/// </summary>
+/// <remarks>
+/// It works on the plan, not on the model: the layers are ranked once, from the full model's per-tensor noise, and
+/// the float model's outputs on the held-back rows are computed once. Each round then drops a layer from the plan
+/// (annotation is data-free), keeps the calibrated parameters of what remains, realizes again and runs only the
+/// realized model. Nothing is calibrated twice.
+/// </remarks>
+internal sealed class FallbackPass : IQuantizationPass
+{
+    public IReadOnlyList<StatisticPoint> StatisticPoints(QuantizationContext context) => Array.Empty<StatisticPoint>();
+
+    public void Apply(QuantizationContext context, StatisticValues statistics)
+    {
+        var settings = context.Settings;
+        double target = settings.Rows.MinimumOutputCosine ?? throw new InvalidOperationException("The fallback needs MinimumOutputCosine.");
+        var model = context.Model;
+        var reference = new List<float[]?[]>();
+        var measured = ErrorMeasurement.Measure(model, context.Realized, context.Dequantized, context.Realized, context.Data, settings, reference);
+        if (measured.Rows == 0)
+            throw new InvalidOperationException(
+                "MinimumOutputCosine measures on held-back rows (every fifth row), and the data holds none: give at least 5 rows.");
+        var ranking = measured.AddedNoise(model).OrderByDescending(kv => kv.Value).ThenBy(kv => kv.Key, StringComparer.Ordinal)
+            .Select(kv => Layer(model, kv.Key)).ToList();
+        var known = context.Statistics.ByTensor();
+        var floatNodes = new List<string>();
+        double cosine = measured.OutputCosine;
+        foreach (var layer in ranking)
+        {
+            if (cosine >= target) break;
+            var added = layer.Where(n => !floatNodes.Contains(n)).ToList();
+            if (added.Count == 0) continue;
+            floatNodes.AddRange(added);
+            var plan = Annotator.Annotate(model, context.Exclusions.With(floatNodes));
+            plan.KeepCalibrated(known);
+            var parameters = context.Parameters.Restrict(plan);
+            var dequantized = new Dictionary<string, string>();
+            var realized = QdqWriter.Realize(model, plan, parameters, settings.Realization.Mode, dequantized);
+            cosine = ErrorMeasurement.DeployedCosine(model, realized, reference, context.Data, settings);
+            (context.Plan, context.Parameters, context.Realized, context.Dequantized) = (plan, parameters, realized, dequantized);
+        }
+        context.FloatNodes = floatNodes;
+    }
+
+    // The quantized nodes around a tensor (its producer and its readers, seen through a Relu): keeping the tensor's
+    // layer in float means keeping all of them, or one of them would quantize the tensor again.
+    private static List<string> Layer(OnnxGraph model, string tensor)
+    {
+        var nodes = new List<global::Onnx.NodeProto>();
+        if (model.ProducerThroughClamp(tensor, out _) is { } producer) nodes.Add(producer);
+        nodes.AddRange(model.ConsumersThroughClamp(tensor));
+        return nodes.Where(n => OpRegistry.Find(n.OpType) is not null).Select(n => n.Name).Distinct().ToList();
+    }
+}
