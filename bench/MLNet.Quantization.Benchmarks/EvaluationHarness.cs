@@ -17,7 +17,8 @@ internal static class EvaluationHarness
     // The configurations of issues 5 and 6 were measured with full 8-bit weights, before issue 9 made pair-bounded
     // weights the default; they keep them, so that their rows stay comparable.
     private sealed record Configuration(string Name, CalibrationMethod Activations, WeightScaleMethod Weights, bool PerChannel,
-        bool Asymmetric = false, double? MinimumOutputCosine = null, WeightRange Range = WeightRange.Full);
+        bool Asymmetric = false, double? MinimumOutputCosine = null, WeightRange Range = WeightRange.Full,
+        BiasCorrection Bias = BiasCorrection.None, bool Cle = false);
 
     private static readonly Configuration[] Configurations =
     {
@@ -40,6 +41,29 @@ internal static class EvaluationHarness
             Range: WeightRange.PairBounded),
         new("issue 11: mean of per-sample min/max, asymmetric, per channel, pair-bounded weights", CalibrationMethod.MeanMinMax, WeightScaleMethod.Max, true,
             Asymmetric: true, Range: WeightRange.PairBounded),
+        // Issue 11's algorithms, on and off, in one run: the defaults first, then each algorithm and their combinations.
+        new("issue 11: defaults (max, asymmetric, per channel, pair-bounded)", CalibrationMethod.Max, WeightScaleMethod.Max, true,
+            Asymmetric: true, Range: WeightRange.PairBounded),
+        new("issue 11: defaults + fast bias correction", CalibrationMethod.Max, WeightScaleMethod.Max, true,
+            Asymmetric: true, Range: WeightRange.PairBounded, Bias: BiasCorrection.Fast),
+        new("issue 11: defaults + full bias correction", CalibrationMethod.Max, WeightScaleMethod.Max, true,
+            Asymmetric: true, Range: WeightRange.PairBounded, Bias: BiasCorrection.Full),
+        new("issue 11: defaults + cross-layer equalization", CalibrationMethod.Max, WeightScaleMethod.Max, true,
+            Asymmetric: true, Range: WeightRange.PairBounded, Cle: true),
+        new("issue 11: defaults + CLE + fast bias correction", CalibrationMethod.Max, WeightScaleMethod.Max, true,
+            Asymmetric: true, Range: WeightRange.PairBounded, Bias: BiasCorrection.Fast, Cle: true),
+        new("issue 11: mean min/max + fast bias correction", CalibrationMethod.MeanMinMax, WeightScaleMethod.Max, true,
+            Asymmetric: true, Range: WeightRange.PairBounded, Bias: BiasCorrection.Fast),
+        new("issue 11: per-tensor weights", CalibrationMethod.Max, WeightScaleMethod.Max, false,
+            Asymmetric: true, Range: WeightRange.PairBounded),
+        new("issue 11: per-tensor weights + CLE", CalibrationMethod.Max, WeightScaleMethod.Max, false,
+            Asymmetric: true, Range: WeightRange.PairBounded, Cle: true),
+        new("issue 11: per-tensor weights + CLE + fast bias correction", CalibrationMethod.Max, WeightScaleMethod.Max, false,
+            Asymmetric: true, Range: WeightRange.PairBounded, Bias: BiasCorrection.Fast, Cle: true),
+        new("issue 11: defaults, fallback to 0.998 output cosine", CalibrationMethod.Max, WeightScaleMethod.Max, true,
+            Asymmetric: true, MinimumOutputCosine: 0.998, Range: WeightRange.PairBounded),
+        new("issue 11: per-tensor weights + CLE + full bias correction", CalibrationMethod.Max, WeightScaleMethod.Max, false,
+            Asymmetric: true, Range: WeightRange.PairBounded, Bias: BiasCorrection.Full, Cle: true),
     };
 
     public static void Run(string[] args)
@@ -121,11 +145,13 @@ internal static class EvaluationHarness
                 ModelFile = ResNet18Model.ResNet18, Mode = mode, ActivationCalibration = configuration.Activations,
                 WeightScale = configuration.Weights, PerChannelWeights = configuration.PerChannel,
                 AsymmetricActivations = configuration.Asymmetric, MinimumOutputCosine = configuration.MinimumOutputCosine,
-                WeightRange = configuration.Range,
+                WeightRange = configuration.Range, BiasCorrection = configuration.Bias, CrossLayerEqualization = configuration.Cle,
             };
             var clock = Stopwatch.StartNew();
             using var int8 = ml.Transforms.QuantizeCalibrated(Options(QuantizationMode.Int8)).Fit(calibration);
             double calibrationSeconds = clock.Elapsed.TotalSeconds;
+            Console.Error.WriteLine($"{configuration.Name}: Fit {calibrationSeconds:F1} s = " +
+                string.Join(" + ", int8.FitTimings.Select(t => $"{t.Pass} {t.Seconds:F1}")));
             using var simulated = ml.Transforms.QuantizeCalibrated(Options(QuantizationMode.Simulated)).Fit(calibration);
             var features = Features(int8, test);
             var predictions = Predict(features);
@@ -149,7 +175,8 @@ internal static class EvaluationHarness
             }
             bool isDefault = configuration.Activations == defaults.ActivationCalibration && configuration.Weights == defaults.WeightScale
                 && configuration.PerChannel == defaults.PerChannelWeights && configuration.Asymmetric == defaults.AsymmetricActivations
-                && configuration.MinimumOutputCosine is null && configuration.Range == defaults.WeightRange;
+                && configuration.MinimumOutputCosine is null && configuration.Range == defaults.WeightRange
+                && configuration.Bias == defaults.BiasCorrection && configuration.Cle == defaults.CrossLayerEqualization;
             results.Add((isDefault ? configuration.Name + " [default]" : configuration.Name, accuracy, fp32Ms / ms1));
         }
         Chart(chart, floatAccuracy, results);

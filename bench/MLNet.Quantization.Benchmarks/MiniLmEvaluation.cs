@@ -12,7 +12,8 @@ namespace MLNet.Quantization.Benchmarks;
 internal static class MiniLmEvaluation
 {
     // The configurations of issue 5 were measured with full 8-bit weights, before issue 9; they keep them.
-    private sealed record Configuration(string Name, CalibrationMethod Activations, bool Asymmetric, bool PerChannel, WeightRange Range = WeightRange.Full);
+    private sealed record Configuration(string Name, CalibrationMethod Activations, bool Asymmetric, bool PerChannel, WeightRange Range = WeightRange.Full,
+        BiasCorrection Bias = BiasCorrection.None, double? Alpha = null);
 
     private static readonly Configuration[] Configurations =
     {
@@ -24,6 +25,14 @@ internal static class MiniLmEvaluation
         new("KL, asymmetric, per channel", CalibrationMethod.KlDivergence, true, true),
         new("issue 9: max, asymmetric, per channel, pair-bounded weights (default)", CalibrationMethod.Max, true, true, WeightRange.PairBounded),
         new("issue 11: mean of per-sample min/max, asymmetric, per channel, pair-bounded weights", CalibrationMethod.MeanMinMax, true, true, WeightRange.PairBounded),
+        // Issue 11's algorithms, on and off, in one run.
+        new("issue 11: defaults (max, asymmetric, per channel, pair-bounded)", CalibrationMethod.Max, true, true, WeightRange.PairBounded),
+        new("issue 11: defaults + fast bias correction", CalibrationMethod.Max, true, true, WeightRange.PairBounded, BiasCorrection.Fast),
+        new("issue 11: defaults + full bias correction", CalibrationMethod.Max, true, true, WeightRange.PairBounded, BiasCorrection.Full),
+        new("issue 11: defaults + SmoothQuant 0.5", CalibrationMethod.Max, true, true, WeightRange.PairBounded, Alpha: 0.5),
+        new("issue 11: defaults + SmoothQuant 0.95 (NNCF's alpha)", CalibrationMethod.Max, true, true, WeightRange.PairBounded, Alpha: 0.95),
+        new("issue 11: defaults + SmoothQuant 0.5 + fast bias correction", CalibrationMethod.Max, true, true, WeightRange.PairBounded, BiasCorrection.Fast, 0.5),
+        new("issue 11: mean min/max + SmoothQuant 0.5", CalibrationMethod.MeanMinMax, true, true, WeightRange.PairBounded, Alpha: 0.5),
     };
 
     public static void Run(string[] args)
@@ -78,8 +87,10 @@ internal static class MiniLmEvaluation
             {
                 ModelFile = MiniLm.ModelFile, OutputColumnNames = new[] { MiniLm.Output }, ActivationCalibration = c.Activations,
                 AsymmetricActivations = c.Asymmetric, PerChannelWeights = c.PerChannel, WeightRange = c.Range,
+                BiasCorrection = c.Bias, SmoothQuantAlpha = c.Alpha,
             }).Fit(calibration);
             double seconds = clock.Elapsed.TotalSeconds;
+            Console.Error.WriteLine($"{c.Name}: Fit {seconds:F1} s = " + string.Join(" + ", int8.FitTimings.Select(t => $"{t.Pass} {t.Seconds:F1}")));
             var embeddings = Embed(int8, test);
             var predictions = Predict(embeddings);
             double accuracy = Accuracy(predictions);

@@ -13,4 +13,11 @@ public enum BiasCorrection
     /// the rows; layers see float inputs, so errors upstream are not compensated.
     /// </summary>
     Fast = 1,
+
+    /// <summary>
+    /// Layer by layer, with the quantized layers before each one in place: the model is simulated in waves by depth
+    /// (one stream over the first 128 calibration rows per wave), and each layer's bias absorbs the mean error that
+    /// reaches it from upstream too. About as many streams as the network is deep in quantized layers.
+    /// </summary>
+    Full = 2,
 }

@@ -15,14 +15,14 @@ namespace MLNet.Quantization;
 /// ### Estimator Characteristics
 /// |  |  |
 /// | -- | -- |
-/// | Does this estimator need to look at the data to train its parameters? | Yes: every calibration row is read twice (ranges, then histograms), or not at all from saved statistics |
+/// | Does this estimator need to look at the data to train its parameters? | Yes: every calibration row is read twice (ranges, then histograms), or not at all from saved statistics; once more for SmoothQuant and once for bias correction when they are on |
 /// | Input column data type | Known-sized vectors of the model inputs' element types (the same as `ApplyOnnxModel`) |
 /// | Output column data type | The model outputs' types, as `ApplyOnnxModel` gives them |
 /// | Exportable to ONNX | No (no `ConvertToOnnx` support); the quantized model itself is an ONNX file: <xref:MLNet.Quantization.QuantizingTransformer.ExportOnnx(System.String)> writes it |
 ///
-/// `Fit` follows TVM's quantization flow: prepare the graph (fold BatchNormalization, raise the opset to 13),
-/// annotate the tensors to quantize per op, collect per-tensor statistics by streaming the rows through the float model,
-/// calibrate thresholds (max by default; KL divergence, percentile and power-of-two KL on request), and realize the model as QuantizeLinear/DequantizeLinear pairs that
+/// `Fit` follows TVM's quantization flow, as a list of passes (see `QuantizationPipeline`): prepare the graph (fold
+/// BatchNormalization, raise the opset to 13), optionally equalize it (cross-layer equalization, SmoothQuant), annotate the tensors to quantize per op, collect per-tensor statistics by streaming the rows through the float model,
+/// calibrate thresholds (max by default; KL divergence, percentile, power-of-two KL and mean of per-row min/max on request), optionally correct the biases, and realize the model as QuantizeLinear/DequantizeLinear pairs that
 /// ONNX Runtime fuses into int8 kernels, or as simulated float fake-quantization; with `MinimumOutputCosine`, fall back
 /// to float for the layers that cost the most accuracy. Memory stays bounded whatever the number of rows.
 /// ]]></format>

@@ -71,17 +71,9 @@ internal static class Annotator
             return producer is not null && byNode.TryGetValue(producer, out var m) && kept.Contains(m) && m.Outputs.Contains(computed);
         }
 
-        bool ReadByKept(string tensor)
-        {
-            foreach (var reader in graph.Consumers(tensor))
-            {
-                // A reader through a zero clamp reads the clamp's output.
-                var (read, nodes) = graph.IsZeroClamp(reader) ? (reader.Output[0], graph.Consumers(reader.Output[0])) : (tensor, new[] { reader });
-                if (nodes.Any(c => byNode.TryGetValue(c, out var r) && kept.Contains(r) && r.Inputs.Contains(read)))
-                    return true;
-            }
-            return false;
-        }
+        // A reader through a zero clamp reads the clamp's output.
+        bool ReadByKept(string tensor) => graph.ReadsThroughClamp(tensor)
+            .Any(x => byNode.TryGetValue(x.Reader, out var r) && kept.Contains(r) && r.Inputs.Contains(x.Reads));
     }
 
     // A marked tensor read only by a Relu (or a Clip from 0) is quantized after it instead, and the clamp is dropped at

@@ -10,11 +10,11 @@ internal static class RowReader
     public delegate void RowVisitor(long row, string[] inputNames, OrtValue[] inputs, IReadOnlyList<InputFeed> feeds);
 
     /// <summary>
-    /// Visits the rows that <paramref name="include"/> accepts, up to <c>MaximumCalibrationRows</c> rows read; returns
-    /// how many were visited.
+    /// Visits the rows that <paramref name="include"/> accepts, up to <c>MaximumCalibrationRows</c> rows read and
+    /// <paramref name="maximumVisited"/> visited; returns how many were visited.
     /// </summary>
     public static long ForEach(InferenceSession session, IDataView data, QuantizationSettings settings, int pass,
-        Func<long, bool> include, RowVisitor visit)
+        Func<long, bool> include, RowVisitor visit, long maximumVisited = long.MaxValue)
     {
         var inputNames = session.InputMetadata.Keys.ToArray();
         var columns = inputNames.Select(name => data.Schema.GetColumnOrNull(name) ?? throw new ArgumentException(
@@ -27,7 +27,7 @@ internal static class RowReader
         long limit = settings.Rows.MaximumCalibrationRows ?? long.MaxValue;
         var values = new OrtValue[feeds.Length];
         var clock = Stopwatch.StartNew();
-        while (row < limit && cursor.MoveNext())
+        while (row < limit && visited < maximumVisited && cursor.MoveNext())
         {
             if (include(row))
             {

@@ -164,9 +164,15 @@ internal sealed class OnnxGraph
         return producer;
     }
 
+    /// <summary>
+    /// The readers of <paramref name="tensor"/>, with a zero clamp among them replaced by its own readers, each with the
+    /// tensor it reads (the clamp's output, for those behind one).
+    /// </summary>
+    public IEnumerable<(NodeProto Reader, string Reads)> ReadsThroughClamp(string tensor) =>
+        Consumers(tensor).SelectMany(r => IsZeroClamp(r) ? Consumers(r.Output[0]).Select(c => (c, r.Output[0])) : new[] { (r, tensor) });
+
     /// <summary>The readers of <paramref name="tensor"/>, with a zero clamp among them replaced by its own readers.</summary>
-    public IReadOnlyList<NodeProto> ConsumersThroughClamp(string tensor) =>
-        Consumers(tensor).SelectMany(r => IsZeroClamp(r) ? Consumers(r.Output[0]) : new[] { r }).ToList();
+    public IReadOnlyList<NodeProto> ConsumersThroughClamp(string tensor) => ReadsThroughClamp(tensor).Select(r => r.Reader).ToList();
 
     /// <summary>Whether a subgraph (the body of an If, Loop or Scan) reads <paramref name="tensor"/> from the outer scope.</summary>
     public bool IsReadBySubgraph(string tensor) => Index.SubgraphReads.Contains(tensor);

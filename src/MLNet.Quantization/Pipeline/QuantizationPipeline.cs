@@ -25,21 +25,28 @@ internal static class QuantizationPipeline
         Step(settings.Equalization.CrossLayer ? new CrossLayerEqualizationPass() : null),
         Step(settings.Equalization.SmoothQuantAlpha is { } alpha ? new SmoothQuantPass(alpha) : null),
         Step(new AnnotatePass(), new ActivationStatisticsPass(), new CalibratePass()),
-        Step(settings.Weights.BiasCorrection == BiasCorrection.Fast ? new FastBiasCorrectionPass() : null),
+        Step(settings.Weights.BiasCorrection switch
+        {
+            BiasCorrection.Fast => new FastBiasCorrectionPass(),
+            BiasCorrection.Full => new FullBiasCorrectionPass(),
+            _ => null,
+        }),
         Step(new RealizePass(),
             settings.Rows.MinimumOutputCosine is not null ? new FallbackPass() : null,
             settings.Realization.Mode == QuantizationMode.Int8 ? new AgreementPass() : null),
     }.Where(s => s.Count > 0).ToList();
 
+    /// <summary>The progress pass number of the algorithms' statistics (1–3: activation statistics and measurements).</summary>
+    private const int AlgorithmStatisticsPass = 4;
+
     /// <summary>Runs every step on <paramref name="context"/>.</summary>
     public static void Run(QuantizationContext context, IReadOnlyList<IReadOnlyList<IQuantizationPass>> steps)
     {
-        int stream = 4; // progress pass numbers 1–3 belong to the activation statistics and the measurements
         foreach (var step in steps)
         {
             var clock = Stopwatch.StartNew();
             var points = step.SelectMany(p => p.StatisticPoints(context)).ToList();
-            var statistics = StatisticPointCollector.Collect(context, points, points.Count > 0 ? stream++ : 0);
+            var statistics = StatisticPointCollector.Collect(context, points, AlgorithmStatisticsPass);
             if (points.Count > 0) context.Timings.Add(($"statistics for {string.Join(", ", step.Select(Name))}", clock.Elapsed.TotalSeconds));
             foreach (var pass in step)
             {

@@ -1,6 +1,7 @@
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 using MLNet.Quantization.Calibration;
+using MLNet.Quantization.Onnx;
 using MLNet.Quantization.Realize;
 
 namespace MLNet.Quantization.Pipeline;
@@ -11,15 +12,20 @@ namespace MLNet.Quantization.Pipeline;
 /// </summary>
 internal static class StatisticPointCollector
 {
-    public static StatisticValues Collect(QuantizationContext context, IReadOnlyList<StatisticPoint> points, int pass)
+    /// <summary>
+    /// Collects <paramref name="points"/> on the calibration rows (the first <paramref name="maximumRows"/>) of
+    /// <paramref name="graph"/>, the float model unless given.
+    /// </summary>
+    public static StatisticValues Collect(QuantizationContext context, IReadOnlyList<StatisticPoint> points, int pass,
+        OnnxGraph? graph = null, long maximumRows = long.MaxValue)
     {
         if (points.Count == 0) return StatisticValues.None;
-        var model = context.Model.Clone();
+        var model = (graph ?? context.Model).Clone();
         var tensorOf = points.Distinct().ToDictionary(p => p, p => p.Probe is { } probe ? probe(model) : p.Tensor);
         var inputs = model.RealInputs().Select(i => i.Name).ToHashSet();
         var keys = tensorOf.Values.Zip(tensorOf.Keys, (t, p) => (Tensor: t, p.Axis)).Distinct().ToList();
         var outputs = keys.Select(k => k.Tensor).Where(t => !inputs.Contains(t)).Distinct().ToArray();
-        using var session = Sessions.Create(model, outputs, "the float model with the statistic points");
+        using var session = Sessions.Create(model, outputs, graph is null ? "the float model with the statistic points" : "the quantized model with the statistic points");
         var sums = new Dictionary<(string, int), double[]>();
         var maxima = new Dictionary<(string, int), float[]>();
         var counts = new Dictionary<(string, int), long>();
@@ -68,7 +74,7 @@ internal static class StatisticPointCollector
                     throw new InvalidOperationException($"Statistic point '{outputs[k]}' is a {info.ElementDataType} tensor, not float.");
                 Reduce(outputs[k], results[k].GetTensorDataAsSpan<float>(), info.Shape);
             }
-        });
+        }, maximumRows);
         var values = keys.Where(sums.ContainsKey).ToDictionary(k => k,
             k => new ChannelStatistics(sums[k].Select(s => s / Math.Max(1, counts[k])).ToArray(), maxima[k], rows));
         return new StatisticValues(points.Distinct().Where(p => values.ContainsKey((tensorOf[p], p.Axis)))

@@ -1,0 +1,76 @@
+using System.Diagnostics;
+using Microsoft.ML;
+using Microsoft.ML.Transforms.Onnx;
+using MLNet.Quantization.Samples;
+
+namespace MLNet.Quantization.Benchmarks;
+
+// Issue 11: how long Fit takes against one fp32 scoring pass of ML.NET over the same rows, per configuration, with
+// each pass's share; and how long the fallback takes. Both at ONNX Runtime's default thread count, as Fit runs.
+// Usage: dotnet run -c Release --project bench/MLNet.Quantization.Benchmarks -- fit-time [resnetRows] [miniLmRows] [only configurations containing this]
+internal static class FitTimeHarness
+{
+    private static readonly (string Name, Action<QuantizingEstimator.Options> Set)[] Configurations =
+    {
+        ("defaults", _ => { }),
+        ("+ fast bias correction", o => o.BiasCorrection = BiasCorrection.Fast),
+        ("+ full bias correction", o => o.BiasCorrection = BiasCorrection.Full),
+        ("+ cross-layer equalization", o => o.CrossLayerEqualization = true),
+        ("+ SmoothQuant 0.5", o => o.SmoothQuantAlpha = 0.5),
+        ("KL divergence", o => o.ActivationCalibration = CalibrationMethod.KlDivergence),
+        ("fallback to 0.998 output cosine", o => o.MinimumOutputCosine = 0.998),
+    };
+
+    public static void Run(string[] args)
+    {
+        int resnetRows = args.Length > 0 ? int.Parse(args[0]) : 500;
+        int miniLmRows = args.Length > 1 ? int.Parse(args[1]) : 200;
+        string only = args.Length > 2 ? args[2] : "";
+        var ml = new MLContext(seed: 1);
+        var root = FashionMnist.DataDirectory(AppContext.BaseDirectory);
+        var full = Path.Combine(root, "full");
+        var (images, labels) = File.Exists(Path.Combine(full, "train-images-idx3-ubyte.gz"))
+            ? FashionMnist.Read(full, "train", 0, resnetRows) : FashionMnist.Read(root, "train-subset", 0, Math.Min(resnetRows, 1000));
+        var raw = FashionMnist.ToDataView(ml, images, labels);
+        var preprocess = ml.Transforms.ApplyOnnxModel(new[] { ResNet18Model.Input }, new[] { "OriginalInput" }, ResNet18Model.Preprocess).Fit(raw);
+        var resnetData = ml.Data.Cache(preprocess.Transform(raw), ResNet18Model.Input);
+        resnetData.GetColumn<float[]>(ResNet18Model.Input).Count();
+
+        var (texts, _) = WordNetGlosses.Read(AppContext.BaseDirectory);
+        var text = ml.Data.LoadFromEnumerable(texts.Take(miniLmRows).Select(t => new MiniLm.TextRow { Text = t }));
+        var tokens = MiniLm.Tokenize(ml).Fit(text).Transform(text);
+        var miniLmData = ml.Data.LoadFromEnumerable(ml.Data.CreateEnumerable<MiniLm.Tokens>(tokens, reuseRowObject: false).ToArray());
+
+        Console.WriteLine($"Fit time against one fp32 scoring pass over the same rows, CPU {Realize.CpuFeatures.Describe()}, {Environment.ProcessorCount} cores, ONNX Runtime's default threads");
+        Console.WriteLine();
+        Console.WriteLine("| model | rows | configuration | fp32 pass | Fit | Fit / fp32 pass | passes (s) |");
+        Console.WriteLine("|---|---|---|---|---|---|---|");
+        Measure(ml, "ResNet18", ResNet18Model.ResNet18, new[] { ResNet18Model.Input }, new[] { ResNet18Model.Output }, resnetData, resnetRows, only);
+        Measure(ml, "all-MiniLM-L6-v2", MiniLm.ModelFile, new[] { "input_ids", "attention_mask", "token_type_ids" }, new[] { MiniLm.Output },
+            miniLmData, miniLmRows, only);
+    }
+
+    private static void Measure(MLContext ml, string name, string model, string[] inputs, string[] outputs, IDataView rows, int count, string only)
+    {
+        var fp32 = ml.Transforms.ApplyOnnxModel(new OnnxOptions { ModelFile = model, InputColumns = inputs, OutputColumns = outputs }).Fit(rows);
+        double FloatPass()
+        {
+            var clock = Stopwatch.StartNew();
+            fp32.Transform(rows).GetColumn<float[]>(outputs[0]).Count();
+            return clock.Elapsed.TotalSeconds;
+        }
+        FloatPass(); // warm-up
+        foreach (var (configuration, set) in Configurations.Where(c => c.Name.Contains(only, StringComparison.Ordinal)))
+        {
+            double floatSeconds = FloatPass();
+            var options = new QuantizingEstimator.Options { ModelFile = model, InputColumnNames = inputs, OutputColumnNames = outputs };
+            set(options);
+            var clock = Stopwatch.StartNew();
+            using var fitted = ml.Transforms.QuantizeCalibrated(options).Fit(rows);
+            double fitSeconds = clock.Elapsed.TotalSeconds;
+            string passes = string.Join(", ", fitted.FitTimings.Select(t => $"{t.Pass} {t.Seconds:F1}"));
+            string dropped = options.MinimumOutputCosine is null ? "" : $"; {fitted.Report.FloatNodes.Count} nodes kept float, output cosine {fitted.Report.OutputCosine:F4}";
+            Console.WriteLine($"| {name} | {count} | {configuration} | {floatSeconds:F1} s | {fitSeconds:F1} s | {fitSeconds / floatSeconds:F2}x | {passes}{dropped} |");
+        }
+    }
+}

@@ -1,0 +1,67 @@
+using MLNet.Quantization.Onnx;
+using MLNet.Quantization.Pipeline;
+using MLNet.Quantization.Realize;
+
+namespace MLNet.Quantization.Calibration;
+
+/// <summary>
+/// Bias correction layer by layer, with the quantized layers before each one in place (NNCF's <c>BiasCorrection</c>,
+/// the DFQ paper's empirical correction).
+/// </summary>
+/// <remarks>
+/// The float means <c>E_c[y]</c> of every layer of <see cref="BiasCorrectionLayers"/> come from the pipeline's stream.
+/// Then the layers go in waves by depth (a layer's depth is one more than the deepest corrected layer upstream of it):
+/// each wave realizes the model in simulated form with every bias corrected so far, streams the first
+/// <see cref="Rows"/> calibration rows through it, and moves each of its layers' biases by <c>E_c[y] − E_c[ŷ]</c>,
+/// ŷ being the layer's output with all of its quantized predecessors, corrected, in place. So the correction also
+/// cancels the mean error that reaches a layer from upstream. It costs one stream per wave (about the depth of the
+/// network in quantized layers) instead of fast correction's one.
+/// </remarks>
+internal sealed class FullBiasCorrectionPass : IQuantizationPass
+{
+    /// <summary>The calibration rows each wave reads (NNCF's subset size is 100).</summary>
+    public const int Rows = 128;
+
+    private List<BiasCorrectionLayers.Layer> _layers = new();
+
+    public IReadOnlyList<StatisticPoint> StatisticPoints(QuantizationContext context)
+    {
+        _layers = BiasCorrectionLayers.Find(context);
+        return _layers.Select(l => l.FloatOutput).ToList();
+    }
+
+    public void Apply(QuantizationContext context, StatisticValues statistics)
+    {
+        var model = context.Model;
+        var depth = Depths(model, _layers);
+        var shifts = new Dictionary<BiasCorrectionLayers.Layer, double[]>();
+        foreach (var wave in _layers.GroupBy(l => depth[l.Node.Name]).OrderBy(g => g.Key))
+        {
+            var parameters = BiasCorrectionLayers.Correct(model, context.Parameters, shifts);
+            var simulated = QdqWriter.Realize(model, context.Plan, parameters, QuantizationMode.Simulated);
+            // In the simulated model each layer still writes its own output (a dropped Relu's name, when one was
+            // folded), before any fake quantization of it.
+            var points = wave.ToDictionary(l => l, l => new StatisticPoint(simulated.FindNode(l.Node.Name)!.Output[0], l.Axis));
+            var measured = StatisticPointCollector.Collect(context, points.Values.ToList(), 4, simulated, Rows);
+            foreach (var (layer, point) in points)
+                shifts[layer] = BiasCorrectionLayers.Shift(statistics[layer.FloatOutput].Mean, measured[point].Mean);
+        }
+        context.Parameters = BiasCorrectionLayers.Correct(model, context.Parameters, shifts);
+    }
+
+    // 1 + the largest depth among the corrected layers upstream (0 when there is none), in topological order.
+    private static Dictionary<string, int> Depths(OnnxGraph model, IReadOnlyList<BiasCorrectionLayers.Layer> layers)
+    {
+        var isLayer = layers.Select(l => l.Node.Name).ToHashSet();
+        var tensorDepth = new Dictionary<string, int>(StringComparer.Ordinal);
+        var result = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var node in model.Graph.Node)
+        {
+            int upstream = node.Input.Concat(OnnxGraph.ImplicitInputs(node)).Select(t => tensorDepth.GetValueOrDefault(t)).DefaultIfEmpty(0).Max();
+            int own = isLayer.Contains(node.Name) ? upstream + 1 : upstream;
+            if (isLayer.Contains(node.Name)) result[node.Name] = own;
+            foreach (var output in node.Output) tensorDepth[output] = own;
+        }
+        return result;
+    }
+}

@@ -1,0 +1,113 @@
+using Microsoft.ML;
+using Microsoft.VisualStudio.TestTools.UnitTesting;
+
+namespace MLNet.Quantization.Tests.Calibrate;
+
+[TestClass]
+public sealed class BiasCorrectionTests
+{
+    // Output channel 0 has weights of ±0.05; channel 1 a constant 0.0003, which per-tensor int8 weights round to zero:
+    // the quantized layer loses channel 1's mean (0.0003 × Σx over 64 positive inputs).
+    private static float[] Weights(bool conv)
+    {
+        var random = new Random(3);
+        var w = new float[2 * 64];
+        for (int i = 0; i < 64; i++)
+        {
+            float big = 0.05f * (float)(random.NextDouble() * 2 - 1), small = 0.0003f;
+            if (conv) { w[i] = big; w[64 + i] = small; } // [2, 64, 1, 1]: channel-major
+            else { w[i * 2] = big; w[i * 2 + 1] = small; } // [64, 2]: columns are channels
+        }
+        return w;
+    }
+
+    private static string Conv(TempDirectory directory) => new TinyModel()
+        .Input("X", 1, 64, 1, 1).Output("Y", 1, 2, 1, 1)
+        .Constant("W", new long[] { 2, 64, 1, 1 }, Weights(conv: true)).Constant("B", new long[] { 2 }, new[] { 0f, 0f })
+        .Node("Conv", new[] { "X", "W", "B" }, new[] { "Y" })
+        .Save(directory.Path, "conv.onnx");
+
+    private static string MatMulAdd(TempDirectory directory) => new TinyModel()
+        .Input("X", 1, 64).Output("Y", 1, 2)
+        .Constant("W", new long[] { 64, 2 }, Weights(conv: false)).Constant("B", new long[] { 2 }, new[] { 0f, 0f })
+        .Node("MatMul", new[] { "X", "W" }, new[] { "M" })
+        .Node("Add", new[] { "M", "B" }, new[] { "Y" })
+        .Save(directory.Path, "matmul.onnx");
+
+    [TestMethod]
+    public void CorrectionRestoresTheMeanOfAChannelThatRoundingLost()
+    {
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        var rows = TinyData.X(ml, TinyData.Normal(200, 64).Select(r => r.Select(v => Math.Abs(v) + 1).ToArray()).ToArray(), 64);
+        foreach (var model in new[] { Conv(directory), MatMulAdd(directory) })
+        {
+            var reference = TinyData.Column(ml.Transforms.ApplyOnnxModel(model).Fit(rows).Transform(rows), "Y");
+            double MeanError(BiasCorrection correction, int channel)
+            {
+                using var fitted = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
+                {
+                    ModelFile = model, PerChannelWeights = false, BiasCorrection = correction,
+                }).Fit(rows);
+                var output = TinyData.Column(fitted.Transform(rows), "Y");
+                return Math.Abs(reference.Zip(output, (a, b) => (double)a[channel] - b[channel]).Average());
+            }
+            string name = Path.GetFileName(model);
+            double plain = MeanError(BiasCorrection.None, 1);
+            double signal = reference.Average(r => r[1]);
+            Assert.IsTrue(plain > 0.5 * signal, $"{name}: without correction channel 1 loses its mean ({plain:G3} of {signal:G3})");
+            foreach (var correction in new[] { BiasCorrection.Fast, BiasCorrection.Full })
+            {
+                double corrected = MeanError(correction, 1);
+                Assert.IsTrue(corrected < 0.1 * plain, $"{name}, {correction}: corrected mean error {corrected:G3}, uncorrected {plain:G3}");
+                Assert.IsTrue(MeanError(correction, 0) < 0.02 + MeanError(BiasCorrection.None, 0) * 2, $"{name}, {correction}: channel 0 is not made worse");
+            }
+        }
+    }
+
+    // X → Conv1 (no bias: nothing to correct; channel 1 rounds to zero) → Relu → Conv2 (bias) → Y. Fast correction
+    // computes Conv2 from the float Conv1 and sees no error; full correction runs Conv2 behind the quantized Conv1.
+    [TestMethod]
+    public void FullCorrectionAlsoAbsorbsTheMeanErrorFromUpstream()
+    {
+        using var directory = new TempDirectory();
+        var model = new TinyModel()
+            .Input("X", 1, 64, 1, 1).Output("Y", 1, 2, 1, 1)
+            .Constant("W1", new long[] { 2, 64, 1, 1 }, Weights(conv: true))
+            .Constant("W2", new long[] { 2, 2, 1, 1 }, new[] { 0.1f, 1f, 1f, 0.1f }).Constant("B2", new long[] { 2 }, new[] { 0f, 0f })
+            .Node("Conv", new[] { "X", "W1" }, new[] { "C1" })
+            .Node("Relu", new[] { "C1" }, new[] { "R1" })
+            .Node("Conv", new[] { "R1", "W2", "B2" }, new[] { "Y" })
+            .Save(directory.Path, "chain.onnx");
+        var ml = new MLContext(seed: 1);
+        var rows = TinyData.X(ml, TinyData.Normal(200, 64).Select(r => r.Select(v => Math.Abs(v) + 1).ToArray()).ToArray(), 64);
+        var reference = TinyData.Column(ml.Transforms.ApplyOnnxModel(model).Fit(rows).Transform(rows), "Y");
+        double MeanError(BiasCorrection correction)
+        {
+            using var fitted = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
+            {
+                ModelFile = model, PerChannelWeights = false, BiasCorrection = correction,
+            }).Fit(rows);
+            var output = TinyData.Column(fitted.Transform(rows), "Y");
+            return Math.Abs(reference.Zip(output, (a, b) => (double)a[0] - b[0]).Average());
+        }
+        double none = MeanError(BiasCorrection.None), fast = MeanError(BiasCorrection.Fast), full = MeanError(BiasCorrection.Full);
+        Assert.IsTrue(fast > 0.5 * none, $"fast correction cannot see the upstream error: {fast:G3} vs {none:G3} uncorrected");
+        Assert.IsTrue(full < 0.1 * none, $"full correction absorbs it: {full:G3} vs {none:G3} uncorrected");
+    }
+
+    [TestMethod]
+    public void TheCorrectionIsRecordedInTheCalibrationTable()
+    {
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        var rows = TinyData.X(ml, TinyData.Normal(50, 64).Select(r => r.Select(v => Math.Abs(v) + 1).ToArray()).ToArray(), 64);
+        using var fitted = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
+        {
+            ModelFile = Conv(directory), PerChannelWeights = false, BiasCorrection = BiasCorrection.Fast,
+        }).Fit(rows);
+        var bias = fitted.Calibration.Find("B", TensorRole.Bias)!;
+        StringAssert.Contains(bias.Note, "bias corrected");
+        Assert.IsTrue(bias.Threshold > 0, "the corrected bias is no longer zero");
+    }
+}

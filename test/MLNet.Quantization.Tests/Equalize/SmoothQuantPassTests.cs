@@ -1,0 +1,69 @@
+using Microsoft.ML;
+using Microsoft.VisualStudio.TestTools.UnitTesting;
+using MLNet.Quantization.Equalize;
+using MLNet.Quantization.Tests.Pipeline;
+
+namespace MLNet.Quantization.Tests.Equalize;
+
+[TestClass]
+public sealed class SmoothQuantPassTests
+{
+    // X (16 channels, two of them outliers ×40) → MatMul W1 → Y1, and X → MatMul W2 → Y2 (one group, shared smoothing).
+    private static string TwoMatMuls(TempDirectory directory) => new TinyModel()
+        .Input("X", 4, 16).Output("Y1", 4, 8).Output("Y2", 4, 8)
+        .Weight("W1", new long[] { 16, 8 }).Weight("W2", new long[] { 16, 8 }, 0.2f)
+        .Node("MatMul", new[] { "X", "W1" }, new[] { "Y1" })
+        .Node("MatMul", new[] { "X", "W2" }, new[] { "Y2" })
+        .Save(directory.Path);
+
+    private static IDataView Outliers(MLContext ml, int rows = 64) =>
+        TinyData.X(ml, TinyData.Normal(rows, 64).Select(r => r.Select((v, i) => i % 16 < 2 ? 40 * v : v).ToArray()).ToArray(), 64);
+
+    [TestMethod]
+    public void SmoothingKeepsTheFloatFunctionAndSharesOneMulPerActivation()
+    {
+        using var directory = new TempDirectory();
+        var model = TwoMatMuls(directory);
+        var ml = new MLContext(seed: 1);
+        var rows = Outliers(ml);
+        var context = Contexts.For(model, rows).Run(new SmoothQuantPass(0.5));
+        Assert.AreEqual(1, context.Model.Graph.Node.Count(n => n.OpType == "Mul"), "one Mul serves both MatMuls that read X");
+        Assert.IsTrue(context.Model.Graph.Node.Where(n => n.OpType == "MatMul").All(n => n.Input[0] != "X"), "both read the smoothed X");
+        var smoothed = context.SaveModel(directory.File("smoothed.onnx"));
+        foreach (var output in new[] { "Y1", "Y2" })
+        {
+            var before = TinyData.Column(ml.Transforms.ApplyOnnxModel(model).Fit(rows).Transform(rows), output);
+            var after = TinyData.Column(ml.Transforms.ApplyOnnxModel(smoothed).Fit(rows).Transform(rows), output);
+            float scale = before.SelectMany(r => r).Max(Math.Abs);
+            Assert.IsTrue(TinyData.MaxAbsDifference(before, after) < 1e-5f * scale, $"{output}: the float function is unchanged");
+        }
+    }
+
+    [TestMethod]
+    public void SmoothingLowersTheErrorOfOutlierActivations()
+    {
+        using var directory = new TempDirectory();
+        var model = TwoMatMuls(directory);
+        var ml = new MLContext(seed: 1);
+        var rows = Outliers(ml);
+        var reference = TinyData.Column(ml.Transforms.ApplyOnnxModel(model).Fit(rows).Transform(rows), "Y1");
+        double Error(double? alpha)
+        {
+            using var fitted = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options { ModelFile = model, SmoothQuantAlpha = alpha }).Fit(rows);
+            var output = TinyData.Column(fitted.Transform(rows), "Y1");
+            return reference.Zip(output, (a, b) => a.Zip(b, (u, v) => (double)(u - v) * (u - v)).Sum()).Sum()
+                / reference.Sum(r => r.Sum(u => (double)u * u));
+        }
+        double plain = Error(null), smoothed = Error(0.5);
+        Assert.IsTrue(smoothed < 0.5 * plain, $"relative squared error: {smoothed:G4} smoothed, {plain:G4} without");
+    }
+
+    [TestMethod]
+    public void AlphaOutsideZeroToOneIsRefused()
+    {
+        using var directory = new TempDirectory();
+        var options = new QuantizingEstimator.Options { ModelFile = TwoMatMuls(directory), SmoothQuantAlpha = 1.5 };
+        var error = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => new MLContext().Transforms.QuantizeCalibrated(options).Fit(Outliers(new MLContext(), 4)));
+        Assert.AreEqual(nameof(QuantizingEstimator.Options.SmoothQuantAlpha), error.ParamName);
+    }
+}
