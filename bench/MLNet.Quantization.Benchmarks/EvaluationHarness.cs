@@ -9,7 +9,7 @@ namespace MLNet.Quantization.Benchmarks;
 // The seed's accuracy table, rebuilt on data that is available here: ResNet18 features of Fashion-MNIST scored by a
 // linear probe trained on fp32 features, for each calibration configuration. Fetch the full data set first with
 // scripts/fetch-fashion-mnist.sh (else the shipped subset is used).
-// Usage: dotnet run -c Release --project bench/MLNet.Quantization.Benchmarks -- evaluate [testImages] [trainImages] [calibrationImages] [chart.png] [only configurations whose name contains this] [bright]
+// Usage: dotnet run -c Release --project bench/MLNet.Quantization.Benchmarks -- evaluate [testImages] [trainImages] [calibrationImages] [chart.png] [only configurations whose name contains this] [bright|plain] [quick]
 // "bright" inverts every image (white backgrounds: uint8 activations near the top of their range, where CPUs without VNNI saturate).
 // The ms/row columns run the pipeline with preprocessing (ResNetPreprocess.onnx) included; the resnet18 command times the model alone.
 internal static class EvaluationHarness
@@ -74,6 +74,8 @@ internal static class EvaluationHarness
         string chart = args.Length > 3 ? args[3] : "docs/evaluation.png";
         string only = args.Length > 4 ? args[4] : "";
         bool bright = args.Length > 5 && args[5] == "bright";
+        // "quick": accuracy only (no simulated twin, no timing), for the on/off rows of issue 11.
+        bool quick = args.Length > 6 && args[6] == "quick";
         var ml = new MLContext(seed: 1);
         var root = FashionMnist.DataDirectory(AppContext.BaseDirectory);
         var full = Path.Combine(root, "full");
@@ -134,10 +136,11 @@ internal static class EvaluationHarness
         Console.WriteLine();
         Console.WriteLine("| configuration | accuracy | drop (points) | top-1 agreement with fp32 | mean cosine | calibration | int8 ms/row 1 thread | int8 ms/row 2 threads | simulated ms/row 1 thread | size |");
         Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|");
-        Console.WriteLine($"| fp32 | {floatAccuracy:F4} | | | | | {MsPerRow(ResNet18Model.ResNet18, 1):F2} (fp32) | {MsPerRow(ResNet18Model.ResNet18, 2):F2} (fp32) | | {new FileInfo(ResNet18Model.ResNet18).Length / 1e6:F1} MB |");
+        Console.WriteLine(quick ? $"| fp32 | {floatAccuracy:F4} | | | | | | | | {new FileInfo(ResNet18Model.ResNet18).Length / 1e6:F1} MB |"
+            : $"| fp32 | {floatAccuracy:F4} | | | | | {MsPerRow(ResNet18Model.ResNet18, 1):F2} (fp32) | {MsPerRow(ResNet18Model.ResNet18, 2):F2} (fp32) | | {new FileInfo(ResNet18Model.ResNet18).Length / 1e6:F1} MB |");
         var results = new List<(string Name, double Accuracy, double SpeedUp)>();
         var defaults = new QuantizingEstimator.Options();
-        double fp32Ms = MsPerRow(ResNet18Model.ResNet18, 1);
+        double fp32Ms = quick ? double.NaN : MsPerRow(ResNet18Model.ResNet18, 1);
         foreach (var configuration in Configurations.Where(c => c.Name.Contains(only, StringComparison.Ordinal)))
         {
             QuantizingEstimator.Options Options(QuantizationMode mode) => new()
@@ -152,7 +155,7 @@ internal static class EvaluationHarness
             double calibrationSeconds = clock.Elapsed.TotalSeconds;
             Console.Error.WriteLine($"{configuration.Name}: Fit {calibrationSeconds:F1} s = " +
                 string.Join(" + ", int8.FitTimings.Select(t => $"{t.Pass} {t.Seconds:F1}")));
-            using var simulated = ml.Transforms.QuantizeCalibrated(Options(QuantizationMode.Simulated)).Fit(calibration);
+            using var simulated = quick ? null : ml.Transforms.QuantizeCalibrated(Options(QuantizationMode.Simulated)).Fit(calibration);
             var features = Features(int8, test);
             var predictions = Predict(features);
             double accuracy = Accuracy(predictions);
@@ -160,14 +163,15 @@ internal static class EvaluationHarness
             double cosine = testFeatures.Zip(features, Report.Cosine).Average();
             var files = new[] { "int8", "simulated" }.Select(m => Path.Combine(Path.GetTempPath(), $"evaluate-{m}-{Guid.NewGuid():N}.onnx")).ToArray();
             int8.ExportOnnx(files[0]);
-            simulated.ExportOnnx(files[1]);
-            double ms1 = MsPerRow(files[0], 1), ms2 = MsPerRow(files[0], 2), sim1 = MsPerRow(files[1], 1);
+            simulated?.ExportOnnx(files[1]);
+            double ms1 = quick ? double.NaN : MsPerRow(files[0], 1), ms2 = quick ? double.NaN : MsPerRow(files[0], 2);
+            double sim1 = simulated is null ? double.NaN : MsPerRow(files[1], 1);
             foreach (var f in files) File.Delete(f);
             if (int8.Report.FloatNodes.Count > 0)
                 Console.WriteLine($"|   kept in float by the fallback: {string.Join(", ", int8.Report.FloatNodes)} (output cosine {int8.Report.OutputCosine:F4}) | | | | | | | | | |");
             Console.WriteLine($"| {configuration.Name} | {accuracy:F4} | {100 * (floatAccuracy - accuracy):F2} | {100 * agreement:F2}% | {cosine:F4} | " +
                 $"{calibrationSeconds:F1} s | {ms1:F2} | {ms2:F2} | {sim1:F2} | {int8.ModelSize / 1e6:F1} MB |");
-            if (configuration.Name.Contains("(default") || configuration.Name == "max / max, per channel" || configuration.Name.StartsWith("issue "))
+            if (simulated is not null && (configuration.Name.Contains("(default") || configuration.Name == "max / max, per channel" || configuration.Name.StartsWith("issue ")))
             {
                 double simulatedAccuracy = Accuracy(Predict(Features(simulated, test)));
                 Console.WriteLine($"|   simulated, same calibration | {simulatedAccuracy:F4} | {100 * (floatAccuracy - simulatedAccuracy):F2} | | | | | | | |");

@@ -20,6 +20,12 @@ public static class QuantizeCommand
     {
         ["max"] = CalibrationMethod.Max, ["kl"] = CalibrationMethod.KlDivergence,
         ["percentile"] = CalibrationMethod.Percentile, ["kl-pow2"] = CalibrationMethod.KlDivergencePowerOfTwo,
+        ["mean-min-max"] = CalibrationMethod.MeanMinMax,
+    };
+
+    private static readonly Dictionary<string, BiasCorrection> BiasCorrections = new(StringComparer.Ordinal)
+    {
+        ["none"] = BiasCorrection.None, ["fast"] = BiasCorrection.Fast, ["full"] = BiasCorrection.Full,
     };
 
     private static readonly Dictionary<string, WeightRange> WeightRanges = new(StringComparer.Ordinal)
@@ -50,7 +56,7 @@ public static class QuantizeCommand
         var std = new Option<string?>("--std") { Description = "a,b,c: divided per channel after the mean." };
         var vocab = new Option<string?>("--vocab") { Description = "vocab.txt of a BERT WordPiece tokenizer (text calibration)." };
         var sequenceLength = new Option<int>("--sequence-length") { Description = "Tokens per text row, padded.", DefaultValueFactory = _ => 128 };
-        var method = new Option<string>("--method") { Description = "max, kl, percentile or kl-pow2.", DefaultValueFactory = _ => "max" };
+        var method = new Option<string>("--method") { Description = "max, kl, percentile, kl-pow2 or mean-min-max.", DefaultValueFactory = _ => "max" };
         method.AcceptOnlyFromAmong(Methods.Keys.ToArray());
         var mode = new Option<string>("--mode") { Description = "int8 or simulated.", DefaultValueFactory = _ => "int8" };
         mode.AcceptOnlyFromAmong("int8", "simulated");
@@ -65,6 +71,10 @@ public static class QuantizeCommand
             DefaultValueFactory = _ => "pair-bounded",
         };
         weightRange.AcceptOnlyFromAmong(WeightRanges.Keys.ToArray());
+        var biasCorrection = new Option<string>("--bias-correction") { Description = "none, fast or full.", DefaultValueFactory = _ => "none" };
+        biasCorrection.AcceptOnlyFromAmong(BiasCorrections.Keys.ToArray());
+        var equalize = new Option<bool>("--cross-layer-equalization") { Description = "Equalize Conv → (Relu) → Conv chains first (exact in float)." };
+        var smoothQuant = new Option<double?>("--smooth-quant") { Description = "SmoothQuant's alpha in [0, 1] for MatMuls with constant weights (NNCF: 0.95)." };
         var report = new Option<FileInfo?>("--report") { Description = "Write the calibration report as HTML here, and as CSV beside it." };
         var statistics = new Option<FileInfo?>("--statistics") { Description = "Save the calibration statistics here." };
         var fromStatistics = new Option<FileInfo?>("--from-statistics") { Description = "Calibrate from saved statistics, without data." };
@@ -74,7 +84,8 @@ public static class QuantizeCommand
         var root = new RootCommand("Calibrates a float ONNX model and quantizes it to int8 (MLNet.Quantization).")
         {
             model, calibration, kind, outputFile, imageSize, layout, channels, scale, mean, std, vocab, sequenceLength, method, mode, rows,
-            excludeNode, excludeOp, perTensor, minCosine, weightRange, report, statistics, fromStatistics, inputShape, json,
+            excludeNode, excludeOp, perTensor, minCosine, weightRange, biasCorrection, equalize, smoothQuant, report, statistics, fromStatistics,
+            inputShape, json,
         };
         var parsed = root.Parse(args);
         bool wantsHelp = args.Any(a => a is "--help" or "-h" or "-?" or "--version");
@@ -165,6 +176,9 @@ public static class QuantizeCommand
                 ExcludeNodes = NullIfEmpty(parsed.GetValue(excludeNode)),
                 ExcludeOpTypes = NullIfEmpty(parsed.GetValue(excludeOp)),
                 MinimumOutputCosine = parsed.GetValue(minCosine),
+                BiasCorrection = BiasCorrections[parsed.GetValue(biasCorrection)!],
+                CrossLayerEqualization = parsed.GetValue(equalize),
+                SmoothQuantAlpha = parsed.GetValue(smoothQuant),
                 ShapeDictionary = shapes.Count == 0 ? null : shapes,
                 Statistics = loaded,
             };

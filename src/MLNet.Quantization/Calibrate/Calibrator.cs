@@ -65,7 +65,7 @@ internal static class Calibrator
             {
                 Tensor = mark.Tensor, Role = TensorRole.Weight, Node = mark.Node, OpType = mark.OpType,
                 Threshold = custom?.Threshold ?? maxScale * (weightSettings.Scale == WeightScaleMethod.PowerOfTwo ? format.QMax + 1 : format.QMax),
-                Scale = maxScale, ZeroPoint = 0, ElementType = "int8",
+                Scale = maxScale, ZeroPoint = 0, ElementType = format.Name,
                 Method = custom is null ? weightSettings.Scale.ToString() : "Custom",
                 ChannelScales = w.Axis is null ? Array.Empty<float>() : w.Scales,
                 WeightRange = weightSettings.Range,

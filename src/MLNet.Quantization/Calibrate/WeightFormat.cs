@@ -15,6 +15,11 @@ internal sealed record WeightFormat(int QMax, int? PairLimit)
     /// <summary>The largest pair sum that uint8 × int8 products can take without leaving int16: 32,767 / 255 → 128.</summary>
     public const int Int16SafePairSum = 128;
 
+    /// <summary>The element type the values are stored as (an ONNX TensorProto data type), and its name in the table.</summary>
+    public int ElementType => Onnx.Tensors.Int8;
+
+    public string Name => "int8";
+
     public static WeightFormat For(WeightRange range) => range switch
     {
         WeightRange.SevenBit => new WeightFormat(63, null),

@@ -74,6 +74,12 @@ public sealed class QuantizeCommandTests
         var table = Run(model, "--calibration", images, "--output", directory.File("out2.onnx"), "--method", "kl", "--per-tensor");
         Assert.AreEqual(0, table.Code, table.Error);
         StringAssert.Contains(table.Output, "realized vs simulated");
+
+        // The accuracy algorithms of issue 11.
+        var corrected = Run(model, "--calibration", images, "--output", directory.File("out3.onnx"), "--bias-correction", "full",
+            "--cross-layer-equalization", "--method", "mean-min-max", "--json");
+        Assert.AreEqual(0, corrected.Code, corrected.Error);
+        StringAssert.Contains(CalibrationTable.FromOnnx(directory.File("out3.onnx")).Single(e => e.Role == TensorRole.Bias).Note, "bias corrected");
     }
 
     [TestMethod]
@@ -165,6 +171,8 @@ public sealed class QuantizeCommandTests
         File.WriteAllLines(lines, new[] { "some text" });
         Refused("input_ids", model, "--calibration", lines, "--output", output);
         Refused("--input", model, "--calibration", images, "--output", output, "--input", "image");
+        Refused("--bias-correction", model, "--calibration", images, "--output", output, "--bias-correction", "slow");
+        Refused("SmoothQuantAlpha", model, "--calibration", images, "--output", output, "--smooth-quant", "2");
     }
 
     [TestMethod]
