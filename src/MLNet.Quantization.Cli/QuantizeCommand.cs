@@ -181,6 +181,8 @@ public static class QuantizeCommand
                 SmoothQuantAlpha = parsed.GetValue(smoothQuant),
                 ShapeDictionary = shapes.Count == 0 ? null : shapes,
                 Statistics = loaded,
+                // A report shows clipping and KL per tensor, and saved statistics should serve any method later.
+                CollectHistograms = parsed.GetValue(report) is not null || parsed.GetValue(statistics) is not null ? true : null,
             };
             var mlContext = new MLContext(seed: 1);
             var console = AnsiConsole.Create(new AnsiConsoleSettings

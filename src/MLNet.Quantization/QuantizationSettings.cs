@@ -87,11 +87,14 @@ internal sealed record ActivationSettings
     /// <summary>The user's search, which replaces the method's.</summary>
     public IThresholdSearch? Search { get; init; }
 
-    /// <summary>
-    /// Whether the activation search needs histograms. (Calibration from rows fills them whatever the method: the report
-    /// and refitting from saved statistics with another method need them too.)
-    /// </summary>
+    /// <summary>Whether the activation search needs histograms (max and mean of per-row min/max need ranges only).</summary>
     public bool NeedsHistograms => Method is not (CalibrationMethod.Max or CalibrationMethod.MeanMinMax) || Custom is not null || Search is not null;
+
+    /// <summary>The user's choice of <c>CollectHistograms</c>; null: when <see cref="NeedsHistograms"/>.</summary>
+    public bool? CollectHistogramsOption { get; init; }
+
+    /// <summary>Whether calibration from rows fills histograms (a second pass over the rows).</summary>
+    public bool CollectHistograms => CollectHistogramsOption ?? NeedsHistograms;
 
     /// <summary>The search that turns a histogram into a range: the user's, or the method's.</summary>
     public IThresholdSearch ThresholdSearch => Search ?? Method switch

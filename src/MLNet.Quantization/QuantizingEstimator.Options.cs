@@ -120,6 +120,14 @@ public sealed partial class QuantizingEstimator
         /// <summary>Quantized bins of the KL search for signed tensors (never-negative ones use 2q + 1). At least 3. Default 255.</summary>
         public int QuantizedBins { get; set; } = QuantizationDefaults.QuantizedBins;
 
+        /// <summary>
+        /// Whether calibration from rows also counts every activation into a histogram, a second pass over the rows. Null
+        /// (the default): only when the method needs histograms (KL divergence, percentile, a custom search or
+        /// calibration); max and mean of per-row min/max need ranges alone, and a fit then reads the rows once. Set it to
+        /// true to fill the report's clipping and KL columns, or to keep statistics that another method can refit from.
+        /// </summary>
+        public bool? CollectHistograms { get; set; }
+
         /// <summary>The percentage of |x| that <see cref="CalibrationMethod.Percentile"/> keeps, in (0, 100]. Default 99.999.</summary>
         public double Percentile { get; set; } = QuantizationDefaults.Percentile;
 
@@ -179,7 +187,7 @@ public sealed partial class QuantizingEstimator
                 Activations = new ActivationSettings
                 {
                     Method = ActivationCalibration, Asymmetric = AsymmetricActivations, Bins = Bins, QuantizedBins = QuantizedBins,
-                    Percentile = Percentile, Custom = CustomCalibration, Search = ActivationSearch,
+                    Percentile = Percentile, Custom = CustomCalibration, Search = ActivationSearch, CollectHistogramsOption = CollectHistograms,
                 },
                 Weights = new WeightSettings { Scale = WeightScale, Range = WeightRange, PerChannel = PerChannelWeights, BiasCorrection = BiasCorrection },
                 Equalization = new EqualizationSettings { CrossLayer = CrossLayerEqualization, SmoothQuantAlpha = SmoothQuantAlpha },

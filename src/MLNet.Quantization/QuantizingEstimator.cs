@@ -15,7 +15,7 @@ namespace MLNet.Quantization;
 /// ### Estimator Characteristics
 /// |  |  |
 /// | -- | -- |
-/// | Does this estimator need to look at the data to train its parameters? | Yes: every calibration row is read twice (ranges, then histograms), or not at all from saved statistics; once more for SmoothQuant and once for bias correction when they are on |
+/// | Does this estimator need to look at the data to train its parameters? | Yes: every calibration row is read once for ranges, and again for histograms when the method needs them (or `CollectHistograms` asks); not at all from saved statistics; once more each for SmoothQuant and fast bias correction when they are on |
 /// | Input column data type | Known-sized vectors of the model inputs' element types (the same as `ApplyOnnxModel`) |
 /// | Output column data type | The model outputs' types, as `ApplyOnnxModel` gives them |
 /// | Exportable to ONNX | No (no `ConvertToOnnx` support); the quantized model itself is an ONNX file: <xref:MLNet.Quantization.QuantizingTransformer.ExportOnnx(System.String)> writes it |

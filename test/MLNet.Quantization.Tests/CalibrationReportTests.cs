@@ -26,7 +26,7 @@ public sealed class CalibrationReportTests
         var progress = new List<CalibrationProgress>();
         using var model = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
         {
-            ModelFile = TwoConvs(directory), Progress = new SynchronousProgress(progress.Add),
+            ModelFile = TwoConvs(directory), Progress = new SynchronousProgress(progress.Add), CollectHistograms = true,
         }).Fit(Rows(ml));
 
         var report = model.Report;
@@ -83,14 +83,7 @@ public sealed class CalibrationReportTests
         Assert.IsTrue(report.OutputCosine >= 0.99, $"{report.OutputCosine}");
     }
 
-    private sealed class SynchronousProgress : IProgress<CalibrationProgress>
-    {
-        private readonly Action<CalibrationProgress> _report;
 
-        public SynchronousProgress(Action<CalibrationProgress> report) => _report = report;
-
-        public void Report(CalibrationProgress value) => _report(value);
-    }
     [TestMethod]
     public void AsymmetricRangesAreReportedAndCountedAsRealized()
     {
@@ -98,7 +91,7 @@ public sealed class CalibrationReportTests
         var ml = new MLContext(seed: 1);
         // Skewed input: mostly positive, so the asymmetric range [min, max] is far from ±max|x|.
         var rows = TinyData.X(ml, TinyData.Normal(40, 72, seed: 8, mean: 2f), 72);
-        using var model = ml.Transforms.QuantizeCalibrated(TwoConvs(directory)).Fit(rows);
+        using var model = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options { ModelFile = TwoConvs(directory), CollectHistograms = true }).Fit(rows);
         var x = model.Report.Tensors.Single(t => t.Tensor == "X" && t.Role == TensorRole.Activation);
         var stats = model.Statistics.Tensors.Single(t => t.Tensor == "X");
         Assert.IsTrue(x.ZeroPoint is > 0 and < 128, $"asymmetric zero point {x.ZeroPoint}");

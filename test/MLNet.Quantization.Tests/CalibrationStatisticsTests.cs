@@ -18,7 +18,8 @@ public sealed class CalibrationStatisticsTests
 
     private static QuantizingTransformer Fit(string model, IDataView rows, Action<QuantizingEstimator.Options>? configure = null)
     {
-        var options = new QuantizingEstimator.Options { ModelFile = model };
+        // Statistics that serve every method later keep histograms, which max alone would not collect.
+        var options = new QuantizingEstimator.Options { ModelFile = model, CollectHistograms = true };
         configure?.Invoke(options);
         return new MLContext(seed: 1).Transforms.QuantizeCalibrated(options).Fit(rows);
     }
@@ -34,6 +35,29 @@ public sealed class CalibrationStatisticsTests
             Assert.AreEqual(expected[i].Scale, actual[i].Scale, expected[i].Tensor);
             Assert.AreEqual(expected[i].ZeroPoint, actual[i].ZeroPoint, expected[i].Tensor);
         }
+    }
+
+    [TestMethod]
+    public void MaxReadsTheRowsOnceUnlessHistogramsAreAskedFor()
+    {
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        var rows = TinyData.X(ml, TinyData.Normal(48, 72), 72);
+        var model = Model(directory);
+        var passes = new List<CalibrationProgress>();
+        using var once = Fit(model, rows, o => { o.CollectHistograms = null; o.Progress = new SynchronousProgress(passes.Add); });
+        CollectionAssert.DoesNotContain(passes.Select(p => p.Pass).ToArray(), 2, "no histogram pass for max");
+        Assert.IsFalse(once.Statistics.HasHistograms);
+        Assert.IsTrue(double.IsNaN(once.Report.Tensors.First(t => t.Role == TensorRole.Activation).ClippedFraction), "no histogram, no clipping column");
+        using var twice = Fit(model, rows);
+        Assert.IsTrue(twice.Statistics.HasHistograms);
+        AssertSameTable(twice.Calibration, once.Calibration);
+
+        var error = Assert.ThrowsExactly<InvalidOperationException>(() => Fit(model, rows,
+            o => { o.Statistics = once.Statistics; o.ActivationCalibration = CalibrationMethod.KlDivergence; }));
+        StringAssert.Contains(error.Message, "ranges only");
+        using var kl = Fit(model, rows, o => { o.CollectHistograms = null; o.ActivationCalibration = CalibrationMethod.KlDivergence; });
+        Assert.IsTrue(kl.Statistics.HasHistograms, "KL collects them whatever");
     }
 
     [TestMethod]

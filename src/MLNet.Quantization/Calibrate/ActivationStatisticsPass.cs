@@ -26,8 +26,9 @@ internal sealed class ActivationStatisticsPass : IQuantizationPass
             throw new InvalidOperationException($"Options.Statistics do not fit this model and these settings: {difference}.");
         if (settings.Activations.NeedsHistograms && !statistics.HasHistograms)
             throw new InvalidOperationException(
-                $"Options.Statistics hold ranges only (shards counted over different ranges), and {settings.Activations.Method} needs " +
-                "histograms: collect the shards again with RangesFrom set to the merged ranges (see CalibrationStatistics).");
+                $"Options.Statistics hold ranges only (a fit that collected no histograms, or shards counted over different ranges), and " +
+                $"{settings.Activations.Method} needs histograms: collect them again with CollectHistograms = true, or for shards with " +
+                "RangesFrom set to the merged ranges (see CalibrationStatistics).");
         // Tensors the statistics do not describe (not float, or excluded when they were gathered) stay float.
         context.Plan.KeepCalibrated(statistics.ByTensor());
         return statistics;

@@ -7,9 +7,10 @@ using MLNet.Quantization.Onnx;
 namespace MLNet.Quantization.Calibration;
 
 /// <summary>
-/// Step 3 of <c>Fit</c>: streams the calibration rows through the float model, with every marked activation exposed as
-/// an extra graph output. Pass 1 finds each tensor's range; pass 2 counts values into a histogram fixed to ±max|x|
-/// (for every method: the report and refitting from saved statistics with another method use it). With
+/// Collect: streams the calibration rows through the float model, with every marked activation exposed as
+/// an extra graph output. Pass 1 finds each tensor's range; pass 2 counts values into a histogram fixed to ±max|x|,
+/// when the method needs it or <c>CollectHistograms</c> asks for it (the report's clipping and KL columns, and refitting
+/// from saved statistics with a method that searches histograms, use it). With
 /// <c>RangesFrom</c>, a single pass (reported as pass 2) fills histograms over the given ranges. Only the statistics are kept, so memory does not grow with the number of rows, and the
 /// counts do not depend on batch size or row order.
 /// </summary>
@@ -83,7 +84,7 @@ internal static class StatisticsCollector
         {
             rows = Pass(session, data, settings, 1, quantizedInputs, outputNames, Check);
             DropNonFinite();
-            if (rows > 0)
+            if (rows > 0 && settings.Activations.CollectHistograms)
             {
                 foreach (var s in stats.Values)
                     s.Histogram = Histogram.Symmetric(s.AbsMax, settings.Activations.Bins);
