@@ -33,6 +33,11 @@ internal static class MiniLmEvaluation
         new("issue 11: defaults + SmoothQuant 0.95 (NNCF's alpha)", CalibrationMethod.Max, true, true, WeightRange.PairBounded, Alpha: 0.95),
         new("issue 11: defaults + SmoothQuant 0.5 + fast bias correction", CalibrationMethod.Max, true, true, WeightRange.PairBounded, BiasCorrection.Fast, 0.5),
         new("issue 11: mean min/max + SmoothQuant 0.5", CalibrationMethod.MeanMinMax, true, true, WeightRange.PairBounded, Alpha: 0.5),
+        new("issue 11b: defaults + SmoothQuant 0.8", CalibrationMethod.Max, true, true, WeightRange.PairBounded, Alpha: 0.8),
+        new("issue 11b: defaults + SmoothQuant 0.95", CalibrationMethod.Max, true, true, WeightRange.PairBounded, Alpha: 0.95),
+        new("issue 11b: defaults + SmoothQuant 1.0", CalibrationMethod.Max, true, true, WeightRange.PairBounded, Alpha: 1.0),
+        new("issue 11b: defaults + SmoothQuant 0.95 + fast bias correction", CalibrationMethod.Max, true, true, WeightRange.PairBounded, BiasCorrection.Fast, 0.95),
+        new("issue 11b: mean min/max + SmoothQuant 0.95", CalibrationMethod.MeanMinMax, true, true, WeightRange.PairBounded, Alpha: 0.95),
     };
 
     public static void Run(string[] args)

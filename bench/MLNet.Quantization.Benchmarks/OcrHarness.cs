@@ -29,6 +29,10 @@ internal static class OcrHarness
         ("+ CLE + fast bias correction", o => { o.CrossLayerEqualization = true; o.BiasCorrection = BiasCorrection.Fast; }),
         ("+ CLE + full bias correction", o => { o.CrossLayerEqualization = true; o.BiasCorrection = BiasCorrection.Full; }),
         ("+ SmoothQuant 0.5", o => o.SmoothQuantAlpha = 0.5),
+        ("+ SmoothQuant 0.8", o => o.SmoothQuantAlpha = 0.8),
+        ("+ SmoothQuant 0.95", o => o.SmoothQuantAlpha = 0.95),
+        ("+ SmoothQuant 0.8 + fast bias correction", o => { o.SmoothQuantAlpha = 0.8; o.BiasCorrection = BiasCorrection.Fast; }),
+        ("defaults, fallback to 0.999 output cosine", o => o.MinimumOutputCosine = 0.999),
         ("mean min/max + fast bias correction", o => { o.ActivationCalibration = CalibrationMethod.MeanMinMax; o.BiasCorrection = BiasCorrection.Fast; }),
     };
 

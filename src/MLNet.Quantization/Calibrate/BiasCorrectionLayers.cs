@@ -86,6 +86,6 @@ internal static class BiasCorrectionLayers
     {
         if (model.Consumers(matMul.Output[0]) is not [{ OpType: "Add" } add] || model.IsGraphOutput(matMul.Output[0])) return null;
         var other = add.Input[0] == matMul.Output[0] ? add.Input[1] : add.Input[0];
-        return model.FindInitializer(other) is { DataType: Tensors.Float, Dims.Count: 1 } && model.Consumers(other).Count == 1 ? other : null;
+        return model.FindConstant(other) is { DataType: Tensors.Float, Dims.Count: 1 } && model.Consumers(other).Count == 1 ? other : null;
     }
 }

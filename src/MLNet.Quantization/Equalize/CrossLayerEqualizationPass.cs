@@ -32,7 +32,8 @@ internal sealed class CrossLayerEqualizationPass : IQuantizationPass
     {
         var pairs = Pairs(model).ToList();
         var weights = new Dictionary<string, float[]>();
-        // Each Conv gets weights and a bias of its own, so that shared initializers are never rescaled for another node.
+        // Each Conv gets weights and a bias of its own (initializers, even where the model keeps them in Constant nodes), so
+    // that shared constants are never rescaled for another node.
         foreach (var conv in pairs.SelectMany(p => new[] { p.First, p.Second }).Distinct())
             Own(model, conv);
         for (int round = 0; round < MaximumRounds; round++)
@@ -43,6 +44,7 @@ internal sealed class CrossLayerEqualizationPass : IQuantizationPass
             if (moved < 1e-3) break;
         }
         GraphPreparation.RemoveUnusedInitializers(model);
+        GraphPreparation.RemoveDeadConstants(model);
         return pairs.Count;
     }
 
@@ -73,8 +75,8 @@ internal sealed class CrossLayerEqualizationPass : IQuantizationPass
     }
 
     private static bool IsConstantConv(OnnxGraph model, NodeProto conv) =>
-        model.FindInitializer(conv.Input[1]) is { DataType: Tensors.Float, Dims.Count: >= 3 }
-        && (conv.Input.Count < 3 || conv.Input[2].Length == 0 || model.FindInitializer(conv.Input[2]) is { DataType: Tensors.Float });
+        model.FindConstant(conv.Input[1]) is { DataType: Tensors.Float, Dims.Count: >= 3 }
+        && (conv.Input.Count < 3 || conv.Input[2].Length == 0 || model.FindConstant(conv.Input[2]) is { DataType: Tensors.Float });
 
     private static long Group(NodeProto conv) => conv.Attribute.FirstOrDefault(a => a.Name == "group")?.I ?? 1;
 
@@ -83,7 +85,7 @@ internal sealed class CrossLayerEqualizationPass : IQuantizationPass
         for (int i = 1; i < Math.Min(conv.Input.Count, 3); i++)
         {
             if (conv.Input[i].Length == 0) continue;
-            var original = model.FindInitializer(conv.Input[i])!;
+            var original = model.FindConstant(conv.Input[i])!; // an initializer or a Constant node's value
             var copy = Tensors.FromFloats(model.UniqueName(conv.Input[i] + "_equalized"), Tensors.Dims(original), Tensors.ReadFloats(original));
             model.AddInitializer(copy);
             model.SetInput(conv, i, copy.Name);

@@ -5,7 +5,7 @@ using Onnx;
 namespace MLNet.Quantization.Equalize;
 
 /// <summary>
-/// SmoothQuant (Xiao et al. 2023) for MatMuls with constant 2-D weights, on the float model: activation outliers move
+/// SmoothQuant (Xiao et al. 2023) for MatMuls with constant 2-D weights (initializers or Constant nodes), on the float model: activation outliers move
 /// into the weights, which quantize per channel.
 /// </summary>
 /// <remarks>
@@ -38,7 +38,7 @@ internal sealed class SmoothQuantPass : IQuantizationPass
         {
             if (!_points.TryGetValue(group.Key, out var point)) continue;
             var activation = statistics[point].AbsMax;
-            var weights = group.Select(n => model.FindInitializer(n.Input[1])!).ToList();
+            var weights = group.Select(n => model.FindConstant(n.Input[1])!).ToList();
             int rows = (int)weights[0].Dims[0];
             if (activation.Length != rows || weights.Any(w => w.Dims[0] != rows)) continue;
             var values = weights.Select(Tensors.ReadFloats).ToList();
@@ -70,6 +70,7 @@ internal sealed class SmoothQuantPass : IQuantizationPass
         }
         model.SortTopologically();
         GraphPreparation.RemoveUnusedInitializers(model);
+        GraphPreparation.RemoveDeadConstants(model);
     }
 
     // The quantizable MatMuls with a constant 2-D float weight, by the activation they read.
@@ -77,7 +78,7 @@ internal sealed class SmoothQuantPass : IQuantizationPass
         context.Model.Graph.Node
             .Where(n => n.OpType == "MatMul" && n.Domain is "" or "ai.onnx" && n.Input.Count == 2 && !context.Exclusions.Excludes(n)
                 && context.Model.FindConstant(n.Input[0]) is null
-                && context.Model.FindInitializer(n.Input[1]) is { DataType: Tensors.Float, Dims.Count: 2 })
+                && context.Model.FindConstant(n.Input[1]) is { DataType: Tensors.Float, Dims.Count: 2 })
             .GroupBy(n => n.Input[0], StringComparer.Ordinal)
             .ToList();
 }

@@ -25,7 +25,7 @@ internal static class StatisticPointCollector
         var inputs = model.RealInputs().Select(i => i.Name).ToHashSet();
         var keys = tensorOf.Values.Zip(tensorOf.Keys, (t, p) => (Tensor: t, p.Axis)).Distinct().ToList();
         var outputs = keys.Select(k => k.Tensor).Where(t => !inputs.Contains(t)).Distinct().ToArray();
-        using var session = Sessions.Create(model, outputs, graph is null ? "the float model with the statistic points" : "the quantized model with the statistic points");
+        using var session = Sessions.Create(model, outputs, graph is null ? $"the float model '{context.Settings.ModelFile}' with the statistic points" : $"the quantized form of '{context.Settings.ModelFile}' with the statistic points");
         var sums = new Dictionary<(string, int), double[]>();
         var maxima = new Dictionary<(string, int), float[]>();
         var counts = new Dictionary<(string, int), long>();

@@ -9,12 +9,21 @@ namespace MLNet.Quantization.Tests.Equalize;
 public sealed class SmoothQuantPassTests
 {
     // X (16 channels, two of them outliers ×40) → MatMul W1 → Y1, and X → MatMul W2 → Y2 (one group, shared smoothing).
-    private static string TwoMatMuls(TempDirectory directory) => new TinyModel()
-        .Input("X", 4, 16).Output("Y1", 4, 8).Output("Y2", 4, 8)
-        .Weight("W1", new long[] { 16, 8 }).Weight("W2", new long[] { 16, 8 }, 0.2f)
-        .Node("MatMul", new[] { "X", "W1" }, new[] { "Y1" })
-        .Node("MatMul", new[] { "X", "W2" }, new[] { "Y2" })
-        .Save(directory.Path);
+    // W2 sits in a Constant node, as PaddleOCR keeps its weights.
+    private static string TwoMatMuls(TempDirectory directory)
+    {
+        var random = new Random(4);
+        var w2 = MLNet.Quantization.Onnx.Tensors.FromFloats("W2", new long[] { 16, 8 },
+            Enumerable.Range(0, 128).Select(_ => 0.2f * (float)(random.NextDouble() * 2 - 1)).ToArray());
+        return new TinyModel()
+            .Input("X", 4, 16).Output("Y1", 4, 8).Output("Y2", 4, 8)
+            .Weight("W1", new long[] { 16, 8 })
+            .Node("Constant", Array.Empty<string>(), new[] { "W2" },
+                new global::Onnx.AttributeProto { Name = "value", Type = global::Onnx.AttributeProto.Types.AttributeType.Tensor, T = w2 })
+            .Node("MatMul", new[] { "X", "W1" }, new[] { "Y1" })
+            .Node("MatMul", new[] { "X", "W2" }, new[] { "Y2" })
+            .Save(directory.Path);
+    }
 
     private static IDataView Outliers(MLContext ml, int rows = 64) =>
         TinyData.X(ml, TinyData.Normal(rows, 64).Select(r => r.Select((v, i) => i % 16 < 2 ? 40 * v : v).ToArray()).ToArray(), 64);
@@ -29,6 +38,7 @@ public sealed class SmoothQuantPassTests
         var context = Contexts.For(model, rows).Run(new SmoothQuantPass(0.5));
         Assert.AreEqual(1, context.Model.Graph.Node.Count(n => n.OpType == "Mul"), "one Mul serves both MatMuls that read X");
         Assert.IsTrue(context.Model.Graph.Node.Where(n => n.OpType == "MatMul").All(n => n.Input[0] != "X"), "both read the smoothed X");
+        Assert.IsFalse(context.Model.Graph.Node.Any(n => n.OpType == "Constant"), "the Constant node's weight was rescaled into an initializer");
         var smoothed = context.SaveModel(directory.File("smoothed.onnx"));
         foreach (var output in new[] { "Y1", "Y2" })
         {
