@@ -33,7 +33,8 @@ internal static class FitTimeHarness
         var (images, labels) = File.Exists(Path.Combine(full, "train-images-idx3-ubyte.gz"))
             ? FashionMnist.Read(full, "train", 0, resnetRows) : FashionMnist.Read(root, "train-subset", 0, Math.Min(resnetRows, 1000));
         var raw = FashionMnist.ToDataView(ml, images, labels);
-        var preprocess = ml.Transforms.ApplyOnnxModel(new[] { ResNet18Model.Input }, new[] { "OriginalInput" }, ResNet18Model.Preprocess).Fit(raw);
+        var preprocess = ml.Transforms.ApplyOnnxModel(new[] { "PreprocessedInput" }, new[] { "OriginalInput" }, ResNet18Model.Preprocess)
+            .Append(ml.Transforms.CopyColumns(ResNet18Model.Input, "PreprocessedInput")).Fit(raw);
         var resnetData = ml.Data.Cache(preprocess.Transform(raw), ResNet18Model.Input);
         resnetData.GetColumn<float[]>(ResNet18Model.Input).Count();
 

@@ -49,13 +49,21 @@ internal static class StatisticPointCollector
                 if (sum.Length != channels)
                     throw new InvalidOperationException($"Tensor '{tensor}' changes its size along axis {key.Axis} between rows ({sum.Length}, then {channels}).");
                 var max = maxima[key];
-                for (int i = 0; i < values.Length; i++)
+                // Channel c owns runs of `inner` consecutive values, the runs cycling through the channels.
+                for (long start = 0, run = 0; start < values.Length; start += inner, run++)
                 {
-                    int c = (int)(i / inner % channels);
-                    float v = values[i];
-                    sum[c] += v;
-                    float a = Math.Abs(v);
-                    if (a > max[c]) max[c] = a;
+                    int c = (int)(run % channels);
+                    var block = values.Slice((int)start, (int)inner);
+                    double total = 0;
+                    float largest = max[c];
+                    foreach (float v in block)
+                    {
+                        total += v;
+                        float a = Math.Abs(v);
+                        if (a > largest) largest = a;
+                    }
+                    sum[c] += total;
+                    max[c] = largest;
                 }
                 counts[key] = counts.GetValueOrDefault(key) + values.Length / channels;
             }
