@@ -12,7 +12,7 @@ dotnet build tools/InProcessTestRunner -c Release -o "$(dirname "$tests")" -v q 
 classes=("$@")
 [ ${#classes[@]} -gt 0 ] || classes=(AgreementCheckTests ConcatOpTests ConvOpTests ElementwiseOpTests GemmOpTests MatMulOpTests
   PassThroughOpTests PoolingOpTests AnnotatorTests GraphPreparationTests WeightQuantizerTests QdqWriterTests
-  QuantizingEstimatorBadInputTests)
+  QuantizingEstimatorBadInputTests BiasCorrectionTests CrossLayerEqualizationPassTests SmoothQuantPassTests QuantizationPipelineTests)
 # .NET's background GC and W^X double mapping crash under QEMU user mode; both are switched off here.
 export DOTNET_EnableWriteXorExecute=0 DOTNET_gcConcurrent=0
 for class in "${classes[@]}"; do
