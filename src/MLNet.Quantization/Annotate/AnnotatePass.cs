@@ -5,8 +5,6 @@ namespace MLNet.Quantization.Annotate;
 /// <summary>Annotate: marks, per op, the tensors to quantize (data-free).</summary>
 internal sealed class AnnotatePass : IQuantizationPass
 {
-    public IReadOnlyList<StatisticPoint> StatisticPoints(QuantizationContext context) => Array.Empty<StatisticPoint>();
-
     public void Apply(QuantizationContext context, StatisticValues statistics) =>
         context.Plan = Annotator.Annotate(context.Model, context.Exclusions);
 }

@@ -8,8 +8,6 @@ namespace MLNet.Quantization.Calibration;
 /// </summary>
 internal sealed class ActivationStatisticsPass : IQuantizationPass
 {
-    public IReadOnlyList<StatisticPoint> StatisticPoints(QuantizationContext context) => Array.Empty<StatisticPoint>();
-
     public void Apply(QuantizationContext context, StatisticValues statistics)
     {
         var settings = context.Settings;

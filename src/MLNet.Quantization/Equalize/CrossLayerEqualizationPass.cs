@@ -23,8 +23,6 @@ internal sealed class CrossLayerEqualizationPass : IQuantizationPass
 {
     private const int MaximumRounds = 20;
 
-    public IReadOnlyList<StatisticPoint> StatisticPoints(QuantizationContext context) => Array.Empty<StatisticPoint>();
-
     public void Apply(QuantizationContext context, StatisticValues statistics) => Equalize(context.Model);
 
     /// <summary>Equalizes every chain of <paramref name="model"/>; returns how many pairs were found.</summary>

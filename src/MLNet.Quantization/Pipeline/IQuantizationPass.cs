@@ -7,8 +7,8 @@ namespace MLNet.Quantization.Pipeline;
 /// </summary>
 internal interface IQuantizationPass
 {
-    /// <summary>The statistics this pass reads in <see cref="Apply"/>: none for data-free passes.</summary>
-    IReadOnlyList<StatisticPoint> StatisticPoints(QuantizationContext context);
+    /// <summary>The statistics this pass reads in <see cref="Apply"/>; by default none (a data-free pass).</summary>
+    IReadOnlyList<StatisticPoint> StatisticPoints(QuantizationContext context) => Array.Empty<StatisticPoint>();
 
     /// <summary>Applies the pass; <paramref name="statistics"/> holds the values of its points.</summary>
     void Apply(QuantizationContext context, StatisticValues statistics);

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Microsoft.ML;
 using MLNet.Quantization.Annotate;
 using MLNet.Quantization.Calibration;
@@ -68,8 +67,6 @@ internal sealed class QuantizationContext
 
     /// <summary>Seconds each pass took, statistics included, in order (for the benchmarks).</summary>
     public List<(string Pass, double Seconds)> Timings { get; } = new();
-
-    internal Stopwatch Clock { get; } = new();
 
     private static T Require<T>(T? value, string what) where T : class =>
         value ?? throw new InvalidOperationException($"No pass has made the {what} yet: the list of passes is out of order.");

@@ -5,8 +5,6 @@ namespace MLNet.Quantization.Realize;
 /// <summary>The realized int8 model run as ML.NET runs it, against the simulated model: see <see cref="AgreementCheck"/>.</summary>
 internal sealed class AgreementPass : IQuantizationPass
 {
-    public IReadOnlyList<StatisticPoint> StatisticPoints(QuantizationContext context) => Array.Empty<StatisticPoint>();
-
     public void Apply(QuantizationContext context, StatisticValues statistics) =>
         context.Agreement = AgreementCheck.Measure(context.Model, context.Plan, context.Parameters, context.Realized,
             context.Dequantized, context.Data, context.Settings);

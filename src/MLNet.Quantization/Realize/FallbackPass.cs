@@ -19,8 +19,6 @@ namespace MLNet.Quantization.Realize;
 /// </remarks>
 internal sealed class FallbackPass : IQuantizationPass
 {
-    public IReadOnlyList<StatisticPoint> StatisticPoints(QuantizationContext context) => Array.Empty<StatisticPoint>();
-
     public void Apply(QuantizationContext context, StatisticValues statistics)
     {
         var settings = context.Settings;

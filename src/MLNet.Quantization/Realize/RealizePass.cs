@@ -5,8 +5,6 @@ namespace MLNet.Quantization.Realize;
 /// <summary>Realize: writes the plan and its parameters as QDQ pairs (int8) or as float fake-quantization (simulated).</summary>
 internal sealed class RealizePass : IQuantizationPass
 {
-    public IReadOnlyList<StatisticPoint> StatisticPoints(QuantizationContext context) => Array.Empty<StatisticPoint>();
-
     public void Apply(QuantizationContext context, StatisticValues statistics)
     {
         var dequantized = new Dictionary<string, string>();
