@@ -29,18 +29,19 @@ internal sealed class CrossLayerEqualizationPass : IQuantizationPass
     internal static int Equalize(OnnxGraph model)
     {
         var pairs = Pairs(model).ToList();
-        var weights = new Dictionary<string, float[]>();
-        // Each Conv gets weights and a bias of its own (initializers, even where the model keeps them in Constant nodes), so
-    // that shared constants are never rescaled for another node.
-        foreach (var conv in pairs.SelectMany(p => new[] { p.First, p.Second }).Distinct())
-            Own(model, conv);
+        // Each Conv's weights and bias are read once and rescaled in memory over the rounds (the nodes are keys by
+        // reference: Write edits their inputs).
+        var convs = pairs.SelectMany(p => new[] { p.First, p.Second }).Distinct()
+            .ToDictionary<NodeProto, NodeProto, ConvValues>(c => c, c => ConvValues.Read(model, c), ReferenceEqualityComparer.Instance);
         for (int round = 0; round < MaximumRounds; round++)
         {
             double moved = 0;
             foreach (var (first, second) in pairs)
-                moved = Math.Max(moved, EqualizePair(model, first, second));
+                moved = Math.Max(moved, EqualizePair(convs[first], convs[second]));
             if (moved < 1e-3) break;
         }
+        foreach (var (conv, values) in convs)
+            values.Write(model, conv);
         GraphPreparation.RemoveUnusedInitializers(model);
         GraphPreparation.RemoveDeadConstants(model);
         return pairs.Count;
@@ -78,28 +79,38 @@ internal sealed class CrossLayerEqualizationPass : IQuantizationPass
 
     private static long Group(NodeProto conv) => conv.Attribute.FirstOrDefault(a => a.Name == "group")?.I ?? 1;
 
-    private static void Own(OnnxGraph model, NodeProto conv)
+    // A Conv's weights and bias (an initializer or a Constant node's value), as floats.
+    private sealed record ConvValues(long[] Dims, float[] Weights, long[]? BiasDims, float[]? Bias)
     {
-        for (int i = 1; i < Math.Min(conv.Input.Count, 3); i++)
+        public static ConvValues Read(OnnxGraph model, NodeProto conv)
         {
-            if (conv.Input[i].Length == 0) continue;
-            var original = model.FindConstant(conv.Input[i])!; // an initializer or a Constant node's value
-            var copy = Tensors.FromFloats(model.UniqueName(conv.Input[i] + "_equalized"), Tensors.Dims(original), Tensors.ReadFloats(original));
-            model.AddInitializer(copy);
-            model.SetInput(conv, i, copy.Name);
+            var w = model.FindConstant(conv.Input[1])!;
+            var b = conv.Input.Count > 2 && conv.Input[2].Length > 0 ? model.FindConstant(conv.Input[2])! : null;
+            return new ConvValues(Tensors.Dims(w), Tensors.ReadFloats(w), b is null ? null : Tensors.Dims(b), b is null ? null : Tensors.ReadFloats(b));
+        }
+
+        // As initializers of the Conv's own, so that a constant shared with another node is never rescaled for it.
+        public void Write(OnnxGraph model, NodeProto conv)
+        {
+            Own(1, Dims, Weights);
+            if (Bias is not null) Own(2, BiasDims!, Bias);
+
+            void Own(int input, long[] dims, float[] values)
+            {
+                var tensor = Tensors.FromFloats(model.UniqueName(conv.Input[input] + "_equalized"), dims, values);
+                model.AddInitializer(tensor);
+                model.SetInput(conv, input, tensor.Name);
+            }
         }
     }
 
-    // One equalization of a pair; returns the largest |s − 1|.
-    private static double EqualizePair(OnnxGraph model, NodeProto first, NodeProto second)
+    // One equalization of a pair, in place; returns the largest |s − 1|.
+    private static double EqualizePair(ConvValues first, ConvValues second)
     {
-        var w1Tensor = model.FindInitializer(first.Input[1])!;
-        var w2Tensor = model.FindInitializer(second.Input[1])!;
-        var w1 = Tensors.ReadFloats(w1Tensor);
-        var w2 = Tensors.ReadFloats(w2Tensor);
-        int channels = (int)w1Tensor.Dims[0];
+        var (w1, w2) = (first.Weights, second.Weights);
+        int channels = (int)first.Dims[0];
         int inner1 = w1.Length / channels;
-        int outputs2 = (int)w2Tensor.Dims[0], perGroup = (int)w2Tensor.Dims[1];
+        int outputs2 = (int)second.Dims[0], perGroup = (int)second.Dims[1];
         int kernel2 = w2.Length / (outputs2 * perGroup);
         int groups = channels / perGroup, outputsPerGroup = outputs2 / groups;
         var scales = new double[channels];
@@ -121,23 +132,8 @@ internal sealed class CrossLayerEqualizationPass : IQuantizationPass
             for (int m = group * outputsPerGroup; m < (group + 1) * outputsPerGroup; m++)
                 for (int k = 0; k < kernel2; k++) w2[(m * perGroup + column) * kernel2 + k] = (float)(w2[(m * perGroup + column) * kernel2 + k] * scales[c]);
         }
-        Replace(model, w1Tensor, w1);
-        Replace(model, w2Tensor, w2);
-        if (first.Input.Count > 2 && first.Input[2].Length > 0)
-        {
-            var biasTensor = model.FindInitializer(first.Input[2])!;
-            var bias = Tensors.ReadFloats(biasTensor);
+        if (first.Bias is { } bias)
             for (int c = 0; c < channels && c < bias.Length; c++) bias[c] = (float)(bias[c] / scales[c]);
-            Replace(model, biasTensor, bias);
-        }
         return moved;
-    }
-
-    // The tensor is this pass's own copy (see Own): its values are replaced in place.
-    private static void Replace(OnnxGraph model, TensorProto tensor, float[] values)
-    {
-        var replacement = Tensors.FromFloats(tensor.Name, Tensors.Dims(tensor), values);
-        model.RemoveInitializer(tensor);
-        model.AddInitializer(replacement);
     }
 }
