@@ -39,18 +39,14 @@ internal static class MiniLmHarness
         var timed = Tokens(texts.Skip(calibrationRows).Take(TimedRows), pad: true);
 
         var clock = Stopwatch.StartNew();
-        QuantizingTransformer Quantize(QuantizationMode mode) => ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
+        QuantizingTransformer Quantize(QuantizationMode mode, double? smoothQuantAlpha = null) => ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
         {
             ModelFile = MiniLm.ModelFile, OutputColumnNames = new[] { MiniLm.Output }, IntraOpNumThreads = threads, Mode = mode, ActivationCalibration = method,
-            AsymmetricActivations = asymmetric,
+            AsymmetricActivations = asymmetric, SmoothQuantAlpha = smoothQuantAlpha,
         }).Fit(calibration);
         var int8 = Quantize(QuantizationMode.Int8);
         double calibrationSeconds = clock.Elapsed.TotalSeconds;
-        using var smoothed = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
-        {
-            ModelFile = MiniLm.ModelFile, OutputColumnNames = new[] { MiniLm.Output }, IntraOpNumThreads = threads, ActivationCalibration = method,
-            AsymmetricActivations = asymmetric, SmoothQuantAlpha = alpha,
-        }).Fit(calibration);
+        using var smoothed = Quantize(QuantizationMode.Int8, alpha);
         var simulated = Quantize(QuantizationMode.Simulated);
         var fp32 = ml.Transforms.ApplyOnnxModel(new OnnxOptions
         {
