@@ -12,7 +12,8 @@ namespace MLNet.Quantization.Realize;
 /// measurement rows: the SQNR of every quantized tensor from the probe (signal energy over the energy of the
 /// difference, in dB), and the mean output cosine from the deployed model. Extra outputs stop ONNX Runtime from fusing
 /// the QDQ pairs around them, so the probe alone would measure an unfused model that no user runs. Only sums are kept,
-/// so memory does not grow with the rows.
+/// so memory does not grow with the rows; the float outputs that the fallback keeps for its rounds are bounded by
+/// <see cref="FloatOutputs"/>.
 /// </summary>
 internal sealed class ErrorMeasurement
 {
@@ -49,11 +50,11 @@ internal sealed class ErrorMeasurement
 
     /// <summary>
     /// Measures SQNR with <paramref name="probe"/> and the output cosine with <paramref name="deployed"/>; the float
-    /// model's outputs on each row are appended to <paramref name="floatOutputs"/> when it is given (null for outputs
-    /// that are not float), for <see cref="DeployedCosine"/> to reuse.
+    /// model's outputs on each row are kept in <paramref name="floatOutputs"/> when it is given, for
+    /// <see cref="DeployedCosine"/> to reuse.
     /// </summary>
     public static ErrorMeasurement Measure(OnnxGraph prepared, OnnxGraph probe, IReadOnlyDictionary<string, string> dequantized,
-        OnnxGraph deployed, IDataView data, QuantizationSettings settings, List<float[]?[]>? floatOutputs = null)
+        OnnxGraph deployed, IDataView data, QuantizationSettings settings, FloatOutputs? floatOutputs = null)
     {
         var inputs = prepared.RealInputs().Select(i => i.Name).ToHashSet();
         var outputs = prepared.Graph.Output.Select(o => o.Name).ToArray();
@@ -70,9 +71,7 @@ internal sealed class ErrorMeasurement
         long rows = RowReader.ForEach(floatSession, data, settings, 3, settings.Rows.IsMeasurementRow, (_, names, values, feeds) =>
         {
             using var reference = floatSession.Run(runOptions, names, values, floatNames);
-            floatOutputs?.Add(Enumerable.Range(0, outputs.Length).Select(k =>
-                reference[k].GetTensorTypeAndShape().ElementDataType == Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float
-                    ? reference[k].GetTensorDataAsSpan<float>().ToArray() : null).ToArray());
+            floatOutputs?.Add(reference, outputs.Length);
             using (var deployedOutputs = deployedSession.Run(runOptions, names, values, outputs))
                 cosines += Sessions.Cosine(reference, deployedOutputs, outputs.Length);
             if (probeNames.Length == 0) return;
@@ -93,20 +92,28 @@ internal sealed class ErrorMeasurement
     }
 
     /// <summary>
-    /// The mean output cosine of <paramref name="deployed"/> (run as ML.NET runs it) to the float outputs that
-    /// <see cref="Measure"/> recorded, on the same measurement rows: the float model is not run again.
+    /// The mean output cosine of <paramref name="deployed"/> (run as ML.NET runs it) to the float model's outputs on the
+    /// measurement rows: those that <see cref="Measure"/> kept, or, when they outgrew their budget, the float model's
+    /// run again beside it.
     /// </summary>
-    public static double DeployedCosine(OnnxGraph prepared, OnnxGraph deployed, IReadOnlyList<float[]?[]> floatOutputs,
+    public static double DeployedCosine(OnnxGraph prepared, OnnxGraph deployed, FloatOutputs floatOutputs,
         IDataView data, QuantizationSettings settings)
     {
         var outputs = prepared.Graph.Output.Select(o => o.Name).ToArray();
         using var session = Sessions.Create(deployed, Array.Empty<string>(), "the quantized model");
+        using var floatSession = floatOutputs.Complete ? null : Sessions.Create(prepared, Array.Empty<string>(), "the float model");
         using var runOptions = new RunOptions();
         double cosines = 0;
         int index = 0;
         long rows = RowReader.ForEach(session, data, settings, 3, settings.Rows.IsMeasurementRow, (_, names, values, _) =>
         {
             using var results = session.Run(runOptions, names, values, outputs);
+            if (floatSession is not null)
+            {
+                using var reference = floatSession.Run(runOptions, names, values, outputs);
+                cosines += Sessions.Cosine(reference, results, outputs.Length);
+                return;
+            }
             var expected = floatOutputs[index++];
             var cosine = new CosineSum();
             for (int k = 0; k < outputs.Length; k++)

@@ -13,7 +13,7 @@ namespace MLNet.Quantization.Realize;
 /// </summary>
 /// <remarks>
 /// It works on the plan, not on the model: the layers are ranked once, from the full model's per-tensor noise, and
-/// the float model's outputs on the held-back rows are computed once. Each round then drops a layer from the plan
+/// the float model's outputs on the held-back rows are computed once (within <see cref="FloatOutputs"/>' budget). Each round then drops a layer from the plan
 /// (annotation is data-free), keeps the calibrated parameters of what remains, realizes again and runs only the
 /// realized model. Nothing is calibrated twice.
 /// </remarks>
@@ -24,7 +24,7 @@ internal sealed class FallbackPass : IQuantizationPass
         var settings = context.Settings;
         double target = settings.Rows.MinimumOutputCosine ?? throw new InvalidOperationException("The fallback needs MinimumOutputCosine.");
         var model = context.Model;
-        var reference = new List<float[]?[]>();
+        var reference = new FloatOutputs();
         var measured = ErrorMeasurement.Measure(model, context.Realized, context.Dequantized, context.Realized, context.Data, settings, reference);
         if (measured.Rows == 0)
             throw new InvalidOperationException(

@@ -1,0 +1,46 @@
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+
+namespace MLNet.Quantization.Realize;
+
+/// <summary>
+/// The float model's outputs on the measurement rows (null for outputs that are not float), kept for the fallback's
+/// rounds up to <see cref="DefaultBudget"/> bytes. Past the budget they are all dropped and each round runs the float
+/// model again, so that memory stays bounded whatever the number of rows.
+/// </summary>
+internal sealed class FloatOutputs
+{
+    /// <summary>256 MB of outputs: 1,300 rows of all-MiniLM-L6-v2's 128 × 384 token states.</summary>
+    public const long DefaultBudget = 256L << 20;
+
+    private readonly List<float[]?[]> _rows = new();
+    private readonly long _budget;
+    private long _bytes;
+
+    public FloatOutputs(long budget = DefaultBudget) => _budget = budget;
+
+    /// <summary>Whether every row measured is kept.</summary>
+    public bool Complete { get; private set; } = true;
+
+    public float[]?[] this[int row] => _rows[row];
+
+    /// <summary>Keeps the first <paramref name="count"/> outputs of one row.</summary>
+    public void Add(IReadOnlyList<OrtValue> outputs, int count)
+    {
+        if (!Complete) return;
+        var row = new float[]?[count];
+        for (int k = 0; k < count; k++)
+            if (outputs[k].GetTensorTypeAndShape().ElementDataType == TensorElementType.Float)
+            {
+                row[k] = outputs[k].GetTensorDataAsSpan<float>().ToArray();
+                _bytes += row[k]!.Length * sizeof(float);
+            }
+        if (_bytes > _budget)
+        {
+            _rows.Clear();
+            Complete = false;
+            return;
+        }
+        _rows.Add(row);
+    }
+}
