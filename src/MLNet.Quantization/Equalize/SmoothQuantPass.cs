@@ -38,7 +38,8 @@ internal sealed class SmoothQuantPass : IQuantizationPass
         {
             if (!_points.TryGetValue(group.Key, out var point)) continue;
             var activation = statistics[point].AbsMax;
-            var weights = group.Select(n => model.FindConstant(n.Input[1])!).ToList();
+            var matMuls = group.ToList();
+            var weights = matMuls.Select(n => model.FindConstant(n.Input[1])!).ToList();
             int rows = (int)weights[0].Dims[0];
             if (activation.Length != rows || weights.Any(w => w.Dims[0] != rows)) continue;
             var values = weights.Select(Tensors.ReadFloats).ToList();
@@ -64,8 +65,8 @@ internal sealed class SmoothQuantPass : IQuantizationPass
                 var scaled = values[i].Select((v, j) => v * scales[j / columns]).ToArray();
                 var name = model.UniqueName(weights[i].Name + "_smoothed");
                 model.AddInitializer(Tensors.FromFloats(name, Tensors.Dims(weights[i]), scaled));
-                model.SetInput(group.ElementAt(i), 1, name);
-                model.SetInput(group.ElementAt(i), 0, smoothed);
+                model.SetInput(matMuls[i], 1, name);
+                model.SetInput(matMuls[i], 0, smoothed);
             }
         }
         model.SortTopologically();
