@@ -4,7 +4,7 @@ using Onnx;
 namespace MLNet.Quantization.Annotate;
 
 /// <summary>
-/// Step 2 of <c>Fit</c>: asks each node's handler which of its tensors to quantize, keeps the marks of compute-heavy
+/// Annotate (see <see cref="AnnotatePass"/>): asks each node's handler which of its tensors to quantize, keeps the marks of compute-heavy
 /// ops and of the ops next to them (see <see cref="QuantizeWhen"/>), and moves marks past Relus.
 /// </summary>
 internal static class Annotator

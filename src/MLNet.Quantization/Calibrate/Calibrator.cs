@@ -3,7 +3,7 @@ using MLNet.Quantization.Onnx;
 
 namespace MLNet.Quantization.Calibration;
 
-/// <summary>Step 4 of <c>Fit</c>: turns statistics into ranges, scales and zero points, and weights into int8.</summary>
+/// <summary>Calibrate (see <see cref="CalibratePass"/>): turns statistics into ranges, scales and zero points, and weights into int8.</summary>
 internal static class Calibrator
 {
     public static QuantizationParameters Calibrate(OnnxGraph graph, QuantizationPlan plan, IReadOnlyDictionary<string, TensorStatistics> statistics,

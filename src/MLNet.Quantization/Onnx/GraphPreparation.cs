@@ -3,7 +3,7 @@ using Onnx;
 namespace MLNet.Quantization.Onnx;
 
 /// <summary>
-/// Step 1 of <c>Fit</c>: brings a float model into the form that QDQ needs. BatchNormalization is folded into the
+/// Preparation, before the passes of <c>Fit</c>: brings a float model into the form that QDQ needs. BatchNormalization is folded into the
 /// Conv before it, the opset is raised to <see cref="TargetOpset"/> (per-channel DequantizeLinear needs 13) and the IR
 /// version to one that allows initializers outside the graph inputs.
 /// </summary>

@@ -5,7 +5,7 @@ using MLNet.Quantization.Onnx;
 namespace MLNet.Quantization.Realize;
 
 /// <summary>
-/// Step 5 of <c>Fit</c>, and the only place that edits the graph for quantization: drops fused Relus and Clips, puts a
+/// Realize (see <see cref="RealizePass"/>), and the only place that edits the graph for quantization: drops fused Relus and Clips, puts a
 /// (de)quantization in front of every reader of a marked tensor, swaps weights and biases for their quantized forms,
 /// and records the calibration table in the model's metadata.
 /// </summary>
