@@ -79,13 +79,17 @@ public static class QuantizeCommand
         var statistics = new Option<FileInfo?>("--statistics") { Description = "Save the calibration statistics here." };
         var fromStatistics = new Option<FileInfo?>("--from-statistics") { Description = "Calibrate from saved statistics, without data." };
         var inputShape = new Option<string[]>("--input") { Description = "NAME=d1,d2,... for inputs with dynamic dimensions (repeatable)." };
+        var noDeploymentCheck = new Option<bool>("--no-deployment-check")
+        {
+            Description = "Return the quantized model as realized, without measuring it against fp32 (by default a model that int8 makes slower stays float).",
+        };
         var json = new Option<bool>("--json") { Description = "Print the summary as one JSON object." };
 
         var root = new RootCommand("Calibrates a float ONNX model and quantizes it to int8 (MLNet.Quantization).")
         {
             model, calibration, kind, outputFile, imageSize, layout, channels, scale, mean, std, vocab, sequenceLength, method, mode, rows,
             excludeNode, excludeOp, perTensor, minCosine, weightRange, biasCorrection, equalize, smoothQuant, report, statistics, fromStatistics,
-            inputShape, json,
+            inputShape, noDeploymentCheck, json,
         };
         var parsed = root.Parse(args);
         bool wantsHelp = args.Any(a => a is "--help" or "-h" or "-?" or "--version");
@@ -179,6 +183,7 @@ public static class QuantizeCommand
                 BiasCorrection = BiasCorrections[parsed.GetValue(biasCorrection)!],
                 CrossLayerEqualization = parsed.GetValue(equalize),
                 SmoothQuantAlpha = parsed.GetValue(smoothQuant),
+                CheckDeployment = !parsed.GetValue(noDeploymentCheck),
                 ShapeDictionary = shapes.Count == 0 ? null : shapes,
                 Statistics = loaded,
                 // A report shows clipping and KL per tensor, and saved statistics should serve any method later.
@@ -222,6 +227,11 @@ public static class QuantizeCommand
                     Cpu = fitted.Agreement?.Cpu ?? "",
                     WeightRange = options.WeightRange.ToString(),
                     FloatNodes = quantizedReport?.FloatNodes ?? Array.Empty<string>(),
+                    Deployment = fitted.Deployment?.Summary,
+                    KeptFloat = fitted.Deployment?.KeptFloat ?? false,
+                    Speedup = fitted.Deployment?.Speedup,
+                    OutputErrors = fitted.Deployment?.Outputs.ToDictionary(o => o.Name, o => o.RelativeError) ?? new Dictionary<string, double>(),
+                    Conversions = fitted.Deployment?.Conversions ?? Array.Empty<string>(),
                     Seconds = Math.Round(clock.Elapsed.TotalSeconds, 2),
                 };
                 if (quiet) output.WriteLine(JsonSerializer.Serialize(summary));
@@ -288,6 +298,10 @@ public static class QuantizeCommand
         table.AddRow("realized vs simulated", agreement is null ? "-" : Markup.Escape(
             $"{agreement.OutputCosine.ToString("F5", CultureInfo.InvariantCulture)} on {s.Cpu}{(agreement.Agrees ? "" : ": " + agreement.Explanation)}"));
         if (s.FloatNodes.Count > 0) table.AddRow("kept in float", Markup.Escape(string.Join(", ", s.FloatNodes)));
+        if (s.Deployment is { } deployment) table.AddRow("deployed model", Markup.Escape(deployment));
+        if (s.OutputErrors.Count > 0)
+            table.AddRow("relative error per output", Markup.Escape(string.Join(", ", s.OutputErrors.Select(kv => $"{kv.Key} {kv.Value.ToString("F4", CultureInfo.InvariantCulture)}"))));
+        foreach (var conversion in s.Conversions) table.AddRow("conversion", Markup.Escape(conversion));
         table.AddRow("time", $"{s.Seconds.ToString("F1", CultureInfo.InvariantCulture)} s");
         console.Write(table);
     }

@@ -45,6 +45,21 @@ public sealed record Summary
     /// <summary>Nodes kept in float by --min-cosine.</summary>
     public IReadOnlyList<string> FloatNodes { get; init; } = Array.Empty<string>();
 
+    /// <summary>The deployment check's verdict (see DeploymentCheck.Summary); null with --no-deployment-check.</summary>
+    public string? Deployment { get; init; }
+
+    /// <summary>Whether the output is the float model, because int8 was not faster on this CPU.</summary>
+    public bool KeptFloat { get; init; }
+
+    /// <summary>The measured int8 model's speed-up over fp32 on this CPU; null when not measured.</summary>
+    public double? Speedup { get; init; }
+
+    /// <summary>Relative error ‖fp32 − int8‖ / ‖fp32‖ of every float output, by output name.</summary>
+    public IReadOnlyDictionary<string, double> OutputErrors { get; init; } = new Dictionary<string, double>();
+
+    /// <summary>What preparation changed of the model's interface (float16 inputs and outputs made float32).</summary>
+    public IReadOnlyList<string> Conversions { get; init; } = Array.Empty<string>();
+
     /// <summary>Wall-clock seconds for the whole run.</summary>
     public double Seconds { get; init; }
 }

@@ -12,6 +12,8 @@ internal static class QuantizationDefaults
     // Safe on every x86-64 CPU by construction: see WeightRange and docs/benchmarks.md (issue 9).
     public const WeightRange WeightRange = MLNet.Quantization.WeightRange.PairBounded;
     public const bool AsymmetricActivations = true;
+    // Issue 16: never a model slower than float, or one whose int8 kernels compute something other than the simulation.
+    public const bool CheckDeployment = true;
     // The accuracy algorithms of issue 11, each chosen by the evaluation in docs/benchmarks.md.
     public const BiasCorrection BiasCorrection = MLNet.Quantization.BiasCorrection.None;
     public const bool CrossLayerEqualization = false;

@@ -128,4 +128,7 @@ internal sealed record RealizationSettings
     public QuantizationMode Mode { get; init; }
 
     public int? IntraOpNumThreads { get; init; }
+
+    /// <summary>Whether the last pass measures the deployed model and keeps in float what int8 gets wrong or slower.</summary>
+    public bool CheckDeployment { get; init; }
 }

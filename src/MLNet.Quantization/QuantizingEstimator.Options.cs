@@ -104,6 +104,16 @@ public sealed partial class QuantizingEstimator
         /// </summary>
         public double? MinimumOutputCosine { get; set; }
 
+        /// <summary>
+        /// Whether <c>Fit</c> ends by measuring the model it returns, as ML.NET will run it on this CPU (see
+        /// <see cref="DeploymentCheck"/>): every output against the float model and the time per row of both. Layers
+        /// where the int8 kernels disagree with the simulation go back to float, and where the int8 model is not
+        /// faster than the float one the float model is returned, with <see cref="DeploymentCheck.KeptFloat"/> and a
+        /// summary saying why. Default true. False returns the quantized model as realized, unmeasured (for studies of
+        /// the realization itself, or when the fitting machine is not the deployment machine).
+        /// </summary>
+        public bool CheckDeployment { get; set; } = QuantizationDefaults.CheckDeployment;
+
         /// <summary>Receives the progress of each pass over the calibration rows.</summary>
         public IProgress<CalibrationProgress>? Progress { get; set; }
 
@@ -193,7 +203,7 @@ public sealed partial class QuantizingEstimator
                 },
                 Weights = new WeightSettings { Scale = WeightScale, Range = WeightRange, PerChannel = PerChannelWeights, BiasCorrection = BiasCorrection },
                 Equalization = new EqualizationSettings { CrossLayer = CrossLayerEqualization, SmoothQuantAlpha = SmoothQuantAlpha },
-                Realization = new RealizationSettings { Mode = Mode, IntraOpNumThreads = IntraOpNumThreads },
+                Realization = new RealizationSettings { Mode = Mode, IntraOpNumThreads = IntraOpNumThreads, CheckDeployment = CheckDeployment },
             };
         }
 

@@ -33,6 +33,7 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
     private readonly Options _options;
     private readonly object _schemaLock = new();
     private (string Key, Microsoft.ML.Transforms.Onnx.OnnxScoringEstimator Estimator)? _schemaEstimator;
+    private TemporaryModelFile? _schemaModel;
 
     internal QuantizingEstimator(TransformsCatalog catalog, Options options)
     {
@@ -50,13 +51,14 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
         var report = new Lazy<CalibrationReport>(() => CalibrationReport.Create(context.Model, context.Plan, context.Parameters,
             context.Realized, context.Statistics, context.FloatNodes, context.Agreement, input, settings));
         return new QuantizingTransformer(_catalog, context.Realized, context.Parameters.Table, context.Statistics, report,
-            context.Agreement, settings, input) { FitTimings = context.Timings };
+            context.Agreement, settings, input) { FitTimings = context.Timings, Deployment = context.Deployment };
     }
 
     // Reads, checks and prepares the float model: everything the passes start from.
     private static QuantizationContext Load(QuantizationSettings settings, IDataView input)
     {
         var source = OnnxGraph.Load(settings.ModelFile);
+        var conversions = Float16Conversion.Convert(source);
         CheckValues(source, settings.ModelFile);
         CheckNotQuantized(source, settings.ModelFile);
         CheckShapes(source, settings);
@@ -64,7 +66,7 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
         CheckColumnNames(model, settings);
         var exclusions = Exclusions.Create(model, settings.ExcludeNodes, settings.ExcludeOpTypes);
         return new QuantizationContext(settings, input, model, exclusions,
-            CalibrationStatistics.Fingerprint(settings.ModelFile), InputShapes(model, settings));
+            CalibrationStatistics.Fingerprint(settings.ModelFile), InputShapes(model, settings)) { Conversions = conversions };
     }
 
     // The model's inputs as the statistics record them: element type and the shape the rows are fed with.
@@ -85,8 +87,8 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
         var settings = _options.Freeze();
-        var file = new FileInfo(settings.ModelFile);
-        var key = string.Join("\n", settings.ModelFile, file.Length, file.LastWriteTimeUtc.Ticks,
+        var info = new FileInfo(settings.ModelFile);
+        var key = string.Join("\n", settings.ModelFile, info.Length, info.LastWriteTimeUtc.Ticks,
             string.Join(",", settings.InputColumnNames ?? Array.Empty<string>()), string.Join(",", settings.OutputColumnNames ?? Array.Empty<string>()),
             string.Join(";", settings.ShapeDictionary?.Select(kv => $"{kv.Key}={string.Join(",", kv.Value)}") ?? Array.Empty<string>()));
         lock (_schemaLock)
@@ -96,15 +98,25 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
                 var model = OnnxGraph.Load(settings.ModelFile);
                 CheckColumnNames(model, settings);
                 var shapes = settings.ShapeDictionary?.ToDictionary(kv => kv.Key, kv => kv.Value);
+                // ML.NET refuses any Float16 tensor it meets, weights included: the schema of a float16 model is that
+                // of its float32 form, which is what the quantized model takes and gives.
+                _schemaModel?.Dispose();
+                _schemaModel = null;
+                var file = settings.ModelFile;
+                if (Float16Conversion.Convert(model).Count > 0)
+                {
+                    _schemaModel = new TemporaryModelFile(model.ToBytes());
+                    file = _schemaModel.Path;
+                }
                 Microsoft.ML.Transforms.Onnx.OnnxScoringEstimator floatModel;
                 try
                 {
                     floatModel = settings.OutputColumnNames is null && settings.InputColumnNames is null
-                        ? _catalog.ApplyOnnxModel(settings.ModelFile, shapes)
+                        ? _catalog.ApplyOnnxModel(file, shapes)
                         : _catalog.ApplyOnnxModel(
                             settings.OutputColumnNames?.ToArray() ?? model.Graph.Output.Select(o => o.Name).ToArray(),
                             settings.InputColumnNames?.ToArray() ?? model.RealInputs().Select(i => i.Name).ToArray(),
-                            settings.ModelFile, shapes, gpuDeviceId: null, fallbackToCpu: false, recursionLimit: 100);
+                            file, shapes, gpuDeviceId: null, fallbackToCpu: false, recursionLimit: 100);
                 }
                 catch (Microsoft.ML.OnnxRuntime.OnnxRuntimeException e)
                 {

@@ -77,6 +77,14 @@ public sealed class QuantizingTransformer : ITransformer, IDisposable
     /// </summary>
     public RealizationAgreement? Agreement { get; }
 
+    /// <summary>
+    /// What <c>Fit</c> measured of this model as ML.NET runs it on the fitting CPU: every output against the float model,
+    /// the speed of both, the nodes kept in float and why, and whether the float model was returned because int8 was not
+    /// faster (<see cref="DeploymentCheck.KeptFloat"/>). Null when <c>CheckDeployment</c> was off or <c>Fit</c> had no
+    /// rows to measure on (a fit from saved statistics).
+    /// </summary>
+    public DeploymentCheck? Deployment { get; init; }
+
     /// <summary>Whether the model runs realized int8 or simulated quantization.</summary>
     public QuantizationMode Mode { get; }
 

@@ -11,18 +11,24 @@ internal static class Annotator
 {
     public static QuantizationPlan Annotate(OnnxGraph graph, Exclusions? exclusions = null)
     {
+        var plan = new QuantizationPlan();
         var context = new AnnotationContext(graph);
         var annotated = new List<NodeMarks>();
+        var floatByRule = FloatRules.Find(graph);
         foreach (var node in graph.Graph.Node.Where(n => n.Domain is "" or "ai.onnx"))
         {
             if (exclusions?.Excludes(node) == true || OpRegistry.Find(node.OpType) is not { } handler)
                 continue;
+            if (floatByRule.TryGetValue(OnnxGraph.Label(node), out var reason))
+            {
+                plan.FloatByRule[OnnxGraph.Label(node)] = reason;
+                continue;
+            }
             var marks = context.Begin(node, handler.When);
             handler.Annotate(node, context);
             if (!marks.IsEmpty) annotated.Add(marks);
         }
 
-        var plan = new QuantizationPlan();
         foreach (var marks in Kept(graph, annotated))
         {
             foreach (var a in marks.Activations)
@@ -89,6 +95,9 @@ internal static class Annotator
                 || consumers.Count != 1 || !graph.IsZeroClamp(consumers[0]) || graph.IsReadBySubgraph(mark.Tensor))
                 continue;
             var reluOutput = consumers[0].Output[0];
+            // A reader kept in float by rule needs the clamped float value, which dropping the clamp would take away.
+            if (graph.Consumers(reluOutput).Any(r => plan.FloatByRule.ContainsKey(OnnxGraph.Label(r)) || FloatRules.DomainInput(graph, r) == reluOutput))
+                continue;
             plan.Activations.RemoveAt(i);
             var existing = plan.FindActivation(reluOutput);
             if (existing is null)

@@ -39,6 +39,12 @@ internal sealed class QuantizationPlan
     /// </summary>
     public Dictionary<string, HashSet<string>> QuantizedReaders { get; } = new(StringComparer.Ordinal);
 
+    /// <summary>
+    /// Quantizable nodes that <see cref="FloatRules"/> keeps in float, with the reason (the nodes that compute the input
+    /// of a domain-limited op).
+    /// </summary>
+    public Dictionary<string, string> FloatByRule { get; } = new(StringComparer.Ordinal);
+
     /// <summary>Whether <paramref name="reader"/> reads the quantized form of <paramref name="tensor"/>.</summary>
     public bool ReadsQuantized(string tensor, string reader) =>
         QuantizedOutputs.Contains(tensor) || (QuantizedReaders.TryGetValue(tensor, out var readers) && readers.Contains(reader));

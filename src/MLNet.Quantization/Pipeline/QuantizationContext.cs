@@ -59,11 +59,17 @@ internal sealed class QuantizationContext
     /// <summary>Each quantized tensor's dequantized name in <see cref="Realized"/>.</summary>
     public IReadOnlyDictionary<string, string> Dequantized { get; set; } = new Dictionary<string, string>();
 
+    /// <summary>What preparation changed of the model's interface (float16 inputs and outputs made float32).</summary>
+    public IReadOnlyList<string> Conversions { get; init; } = Array.Empty<string>();
+
     /// <summary>The nodes the fallback kept in float.</summary>
     public IReadOnlyList<string> FloatNodes { get; set; } = Array.Empty<string>();
 
     /// <summary>The realized-vs-simulated agreement (int8 only).</summary>
     public RealizationAgreement? Agreement { get; set; }
+
+    /// <summary>What the deployment check measured (null when it is off or had no rows).</summary>
+    public DeploymentCheck? Deployment { get; set; }
 
     /// <summary>Seconds each pass took, statistics included, in order (for the benchmarks).</summary>
     public List<(string Pass, double Seconds)> Timings { get; } = new();

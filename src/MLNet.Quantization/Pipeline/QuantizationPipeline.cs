@@ -33,7 +33,8 @@ internal static class QuantizationPipeline
         }),
         Step(new RealizePass(),
             settings.Rows.MinimumOutputCosine is not null ? new FallbackPass() : null,
-            settings.Realization.Mode == QuantizationMode.Int8 ? new AgreementPass() : null),
+            settings.Realization.Mode == QuantizationMode.Int8 ? new AgreementPass() : null,
+            settings.Realization.CheckDeployment ? new DeploymentCheckPass() : null),
     }.Where(s => s.Count > 0).ToList();
 
     /// <summary>The progress pass number of the algorithms' statistics (1–3: activation statistics and measurements).</summary>

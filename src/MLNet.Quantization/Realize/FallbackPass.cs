@@ -53,7 +53,7 @@ internal sealed class FallbackPass : IQuantizationPass
 
     // The quantized nodes around a tensor (its producer and its readers, seen through a Relu): keeping the tensor's
     // layer in float means keeping all of them, or one of them would quantize the tensor again.
-    private static List<string> Layer(OnnxGraph model, string tensor)
+    internal static List<string> Layer(OnnxGraph model, string tensor)
     {
         var nodes = new List<global::Onnx.NodeProto>();
         if (model.ProducerThroughClamp(tensor, out _) is { } producer) nodes.Add(producer);

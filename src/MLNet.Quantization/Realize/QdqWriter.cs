@@ -102,11 +102,13 @@ internal static class QdqWriter
 
     private static string QuantizeActivation(OnnxGraph graph, QuantizationPlan plan, string tensor, ActivationParameters p, IQdqEmitter emitter)
     {
-        // Readers whose domain is limited (Log, Sqrt, a divisor...) keep the float tensor, unless a dropped Relu left
-        // only the quantized form clamped: a value rounded to zero or slightly below the float minimum would turn into
-        // NaN or infinity where the float model has none.
+        // Readers whose domain is limited (Log, Sqrt, a divisor...), and the nodes kept in float because they compute
+        // such an input, keep the float tensor, unless a dropped Relu left only the quantized form clamped: a value
+        // rounded to zero or slightly below the float minimum would turn into NaN or infinity where the float model has
+        // none. (The annotator keeps the clamps that such readers read.)
         bool dropped = plan.FusedRelus.Contains(tensor) && graph.Producer(tensor) is { } maker && !graph.IsZeroClamp(maker);
-        var readers = graph.Consumers(tensor).Where(r => plan.ReadsQuantized(tensor, r.Name) && (dropped || !IsDomainLimited(r, tensor))).ToList();
+        var readers = graph.Consumers(tensor).Where(r => plan.ReadsQuantized(tensor, r.Name)
+            && (dropped || !(IsDomainLimited(r, tensor) || plan.FloatByRule.ContainsKey(OnnxGraph.Label(r))))).ToList();
         string source = tensor, target;
         if (plan.QuantizedOutputs.Contains(tensor) && graph.IsGraphOutput(tensor))
         {

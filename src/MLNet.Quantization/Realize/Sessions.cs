@@ -12,7 +12,7 @@ internal static class Sessions
     /// A session over <paramref name="graph"/> with <paramref name="extraOutputs"/> added as graph outputs (none: the
     /// graph exactly as ML.NET will run it, every fusion intact).
     /// </summary>
-    public static InferenceSession Create(OnnxGraph graph, IEnumerable<string> extraOutputs, string description)
+    public static InferenceSession Create(OnnxGraph graph, IEnumerable<string> extraOutputs, string description, int? threads = null)
     {
         var probe = graph;
         var extra = extraOutputs.Where(n => !graph.IsGraphOutput(n) && graph.Producer(n) is not null).Distinct().ToList();
@@ -23,7 +23,9 @@ internal static class Sessions
         }
         try
         {
-            return new InferenceSession(probe.ToBytes());
+            if (threads is null) return new InferenceSession(probe.ToBytes());
+            using var options = new SessionOptions { IntraOpNumThreads = threads.Value };
+            return new InferenceSession(probe.ToBytes(), options);
         }
         catch (OnnxRuntimeException e)
         {

@@ -52,7 +52,8 @@ public sealed class QuantizeCommandTests
         var model = ConvModel(directory);
         var images = Images(directory, 6);
         var (code, output, error) = Run(model, "--calibration", images, "--output", directory.File("out.onnx"),
-            "--scale", "0.00392157", "--report", directory.File("report.html"), "--statistics", directory.File("stats.bin"), "--json");
+            "--scale", "0.00392157", "--report", directory.File("report.html"), "--statistics", directory.File("stats.bin"), "--json",
+            "--no-deployment-check");
         Assert.AreEqual(0, code, error);
         var summary = Json(output);
         Assert.AreEqual("images", summary.CalibrationKind);
@@ -77,9 +78,20 @@ public sealed class QuantizeCommandTests
 
         // The accuracy algorithms of issue 11.
         var corrected = Run(model, "--calibration", images, "--output", directory.File("out3.onnx"), "--bias-correction", "full",
-            "--cross-layer-equalization", "--method", "mean-min-max", "--json");
+            "--cross-layer-equalization", "--method", "mean-min-max", "--json", "--no-deployment-check");
         Assert.AreEqual(0, corrected.Code, corrected.Error);
         StringAssert.Contains(CalibrationTable.FromOnnx(directory.File("out3.onnx")).Single(e => e.Role == TensorRole.Bias).Note, "bias corrected");
+
+        // With the deployment check (the default): the verdict, the speed-up and every output's error; a model that int8
+        // made slower is written as the float model.
+        var checkedRun = Run(model, "--calibration", images, "--output", directory.File("out4.onnx"), "--json");
+        Assert.AreEqual(0, checkedRun.Code, checkedRun.Error);
+        var verdict = Json(checkedRun.Output);
+        Assert.IsNotNull(verdict.Deployment);
+        Assert.IsTrue(verdict.Speedup > 0);
+        Assert.AreEqual(verdict.Speedup <= 1, verdict.KeptFloat, verdict.Deployment);
+        Assert.AreEqual(verdict.KeptFloat, CalibrationTable.FromOnnx(directory.File("out4.onnx")).Count == 0, verdict.Deployment);
+        Assert.AreEqual(1, verdict.OutputErrors.Count, "one entry per model output");
     }
 
     [TestMethod]

@@ -94,7 +94,7 @@ public sealed class CrossLayerEqualizationPassTests
         {
             using var fitted = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
             {
-                ModelFile = model, PerChannelWeights = false, CrossLayerEqualization = equalize,
+                CheckDeployment = false, ModelFile = model, PerChannelWeights = false, CrossLayerEqualization = equalize,
             }).Fit(rows);
             var output = TinyData.Column(fitted.Transform(rows), "Y");
             return reference.Zip(output, (a, b) => a.Zip(b, (u, v) => (double)(u - v) * (u - v)).Sum()).Sum()

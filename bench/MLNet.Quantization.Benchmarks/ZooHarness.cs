@@ -1,0 +1,294 @@
+using System.Diagnostics;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+using Microsoft.ML.Transforms.Onnx;
+using MLNet.Quantization.Cli.Calibration;
+using MLNet.Quantization.Samples;
+
+namespace MLNet.Quantization.Benchmarks;
+
+// Issue 16: public models that nobody here wrote, with the default options, every output compared. Fetch them first:
+// scripts/fetch-zoo.sh and scripts/fetch-ocr-models.sh.
+// Usage: dotnet run -c Release --project bench/MLNet.Quantization.Benchmarks -- zoo [only models whose name contains this] [rounds] [unchecked]
+// (unchecked: CheckDeployment off, the model as realized, with the layers where realized and simulated part listed)
+// For each model: int8 vs fp32 per output (mean cosine over rows, relative error ‖a − b‖ / ‖a‖ over all held-out rows),
+// realized vs simulated (the same calibration realized both ways, relative error of the worst output), speed through
+// ML.NET on one thread (median of alternated rounds), and NaN counts.
+internal static class ZooHarness
+{
+    private sealed record Model(string Name, string File, string Kind, int Calibration, int HeldOut,
+        Func<int, int, IEnumerable<Dictionary<string, Array>>> Rows, Dictionary<string, int[]> Shapes);
+
+    public static void Run(string[] args)
+    {
+        string only = args.Length > 0 ? args[0] : "";
+        int rounds = args.Length > 1 ? int.Parse(args[1]) : 5;
+        bool check = !(args.Length > 2 && args[2] == "unchecked");
+        var zoo = Path.Combine(FashionMnist.DataDirectory(AppContext.BaseDirectory), "..", "models");
+        Console.WriteLine($"Model zoo, defaults, 1 intra-op thread, CPU {Realize.CpuFeatures.Describe()}");
+        Console.WriteLine();
+        Console.WriteLine("| model | kind | result | quantized | int8 vs fp32 per output: cosine / relative error | realized vs simulated (worst output, relative error) | NaN | fp32 ms | int8 ms | speed-up | Fit |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|");
+        foreach (var model in Models(zoo).Where(m => m.Name.Contains(only, StringComparison.Ordinal)))
+        {
+            try
+            {
+                Measure(model, rounds, check);
+            }
+            catch (Exception e) when (e is NotSupportedException or InvalidOperationException or ArgumentException or InvalidDataException)
+            {
+                Console.WriteLine($"| {model.Name} | {model.Kind} | refused: {e.GetType().Name}: {e.Message.Replace('|', '/').Replace('\n', ' ')} | | | | | | | | |");
+            }
+        }
+    }
+
+    private static void Measure(Model model, int rounds, bool check)
+    {
+        var ml = new MLContext(seed: 1);
+        var graph = global::Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(model.File));
+        var initializers = graph.Graph.Initializer.Select(i => i.Name).ToHashSet();
+        var inputs = graph.Graph.Input.Where(i => !initializers.Contains(i.Name)).ToList();
+        var outputs = graph.Graph.Output.Select(o => o.Name).ToArray();
+        var builder = new DataViewSchema.Builder();
+        foreach (var input in inputs)
+        {
+            var dims = model.Shapes.TryGetValue(input.Name, out var d) ? d
+                : input.Type.TensorType.Shape.Dim.Select(x => (int)x.DimValue).ToArray();
+            int size = Math.Max(1, dims.Aggregate(1, (a, b) => a * b));
+            builder.AddColumn(input.Name, new VectorDataViewType(
+                input.Type.TensorType.ElemType == (int)global::Onnx.TensorProto.Types.DataType.Int64 ? NumberDataViewType.Int64 : NumberDataViewType.Single, size));
+        }
+        var schema = builder.ToSchema();
+        // The rows are made once (some come from running other models), so that timing reads only the model.
+        IDataView View(int skip, int count)
+        {
+            var rows = model.Rows(skip, count).Select(r => inputs.Select(i => r[i.Name]).ToArray()).ToList();
+            return new RowsDataView(schema, () => rows);
+        }
+        var calibration = View(0, model.Calibration);
+        var heldOut = View(model.Calibration, model.HeldOut);
+        var names = inputs.Select(i => i.Name).ToArray();
+        QuantizingTransformer Fit(QuantizationMode mode) => ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
+        {
+            ModelFile = model.File, ShapeDictionary = model.Shapes, IntraOpNumThreads = 1, Mode = mode,
+            InputColumnNames = names, OutputColumnNames = outputs, CheckDeployment = check,
+        }).Fit(calibration);
+        var clock = Stopwatch.StartNew();
+        using var int8 = Fit(QuantizationMode.Int8);
+        double fitSeconds = clock.Elapsed.TotalSeconds;
+        using var simulated = Fit(QuantizationMode.Simulated);
+        var fp32 = ml.Transforms.ApplyOnnxModel(new OnnxOptions
+        {
+            ModelFile = model.File, ShapeDictionary = model.Shapes, InputColumns = names, OutputColumns = outputs,
+            IntraOpNumThreads = 1, InterOpNumThreads = 1,
+        }).Fit(calibration);
+        var reference = Score(fp32, heldOut, outputs);
+        var quantized = Score(int8, heldOut, outputs);
+        var simulatedValues = Score(simulated, heldOut, outputs);
+        var perOutput = Enumerable.Range(0, outputs.Length)
+            .Select(k => $"{Cosine(reference.Values, quantized.Values, k):F3} / {Relative(reference.Values, quantized.Values, k):F3}");
+        double agreement = Enumerable.Range(0, outputs.Length).Max(k => Relative(simulatedValues.Values, quantized.Values, k));
+        long nan = quantized.Values.Sum(row => row.Sum(o => o.Count(v => !float.IsFinite(v))))
+            - reference.Values.Sum(row => row.Sum(o => o.Count(v => !float.IsFinite(v))));
+        var floatTimes = new List<double>();
+        var int8Times = new List<double>();
+        for (int r = 0; r < rounds; r++)
+        {
+            floatTimes.Add(Score(fp32, heldOut, outputs).Ms);
+            int8Times.Add(Score(int8, heldOut, outputs).Ms);
+        }
+        double f = Median(floatTimes), q = Median(int8Times);
+        string verdict = int8.Deployment is { } deployment
+            ? $"{(deployment.KeptFloat ? "kept float" : "int8")}, {deployment.FloatNodes.Count} nodes float ({string.Join(", ", deployment.FloatNodes.Values.Select(Reason).Distinct())})"
+            : "unchecked";
+        if (!check && int8.Agreement is { Agrees: false } a)
+            Console.Error.WriteLine($"{model.Name}: {a}\n  " + string.Join("\n  ", a.Layers.Select(l => $"{l.Tensor} ({l.OpType} {l.Node}): {l.MismatchFraction:P2} differ, mean {l.MeanStepDifference:F3} steps")));
+        var shown = outputs.Length > 4 ? perOutput.Take(4).Append($"… ({outputs.Length} outputs)") : perOutput;
+        Console.WriteLine($"| {model.Name} | {model.Kind} | {verdict} | {int8.Calibration.Count(c => c.Role == TensorRole.Activation)} activations, {int8.Calibration.Count(c => c.Role == TensorRole.Weight)} weights | " +
+            $"{string.Join("; ", shown)} | {agreement:F4} | {nan} | {f:F3} | {q:F3} | {f / q:F2}x | {fitSeconds:F1} s |");
+    }
+
+    private static string Reason(string reason) => reason.StartsWith("computes the input", StringComparison.Ordinal) ? "domain rule"
+        : reason.StartsWith("the int8 kernels", StringComparison.Ordinal) ? "realized ≠ simulated" : "fallback";
+
+    private static double Median(List<double> values) => values.OrderBy(v => v).ElementAt(values.Count / 2);
+
+    // Every output of every row, as float arrays (ML.NET's columns), and the time per row.
+    private static (List<float[][]> Values, double Ms) Score(ITransformer model, IDataView data, string[] outputs)
+    {
+        var scored = model.Transform(data);
+        var columns = outputs.Select(o => scored.Schema[o.EndsWith(".output", StringComparison.Ordinal) ? o[..^7] : o]).ToArray();
+        var rows = new List<float[][]>();
+        var watch = Stopwatch.StartNew();
+        using (var cursor = scored.GetRowCursor(columns))
+        {
+            var getters = columns.Select(c => cursor.GetGetter<VBuffer<float>>(c)).ToArray();
+            while (cursor.MoveNext())
+            {
+                var row = new float[getters.Length][];
+                for (int k = 0; k < getters.Length; k++)
+                {
+                    VBuffer<float> value = default;
+                    getters[k](ref value);
+                    row[k] = value.DenseValues().ToArray();
+                }
+                rows.Add(row);
+            }
+        }
+        return (rows, watch.Elapsed.TotalMilliseconds / Math.Max(1, rows.Count));
+    }
+
+    private static double Cosine(List<float[][]> a, List<float[][]> b, int k) => a.Zip(b, (x, y) => Report.Cosine(x[k], y[k])).Average();
+
+    // ‖a − b‖ / ‖a‖ over every held-out row of output k (finite values only).
+    private static double Relative(List<float[][]> a, List<float[][]> b, int k)
+    {
+        double e = 0, s = 0;
+        foreach (var (x, y) in a.Zip(b))
+            for (int i = 0; i < x[k].Length; i++)
+            {
+                if (!float.IsFinite(x[k][i]) || !float.IsFinite(y[k][i])) continue;
+                double d = x[k][i] - y[k][i];
+                e += d * d;
+                s += (double)x[k][i] * x[k][i];
+            }
+        return s == 0 ? (e == 0 ? 0 : double.PositiveInfinity) : Math.Sqrt(e / s);
+    }
+
+    private static IEnumerable<Model> Models(string root)
+    {
+        string zoo = Path.Combine(root, "zoo"), ocr = Path.Combine(root, "ocr");
+        var fashion = FashionMnist.DataDirectory(AppContext.BaseDirectory);
+        var (images, _) = FashionMnist.Read(fashion, "train-subset", count: 200);
+        // Bright photos: Fashion-MNIST inverted (white backgrounds), which its black ones would hide.
+        byte[] Image(int i) => i % 2 == 0 ? images[i] : images[i].Select(p => (byte)(255 - p)).ToArray();
+        float[] Picture(int i, int height, int width, float[] mean, float[] deviation, float scale = 1 / 255f, bool channelsLast = false)
+        {
+            var image = Image(i);
+            var result = new float[3 * height * width];
+            for (int c = 0; c < 3; c++)
+                for (int y = 0; y < height; y++)
+                    for (int x = 0; x < width; x++)
+                    {
+                        float v = (image[y * 28 / height * 28 + x * 28 / width] * (0.8f + 0.1f * c) * scale - mean[c]) / deviation[c];
+                        result[channelsLast ? (y * width + x) * 3 + c : (c * height + y) * width + x] = v;
+                    }
+            return result;
+        }
+        float[] imageNetMean = { 0.485f, 0.456f, 0.406f }, imageNetStd = { 0.229f, 0.224f, 0.225f };
+        IEnumerable<Dictionary<string, Array>> Pictures(string input, int skip, int count, int h, int w, float[] mean, float[] std) =>
+            Enumerable.Range(skip, count).Select(i => new Dictionary<string, Array> { [input] = Picture(i, h, w, mean, std) });
+
+        yield return new Model("ResNet18 (NuGet)", ResNet18Model.ResNet18, "classifier backbone, BN, opset 8", 32, 16,
+            (skip, count) => Enumerable.Range(skip, count).Select(i => new Dictionary<string, Array>
+            {
+                ["Input247"] = Picture(i, 224, 224, new[] { 103.9f, 116.8f, 123.7f }, new[] { 1f, 1f, 1f }, scale: 1),
+            }), new() { ["Input247"] = new[] { 1, 3, 224, 224 } });
+        yield return new Model("PaddleOCR v4 detector", Path.Combine(ocr, "ch_PP-OCRv4_det_infer.onnx"), "detector, depthwise, HardSigmoid, Resize, Constant weights",
+            16, 8, (s, c) => Pictures("x", s, c, 224, 224, imageNetMean, imageNetStd), new() { ["x"] = new[] { 1, 3, 224, 224 } });
+        yield return new Model("PaddleOCR v4 recognizer", Path.Combine(ocr, "ch_PP-OCRv4_rec_infer.onnx"), "CNN + attention, Softmax output, opset 9",
+            16, 8, (s, c) => Pictures("x", s, c, 48, 320, imageNetMean, imageNetStd), new() { ["x"] = new[] { 1, 3, 48, 320 } });
+        yield return new Model("PaddleOCR v2 direction classifier", Path.Combine(ocr, "ch_ppocr_mobile_v2.0_cls_infer.onnx"), "tiny classifier, depthwise",
+            16, 8, (s, c) => Pictures("x", s, c, 48, 192, imageNetMean, imageNetStd), new() { ["x"] = new[] { 1, 3, 48, 192 } });
+        yield return new Model("ISNet fp16 (imgly medium)", Path.Combine(zoo, "isnet_fp16.onnx"), "fp16 weights, segmenter, 12 outputs, Resize",
+            4, 2, (s, c) => Pictures("input", s, c, 1024, 1024, new[] { 0.5f, 0.5f, 0.5f }, new[] { 1f, 1f, 1f }), new() { ["input"] = new[] { 1, 3, 1024, 1024 } });
+        yield return new Model("ISNet dynamic int8 (imgly small)", Path.Combine(zoo, "isnet_dynamic_int8.onnx"), "already quantized (ConvInteger)",
+            2, 1, (s, c) => Pictures("input", s, c, 1024, 1024, new[] { 0.5f, 0.5f, 0.5f }, new[] { 1f, 1f, 1f }), new() { ["input"] = new[] { 1, 3, 1024, 1024 } });
+
+        // openWakeWord: audio → log-mel (melspectrogram) → 96-d embeddings (embedding_model) → wake-word heads. The
+        // rows of each stage are the float outputs of the stage before, on synthetic speech-like audio.
+        var mel = Path.Combine(zoo, "oww_melspectrogram.onnx");
+        var embedding = Path.Combine(zoo, "oww_embedding_model.onnx");
+        yield return new Model("openWakeWord melspectrogram", mel, "log-mel front-end: STFT as Conv, Pow, Log, Clip",
+            16, 8, (s, c) => Enumerable.Range(s, c).Select(i => new Dictionary<string, Array> { ["input"] = Audio(i, 16000, 6000) }),
+            new() { ["input"] = new[] { 1, 16000 } });
+        yield return new Model("openWakeWord embedding", embedding, "channels-last conv net, LeakyRelu, Max",
+            16, 8, (s, c) => Enumerable.Range(s, c).Select(i => new Dictionary<string, Array> { ["input_1"] = MelWindows(mel, i, 1)[0] }),
+            new() { ["input_1"] = new[] { 1, 76, 32, 1 } });
+        foreach (var (head, frames) in new[] { ("hey_jarvis_v0.1", 16), ("alexa_v0.1", 16), ("timer_v0.1", 34) })
+        {
+            var file = Path.Combine(zoo, $"oww_{head}.onnx");
+            string input = global::Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(file)).Graph.Input[0].Name;
+            yield return new Model($"openWakeWord {head}", file, head.StartsWith("timer") ? "MLP head, Softmax" : "MLP head, sigmoid probability",
+                16, 8, (s, c) => Enumerable.Range(s, c).Select(i => new Dictionary<string, Array> { [input] = Embeddings(mel, embedding, i, frames) }),
+                new() { [input] = new[] { 1, frames, 96 } });
+        }
+
+        // Silero VAD: 512-sample chunks with the recurrent state the float model carries between them, sr = 16000.
+        foreach (var version in new[] { "v5", "v6" })
+        {
+            var file = Path.Combine(zoo, $"silero_vad_{version}.onnx");
+            yield return new Model($"Silero VAD {version}", file, "recurrent (LSTM in If), state input, STFT as Conv",
+                16, 8, (s, c) => VadRows(file, s, c), new() { ["input"] = new[] { 1, 512 }, ["state"] = new[] { 2, 1, 128 }, ["sr"] = Array.Empty<int>() });
+        }
+    }
+
+    // Speech-like audio: a few harmonics with a gliding pitch under a syllable envelope, plus noise (int16 scale × amplitude).
+    private static float[] Audio(int seed, int samples, float amplitude)
+    {
+        var random = new Random(seed);
+        double pitch = 100 + random.NextDouble() * 150, glide = random.NextDouble() * 60 - 30, rate = 3 + random.NextDouble() * 3;
+        var result = new float[samples];
+        for (int t = 0; t < samples; t++)
+        {
+            double time = t / 16000.0, f = pitch + glide * time, envelope = Math.Max(0, Math.Sin(Math.PI * rate * time));
+            double v = 0;
+            for (int h = 1; h <= 6; h++) v += Math.Sin(2 * Math.PI * f * h * time) / h;
+            result[t] = (float)(amplitude * (0.5 * envelope * v + 0.02 * (random.NextDouble() * 2 - 1)));
+        }
+        return result;
+    }
+
+    private static readonly Dictionary<string, InferenceSession> FloatSessions = new();
+
+    private static InferenceSession Session(string file)
+    {
+        if (!FloatSessions.TryGetValue(file, out var session)) FloatSessions[file] = session = new InferenceSession(file);
+        return session;
+    }
+
+    // openWakeWord's feature windows: log-mel frames / 10 + 2, 76 frames each, every 8 frames.
+    private static float[][] MelWindows(string mel, int seed, int windows)
+    {
+        var audio = Audio(seed, 16000 * (76 + 8 * (windows - 1) + 10) / 100 + 480, 6000);
+        using var input = OrtValue.CreateTensorValueFromMemory(audio, new long[] { 1, audio.Length });
+        using var output = Session(mel).Run(new RunOptions(), new[] { "input" }, new[] { input }, new[] { "output" });
+        var values = output[0].GetTensorDataAsSpan<float>().ToArray();
+        int frames = values.Length / 32;
+        return Enumerable.Range(0, windows).Select(w =>
+        {
+            var window = new float[76 * 32];
+            for (int i = 0; i < window.Length; i++) window[i] = values[Math.Min(w * 8 * 32 + i, (frames - 1) * 32 + i % 32)] / 10 + 2;
+            return window;
+        }).ToArray();
+    }
+
+    private static float[] Embeddings(string mel, string embedding, int seed, int frames)
+    {
+        var windows = MelWindows(mel, seed, frames);
+        var batch = windows.SelectMany(w => w).ToArray();
+        using var input = OrtValue.CreateTensorValueFromMemory(batch, new long[] { frames, 76, 32, 1 });
+        using var output = Session(embedding).Run(new RunOptions(), new[] { "input_1" }, new[] { input }, new[] { "conv2d_19" });
+        return output[0].GetTensorDataAsSpan<float>().ToArray();
+    }
+
+    private static IEnumerable<Dictionary<string, Array>> VadRows(string file, int skip, int count)
+    {
+        var audio = Audio(7, 512 * (skip + count), 0.3f);
+        var state = new float[2 * 128];
+        var session = Session(file);
+        for (int i = 0; i < skip + count; i++)
+        {
+            var chunk = audio.AsSpan(512 * i, 512).ToArray();
+            if (i >= skip)
+                yield return new Dictionary<string, Array> { ["input"] = chunk, ["state"] = state.ToArray(), ["sr"] = new long[] { 16000 } };
+            using var x = OrtValue.CreateTensorValueFromMemory(chunk, new long[] { 1, 512 });
+            using var h = OrtValue.CreateTensorValueFromMemory(state.ToArray(), new long[] { 2, 1, 128 });
+            using var sr = OrtValue.CreateTensorValueFromMemory(new long[] { 16000 }, Array.Empty<long>());
+            using var outputs = session.Run(new RunOptions(), new[] { "input", "state", "sr" }, new[] { x, h, sr }, new[] { "output", "stateN" });
+            state = outputs[1].GetTensorDataAsSpan<float>().ToArray();
+        }
+    }
+}

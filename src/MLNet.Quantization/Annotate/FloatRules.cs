@@ -1,0 +1,85 @@
+using MLNet.Quantization.Onnx;
+using Onnx;
+
+namespace MLNet.Quantization.Annotate;
+
+/// <summary>
+/// What int8 cannot represent, kept in float by rule before any op is annotated: the inputs of ops whose domain is
+/// limited, and everything that computes them.
+/// </summary>
+/// <remarks>
+/// <para>
+/// A uniform quantizer with step <c>s</c> moves a value by up to <c>s/2</c> and rounds every |x| &lt; s/2 to zero. Ops
+/// that are finite only on part of the line, or whose slope is unbounded at the edge of their domain, turn that into
+/// an unbounded error: <c>Log(x)</c> and <c>1/x</c> near zero, <c>Sqrt</c> and a fractional <c>Pow</c> below zero,
+/// <c>Acos</c>, <c>Asin</c> and <c>Atanh</c> past ±1, <c>Acosh</c> below 1, a divisor near zero. Their inputs are often
+/// spread over decades (a power spectrum before its log-mel, a variance before its reciprocal square root), which a
+/// linear 8-bit grid over [min, max] cannot hold: the quiet bins of a spectrum round to zero and leave the log at its
+/// clamp.
+/// </para>
+/// <para>
+/// The rule: from each such input, walk up the graph through every op that computes it (convolutions and matrix
+/// products included, since a linear map carries its input's relative error to its output) and keep each node met in
+/// float. The walk stops at graph inputs, constants, and ops that renormalize their input (Softmax, Sigmoid, Tanh, Exp,
+/// the reductions to a mean or an extreme, the normalization layers): what lies above them is rescaled before it
+/// reaches the limited op. A LayerNorm's <c>Sqrt(ReduceMean(...) + ε)</c> therefore keeps nothing extra in float,
+/// while a log-mel front-end (STFT as Conv, squared, mel MatMul, Clip, Log) stays float whole.
+/// </para>
+/// </remarks>
+internal static class FloatRules
+{
+    // Ops that renormalize or bound their input: the walk does not go above them.
+    private static readonly HashSet<string> Stops = new(StringComparer.Ordinal)
+    {
+        "Softmax", "LogSoftmax", "Sigmoid", "HardSigmoid", "Tanh", "Exp", "Softplus", "ReduceMean", "ReduceMax", "ReduceMin",
+        "ReduceL2", "ReduceLogSumExp", "LayerNormalization", "InstanceNormalization", "BatchNormalization",
+        "LpNormalization", "MeanVarianceNormalization", "Shape", "Size", "If", "Loop", "Scan", "ArgMax", "ArgMin",
+    };
+
+    /// <summary>The nodes kept in float by rule (by <see cref="OnnxGraph.Label"/>), each with its reason.</summary>
+    public static Dictionary<string, string> Find(OnnxGraph graph)
+    {
+        var kept = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var node in graph.Graph.Node)
+        {
+            var input = DomainInput(graph, node);
+            if (input is null || graph.FindConstant(input) is not null) continue;
+            string reason = $"computes the input of {node.OpType} '{OnnxGraph.Label(node)}', whose domain is limited: " +
+                            "a quantization step there is an unbounded error";
+            var pending = new Stack<string>();
+            pending.Push(input);
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            while (pending.Count > 0)
+            {
+                var tensor = pending.Pop();
+                if (!seen.Add(tensor) || graph.Producer(tensor) is not { } producer || Stops.Contains(producer.OpType)) continue;
+                kept.TryAdd(OnnxGraph.Label(producer), reason);
+                foreach (var upstream in producer.Input)
+                    if (upstream.Length > 0 && graph.FindConstant(upstream) is null) pending.Push(upstream);
+            }
+        }
+        return kept;
+    }
+
+    /// <summary>
+    /// The input of <paramref name="node"/> that must stay within the op's domain, or null: the first input of Log,
+    /// Sqrt, Reciprocal, Acos, Asin, Acosh and Atanh, the base of a Pow whose exponent is not a constant whole number,
+    /// and a Div's divisor.
+    /// </summary>
+    public static string? DomainInput(OnnxGraph graph, NodeProto node) => node.OpType switch
+    {
+        "Log" or "Sqrt" or "Reciprocal" or "Acosh" or "Asin" or "Acos" or "Atanh" when node.Input.Count > 0 => node.Input[0],
+        "Pow" when node.Input.Count > 1 && !IsWholeExponent(graph, node.Input[1]) => node.Input[0],
+        "Div" when node.Input.Count > 1 => node.Input[1],
+        _ => null,
+    };
+
+    private static bool IsWholeExponent(OnnxGraph graph, string exponent)
+    {
+        if (graph.FindConstant(exponent) is not { } constant) return false;
+        if (constant.DataType is (int)TensorProto.Types.DataType.Int64 or (int)TensorProto.Types.DataType.Int32) return true;
+        if (constant.DataType != Tensors.Float) return false;
+        var values = Tensors.ReadFloats(constant);
+        return values.Length == 1 && values[0] >= 1 && values[0] == Math.Floor(values[0]);
+    }
+}

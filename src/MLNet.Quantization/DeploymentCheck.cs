@@ -1,0 +1,92 @@
+namespace MLNet.Quantization;
+
+/// <summary>
+/// What the last step of <c>Fit</c> measured of the model it returns, run as ML.NET runs it on the fitting machine's CPU:
+/// every output against the float model, the time per row of both, and what it kept in float and why. See
+/// <see cref="QuantizingEstimator.Options.CheckDeployment"/>.
+/// </summary>
+/// <remarks>
+/// The check runs after the realized-vs-simulated agreement (int8 only). Where that agreement falls below
+/// <see cref="RealizationAgreement.Threshold"/>, the layers where the int8 kernels first part from the simulation are
+/// kept in float and the model is realized again, a few rounds at most. Then, where the int8 model is not faster than
+/// the float model, the returned model is the float model (prepared: BatchNormalization folded), with
+/// <see cref="KeptFloat"/> set and <see cref="Summary"/> saying so: a slower int8 model is never returned.
+/// </remarks>
+public sealed class DeploymentCheck
+{
+    internal DeploymentCheck(IReadOnlyList<OutputComparison> outputs, double floatMilliseconds, double quantizedMilliseconds,
+        double measuredQuantizedMilliseconds, bool keptFloat, IReadOnlyDictionary<string, string> floatNodes,
+        IReadOnlyList<string> conversions, long rows, string cpu, QuantizationMode mode)
+    {
+        Outputs = outputs;
+        FloatMillisecondsPerRow = floatMilliseconds;
+        QuantizedMillisecondsPerRow = quantizedMilliseconds;
+        MeasuredQuantizedMillisecondsPerRow = measuredQuantizedMilliseconds;
+        KeptFloat = keptFloat;
+        FloatNodes = floatNodes;
+        Conversions = conversions;
+        Rows = rows;
+        Cpu = cpu;
+        Mode = mode;
+    }
+
+    /// <summary>
+    /// Every float output of the measured quantized model against the float model, in the model's output order (when
+    /// <see cref="KeptFloat"/>, the returned model is the float model itself and matches exactly).
+    /// </summary>
+    public IReadOnlyList<OutputComparison> Outputs { get; }
+
+    /// <summary>Milliseconds per row of the float model (median of alternated rounds, one session each, as ML.NET builds it).</summary>
+    public double FloatMillisecondsPerRow { get; }
+
+    /// <summary>Milliseconds per row of the returned model: the float model's when <see cref="KeptFloat"/>.</summary>
+    public double QuantizedMillisecondsPerRow { get; }
+
+    /// <summary>Milliseconds per row of the quantized model that was measured, whether or not it was returned.</summary>
+    public double MeasuredQuantizedMillisecondsPerRow { get; }
+
+    /// <summary>The measured quantized model's speed-up over the float model (above 1: faster).</summary>
+    public double Speedup => MeasuredQuantizedMillisecondsPerRow > 0 ? FloatMillisecondsPerRow / MeasuredQuantizedMillisecondsPerRow : double.NaN;
+
+    /// <summary>Whether the returned model is the float model, because its int8 form was not faster on this CPU.</summary>
+    public bool KeptFloat { get; }
+
+    /// <summary>
+    /// Quantizable nodes kept in float, by node, with the reason: by rule (they compute the input of a domain-limited op
+    /// such as Log, Sqrt or a divisor), because the int8 kernels disagreed with the simulation there, or by the
+    /// <c>MinimumOutputCosine</c> fallback.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> FloatNodes { get; }
+
+    /// <summary>What preparation changed of the model's interface, for example float16 inputs and outputs made float32.</summary>
+    public IReadOnlyList<string> Conversions { get; }
+
+    /// <summary>The rows measured (the measurement rows of <c>Fit</c>: the held-back rows with <c>MinimumOutputCosine</c>, else the first 64).</summary>
+    public long Rows { get; }
+
+    /// <summary>The fitting machine's CPU as the int8 kernels see it.</summary>
+    public string Cpu { get; }
+
+    /// <summary>The realization mode measured. In <see cref="QuantizationMode.Simulated"/> mode speed decides nothing.</summary>
+    public QuantizationMode Mode { get; }
+
+    /// <summary>The largest relative error over the outputs.</summary>
+    public double WorstRelativeError => Outputs.Select(o => o.RelativeError).DefaultIfEmpty(0).Max();
+
+    /// <summary>What was returned and why, in one or two sentences.</summary>
+    public string Summary
+    {
+        get
+        {
+            var floatNote = FloatNodes.Count == 0 ? "" : $" {FloatNodes.Count} quantizable nodes stay float (see FloatNodes).";
+            return KeptFloat
+                ? $"The model stays float: its quantized form ran at {MeasuredQuantizedMillisecondsPerRow:F3} ms per row against " +
+                  $"{FloatMillisecondsPerRow:F3} ms in float on this CPU ({Cpu}), {Speedup:F2}x, so quantizing gains nothing here.{floatNote}"
+                : $"{Mode} model: {Speedup:F2}x the float model's speed on this CPU ({Cpu}), worst output relative error " +
+                  $"{WorstRelativeError:F4} on {Rows} rows.{floatNote}";
+        }
+    }
+
+    /// <inheritdoc/>
+    public override string ToString() => Summary;
+}

@@ -1,0 +1,66 @@
+using MLNet.Quantization.Annotate;
+using MLNet.Quantization.Calibration;
+using MLNet.Quantization.Onnx;
+using MLNet.Quantization.Pipeline;
+
+namespace MLNet.Quantization.Realize;
+
+/// <summary>
+/// The last pass of <c>Fit</c> (see <see cref="DeploymentCheck"/>): layers where the int8 kernels part from the
+/// simulation go back to float, then the deployed model is measured against the float model, every output and the time
+/// per row, and where int8 is not faster the float model is returned instead.
+/// </summary>
+internal sealed class DeploymentCheckPass : IQuantizationPass
+{
+    /// <summary>Rounds of sending disagreeing layers back to float, each followed by a new agreement check.</summary>
+    public const int AgreementRounds = 3;
+
+    /// <summary>Disagreeing tensors whose layers go back to float per round: the first ones in graph order.</summary>
+    public const int LayersPerRound = 2;
+
+    public void Apply(QuantizationContext context, StatisticValues statistics)
+    {
+        var settings = context.Settings;
+        var model = context.Model;
+        var floatNodes = new Dictionary<string, string>(context.Plan.FloatByRule, StringComparer.Ordinal);
+        foreach (var node in context.FloatNodes) floatNodes.TryAdd(node, "kept in float by the MinimumOutputCosine fallback");
+        var known = context.Statistics.ByTensor();
+        var order = model.Graph.Node.Select((n, i) => (n, i)).ToDictionary(p => OnnxGraph.Label(p.n), p => p.i, StringComparer.Ordinal);
+        var disagreeing = new List<string>();
+        for (int round = 0; round < AgreementRounds && context.Agreement is { Agrees: false, Layers.Count: > 0 } agreement; round++)
+        {
+            var first = agreement.Layers.OrderBy(l => order.GetValueOrDefault(l.Node, int.MaxValue)).Take(LayersPerRound).ToList();
+            int before = disagreeing.Count;
+            foreach (var layer in first)
+                foreach (var node in FallbackPass.Layer(model, layer.Tensor).Where(n => !disagreeing.Contains(n)))
+                {
+                    disagreeing.Add(node);
+                    floatNodes.TryAdd(node, $"the int8 kernels of this CPU part from the simulation at '{layer.Tensor}' " +
+                        $"({layer.MismatchFraction:P1} of its uint8 values differ by more than one step)");
+                }
+            if (disagreeing.Count == before) break;
+            var plan = Annotator.Annotate(model, context.Exclusions.With(context.FloatNodes.Concat(disagreeing)));
+            plan.KeepCalibrated(known);
+            var parameters = context.Parameters.Restrict(plan);
+            var dequantized = new Dictionary<string, string>();
+            var realized = QdqWriter.Realize(model, plan, parameters, settings.Realization.Mode, dequantized);
+            (context.Plan, context.Parameters, context.Realized, context.Dequantized) = (plan, parameters, realized, dequantized);
+            context.Agreement = AgreementCheck.Measure(model, plan, parameters, realized, dequantized, context.Data, settings);
+        }
+        context.FloatNodes = context.FloatNodes.Concat(disagreeing).ToList();
+
+        var measured = DeploymentMeasurement.Measure(model, context.Realized, context.Data, settings);
+        if (measured.Rows == 0) return;
+        bool keepFloat = settings.Realization.Mode == QuantizationMode.Int8 && context.Parameters.Table.Count > 0
+            && measured.DeployedMs >= measured.FloatMs;
+        if (keepFloat)
+        {
+            var plan = new QuantizationPlan();
+            var parameters = context.Parameters.Restrict(plan);
+            (context.Plan, context.Parameters, context.Dequantized) = (plan, parameters, new Dictionary<string, string>());
+            context.Realized = QdqWriter.Realize(model, plan, parameters, settings.Realization.Mode, null);
+        }
+        context.Deployment = new DeploymentCheck(measured.Outputs, measured.FloatMs, keepFloat ? measured.FloatMs : measured.DeployedMs,
+            measured.DeployedMs, keepFloat, floatNodes, context.Conversions, measured.Rows, CpuFeatures.Describe(), settings.Realization.Mode);
+    }
+}

@@ -1,0 +1,118 @@
+using Microsoft.ML;
+using Microsoft.VisualStudio.TestTools.UnitTesting;
+using MLNet.Quantization.Onnx;
+using MLNet.Quantization.Realize;
+
+namespace MLNet.Quantization.Tests.Realize;
+
+/// <summary>
+/// The last pass of <c>Fit</c>: every output compared, the deployed model timed, disagreeing layers sent back to float
+/// and a model that int8 made slower returned as the float model. Timing decides, so the tests assert the contract
+/// whichever way this CPU's timing goes.
+/// </summary>
+[TestClass]
+public sealed class DeploymentCheckTests
+{
+    private const int Size = 64;
+
+    // Two outputs: a classifier-like head and the hidden features, both float.
+    private static string TwoOutputs(TempDirectory directory) => new TinyModel()
+        .Input("X", 1, Size).Output("Y", 1, 8).Output("H", 1, 32)
+        .Weight("W", new long[] { Size, 32 }).Weight("W2", new long[] { 32, 8 })
+        .Node("MatMul", new[] { "X", "W" }, new[] { "H" })
+        .Node("Relu", new[] { "H" }, new[] { "R" })
+        .Node("MatMul", new[] { "R", "W2" }, new[] { "Y" })
+        .Save(directory.Path);
+
+    [TestMethod]
+    public void EveryOutputIsComparedAndTheReturnedModelIsNeverSlowerThanMeasured()
+    {
+        using var directory = new TempDirectory();
+        var path = TwoOutputs(directory);
+        var ml = new MLContext(seed: 1);
+        var rows = TinyData.X(ml, TinyData.Normal(40, Size), Size);
+        using var model = ml.Transforms.QuantizeCalibrated(path).Fit(rows);
+        var check = model.Deployment!;
+
+        CollectionAssert.AreEqual(new[] { "Y", "H" }, check.Outputs.Select(o => o.Name).ToArray(), "every output, in order");
+        Assert.AreEqual(40, check.Rows);
+        Assert.IsTrue(check.Outputs.All(o => o.RelativeError < 0.05 && o.MeanCosine > 0.998 && o.NonFiniteIntroduced == 0),
+            string.Join("; ", check.Outputs));
+        Assert.IsTrue(check.FloatMillisecondsPerRow > 0 && check.MeasuredQuantizedMillisecondsPerRow > 0);
+        using var exported = new TempDirectory();
+        model.ExportOnnx(exported.File("m.onnx"));
+        int quantizeNodes = OnnxGraph.Load(exported.File("m.onnx")).Graph.Node.Count(n => n.OpType == "QuantizeLinear");
+        Assert.AreEqual(check.Speedup <= 1, check.KeptFloat, check.Summary);
+        if (check.KeptFloat)
+        {
+            Assert.AreEqual(0, quantizeNodes, "the float model is returned");
+            Assert.AreEqual(0, model.Calibration.Count);
+            Assert.AreEqual(check.FloatMillisecondsPerRow, check.QuantizedMillisecondsPerRow);
+            StringAssert.Contains(check.Summary, "stays float");
+        }
+        else
+        {
+            Assert.IsTrue(quantizeNodes > 0 && check.Speedup > 1, check.Summary);
+        }
+    }
+
+    [TestMethod]
+    public void WithTheCheckOffTheModelIsReturnedAsRealizedAndUnmeasured()
+    {
+        using var directory = new TempDirectory();
+        var path = TwoOutputs(directory);
+        var ml = new MLContext(seed: 1);
+        var rows = TinyData.X(ml, TinyData.Normal(16, Size), Size);
+        using var model = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options { ModelFile = path, CheckDeployment = false }).Fit(rows);
+
+        Assert.IsNull(model.Deployment);
+        Assert.IsNotNull(model.Calibration.Find("W", TensorRole.Weight));
+    }
+
+    // The saturating model of AgreementCheckTests, with full-range weights: on a CPU without VNNI its int8 kernels part
+    // from the simulation after the first MatMul, and the check must send that layer back to float until they agree.
+    [TestMethod]
+    public void LayersWhereTheInt8KernelsDisagreeGoBackToFloat()
+    {
+        using var directory = new TempDirectory();
+        var path = AgreementCheckTests.Saturating(directory);
+        var ml = new MLContext(seed: 1);
+        var rows = AgreementCheckTests.Bright(ml);
+        var reference = TinyData.Column(ml.Transforms.ApplyOnnxModel(path).Fit(rows).Transform(rows), "Y");
+        using var model = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options { ModelFile = path, WeightRange = WeightRange.Full }).Fit(rows);
+        var check = model.Deployment!;
+        var output = TinyData.Column(model.Transform(rows), "Y");
+        double cosine = reference.Zip(output, TinyData.Cosine).Average();
+
+        if (CpuFeatures.PairsSaturate)
+        {
+            var reasons = check.FloatNodes.Where(kv => kv.Value.Contains("part from the simulation")).ToList();
+            Assert.IsTrue(reasons.Count > 0, $"the disagreeing layer goes back to float on {check.Cpu}: {string.Join("; ", check.FloatNodes)}");
+            Assert.IsTrue(model.Agreement is null || model.Agreement.Agrees || check.KeptFloat, model.Agreement?.ToString());
+        }
+        else
+        {
+            Assert.IsFalse(check.FloatNodes.Values.Any(r => r.Contains("part from the simulation")), "VNNI kernels agree: nothing goes back");
+        }
+        Assert.IsTrue(cosine > 0.99, $"the model returned is right on {check.Cpu}: cosine {cosine} to fp32 ({check.Summary})");
+    }
+
+    [TestMethod]
+    public void TheCheckNamesTheRuleForWhatItKeepsInFloat()
+    {
+        using var directory = new TempDirectory();
+        var path = new TinyModel().Input("X", 1, Size).Output("Y", 1, 32)
+            .Weight("W", new long[] { Size, 32 })
+            .Node("MatMul", new[] { "X", "W" }, new[] { "M" })
+            .Node("Abs", new[] { "M" }, new[] { "A" })
+            .Node("Log", new[] { "A" }, new[] { "Y" })
+            .Save(directory.Path);
+        var ml = new MLContext(seed: 1);
+        using var model = ml.Transforms.QuantizeCalibrated(path).Fit(TinyData.X(ml, TinyData.Normal(16, Size), Size));
+
+        var reason = model.Deployment!.FloatNodes["MatMul_0"];
+        StringAssert.Contains(reason, "Log");
+        Assert.AreEqual(0, model.Calibration.Count, "nothing else to quantize");
+        Assert.IsFalse(model.Deployment.KeptFloat, "nothing was quantized, so there was no int8 model to reject");
+    }
+}
