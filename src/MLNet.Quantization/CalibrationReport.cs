@@ -41,7 +41,8 @@ public sealed class CalibrationReport
 
     /// <summary>
     /// Mean cosine of the quantized model's outputs to the float model's on the measured rows, with the quantized model
-    /// run exactly as ML.NET runs it (its QDQ pairs fused into int8 kernels by ONNX Runtime, on this machine's CPU).
+    /// run exactly as ML.NET runs it (its QDQ pairs fused into int8 kernels by ONNX Runtime, on this machine's CPU); with
+    /// several outputs, that of the worst output (each output's per-row cosines averaged, then the smallest taken).
     /// </summary>
     public double OutputCosine { get; }
 

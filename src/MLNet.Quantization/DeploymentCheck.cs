@@ -9,7 +9,7 @@ namespace MLNet.Quantization;
 /// The check runs after the realized-vs-simulated agreement (int8 only). Where that agreement falls below
 /// <see cref="RealizationAgreement.Threshold"/>, the layers where the int8 kernels first part from the simulation are
 /// kept in float and the model is realized again, a few rounds at most. Then, where the int8 model is not faster than
-/// the float model, the returned model is the float model (prepared: BatchNormalization folded), with
+/// the float model, the returned model is the user's own float model (float16 widened to float32), with
 /// <see cref="KeptFloat"/> set and <see cref="Summary"/> saying so: a slower int8 model is never returned.
 /// </remarks>
 public sealed class DeploymentCheck
@@ -51,6 +51,9 @@ public sealed class DeploymentCheck
     /// <summary>Whether the returned model is the float model, because its int8 form was not faster on this CPU.</summary>
     public bool KeptFloat { get; }
 
+    /// <summary>Whether nothing was quantized at all (every quantizable node excluded, kept by rule or absent).</summary>
+    public bool QuantizedNothing { get; internal init; }
+
     /// <summary>
     /// Quantizable nodes kept in float, by node, with the reason: by rule (they compute the input of a domain-limited op
     /// such as Log, Sqrt or a divisor), because the int8 kernels disagreed with the simulation there, or by the
@@ -79,6 +82,8 @@ public sealed class DeploymentCheck
         get
         {
             var floatNote = FloatNodes.Count == 0 ? "" : $" {FloatNodes.Count} quantizable nodes stay float (see FloatNodes).";
+            if (!KeptFloat && QuantizedNothing)
+                return $"Nothing in this model is quantized (FloatNodes says why where a rule decided): the float model is returned.{floatNote}";
             return KeptFloat
                 ? $"The model stays float: its quantized form ran at {MeasuredQuantizedMillisecondsPerRow:F3} ms per row against " +
                   $"{FloatMillisecondsPerRow:F3} ms in float on this CPU ({Cpu}), {Speedup:F2}x, so quantizing gains nothing here.{floatNote}"

@@ -100,7 +100,8 @@ public sealed partial class QuantizingEstimator
         /// <summary>
         /// When set, the layers most responsible for output error are kept in float, fewest first, until the quantized
         /// model's mean output cosine to the float model reaches this value on held-back calibration rows (every fifth
-        /// row, which calibration then skips). Label-free. In (0, 1]; default null (off).
+        /// row, which calibration then skips), for every output of the model: the worst output decides. Label-free.
+        /// In (0, 1]; default null (off).
         /// </summary>
         public double? MinimumOutputCosine { get; set; }
 

@@ -66,7 +66,7 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
         CheckColumnNames(model, settings);
         var exclusions = Exclusions.Create(model, settings.ExcludeNodes, settings.ExcludeOpTypes);
         return new QuantizationContext(settings, input, model, exclusions,
-            CalibrationStatistics.Fingerprint(settings.ModelFile), InputShapes(model, settings)) { Conversions = conversions };
+            CalibrationStatistics.Fingerprint(settings.ModelFile), InputShapes(model, settings)) { Conversions = conversions, Source = source };
     }
 
     // The model's inputs as the statistics record them: element type and the shape the rows are fed with.

@@ -21,7 +21,8 @@ public sealed class RealizationAgreement
         CpuPairsSaturate = pairsSaturate;
         WeightRange = weightRange;
         LargestPairSum = largestPairSum;
-        Layers = layers;
+        AllLayers = layers;
+        Layers = layers.OrderByDescending(l => l.MismatchFraction).Take(10).ToList();
     }
 
     /// <summary>Mean over the rows of the cosine between the realized and the simulated outputs (float outputs concatenated).</summary>
@@ -51,10 +52,13 @@ public sealed class RealizationAgreement
     public bool Agrees => OutputCosine >= Threshold;
 
     /// <summary>
-    /// When the model disagrees, the quantized activations whose uint8 values differ most between the realized and the
-    /// simulated model (largest first); empty when it agrees.
+    /// When the model disagrees, the ten quantized activations whose uint8 values differ most between the realized and
+    /// the simulated model (largest first); empty when it agrees.
     /// </summary>
     public IReadOnlyList<LayerDisagreement> Layers { get; }
+
+    /// <summary>Every quantized activation whose uint8 values differ, in the order of the plan (graph order).</summary>
+    internal IReadOnlyList<LayerDisagreement> AllLayers { get; }
 
     /// <summary>Why the realized model disagrees, in one or two sentences; empty when it agrees.</summary>
     public string Explanation => Agrees ? "" : CpuPairsSaturate && LargestPairSum > Calibration.WeightFormat.Int16SafePairSum

@@ -39,6 +39,12 @@ internal sealed class QuantizationContext
     /// </summary>
     public OnnxGraph Model { get; }
 
+    /// <summary>
+    /// The model as the user gave it (float16 widened to float32, nothing else changed): what a model that stays float
+    /// returns, so that it runs exactly as the user's own.
+    /// </summary>
+    public OnnxGraph? Source { get; init; }
+
     /// <summary>The nodes and op types the user keeps in float.</summary>
     public Exclusions Exclusions { get; }
 

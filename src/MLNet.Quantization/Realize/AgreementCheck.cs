@@ -104,7 +104,7 @@ internal static class AgreementCheck
                     MismatchFraction = (double)mismatched[t] / counts[t], MeanStepDifference = steps[t] / counts[t],
                 };
             })
-            .OrderByDescending(l => l.MismatchFraction).Take(10).ToList();
+            .ToList();
     }
 
     // The quantized values behind a dequantized tensor: DequantizeLinear's input in the realized model, and the Clip

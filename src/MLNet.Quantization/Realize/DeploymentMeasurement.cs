@@ -12,7 +12,8 @@ namespace MLNet.Quantization.Realize;
 /// float model on the measurement rows: each float output compared, and both timed.
 /// </summary>
 /// <remarks>
-/// Timing: on the first <see cref="TimedRows"/> measurement rows, after one untimed run of each, the two sessions run
+/// Timing: on the first <see cref="TimedRows"/> measurement rows (fewer once the float model's first round has taken
+/// <see cref="BudgetMilliseconds"/>), after the untimed runs that compare the outputs, the two sessions run
 /// alternately <see cref="Rounds"/> times per row; the time per row is the median over the rounds of each round's
 /// total. Alternating spreads the machine's noise over both models.
 /// </remarks>
@@ -21,6 +22,8 @@ internal static class DeploymentMeasurement
     public const int TimedRows = 8;
 
     public const int Rounds = 5;
+
+    public const double BudgetMilliseconds = 400;
 
     public sealed record Result(IReadOnlyList<OutputComparison> Outputs, double FloatMs, double DeployedMs, long Rows);
 
@@ -42,7 +45,8 @@ internal static class DeploymentMeasurement
             for (int k = 0; k < outputs.Length; k++)
                 if (reference[k].GetTensorTypeAndShape().ElementDataType == TensorElementType.Float)
                     sums[k].Add(reference[k].GetTensorDataAsSpan<float>(), quantized[k].GetTensorDataAsSpan<float>());
-            if (timed++ >= TimedRows) return;
+            if (timed >= TimedRows || floatRounds[0] > BudgetMilliseconds) return;
+            timed++;
             var clock = new Stopwatch();
             for (int r = 0; r < Rounds; r++)
             {
@@ -54,7 +58,7 @@ internal static class DeploymentMeasurement
                 deployedRounds[r] += clock.Elapsed.TotalMilliseconds;
             }
         });
-        int perRow = Math.Max(1, Math.Min(timed, TimedRows));
+        int perRow = Math.Max(1, timed);
         var comparisons = outputs.Select((name, k) => sums[k].ToComparison(name)).Where((_, k) => sums[k].Rows > 0).ToList();
         return new Result(comparisons, Median(floatRounds) / perRow, Median(deployedRounds) / perRow, rows);
     }

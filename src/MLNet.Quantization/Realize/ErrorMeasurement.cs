@@ -27,7 +27,10 @@ internal sealed class ErrorMeasurement
     /// <summary>Per quantized activation: 10·log10(Σx² / Σ(x − x̂)²); +∞ where the tensor is reproduced exactly.</summary>
     public IReadOnlyDictionary<string, double> SqnrDb { get; }
 
-    /// <summary>Mean over rows of the cosine between the float and the deployed model's outputs (float outputs concatenated).</summary>
+    /// <summary>
+    /// The worst output's mean over rows of the cosine between the float and the deployed model's values (see
+    /// <see cref="OutputCosines"/>; for one output, its mean cosine).
+    /// </summary>
     public double OutputCosine { get; }
 
     public long Rows { get; }
@@ -64,7 +67,7 @@ internal sealed class ErrorMeasurement
         using var deployedSession = Sessions.Create(deployed, Array.Empty<string>(), "the quantized model");
         var signal = dequantized.Keys.ToDictionary(t => t, _ => 0.0);
         var noise = dequantized.Keys.ToDictionary(t => t, _ => 0.0);
-        double cosines = 0;
+        var cosines = new OutputCosines(outputs.Length);
         using var runOptions = new RunOptions();
         var floatNames = outputs.Concat(tensors).Distinct().ToArray();
         var probeNames = dequantized.Values.Distinct().ToArray();
@@ -73,7 +76,7 @@ internal sealed class ErrorMeasurement
             using var reference = floatSession.Run(runOptions, names, values, floatNames);
             floatOutputs?.Add(reference, outputs.Length);
             using (var deployedOutputs = deployedSession.Run(runOptions, names, values, outputs))
-                cosines += Sessions.Cosine(reference, deployedOutputs, outputs.Length);
+                cosines.Add(reference, deployedOutputs);
             if (probeNames.Length == 0) return;
             using var quantized = probeSession.Run(runOptions, names, values, probeNames);
             foreach (var (tensor, target) in dequantized)
@@ -88,7 +91,7 @@ internal sealed class ErrorMeasurement
             }
         });
         var sqnr = dequantized.Keys.ToDictionary(t => t, t => noise[t] == 0 ? double.PositiveInfinity : 10 * Math.Log10(signal[t] / noise[t]));
-        return new ErrorMeasurement(sqnr, rows == 0 ? double.NaN : cosines / rows, rows);
+        return new ErrorMeasurement(sqnr, cosines.Worst, rows);
     }
 
     /// <summary>
@@ -103,7 +106,7 @@ internal sealed class ErrorMeasurement
         using var session = Sessions.Create(deployed, Array.Empty<string>(), "the quantized model");
         using var floatSession = floatOutputs.Complete ? null : Sessions.Create(prepared, Array.Empty<string>(), "the float model");
         using var runOptions = new RunOptions();
-        double cosines = 0;
+        var cosines = new OutputCosines(outputs.Length);
         int index = 0;
         long rows = RowReader.ForEach(session, data, settings, 3, settings.Rows.IsMeasurementRow, (_, names, values, _) =>
         {
@@ -111,15 +114,11 @@ internal sealed class ErrorMeasurement
             if (floatSession is not null)
             {
                 using var reference = floatSession.Run(runOptions, names, values, outputs);
-                cosines += Sessions.Cosine(reference, results, outputs.Length);
+                cosines.Add(reference, results);
                 return;
             }
-            var expected = floatOutputs[index++];
-            var cosine = new CosineSum();
-            for (int k = 0; k < outputs.Length; k++)
-                if (expected[k] is { } u) cosine.Add(u, results[k].GetTensorDataAsSpan<float>());
-            cosines += cosine.Value;
+            cosines.Add(floatOutputs[index++], results);
         });
-        return rows == 0 ? double.NaN : cosines / rows;
+        return cosines.Worst;
     }
 }

@@ -7,7 +7,7 @@ namespace MLNet.Quantization.Realize;
 
 /// <summary>
 /// With <c>MinimumOutputCosine</c>: while the realized model's mean output cosine to the float model (run as ML.NET
-/// runs it, QDQ pairs fused), on the held-back rows, stays below the target, the layer (the quantized nodes around a
+/// runs it, QDQ pairs fused), on the held-back rows, stays below the target for any of its outputs, the layer (the quantized nodes around a
 /// tensor) that adds the most noise of its own is kept in float, one at a time. Label-free: it needs only the
 /// calibration rows.
 /// </summary>

@@ -47,6 +47,54 @@ internal static class Sessions
     }
 }
 
+/// <summary>
+/// Per model output, the mean over rows of the cosine between two runs' values; <see cref="Worst"/> is the smallest of
+/// those means, so that on a model with several outputs (a detector's scores and boxes, a segmenter's side outputs)
+/// every output must be right, not only their concatenation.
+/// </summary>
+internal sealed class OutputCosines
+{
+    private readonly double[] _sums;
+    private readonly bool[] _float;
+
+    public OutputCosines(int outputs)
+    {
+        _sums = new double[outputs];
+        _float = new bool[outputs];
+    }
+
+    public long Rows { get; private set; }
+
+    /// <summary>Adds one row: the float outputs of <paramref name="x"/> against those of <paramref name="y"/>.</summary>
+    public void Add(IReadOnlyList<OrtValue> x, IReadOnlyList<OrtValue> y)
+    {
+        for (int k = 0; k < _sums.Length; k++)
+            if (x[k].GetTensorTypeAndShape().ElementDataType == TensorElementType.Float)
+                Add(k, x[k].GetTensorDataAsSpan<float>(), y[k].GetTensorDataAsSpan<float>());
+        Rows++;
+    }
+
+    /// <summary>Adds one row whose reference outputs were kept (null: not a float output).</summary>
+    public void Add(float[]?[] x, IReadOnlyList<OrtValue> y)
+    {
+        for (int k = 0; k < _sums.Length; k++)
+            if (x[k] is { } u) Add(k, u, y[k].GetTensorDataAsSpan<float>());
+        Rows++;
+    }
+
+    private void Add(int k, ReadOnlySpan<float> u, ReadOnlySpan<float> v)
+    {
+        var cosine = new CosineSum();
+        cosine.Add(u, v);
+        _sums[k] += cosine.Value;
+        _float[k] = true;
+    }
+
+    /// <summary>The smallest per-output mean cosine (1 when no output is float); NaN without rows.</summary>
+    public double Worst => Rows == 0 ? double.NaN
+        : Enumerable.Range(0, _sums.Length).Where(k => _float[k]).Select(k => _sums[k] / Rows).DefaultIfEmpty(1).Min();
+}
+
 /// <summary>The cosine of two vectors given in parts, over the positions where both are finite; 1 for two zero vectors.</summary>
 internal struct CosineSum
 {

@@ -114,5 +114,7 @@ public sealed class DeploymentCheckTests
         StringAssert.Contains(reason, "Log");
         Assert.AreEqual(0, model.Calibration.Count, "nothing else to quantize");
         Assert.IsFalse(model.Deployment.KeptFloat, "nothing was quantized, so there was no int8 model to reject");
+        Assert.IsTrue(model.Deployment.QuantizedNothing);
+        StringAssert.Contains(model.Deployment.Summary, "Nothing in this model is quantized");
     }
 }

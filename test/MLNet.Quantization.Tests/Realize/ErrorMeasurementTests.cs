@@ -11,6 +11,25 @@ namespace MLNet.Quantization.Tests.Realize;
 public sealed class ErrorMeasurementTests
 {
     [TestMethod]
+    public void TheWorstOutputDecidesNotTheirConcatenation()
+    {
+        // Output 0 is large and exact; output 1 is small and points the other way half the time: concatenated, the
+        // large one would hide it (cosine ≈ 1).
+        var cosines = new OutputCosines(2);
+        for (int row = 0; row < 4; row++)
+        {
+            var large = Enumerable.Range(0, 64).Select(i => 100f + i).ToArray();
+            var small = new[] { 0.01f, 0.02f, 0.03f };
+            var wrong = row % 2 == 0 ? small : small.Select(v => -v).ToArray();
+            using var a = Microsoft.ML.OnnxRuntime.OrtValue.CreateTensorValueFromMemory(large.ToArray(), new long[] { 64 });
+            using var b = Microsoft.ML.OnnxRuntime.OrtValue.CreateTensorValueFromMemory(wrong, new long[] { 3 });
+            cosines.Add(new float[]?[] { large, small }, new[] { a, b });
+        }
+        Assert.AreEqual(4, cosines.Rows);
+        Assert.AreEqual(0, cosines.Worst, 1e-6, "the small output's rows average cosine 1 and −1");
+    }
+
+    [TestMethod]
     public void TheFallbacksCosineIsTheSameFromKeptOutputsAndPastTheirBudget()
     {
         using var directory = new TempDirectory();
