@@ -14,6 +14,9 @@ internal static class QuantizationDefaults
     public const bool AsymmetricActivations = true;
     // Issue 16: never a model slower than float, or one whose int8 kernels compute something other than the simulation.
     public const bool CheckDeployment = true;
+    // A guard against a broken int8 model, not a quality target: 0.25 is a cosine of about 0.97. ResNet18 (0.07) and
+    // MiniLM stay well inside it; a detector whose maps int8 cannot hold does not (docs/benchmarks.md, issue 16).
+    public static readonly double? MaximumOutputError = 0.25;
     // The accuracy algorithms of issue 11, each chosen by the evaluation in docs/benchmarks.md.
     public const BiasCorrection BiasCorrection = MLNet.Quantization.BiasCorrection.None;
     public const bool CrossLayerEqualization = false;

@@ -131,4 +131,7 @@ internal sealed record RealizationSettings
 
     /// <summary>Whether the last pass measures the deployed model and keeps in float what int8 gets wrong or slower.</summary>
     public bool CheckDeployment { get; init; }
+
+    /// <summary>The deployment check's bound on each output's relative error; null: no bound.</summary>
+    public double? MaximumOutputError { get; init; }
 }

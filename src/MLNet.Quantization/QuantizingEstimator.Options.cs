@@ -115,6 +115,15 @@ public sealed partial class QuantizingEstimator
         /// </summary>
         public bool CheckDeployment { get; set; } = QuantizationDefaults.CheckDeployment;
 
+        /// <summary>
+        /// With <see cref="CheckDeployment"/>: the largest relative error ‖fp32 − int8‖ / ‖fp32‖ any output may keep on the
+        /// measured rows. Past it, the layers that add the most noise go back to float, one, then two, four… at a time,
+        /// until every output is within it (and if int8 is then no faster, the float model is returned). Default 0.25, a
+        /// guard against a broken model rather than a quality target (for that, see <see cref="MinimumOutputCosine"/>);
+        /// positive, or null for no bound.
+        /// </summary>
+        public double? MaximumOutputError { get; set; } = QuantizationDefaults.MaximumOutputError;
+
         /// <summary>Receives the progress of each pass over the calibration rows.</summary>
         public IProgress<CalibrationProgress>? Progress { get; set; }
 
@@ -178,6 +187,8 @@ public sealed partial class QuantizingEstimator
                 throw new ArgumentOutOfRangeException(nameof(Percentile), Percentile, "Must lie in (0, 100].");
             if (Statistics is not null && RangesFrom is not null)
                 throw new ArgumentException("Statistics already hold histograms; RangesFrom is only for collecting them from rows.", nameof(RangesFrom));
+            if (MaximumOutputError is { } error && !(error > 0 && double.IsFinite(error)))
+                throw new ArgumentOutOfRangeException(nameof(MaximumOutputError), error, "Must be positive and finite, or null for no bound.");
             if (MinimumOutputCosine is { } cosine && !(cosine > 0 && cosine <= 1))
                 throw new ArgumentOutOfRangeException(nameof(MinimumOutputCosine), cosine, "Must lie in (0, 1], or be null for no fallback.");
             CheckNames(InputColumnNames, nameof(InputColumnNames));
@@ -204,7 +215,9 @@ public sealed partial class QuantizingEstimator
                 },
                 Weights = new WeightSettings { Scale = WeightScale, Range = WeightRange, PerChannel = PerChannelWeights, BiasCorrection = BiasCorrection },
                 Equalization = new EqualizationSettings { CrossLayer = CrossLayerEqualization, SmoothQuantAlpha = SmoothQuantAlpha },
-                Realization = new RealizationSettings { Mode = Mode, IntraOpNumThreads = IntraOpNumThreads, CheckDeployment = CheckDeployment },
+                Realization = new RealizationSettings { Mode = Mode, IntraOpNumThreads = IntraOpNumThreads, CheckDeployment = CheckDeployment,
+                    MaximumOutputError = MaximumOutputError,
+                },
             };
         }
 

@@ -8,7 +8,7 @@ namespace MLNet.Quantization.Tests;
 public sealed class CalibrationReportTests
 {
     // X → Conv_0 → A → Relu → R → Conv_1 → Y
-    private static string TwoConvs(TempDirectory directory) => new TinyModel()
+    internal static string TwoConvs(TempDirectory directory) => new TinyModel()
         .Input("X", 1, 2, 6, 6).Output("Y", 1, 2, 6, 6)
         .Weight("W1", new long[] { 4, 2, 3, 3 }).Weight("W2", new long[] { 2, 4, 3, 3 })
         .Node("Conv", new[] { "X", "W1" }, new[] { "A" }, TinyModel.Ints("pads", 1, 1, 1, 1))
@@ -16,7 +16,7 @@ public sealed class CalibrationReportTests
         .Node("Conv", new[] { "R", "W2" }, new[] { "Y" }, TinyModel.Ints("pads", 1, 1, 1, 1))
         .Save(directory.Path);
 
-    private static IDataView Rows(MLContext ml) => TinyData.X(ml, TinyData.Normal(40, 72, seed: 8), 72);
+    internal static IDataView Rows(MLContext ml) => TinyData.X(ml, TinyData.Normal(40, 72, seed: 8), 72);
 
     [TestMethod]
     public void TheReportDescribesEveryTensorAndWritesCsvAndHtml()

@@ -27,6 +27,8 @@ public sealed class QuantizingEstimatorOptionsTests
         StringAssert.Contains(Refused(o => o.Percentile = 0).ParamName, "Percentile");
         StringAssert.Contains(Refused(o => o.MaximumCalibrationRows = -1).ParamName, "MaximumCalibrationRows");
         StringAssert.Contains(Refused(o => o.IntraOpNumThreads = 0).ParamName, "IntraOpNumThreads");
+        StringAssert.Contains(Refused(o => o.MaximumOutputError = 0).ParamName, "MaximumOutputError");
+        StringAssert.Contains(Refused(o => o.MaximumOutputError = double.NaN).ParamName, "MaximumOutputError");
         StringAssert.Contains(Refused(o => o.Mode = (QuantizationMode)7).ParamName, "Mode");
         StringAssert.Contains(Refused(o => o.ActivationCalibration = (CalibrationMethod)9).ParamName, "ActivationCalibration");
         StringAssert.Contains(Refused(o => o.WeightRange = (WeightRange)5).ParamName, "WeightRange");

@@ -6,9 +6,10 @@ using MLNet.Quantization.Pipeline;
 namespace MLNet.Quantization.Realize;
 
 /// <summary>
-/// The last pass of <c>Fit</c> (see <see cref="DeploymentCheck"/>): layers where the int8 kernels part from the
-/// simulation go back to float, then the deployed model is measured against the float model, every output and the time
-/// per row, and where int8 is not faster, or nothing was quantized, the user's float model is returned instead.
+/// The last pass of <c>Fit</c> (see <see cref="DeploymentCheck"/>), three steps on the realized model: layers where the
+/// int8 kernels part from the simulation go back to float; while an output's relative error to the float model exceeds
+/// <c>MaximumOutputError</c>, the layers that add the most noise go back to float; then both models are timed, and where
+/// int8 is not faster, or nothing was quantized, the user's float model is returned instead.
 /// </summary>
 internal sealed class DeploymentCheckPass : IQuantizationPass
 {
@@ -21,39 +22,59 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
     /// </summary>
     public const int LayersPerRound = 4;
 
+    /// <summary>Layers sent back to float in the first round of the error guard; each round doubles it.</summary>
+    public const int FirstErrorBatch = 1;
+
     public void Apply(QuantizationContext context, StatisticValues statistics)
     {
         var settings = context.Settings;
         var model = context.Model;
         var floatNodes = new Dictionary<string, string>(context.Plan.FloatByRule, StringComparer.Ordinal);
         foreach (var node in context.FloatNodes) floatNodes.TryAdd(node, "kept in float by the MinimumOutputCosine fallback");
-        var known = context.Statistics.ByTensor();
+        var sentBack = new List<string>();
+
+        // 1. Where the int8 kernels part from the simulation, the first such layers in graph order go back to float.
         var order = model.Graph.Node.Select((n, i) => (n, i)).ToDictionary(p => OnnxGraph.Label(p.n), p => p.i, StringComparer.Ordinal);
-        var disagreeing = new List<string>();
         for (int round = 0; round < AgreementRounds && context.Agreement is { Agrees: false, AllLayers.Count: > 0 } agreement; round++)
         {
-            var first = agreement.AllLayers.OrderBy(l => order.GetValueOrDefault(l.Node, int.MaxValue)).Take(LayersPerRound).ToList();
-            int before = disagreeing.Count;
-            foreach (var layer in first)
-                foreach (var node in FallbackPass.Layer(model, layer.Tensor).Where(n => !disagreeing.Contains(n)))
-                {
-                    disagreeing.Add(node);
-                    floatNodes.TryAdd(node, $"the int8 kernels of this CPU part from the simulation at '{layer.Tensor}' " +
-                        $"({layer.MismatchFraction:P1} of its uint8 values differ by more than one step)");
-                }
-            if (disagreeing.Count == before) break;
-            var plan = Annotator.Annotate(model, context.Exclusions.With(context.FloatNodes.Concat(disagreeing)));
-            plan.KeepCalibrated(known);
-            var parameters = context.Parameters.Restrict(plan);
-            var dequantized = new Dictionary<string, string>();
-            var realized = QdqWriter.Realize(model, plan, parameters, settings.Realization.Mode, dequantized);
-            (context.Plan, context.Parameters, context.Realized, context.Dequantized) = (plan, parameters, realized, dequantized);
-            context.Agreement = AgreementCheck.Measure(model, plan, parameters, realized, dequantized, context.Data, settings);
+            var first = agreement.AllLayers.OrderBy(l => order.GetValueOrDefault(l.Node, int.MaxValue)).Take(LayersPerRound);
+            int added = first.Sum(layer => SendBack(model, layer.Tensor, sentBack, floatNodes,
+                $"the int8 kernels of this CPU part from the simulation at '{layer.Tensor}' " +
+                $"({layer.MismatchFraction:P1} of its uint8 values differ by more than one step)"));
+            if (added == 0) break;
+            Realize(context, sentBack);
+            context.Agreement = AgreementCheck.Measure(model, context.Plan, context.Parameters, context.Realized, context.Dequantized,
+                context.Data, settings);
         }
-        context.FloatNodes = context.FloatNodes.Concat(disagreeing).ToList();
 
-        var measured = DeploymentMeasurement.Measure(model, context.Realized, context.Data, settings);
-        if (measured.Rows == 0) return;
+        // 2. An output whose relative error exceeds the bound: the layers that add the most noise go back to float, in
+        //    batches that double, until every output is within it.
+        var measured = DeploymentMeasurement.Measure(model, context.Realized, context.Data, settings, time: false);
+        if (measured.Rows == 0)
+        {
+            context.FloatNodes = context.FloatNodes.Concat(sentBack).ToList();
+            return;
+        }
+        if (settings.Realization.MaximumOutputError is { } bound && measured.WorstRelativeError > bound && context.Parameters.Table.Count > 0)
+        {
+            var noise = ErrorMeasurement.Measure(model, context.Realized, context.Dequantized, context.Realized, context.Data, settings);
+            var ranking = new Queue<string>(noise.AddedNoise(model).OrderByDescending(kv => kv.Value)
+                .ThenBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => kv.Key));
+            for (int batch = FirstErrorBatch; measured.WorstRelativeError > bound && ranking.Count > 0; batch *= 2)
+            {
+                string reason = $"output relative error {measured.WorstRelativeError:F3} exceeded MaximumOutputError {bound}; this layer adds the most noise";
+                int added = 0;
+                while (added == 0 && ranking.Count > 0)
+                    for (int i = 0; i < batch && ranking.Count > 0; i++) added += SendBack(model, ranking.Dequeue(), sentBack, floatNodes, reason);
+                Realize(context, sentBack);
+                measured = DeploymentMeasurement.Measure(model, context.Realized, context.Data, settings, time: false);
+            }
+        }
+        context.FloatNodes = context.FloatNodes.Concat(sentBack).ToList();
+
+        // 3. Time both; an int8 model that is not faster is replaced by the user's float model.
+        var outputs = measured.Outputs;
+        measured = DeploymentMeasurement.Measure(model, context.Realized, context.Data, settings);
         bool quantized = context.Parameters.Table.Count > 0;
         bool keepFloat = settings.Realization.Mode == QuantizationMode.Int8 && quantized && measured.DeployedMs >= measured.FloatMs;
         if (keepFloat || !quantized)
@@ -67,10 +88,35 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
             original.SetMetadata(QdqWriter.ModeKey, settings.Realization.Mode.ToString());
             context.Realized = original;
         }
-        context.Deployment = new DeploymentCheck(measured.Outputs, measured.FloatMs, keepFloat ? measured.FloatMs : measured.DeployedMs,
+        context.Deployment = new DeploymentCheck(outputs, measured.FloatMs, keepFloat ? measured.FloatMs : measured.DeployedMs,
             measured.DeployedMs, keepFloat, floatNodes, context.Conversions, measured.Rows, CpuFeatures.Describe(), settings.Realization.Mode)
         {
             QuantizedNothing = !quantized,
         };
+    }
+
+    // Adds the quantized nodes around a tensor to the nodes sent back to float; returns how many were new.
+    private static int SendBack(OnnxGraph model, string tensor, List<string> sentBack, Dictionary<string, string> floatNodes, string reason)
+    {
+        int added = 0;
+        foreach (var node in FallbackPass.Layer(model, tensor).Where(n => !sentBack.Contains(n)))
+        {
+            sentBack.Add(node);
+            floatNodes.TryAdd(node, reason);
+            added++;
+        }
+        return added;
+    }
+
+    // Annotates again without the nodes kept in float so far, keeps the calibrated parameters of what remains, and
+    // realizes: nothing is calibrated twice.
+    private static void Realize(QuantizationContext context, IReadOnlyList<string> sentBack)
+    {
+        var plan = Annotator.Annotate(context.Model, context.Exclusions.With(context.FloatNodes.Concat(sentBack)));
+        plan.KeepCalibrated(context.Statistics.ByTensor());
+        var parameters = context.Parameters.Restrict(plan);
+        var dequantized = new Dictionary<string, string>();
+        var realized = QdqWriter.Realize(context.Model, plan, parameters, context.Settings.Realization.Mode, dequantized);
+        (context.Plan, context.Parameters, context.Realized, context.Dequantized) = (plan, parameters, realized, dequantized);
     }
 }

@@ -25,9 +25,14 @@ internal static class DeploymentMeasurement
 
     public const double BudgetMilliseconds = 400;
 
-    public sealed record Result(IReadOnlyList<OutputComparison> Outputs, double FloatMs, double DeployedMs, long Rows);
+    public sealed record Result(IReadOnlyList<OutputComparison> Outputs, double FloatMs, double DeployedMs, long Rows)
+    {
+        /// <summary>The largest relative error over the outputs.</summary>
+        public double WorstRelativeError => Outputs.Select(o => o.RelativeError).DefaultIfEmpty(0).Max();
+    }
 
-    public static Result Measure(OnnxGraph prepared, OnnxGraph deployed, IDataView data, QuantizationSettings settings)
+    /// <summary>Compares every output, and times both models unless <paramref name="time"/> is false.</summary>
+    public static Result Measure(OnnxGraph prepared, OnnxGraph deployed, IDataView data, QuantizationSettings settings, bool time = true)
     {
         var outputs = prepared.Graph.Output.Select(o => o.Name).ToArray();
         int? threads = settings.Realization.IntraOpNumThreads;
@@ -45,7 +50,7 @@ internal static class DeploymentMeasurement
             for (int k = 0; k < outputs.Length; k++)
                 if (reference[k].GetTensorTypeAndShape().ElementDataType == TensorElementType.Float)
                     sums[k].Add(reference[k].GetTensorDataAsSpan<float>(), quantized[k].GetTensorDataAsSpan<float>());
-            if (timed >= TimedRows || floatRounds[0] > BudgetMilliseconds) return;
+            if (!time || timed >= TimedRows || floatRounds[0] > BudgetMilliseconds) return;
             timed++;
             var clock = new Stopwatch();
             for (int r = 0; r < Rounds; r++)

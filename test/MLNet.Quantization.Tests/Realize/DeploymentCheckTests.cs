@@ -98,6 +98,33 @@ public sealed class DeploymentCheckTests
     }
 
     [TestMethod]
+    public void AnOutputPastTheErrorBoundSendsTheNoisiestLayerBackToFloat()
+    {
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        var path = CalibrationReportTests.TwoConvs(directory);
+        QuantizingTransformer Fit(double? bound) => ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
+        {
+            ModelFile = path, MaximumOutputError = bound,
+            // A deliberately bad threshold: R is clipped to a fiftieth of its range.
+            CustomCalibration = s => s.Tensor == "R" ? new MLNet.Quantization.Calibration.TensorRange(0, (float)s.Max / 50) : null,
+        }).Fit(CalibrationReportTests.Rows(ml));
+
+        using (var unbounded = Fit(null))
+        {
+            var check = unbounded.Deployment!;
+            Assert.IsTrue(check.WorstRelativeError > 0.25, $"the crippled model's error {check.WorstRelativeError}");
+            Assert.IsFalse(check.FloatNodes.Values.Any(r => r.Contains("MaximumOutputError")), "no bound, nothing sent back for error");
+        }
+        using var guarded = Fit(0.25);
+        var guard = guarded.Deployment!;
+        Assert.IsTrue(guard.WorstRelativeError <= 0.25, $"every output within the bound: {string.Join("; ", guard.Outputs)}");
+        Assert.IsTrue(guard.FloatNodes.TryGetValue("Conv_2", out var reason), $"the Conv reading the crippled R: {string.Join("; ", guard.FloatNodes)}");
+        StringAssert.Contains(reason, "MaximumOutputError");
+        Assert.IsNull(guarded.Calibration.Find("R", TensorRole.Activation), "R is no longer quantized");
+    }
+
+    [TestMethod]
     public void TheCheckNamesTheRuleForWhatItKeepsInFloat()
     {
         using var directory = new TempDirectory();
