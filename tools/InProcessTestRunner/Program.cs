@@ -18,14 +18,14 @@ foreach (var type in asm.GetTypes().Where(t => t.GetCustomAttributes().Any(a => 
     var init = Marked(type, "ClassInitializeAttribute");
     init?.Invoke(null, init.GetParameters().Length == 0 ? null : new object[] { null });
     foreach (var m in selected)
+    foreach (var data in Cases(m))
     {
-        var name = $"{type.Name}.{m.Name}";
-        if (m.GetParameters().Length > 0) { Console.WriteLine($"skip {name} (parameters)"); continue; }
+        var name = $"{type.Name}.{m.Name}{(data is null ? "" : $"({string.Join(", ", data)})")}";
         var clock = System.Diagnostics.Stopwatch.StartNew();
         try
         {
             var instance = m.IsStatic ? null : Activator.CreateInstance(type);
-            m.Invoke(instance, null);
+            m.Invoke(instance, data);
             passed++; Console.WriteLine($"PASS {name} ({clock.Elapsed.TotalSeconds:F0} s)");
         }
         catch (TargetInvocationException e)
@@ -36,6 +36,18 @@ foreach (var type in asm.GetTypes().Where(t => t.GetCustomAttributes().Any(a => 
     Marked(type, "ClassCleanupAttribute")?.Invoke(null, null);
 }
 Console.WriteLine($"{passed} passed, {failed} failed");
+
+// The argument lists of a test: none for a plain one, one per case of its [DataRow]s and [DynamicData] (every MSTest
+// data source answers ITestDataSource.GetData).
+static IEnumerable<object[]> Cases(MethodInfo m)
+{
+    if (m.GetParameters().Length == 0) return new object[][] { null };
+    return m.GetCustomAttributes()
+        .Select(a => (Attribute: a, GetData: a.GetType().GetInterface("ITestDataSource")?.GetMethod("GetData")))
+        .Where(p => p.GetData is not null)
+        .SelectMany(p => ((System.Collections.IEnumerable)p.GetData!.Invoke(p.Attribute, new object[] { m })!).Cast<object[]>())
+        .ToList();
+}
 
 sealed class TestContextAlc : AssemblyLoadContext
 {
