@@ -14,6 +14,7 @@ internal static class FitTimeHarness
     private static readonly (string Name, Action<QuantizingEstimator.Options> Set)[] Configurations =
     {
         ("defaults", _ => { }),
+        ("defaults without the deployment check", o => o.CheckDeployment = false),
         ("+ fast bias correction", o => o.BiasCorrection = BiasCorrection.Fast),
         ("+ full bias correction", o => o.BiasCorrection = BiasCorrection.Full),
         ("+ cross-layer equalization", o => o.CrossLayerEqualization = true),

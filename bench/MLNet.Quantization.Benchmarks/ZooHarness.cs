@@ -188,7 +188,9 @@ internal static class ZooHarness
         }
         double f = Median(floatTimes), q = Median(int8Times);
         string verdict = int8.Deployment is { } deployment
-            ? $"{(deployment.KeptFloat ? "kept float" : "int8")}, {deployment.FloatNodes.Count} nodes float ({string.Join(", ", deployment.FloatNodes.Values.Select(Reason).Distinct())})"
+            ? $"{(deployment.KeptFloat ? "kept float" : deployment.QuantizedNothing ? "float (nothing quantized)" : "int8")}, " +
+              $"{deployment.FloatNodes.Count} nodes float ({string.Join(", ", deployment.FloatNodes.Values.Select(Reason).Distinct())}); " +
+              $"Fit timed {deployment.Speedup:F2}x"
             : "unchecked";
         if (!check && int8.Agreement is { Agrees: false } a)
             Console.Error.WriteLine($"{model.Name}: {a}\n  " + string.Join("\n  ", a.Layers.Select(l => $"{l.Tensor} ({l.OpType} {l.Node}): {l.MismatchFraction:P2} differ, mean {l.MeanStepDifference:F3} steps")));

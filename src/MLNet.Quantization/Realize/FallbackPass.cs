@@ -40,13 +40,8 @@ internal sealed class FallbackPass : IQuantizationPass
             var added = layer.Where(n => !floatNodes.Contains(n)).ToList();
             if (added.Count == 0) continue;
             floatNodes.AddRange(added);
-            var plan = Annotator.Annotate(model, context.Exclusions.With(floatNodes));
-            plan.KeepCalibrated(known);
-            var parameters = context.Parameters.Restrict(plan);
-            var dequantized = new Dictionary<string, string>();
-            var realized = QdqWriter.Realize(model, plan, parameters, settings.Realization.Mode, dequantized);
-            cosine = ErrorMeasurement.DeployedCosine(model, realized, reference, context.Data, settings);
-            (context.Plan, context.Parameters, context.Realized, context.Dequantized) = (plan, parameters, realized, dequantized);
+            RealizePass.Without(context, floatNodes, known);
+            cosine = ErrorMeasurement.DeployedCosine(model, context.Realized, reference, context.Data, settings);
         }
         context.FloatNodes = floatNodes;
     }
