@@ -55,9 +55,9 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
                 context.Data, settings);
         }
 
-        // 2. An output whose relative error exceeds the bound: the layers that add the most noise go back to float, in
-        //    batches that double, until every output is within it.
-        var measured = DeploymentMeasurement.Measure(model, context.Realized, context.Data, settings, time: false);
+        // 2. Every output compared and both models timed. An output whose relative error exceeds the bound: the layers
+        //    that add the most noise go back to float, in batches that double, until every output is within it.
+        var measured = DeploymentMeasurement.Measure(model, context.Realized, context.Data, settings);
         if (measured.Rows == 0)
         {
             context.FloatNodes = context.FloatNodes.Concat(sentBack).ToList();
@@ -65,6 +65,7 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
         }
         if (settings.Realization.MaximumOutputError is { } bound && measured.WorstRelativeError > bound && context.Parameters.Table.Count > 0)
         {
+            // The rounds compare outputs only; the model they leave is timed once, below.
             var noise = ErrorMeasurement.Measure(model, context.Realized, context.Dequantized, context.Realized, context.Data, settings);
             var ranking = new Queue<string>(noise.AddedNoise(model).OrderByDescending(kv => kv.Value)
                 .ThenBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => kv.Key));
@@ -77,12 +78,12 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
                 RealizePass.Without(context, context.FloatNodes.Concat(sentBack), calibrated);
                 measured = DeploymentMeasurement.Measure(model, context.Realized, context.Data, settings, time: false);
             }
+            measured = DeploymentMeasurement.Measure(model, context.Realized, context.Data, settings);
         }
         context.FloatNodes = context.FloatNodes.Concat(sentBack).ToList();
 
-        // 3. Time both; an int8 model that is not faster is replaced by the user's float model.
+        // 3. An int8 model that is not at least MinimumSpeedup times as fast is replaced by the user's float model.
         var outputs = measured.Outputs;
-        measured = DeploymentMeasurement.Measure(model, context.Realized, context.Data, settings);
         bool quantized = context.Parameters.Table.Count > 0;
         bool keepFloat = settings.Realization.Mode == QuantizationMode.Int8 && quantized && measured.FloatMs < MinimumSpeedup * measured.DeployedMs;
         if (keepFloat || !quantized)
