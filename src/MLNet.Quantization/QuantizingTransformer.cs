@@ -72,8 +72,8 @@ public sealed class QuantizingTransformer : ITransformer, IDisposable
     /// <summary>
     /// How closely the realized int8 model, run as ML.NET runs it on the fitting machine's CPU, matches the simulated
     /// model on the measured calibration rows; see <see cref="RealizationAgreement.Explanation"/> when it falls below
-    /// 0.999. Null in <see cref="QuantizationMode.Simulated"/> mode, and when <c>Fit</c> had no rows to measure on
-    /// (a fit from saved statistics).
+    /// 0.999. Null in <see cref="QuantizationMode.Simulated"/> mode, when <c>Fit</c> had no rows to measure on
+    /// (a fit from saved statistics), and when the deployment check returned the float model.
     /// </summary>
     public RealizationAgreement? Agreement { get; }
 

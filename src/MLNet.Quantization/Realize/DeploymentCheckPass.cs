@@ -8,8 +8,8 @@ namespace MLNet.Quantization.Realize;
 /// <summary>
 /// The last pass of <c>Fit</c> (see <see cref="DeploymentCheck"/>), three steps on the realized model: layers where the
 /// int8 kernels part from the simulation go back to float; while an output's relative error to the float model exceeds
-/// <c>MaximumOutputError</c>, the layers that add the most noise go back to float; then both models are timed, and where
-/// int8 is not faster, or nothing was quantized, the user's float model is returned instead.
+/// <c>MaximumOutputError</c>, the layers that add the most noise go back to float; then, where int8 is not at least
+/// <see cref="MinimumSpeedup"/> times as fast, or nothing was quantized, the user's float model is returned instead.
 /// </summary>
 internal sealed class DeploymentCheckPass : IQuantizationPass
 {
@@ -96,6 +96,7 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
             original.SetMetadata(CalibrationTable.MetadataKey, parameters.Table.ToJson());
             original.SetMetadata(QdqWriter.ModeKey, settings.Realization.Mode.ToString());
             context.Realized = original;
+            context.Agreement = null; // there is no int8 model left to agree or disagree
         }
         context.Deployment = new DeploymentCheck(outputs, measured.FloatMs, keepFloat ? measured.FloatMs : measured.DeployedMs,
             measured.DeployedMs, keepFloat, floatNodes, context.Conversions, measured.Rows, CpuFeatures.Describe(), settings.Realization.Mode)
