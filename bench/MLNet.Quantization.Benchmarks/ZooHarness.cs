@@ -12,7 +12,8 @@ namespace MLNet.Quantization.Benchmarks;
 // Issue 16: public models that nobody here wrote, with the default options, every output compared. Fetch them first:
 // scripts/fetch-zoo.sh and scripts/fetch-ocr-models.sh.
 // Usage: dotnet run -c Release --project bench/MLNet.Quantization.Benchmarks -- zoo [only models whose name contains this] [rounds] [unchecked]
-// (unchecked: CheckDeployment off, the model as realized, with the layers where realized and simulated part listed)
+// (unchecked: CheckDeployment off, the model as realized, with the layers where realized and simulated part listed;
+// ZOO_FLOAT_DEPTHWISE=1 keeps grouped convolutions float, an experiment on their int8 speed)
 // For each model: int8 vs fp32 per output (mean cosine over rows, relative error ‖a − b‖ / ‖a‖ over all held-out rows),
 // realized vs simulated (the same calibration realized both ways, relative error of the worst output), speed through
 // ML.NET on one thread (median of alternated rounds), and NaN counts.
@@ -148,10 +149,14 @@ internal static class ZooHarness
         var calibration = View(0, model.Calibration);
         var heldOut = View(model.Calibration, model.HeldOut);
         var names = inputs.Select(i => i.Name).ToArray();
+        // ZOO_FLOAT_DEPTHWISE=1: grouped convolutions stay float (an experiment on their int8 speed).
+        var depthwise = Environment.GetEnvironmentVariable("ZOO_FLOAT_DEPTHWISE") == "1"
+            ? graph.Graph.Node.Where(n => n.OpType == "Conv" && n.Attribute.Any(a => a.Name == "group" && a.I > 1)).Select(n => n.Name).ToArray()
+            : null;
         QuantizingTransformer Fit(QuantizationMode mode) => ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
         {
             ModelFile = model.File, ShapeDictionary = model.Shapes, IntraOpNumThreads = 1, Mode = mode,
-            InputColumnNames = names, OutputColumnNames = outputs, CheckDeployment = check,
+            InputColumnNames = names, OutputColumnNames = outputs, CheckDeployment = check, ExcludeNodes = depthwise is { Length: > 0 } ? depthwise : null,
         }).Fit(calibration);
         var clock = Stopwatch.StartNew();
         using var int8 = Fit(QuantizationMode.Int8);
