@@ -37,7 +37,7 @@ public sealed class DeploymentCheck
     /// </summary>
     public IReadOnlyList<OutputComparison> Outputs { get; }
 
-    /// <summary>Milliseconds per row of the float model (median of alternated rounds, one session each, as ML.NET builds it).</summary>
+    /// <summary>Milliseconds per row of the float model: its median run over the measured rows, alternating with the quantized model, in a session as ML.NET builds it.</summary>
     public double FloatMillisecondsPerRow { get; }
 
     /// <summary>Milliseconds per row of the returned model: the float model's when <see cref="KeptFloat"/>.</summary>

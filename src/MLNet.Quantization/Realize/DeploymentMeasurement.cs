@@ -12,16 +12,15 @@ namespace MLNet.Quantization.Realize;
 /// float model on the measurement rows: each float output compared, and both timed.
 /// </summary>
 /// <remarks>
-/// Timing: on the first <see cref="TimedRows"/> measurement rows (fewer once the float model's first round has taken
-/// <see cref="BudgetMilliseconds"/>), after the untimed runs that compare the outputs, the two sessions run
-/// alternately <see cref="Rounds"/> times per row; the time per row is the median over the rounds of each round's
-/// total. Alternating spreads the machine's noise over both models.
+/// Timing: every comparison run is timed, the two models alternating which runs first from row to row, and the first
+/// row left out (warm-up). Where that gives fewer than <see cref="MinimumSamples"/> runs of each, the first rows run
+/// both models again, alternately, until it does or the float model's timed runs reach
+/// <see cref="BudgetMilliseconds"/>. The time per row is each model's median run: alternating spreads the machine's
+/// noise over both, and the median drops the runs that a busy machine stretches.
 /// </remarks>
 internal static class DeploymentMeasurement
 {
-    public const int TimedRows = 8;
-
-    public const int Rounds = 5;
+    public const int MinimumSamples = 16;
 
     public const double BudgetMilliseconds = 400;
 
@@ -40,35 +39,48 @@ internal static class DeploymentMeasurement
         using var deployedSession = Sessions.Create(deployed, Array.Empty<string>(), "the quantized model", threads);
         using var runOptions = new RunOptions();
         var sums = outputs.Select(_ => new OutputSums()).ToArray();
-        var floatRounds = new double[Rounds];
-        var deployedRounds = new double[Rounds];
-        int timed = 0;
+        var floatTimes = new List<double>();
+        var deployedTimes = new List<double>();
+        var clock = new Stopwatch();
+        long index = 0;
+        IDisposableReadOnlyCollection<OrtValue> Timed(InferenceSession session, IReadOnlyCollection<string> names,
+            IReadOnlyCollection<OrtValue> values, List<double> times, bool keep)
+        {
+            clock.Restart();
+            var result = session.Run(runOptions, names, values, outputs);
+            if (keep) times.Add(clock.Elapsed.TotalMilliseconds);
+            return result;
+        }
         long rows = RowReader.ForEach(floatSession, data, settings, 3, settings.Rows.IsMeasurementRow, (_, names, values, _) =>
         {
-            using var reference = floatSession.Run(runOptions, names, values, outputs);
-            using var quantized = deployedSession.Run(runOptions, names, values, outputs);
+            bool keep = time && index > 0, floatFirst = index++ % 2 == 0;
+            using var first = floatFirst ? Timed(floatSession, names, values, floatTimes, keep) : Timed(deployedSession, names, values, deployedTimes, keep);
+            using var second = floatFirst ? Timed(deployedSession, names, values, deployedTimes, keep) : Timed(floatSession, names, values, floatTimes, keep);
+            var (reference, quantized) = floatFirst ? (first, second) : (second, first);
             for (int k = 0; k < outputs.Length; k++)
                 if (reference[k].GetTensorTypeAndShape().ElementDataType == TensorElementType.Float)
                     sums[k].Add(reference[k].GetTensorDataAsSpan<float>(), quantized[k].GetTensorDataAsSpan<float>());
-            if (!time || timed >= TimedRows || floatRounds[0] > BudgetMilliseconds) return;
-            timed++;
-            var clock = new Stopwatch();
-            for (int r = 0; r < Rounds; r++)
-            {
-                clock.Restart();
-                floatSession.Run(runOptions, names, values, outputs).Dispose();
-                floatRounds[r] += clock.Elapsed.TotalMilliseconds;
-                clock.Restart();
-                deployedSession.Run(runOptions, names, values, outputs).Dispose();
-                deployedRounds[r] += clock.Elapsed.TotalMilliseconds;
-            }
         });
-        int perRow = Math.Max(1, timed);
+        // Few rows: the first ones run both models again, alternately, until there are enough timings.
+        while (time && rows > 0 && floatTimes.Count < MinimumSamples && floatTimes.Sum() < BudgetMilliseconds)
+        {
+            int before = floatTimes.Count;
+            RowReader.ForEach(floatSession, data, settings, 3, settings.Rows.IsMeasurementRow, (_, names, values, _) =>
+            {
+                for (int round = 0; round < 2 && floatTimes.Count < MinimumSamples; round++)
+                {
+                    bool floatFirst = round == 0;
+                    Timed(floatFirst ? floatSession : deployedSession, names, values, floatFirst ? floatTimes : deployedTimes, true).Dispose();
+                    Timed(floatFirst ? deployedSession : floatSession, names, values, floatFirst ? deployedTimes : floatTimes, true).Dispose();
+                }
+            }, maximumVisited: Math.Max(1, (MinimumSamples - before + 1) / 2));
+            if (floatTimes.Count == before) break;
+        }
         var comparisons = outputs.Select((name, k) => sums[k].ToComparison(name)).Where((_, k) => sums[k].Rows > 0).ToList();
-        return new Result(comparisons, Median(floatRounds) / perRow, Median(deployedRounds) / perRow, rows);
+        return new Result(comparisons, Median(floatTimes), Median(deployedTimes), rows);
     }
 
-    private static double Median(double[] values) => values.OrderBy(v => v).ElementAt(values.Length / 2);
+    private static double Median(List<double> values) => values.Count == 0 ? double.NaN : values.OrderBy(v => v).ElementAt(values.Count / 2);
 
     private sealed class OutputSums
     {
