@@ -108,7 +108,7 @@ internal static class QdqWriter
         // none. (The annotator keeps the clamps that such readers read.)
         bool dropped = plan.FusedRelus.Contains(tensor) && graph.Producer(tensor) is { } maker && !graph.IsZeroClamp(maker);
         var readers = graph.Consumers(tensor).Where(r => plan.ReadsQuantized(tensor, r.Name)
-            && (dropped || !(IsDomainLimited(r, tensor) || plan.FloatByRule.ContainsKey(OnnxGraph.Label(r))))).ToList();
+            && (dropped || !(FloatRules.DomainInput(graph, r) == tensor || plan.FloatByRule.ContainsKey(OnnxGraph.Label(r))))).ToList();
         string source = tensor, target;
         if (plan.QuantizedOutputs.Contains(tensor) && graph.IsGraphOutput(tensor))
         {
@@ -128,14 +128,6 @@ internal static class QdqWriter
                 if (reader.Input[i] == tensor) graph.SetInput(reader, i, target);
         return target;
     }
-
-    // Ops whose result leaves the finite numbers for inputs at or beyond the edge of their domain.
-    private static bool IsDomainLimited(global::Onnx.NodeProto reader, string tensor) => reader.OpType switch
-    {
-        "Log" or "Sqrt" or "Reciprocal" or "Acosh" or "Asin" or "Acos" or "Atanh" or "Pow" => reader.Input[0] == tensor,
-        "Div" => reader.Input.Count > 1 && reader.Input[1] == tensor,
-        _ => false,
-    };
 
     private static global::Onnx.NodeProto Node(OnnxGraph graph, string label) =>
         graph.FindNode(label) ?? throw new InvalidOperationException($"The plan names node '{label}', which the graph does not hold.");
