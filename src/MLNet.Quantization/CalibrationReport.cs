@@ -36,6 +36,9 @@ public sealed class CalibrationReport
     public IReadOnlyList<TensorReport> Ranked => Tensors.Where(t => t.Role == TensorRole.Activation && !double.IsNaN(t.AddedNoise))
         .OrderByDescending(t => t.AddedNoise).ToList();
 
+    /// <summary>What the deployment check measured and kept in float (see <see cref="DeploymentCheck"/>); null when it was off.</summary>
+    public DeploymentCheck? Deployment { get; private init; }
+
     /// <summary>Nodes that <c>MinimumOutputCosine</c> kept in float, in the order they were chosen.</summary>
     public IReadOnlyList<string> FloatNodes { get; }
 
@@ -53,7 +56,8 @@ public sealed class CalibrationReport
     public long Rows { get; }
 
     internal static CalibrationReport Create(OnnxGraph model, QuantizationPlan plan, QuantizationParameters parameters, OnnxGraph realized,
-        CalibrationStatistics statistics, IReadOnlyList<string> floatNodes, RealizationAgreement? agreement, IDataView data, QuantizationSettings settings)
+        CalibrationStatistics statistics, IReadOnlyList<string> floatNodes, RealizationAgreement? agreement, IDataView data, QuantizationSettings settings,
+        DeploymentCheck? deployment = null)
     {
         var dequantized = new Dictionary<string, string>();
         var simulated = QdqWriter.Realize(model, plan, parameters, QuantizationMode.Simulated, dequantized);
@@ -86,7 +90,7 @@ public sealed class CalibrationReport
                 AddedNoise = entry.Role == TensorRole.Activation ? added.GetValueOrDefault(entry.Tensor, double.NaN) : double.NaN,
             };
         }).ToList();
-        return new CalibrationReport(rows, histograms, floatNodes, measured.OutputCosine, measured.Rows, agreement);
+        return new CalibrationReport(rows, histograms, floatNodes, measured.OutputCosine, measured.Rows, agreement) { Deployment = deployment };
     }
 
     // The fraction of the histogram's values in bins that lie wholly outside [low, high], the range the tensor represents
@@ -152,6 +156,23 @@ public sealed class CalibrationReport
         }
         if (FloatNodes.Count > 0)
             html.Append("<p>Kept in float by the fallback: ").Append(string.Join(", ", FloatNodes.Select(Encode))).Append("</p>");
+        if (Deployment is { } check)
+        {
+            html.Append("<h2>Deployment check</h2><p").Append(check.KeptFloat ? " class=\"low\"" : "").Append('>').Append(Encode(check.Summary)).Append("</p>")
+                .Append("<table><tr><th>output</th><th>mean cosine</th><th>worst cosine</th><th>relative error</th><th>NaN/∞ introduced</th></tr>");
+            foreach (var o in check.Outputs)
+                html.Append(CultureInfo.InvariantCulture,
+                    $"<tr><td>{Encode(o.Name)}</td><td>{o.MeanCosine:F5}</td><td>{o.WorstCosine:F5}</td><td>{o.RelativeError:F4}</td><td>{o.NonFiniteIntroduced}</td></tr>");
+            html.Append("</table>");
+            foreach (var conversion in check.Conversions) html.Append("<p>").Append(Encode(conversion)).Append("</p>");
+            if (check.FloatNodes.Count > 0)
+            {
+                html.Append("<p>Kept in float, and why:</p><ul>");
+                foreach (var (node, reason) in check.FloatNodes)
+                    html.Append("<li>").Append(Encode(node)).Append(": ").Append(Encode(reason)).Append("</li>");
+                html.Append("</ul>");
+            }
+        }
         html.Append("<h2>Layers ranked by the noise they add (largest first)</h2><ol>");
         foreach (var t in Ranked.Take(10))
             html.Append(CultureInfo.InvariantCulture,

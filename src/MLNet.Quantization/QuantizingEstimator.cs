@@ -49,7 +49,7 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
         var context = Load(settings, input);
         QuantizationPipeline.Run(context, QuantizationPipeline.Steps(settings));
         var report = new Lazy<CalibrationReport>(() => CalibrationReport.Create(context.Model, context.Plan, context.Parameters,
-            context.Realized, context.Statistics, context.FloatNodes, context.Agreement, input, settings));
+            context.Realized, context.Statistics, context.FloatNodes, context.Agreement, input, settings, context.Deployment));
         return new QuantizingTransformer(_catalog, context.Realized, context.Parameters.Table, context.Statistics, report,
             context.Agreement, settings, input) { FitTimings = context.Timings, Deployment = context.Deployment };
     }

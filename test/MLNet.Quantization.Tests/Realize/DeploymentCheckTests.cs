@@ -143,5 +143,9 @@ public sealed class DeploymentCheckTests
         Assert.IsFalse(model.Deployment.KeptFloat, "nothing was quantized, so there was no int8 model to reject");
         Assert.IsTrue(model.Deployment.QuantizedNothing);
         StringAssert.Contains(model.Deployment.Summary, "Nothing in this model is quantized");
+        model.Report.WriteHtml(directory.File("report.html"));
+        var html = File.ReadAllText(directory.File("report.html"));
+        StringAssert.Contains(html, "Deployment check");
+        StringAssert.Contains(html, "MatMul_0: computes the input of Log", "the report says which node stays float and why");
     }
 }
