@@ -36,10 +36,6 @@ internal static class Float16Conversion
         return notes;
     }
 
-    /// <summary>Whether <paramref name="graph"/> declares a float16 graph input or output.</summary>
-    public static bool HasHalfInputsOrOutputs(OnnxGraph graph) =>
-        graph.Graph.Input.Concat(graph.Graph.Output).Any(v => IsHalf(v.Type));
-
     private static int ConvertGraph(GraphProto graph)
     {
         int count = 0;

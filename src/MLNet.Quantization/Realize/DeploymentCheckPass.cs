@@ -93,8 +93,7 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
             (context.Plan, context.Parameters, context.Dequantized) = (plan, parameters, new Dictionary<string, string>());
             // The user's own model (its opset, its BatchNormalizations), with an empty calibration table in its metadata.
             var original = (context.Source ?? model).Clone();
-            original.SetMetadata(CalibrationTable.MetadataKey, parameters.Table.ToJson());
-            original.SetMetadata(QdqWriter.ModeKey, settings.Realization.Mode.ToString());
+            QdqWriter.Stamp(original, parameters.Table, settings.Realization.Mode);
             context.Realized = original;
             context.Agreement = null; // there is no int8 model left to agree or disagree
         }

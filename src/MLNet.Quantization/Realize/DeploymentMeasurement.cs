@@ -38,7 +38,7 @@ internal static class DeploymentMeasurement
         using var floatSession = Sessions.Create(prepared, Array.Empty<string>(), "the float model", threads);
         using var deployedSession = Sessions.Create(deployed, Array.Empty<string>(), "the quantized model", threads);
         using var runOptions = new RunOptions();
-        var sums = outputs.Select(_ => new OutputSums()).ToArray();
+        var comparisons = new OutputComparisons(outputs.Length);
         var floatTimes = new List<double>();
         var deployedTimes = new List<double>();
         var clock = new Stopwatch();
@@ -57,9 +57,7 @@ internal static class DeploymentMeasurement
             using var first = floatFirst ? Timed(floatSession, names, values, floatTimes, keep) : Timed(deployedSession, names, values, deployedTimes, keep);
             using var second = floatFirst ? Timed(deployedSession, names, values, deployedTimes, keep) : Timed(floatSession, names, values, floatTimes, keep);
             var (reference, quantized) = floatFirst ? (first, second) : (second, first);
-            for (int k = 0; k < outputs.Length; k++)
-                if (reference[k].GetTensorTypeAndShape().ElementDataType == TensorElementType.Float)
-                    sums[k].Add(reference[k].GetTensorDataAsSpan<float>(), quantized[k].GetTensorDataAsSpan<float>());
+            comparisons.Add(reference, quantized);
         });
         // Few rows: the first ones run both models again, alternately, until there are enough timings.
         while (time && rows > 0 && floatTimes.Count < MinimumSamples && floatTimes.Sum() < BudgetMilliseconds)
@@ -76,40 +74,8 @@ internal static class DeploymentMeasurement
             }, maximumVisited: Math.Max(1, (MinimumSamples - before + 1) / 2));
             if (floatTimes.Count == before) break;
         }
-        var comparisons = outputs.Select((name, k) => sums[k].ToComparison(name)).Where((_, k) => sums[k].Rows > 0).ToList();
-        return new Result(comparisons, Median(floatTimes), Median(deployedTimes), rows);
+        return new Result(comparisons.ToList(outputs), Median(floatTimes), Median(deployedTimes), rows);
     }
 
     private static double Median(List<double> values) => values.Count == 0 ? double.NaN : values.OrderBy(v => v).ElementAt(values.Count / 2);
-
-    private sealed class OutputSums
-    {
-        private double _cosines, _worst = 1, _error, _signal;
-        private long _nonFinite;
-
-        public long Rows { get; private set; }
-
-        public void Add(ReadOnlySpan<float> x, ReadOnlySpan<float> y)
-        {
-            var cosine = new CosineSum();
-            cosine.Add(x, y);
-            _cosines += cosine.Value;
-            _worst = Math.Min(_worst, cosine.Value);
-            for (int i = 0; i < x.Length; i++)
-            {
-                if (!float.IsFinite(x[i])) continue;
-                if (!float.IsFinite(y[i])) { _nonFinite++; continue; }
-                double d = x[i] - y[i];
-                _error += d * d;
-                _signal += (double)x[i] * x[i];
-            }
-            Rows++;
-        }
-
-        public OutputComparison ToComparison(string name) => new()
-        {
-            Name = name, MeanCosine = _cosines / Rows, WorstCosine = _worst, NonFiniteIntroduced = _nonFinite,
-            RelativeError = _signal == 0 ? (_error == 0 ? 0 : double.PositiveInfinity) : Math.Sqrt(_error / _signal),
-        };
-    }
 }

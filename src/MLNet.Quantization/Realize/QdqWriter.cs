@@ -63,9 +63,15 @@ internal static class QdqWriter
         GraphPreparation.RemoveUnusedInitializers(graph);
         GraphPreparation.RemoveDeadConstants(graph);
         graph.SortTopologically();
-        graph.SetMetadata(CalibrationTable.MetadataKey, parameters.Table.ToJson());
-        graph.SetMetadata(ModeKey, mode.ToString());
+        Stamp(graph, parameters.Table, mode);
         return graph;
+    }
+
+    /// <summary>Records the calibration table and the realization mode in <paramref name="graph"/>'s metadata.</summary>
+    public static void Stamp(OnnxGraph graph, CalibrationTable table, QuantizationMode mode)
+    {
+        graph.SetMetadata(CalibrationTable.MetadataKey, table.ToJson());
+        graph.SetMetadata(ModeKey, mode.ToString());
     }
 
     // Relu(x) and Clip(x, 0, M) equal x once x is quantized to uint8 with zero point 0 over a range no wider than M:

@@ -48,27 +48,23 @@ internal static class Sessions
 }
 
 /// <summary>
-/// Per model output, the mean over rows of the cosine between two runs' values; <see cref="Worst"/> is the smallest of
-/// those means, so that on a model with several outputs (a detector's scores and boxes, a segmenter's side outputs)
-/// every output must be right, not only their concatenation.
+/// Per model output, two runs compared row by row: the mean and worst per-row cosine, the relative error over all rows
+/// and the values made non-finite. <see cref="Worst"/> is the smallest of the outputs' mean cosines, so that on a model
+/// with several outputs (a detector's scores and boxes, a segmenter's side outputs) every output must be right, not only
+/// their concatenation.
 /// </summary>
-internal sealed class OutputCosines
+internal sealed class OutputComparisons
 {
-    private readonly double[] _sums;
-    private readonly bool[] _float;
+    private readonly OutputSums?[] _outputs;
 
-    public OutputCosines(int outputs)
-    {
-        _sums = new double[outputs];
-        _float = new bool[outputs];
-    }
+    public OutputComparisons(int outputs) => _outputs = new OutputSums?[outputs];
 
     public long Rows { get; private set; }
 
-    /// <summary>Adds one row: the float outputs of <paramref name="x"/> against those of <paramref name="y"/>.</summary>
+    /// <summary>Adds one row: the float outputs of <paramref name="x"/> (the reference) against those of <paramref name="y"/>.</summary>
     public void Add(IReadOnlyList<OrtValue> x, IReadOnlyList<OrtValue> y)
     {
-        for (int k = 0; k < _sums.Length; k++)
+        for (int k = 0; k < _outputs.Length; k++)
             if (x[k].GetTensorTypeAndShape().ElementDataType == TensorElementType.Float)
                 Add(k, x[k].GetTensorDataAsSpan<float>(), y[k].GetTensorDataAsSpan<float>());
         Rows++;
@@ -77,22 +73,51 @@ internal sealed class OutputCosines
     /// <summary>Adds one row whose reference outputs were kept (null: not a float output).</summary>
     public void Add(float[]?[] x, IReadOnlyList<OrtValue> y)
     {
-        for (int k = 0; k < _sums.Length; k++)
+        for (int k = 0; k < _outputs.Length; k++)
             if (x[k] is { } u) Add(k, u, y[k].GetTensorDataAsSpan<float>());
         Rows++;
     }
 
-    private void Add(int k, ReadOnlySpan<float> u, ReadOnlySpan<float> v)
-    {
-        var cosine = new CosineSum();
-        cosine.Add(u, v);
-        _sums[k] += cosine.Value;
-        _float[k] = true;
-    }
+    private void Add(int k, ReadOnlySpan<float> u, ReadOnlySpan<float> v) => (_outputs[k] ??= new OutputSums()).Add(u, v);
 
     /// <summary>The smallest per-output mean cosine (1 when no output is float); NaN without rows.</summary>
     public double Worst => Rows == 0 ? double.NaN
-        : Enumerable.Range(0, _sums.Length).Where(k => _float[k]).Select(k => _sums[k] / Rows).DefaultIfEmpty(1).Min();
+        : _outputs.OfType<OutputSums>().Select(o => o.MeanCosine).DefaultIfEmpty(1).Min();
+
+    /// <summary>Each float output's comparison, in output order, named by <paramref name="names"/>.</summary>
+    public IReadOnlyList<OutputComparison> ToList(IReadOnlyList<string> names) =>
+        _outputs.Select((o, k) => o?.ToComparison(names[k])).OfType<OutputComparison>().ToList();
+
+    private sealed class OutputSums
+    {
+        private double _cosines, _worst = 1, _error, _signal;
+        private long _nonFinite, _rows;
+
+        public double MeanCosine => _cosines / _rows;
+
+        public void Add(ReadOnlySpan<float> x, ReadOnlySpan<float> y)
+        {
+            var cosine = new CosineSum();
+            cosine.Add(x, y);
+            _cosines += cosine.Value;
+            _worst = Math.Min(_worst, cosine.Value);
+            for (int i = 0; i < x.Length; i++)
+            {
+                if (!float.IsFinite(x[i])) continue;
+                if (!float.IsFinite(y[i])) { _nonFinite++; continue; }
+                double d = x[i] - y[i];
+                _error += d * d;
+                _signal += (double)x[i] * x[i];
+            }
+            _rows++;
+        }
+
+        public OutputComparison ToComparison(string name) => new()
+        {
+            Name = name, MeanCosine = MeanCosine, WorstCosine = _worst, NonFiniteIntroduced = _nonFinite,
+            RelativeError = _signal == 0 ? (_error == 0 ? 0 : double.PositiveInfinity) : Math.Sqrt(_error / _signal),
+        };
+    }
 }
 
 /// <summary>The cosine of two vectors given in parts, over the positions where both are finite; 1 for two zero vectors.</summary>
