@@ -18,7 +18,7 @@ internal static class EvaluationHarness
     // weights the default; they keep them, so that their rows stay comparable.
     private sealed record Configuration(string Name, CalibrationMethod Activations, WeightScaleMethod Weights, bool PerChannel,
         bool Asymmetric = false, double? MinimumOutputCosine = null, WeightRange Range = WeightRange.Full,
-        BiasCorrection Bias = BiasCorrection.None, bool Cle = false);
+        BiasCorrection Bias = BiasCorrection.None, bool Cle = false, bool Tuned = false);
 
     private static readonly Configuration[] Configurations =
     {
@@ -44,6 +44,8 @@ internal static class EvaluationHarness
         // Issue 11's algorithms, on and off, in one run: the defaults first, then each algorithm and their combinations.
         new("issue 11: defaults (max, asymmetric, per channel, pair-bounded)", CalibrationMethod.Max, WeightScaleMethod.Max, true,
             Asymmetric: true, Range: WeightRange.PairBounded),
+        new("issue 17: defaults, tuned", CalibrationMethod.Max, WeightScaleMethod.Max, true, Asymmetric: true, Range: WeightRange.PairBounded, Tuned: true),
+        new("issue 17: defaults, not tuned", CalibrationMethod.Max, WeightScaleMethod.Max, true, Asymmetric: true, Range: WeightRange.PairBounded),
         new("issue 11: defaults + fast bias correction", CalibrationMethod.Max, WeightScaleMethod.Max, true,
             Asymmetric: true, Range: WeightRange.PairBounded, Bias: BiasCorrection.Fast),
         new("issue 11: defaults + full bias correction", CalibrationMethod.Max, WeightScaleMethod.Max, true,
@@ -143,13 +145,21 @@ internal static class EvaluationHarness
         double fp32Ms = quick ? double.NaN : MsPerRow(ResNet18Model.ResNet18, 1);
         foreach (var configuration in Configurations.Where(c => c.Name.Contains(only, StringComparison.Ordinal)))
         {
-            QuantizingEstimator.Options Options(QuantizationMode mode) => new()
+            QuantizingEstimator.Options Options(QuantizationMode mode)
             {
-                ModelFile = ResNet18Model.ResNet18, Mode = mode, ActivationCalibration = configuration.Activations,
-                WeightScale = configuration.Weights, PerChannelWeights = configuration.PerChannel,
-                AsymmetricActivations = configuration.Asymmetric, MinimumOutputCosine = configuration.MinimumOutputCosine,
-                WeightRange = configuration.Range, BiasCorrection = configuration.Bias, CrossLayerEqualization = configuration.Cle,
-            };
+                var options = new QuantizingEstimator.Options
+                {
+                    ModelFile = ResNet18Model.ResNet18, Mode = mode,
+                    WeightScale = configuration.Weights, PerChannelWeights = configuration.PerChannel,
+                    AsymmetricActivations = configuration.Asymmetric, MinimumOutputCosine = configuration.MinimumOutputCosine,
+                    WeightRange = configuration.Range,
+                };
+                // A fixed recipe sets every knob and searches nothing; a tuned row leaves them to the tuner.
+                if (!configuration.Tuned)
+                    (options.ActivationCalibration, options.BiasCorrection, options.CrossLayerEqualization, options.Tuning) =
+                        (configuration.Activations, configuration.Bias, configuration.Cle, null);
+                return options;
+            }
             var clock = Stopwatch.StartNew();
             using var int8 = ml.Transforms.QuantizeCalibrated(Options(QuantizationMode.Int8)).Fit(calibration);
             double calibrationSeconds = clock.Elapsed.TotalSeconds;

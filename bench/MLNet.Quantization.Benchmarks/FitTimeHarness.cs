@@ -15,6 +15,7 @@ internal static class FitTimeHarness
     {
         ("defaults", _ => { }),
         ("defaults without the deployment check", o => o.CheckDeployment = false),
+        ("issue 17: recipe defaults, not tuned", o => o.Tuning = null),
         ("+ fast bias correction", o => o.BiasCorrection = BiasCorrection.Fast),
         ("+ full bias correction", o => o.BiasCorrection = BiasCorrection.Full),
         ("+ cross-layer equalization", o => o.CrossLayerEqualization = true),

@@ -13,7 +13,7 @@ internal static class MiniLmEvaluation
 {
     // The configurations of issue 5 were measured with full 8-bit weights, before issue 9; they keep them.
     private sealed record Configuration(string Name, CalibrationMethod Activations, bool Asymmetric, bool PerChannel, WeightRange Range = WeightRange.Full,
-        BiasCorrection Bias = BiasCorrection.None, double? Alpha = null);
+        BiasCorrection Bias = BiasCorrection.None, double? Alpha = null, bool Tuned = false);
 
     private static readonly Configuration[] Configurations =
     {
@@ -38,6 +38,9 @@ internal static class MiniLmEvaluation
         new("issue 11b: defaults + SmoothQuant 1.0", CalibrationMethod.Max, true, true, WeightRange.PairBounded, Alpha: 1.0),
         new("issue 11b: defaults + SmoothQuant 0.95 + fast bias correction", CalibrationMethod.Max, true, true, WeightRange.PairBounded, BiasCorrection.Fast, 0.95),
         new("issue 11b: mean min/max + SmoothQuant 0.95", CalibrationMethod.MeanMinMax, true, true, WeightRange.PairBounded, Alpha: 0.95),
+        // Issue 17: the defaults, tuned (no recipe option set), against the same recipe untuned.
+        new("issue 17: defaults, tuned", CalibrationMethod.Max, true, true, WeightRange.PairBounded, Tuned: true),
+        new("issue 17: defaults, not tuned", CalibrationMethod.Max, true, true, WeightRange.PairBounded),
     };
 
     public static void Run(string[] args)
@@ -88,12 +91,18 @@ internal static class MiniLmEvaluation
         foreach (var c in Configurations.Where(c => c.Name.Contains(only, StringComparison.Ordinal)))
         {
             var clock = Stopwatch.StartNew();
-            using var int8 = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
+            var options = new QuantizingEstimator.Options
             {
-                ModelFile = MiniLm.ModelFile, OutputColumnNames = new[] { MiniLm.Output }, ActivationCalibration = c.Activations,
+                ModelFile = MiniLm.ModelFile, OutputColumnNames = new[] { MiniLm.Output },
                 AsymmetricActivations = c.Asymmetric, PerChannelWeights = c.PerChannel, WeightRange = c.Range,
-                BiasCorrection = c.Bias, SmoothQuantAlpha = c.Alpha,
-            }).Fit(calibration);
+            };
+            if (!c.Tuned)
+            {
+                // A fixed recipe: every knob set, nothing searched.
+                (options.ActivationCalibration, options.BiasCorrection, options.SmoothQuantAlpha, options.Tuning) = (c.Activations, c.Bias, c.Alpha, null);
+            }
+            using var int8 = ml.Transforms.QuantizeCalibrated(options).Fit(calibration);
+            if (int8.Tuning is { } tuning) Console.Error.WriteLine(tuning.Summary + "\n" + tuning.ToCsv());
             double seconds = clock.Elapsed.TotalSeconds;
             Console.Error.WriteLine($"{c.Name}: Fit {seconds:F1} s = " + string.Join(" + ", int8.FitTimings.Select(t => $"{t.Pass} {t.Seconds:F1}")));
             var embeddings = Embed(int8, test);

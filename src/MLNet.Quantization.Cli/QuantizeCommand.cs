@@ -84,12 +84,19 @@ public static class QuantizeCommand
             Description = "Return the quantized model as realized, without measuring it against fp32 (by default a model that int8 makes slower stays float).",
         };
         var json = new Option<bool>("--json") { Description = "Print the summary as one JSON object." };
+        var tune = new Option<bool>("--tune")
+        {
+            Description = "Search the recipe (the default): SmoothQuant, cross-layer equalization, the method and bias correction, " +
+                "each where the model has the ops for it and the option is not given, scored on held-back rows.",
+        };
+        var noTune = new Option<bool>("--no-tune") { Description = "Quantize with the recipe as given, calibrated on every row." };
+        var tuneBudget = new Option<double?>("--tune-budget") { Description = "Seconds the search may take (default: twice the first trial, after it)." };
 
         var root = new RootCommand("Calibrates a float ONNX model and quantizes it to int8 (MLNet.Quantization).")
         {
             model, calibration, kind, outputFile, imageSize, layout, channels, scale, mean, std, vocab, sequenceLength, method, mode, rows,
             excludeNode, excludeOp, perTensor, minCosine, weightRange, biasCorrection, equalize, smoothQuant, report, statistics, fromStatistics,
-            inputShape, noDeploymentCheck, json,
+            inputShape, noDeploymentCheck, json, tune, noTune, tuneBudget,
         };
         var parsed = root.Parse(args);
         bool wantsHelp = args.Any(a => a is "--help" or "-h" or "-?" or "--version");
@@ -173,22 +180,35 @@ public static class QuantizeCommand
             {
                 ModelFile = modelFile.FullName,
                 Mode = parsed.GetValue(mode) == "simulated" ? QuantizationMode.Simulated : QuantizationMode.Int8,
-                ActivationCalibration = Methods[parsed.GetValue(method)!],
                 WeightRange = WeightRanges[parsed.GetValue(weightRange)!],
                 PerChannelWeights = !parsed.GetValue(perTensor),
                 MaximumCalibrationRows = parsed.GetValue(rows),
                 ExcludeNodes = NullIfEmpty(parsed.GetValue(excludeNode)),
                 ExcludeOpTypes = NullIfEmpty(parsed.GetValue(excludeOp)),
                 MinimumOutputCosine = parsed.GetValue(minCosine),
-                BiasCorrection = BiasCorrections[parsed.GetValue(biasCorrection)!],
-                CrossLayerEqualization = parsed.GetValue(equalize),
-                SmoothQuantAlpha = parsed.GetValue(smoothQuant),
                 CheckDeployment = !parsed.GetValue(noDeploymentCheck),
                 ShapeDictionary = shapes.Count == 0 ? null : shapes,
                 Statistics = loaded,
                 // A report shows clipping and KL per tensor, and saved statistics should serve any method later.
                 CollectHistograms = parsed.GetValue(report) is not null || parsed.GetValue(statistics) is not null ? true : null,
             };
+            // An option given on the command line pins its knob; the tuner searches the others.
+            bool Given(Option option) => parsed.GetResult(option) is { Implicit: false };
+            if (Given(method)) options.ActivationCalibration = Methods[parsed.GetValue(method)!];
+            if (Given(biasCorrection)) options.BiasCorrection = BiasCorrections[parsed.GetValue(biasCorrection)!];
+            if (Given(equalize)) options.CrossLayerEqualization = parsed.GetValue(equalize);
+            if (Given(smoothQuant)) options.SmoothQuantAlpha = parsed.GetValue(smoothQuant);
+            if (parsed.GetValue(noTune) && parsed.GetValue(tune))
+                throw new UsageException("--tune and --no-tune contradict each other.");
+            if (parsed.GetValue(noTune) && Given(tuneBudget))
+                throw new UsageException("--tune-budget needs tuning, which --no-tune turns off.");
+            if (parsed.GetValue(noTune)) options.Tuning = null;
+            else if (parsed.GetValue(tuneBudget) is { } seconds)
+            {
+                if (!(seconds > 0 && seconds <= TimeSpan.MaxValue.TotalSeconds / 2))
+                    throw new UsageException($"--tune-budget must be a positive number of seconds, not {seconds.ToString(CultureInfo.InvariantCulture)}.");
+                options.Tuning!.TimeBudget = TimeSpan.FromSeconds(seconds);
+            }
             var mlContext = new MLContext(seed: 1);
             var console = AnsiConsole.Create(new AnsiConsoleSettings
             {
@@ -211,6 +231,7 @@ public static class QuantizeCommand
                 {
                     fitted.Report.WriteHtml(reportFile.FullName);
                     fitted.Report.WriteCsv(Path.ChangeExtension(reportFile.FullName, ".csv"));
+                    fitted.Tuning?.WriteCsv(Path.ChangeExtension(reportFile.FullName, ".trials.csv"));
                 }
                 if (parsed.GetValue(statistics) is { } statsFile) fitted.Statistics.Save(statsFile.FullName);
                 fitted.ExportOnnx(outputPath);
@@ -232,9 +253,11 @@ public static class QuantizeCommand
                     Speedup = fitted.Deployment?.Speedup,
                     OutputErrors = fitted.Deployment?.Outputs.ToDictionary(o => o.Name, o => o.RelativeError) ?? new Dictionary<string, double>(),
                     Conversions = fitted.Deployment?.Conversions ?? Array.Empty<string>(),
+                    Tuning = fitted.Tuning?.Summary,
+                    Trials = fitted.Tuning?.Trials ?? Array.Empty<TuningTrial>(),
                     Seconds = Math.Round(clock.Elapsed.TotalSeconds, 2),
                 };
-                if (quiet) output.WriteLine(JsonSerializer.Serialize(summary));
+                if (quiet) output.WriteLine(JsonSerializer.Serialize(summary, JsonOptions));
                 else Print(console, summary, fitted.Agreement);
             }
             return 0;
@@ -252,6 +275,9 @@ public static class QuantizeCommand
             return Fail(error, 1, $"{e.GetType().Name}: {e.Message}");
         }
     }
+
+    // Skipped trials have no score (NaN).
+    private static readonly JsonSerializerOptions JsonOptions = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
 
     private static int Fail(TextWriter error, int code, string message)
     {
@@ -273,12 +299,15 @@ public static class QuantizeCommand
                     if (!tasks.TryGetValue(p.Pass, out var task))
                     {
                         foreach (var previous in tasks.Values) previous.Value = previous.MaxValue;
-                        string name = p.Pass switch { 1 => "ranges", 2 => "histograms", _ => "measuring" };
-                        task = tasks[p.Pass] = context.AddTask($"pass {p.Pass} ({name})", maxValue: total ?? Math.Max(p.Rows, 1));
+                        string name = p.Pass switch { 1 => "ranges", 2 => "histograms", 5 => "tuning", _ => "measuring" };
+                        task = tasks[p.Pass] = context.AddTask($"pass {p.Pass} ({name})",
+                            maxValue: p.Pass == 5 ? options.Tuning?.MaximumTrials ?? 1 : total ?? Math.Max(p.Rows, 1));
                     }
                     if (task.MaxValue < p.Rows) task.MaxValue = p.Rows;
                     task.Value = p.Rows;
-                    task.Description = $"pass {p.Pass}: {p.Rows} rows, {p.RowsPerSecond:F1} rows/s";
+                    task.Description = Markup.Escape(p.Trial is { } t
+                        ? $"trial {t.Number}: {t.Knob} {t.Value} " + (t.Skipped is null ? $"score {t.Score.ToString("F4", CultureInfo.InvariantCulture)}" : "skipped")
+                        : $"pass {p.Pass}: {p.Rows} rows, {p.RowsPerSecond:F1} rows/s");
                 });
                 fitted = mlContext.Transforms.QuantizeCalibrated(options).Fit(data);
                 foreach (var task in tasks.Values) task.Value = task.MaxValue;
@@ -298,6 +327,10 @@ public static class QuantizeCommand
         table.AddRow("realized vs simulated", agreement is null ? "-" : Markup.Escape(
             $"{agreement.OutputCosine.ToString("F5", CultureInfo.InvariantCulture)} on {s.Cpu}{(agreement.Agrees ? "" : ": " + agreement.Explanation)}"));
         if (s.FloatNodes.Count > 0) table.AddRow("kept in float", Markup.Escape(string.Join(", ", s.FloatNodes)));
+        if (s.Tuning is { } tuning) table.AddRow("tuning", Markup.Escape(tuning));
+        foreach (var t in s.Trials)
+            table.AddRow($"  trial {t.Number}", Markup.Escape(t.Skipped is { } why ? $"{t.Knob} {t.Value}: skipped ({why})"
+                : string.Create(CultureInfo.InvariantCulture, $"{t.Knob} {t.Value}: score {t.Score:F4} (hardest rows {t.HardRowsScore:F4}), cosine {t.MeanCosine:F5}, {t.Seconds:F1} s{(t.Chosen ? ", chosen" : "")}")));
         if (s.Deployment is { } deployment) table.AddRow("deployed model", Markup.Escape(deployment));
         if (s.OutputErrors.Count > 0)
             table.AddRow("relative error per output", Markup.Escape(string.Join(", ", s.OutputErrors.Select(kv => $"{kv.Key} {kv.Value.ToString("F4", CultureInfo.InvariantCulture)}"))));

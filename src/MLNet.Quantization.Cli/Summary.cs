@@ -60,6 +60,12 @@ public sealed record Summary
     /// <summary>What preparation changed of the model's interface (float16 inputs and outputs made float32).</summary>
     public IReadOnlyList<string> Conversions { get; init; } = Array.Empty<string>();
 
+    /// <summary>The tuner's verdict (see TuningResult.Summary); null with --no-tune.</summary>
+    public string? Tuning { get; init; }
+
+    /// <summary>The tuner's trials table, in the order run.</summary>
+    public IReadOnlyList<TuningTrial> Trials { get; init; } = Array.Empty<TuningTrial>();
+
     /// <summary>Wall-clock seconds for the whole run.</summary>
     public double Seconds { get; init; }
 }

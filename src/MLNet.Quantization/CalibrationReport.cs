@@ -39,6 +39,9 @@ public sealed class CalibrationReport
     /// <summary>What the deployment check measured and kept in float (see <see cref="DeploymentCheck"/>); null when it was off.</summary>
     public DeploymentCheck? Deployment { get; private init; }
 
+    /// <summary>The tuner's trials and choice (see <see cref="TuningResult"/>; its <c>WriteCsv</c> writes the table); null when tuning was off.</summary>
+    public TuningResult? Tuning { get; private init; }
+
     /// <summary>Nodes that <c>MinimumOutputCosine</c> kept in float, in the order they were chosen.</summary>
     public IReadOnlyList<string> FloatNodes { get; }
 
@@ -57,7 +60,7 @@ public sealed class CalibrationReport
 
     internal static CalibrationReport Create(OnnxGraph model, QuantizationPlan plan, QuantizationParameters parameters, OnnxGraph realized,
         CalibrationStatistics statistics, IReadOnlyList<string> floatNodes, RealizationAgreement? agreement, IDataView data, QuantizationSettings settings,
-        DeploymentCheck? deployment = null)
+        DeploymentCheck? deployment = null, TuningResult? tuning = null)
     {
         var dequantized = new Dictionary<string, string>();
         var simulated = QdqWriter.Realize(model, plan, parameters, QuantizationMode.Simulated, dequantized);
@@ -90,7 +93,7 @@ public sealed class CalibrationReport
                 AddedNoise = entry.Role == TensorRole.Activation ? added.GetValueOrDefault(entry.Tensor, double.NaN) : double.NaN,
             };
         }).ToList();
-        return new CalibrationReport(rows, histograms, floatNodes, measured.OutputCosine, measured.Rows, agreement) { Deployment = deployment };
+        return new CalibrationReport(rows, histograms, floatNodes, measured.OutputCosine, measured.Rows, agreement) { Deployment = deployment, Tuning = tuning };
     }
 
     // The fraction of the histogram's values in bins that lie wholly outside [low, high], the range the tensor represents
@@ -137,7 +140,7 @@ public sealed class CalibrationReport
         var html = new StringBuilder();
         html.Append("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Calibration report</title><style>")
             .Append("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}")
-            .Append("td:first-child,th:first-child{text-align:left}.low{background:#fdd}</style></head><body>")
+            .Append("td:first-child,th:first-child{text-align:left}.low{background:#fdd}.chosen{background:#dfd}</style></head><body>")
             .Append("<h1>Calibration report</h1>")
             .Append(CultureInfo.InvariantCulture, $"<p>Quantized vs float output cosine, run as ML.NET runs it: <b>{OutputCosine:F5}</b> on {Rows} calibration rows.</p>");
         if (Agreement is { } agreement)
@@ -156,6 +159,17 @@ public sealed class CalibrationReport
         }
         if (FloatNodes.Count > 0)
             html.Append("<p>Kept in float by the fallback: ").Append(string.Join(", ", FloatNodes.Select(Encode))).Append("</p>");
+        if (Tuning is { } tuning)
+        {
+            html.Append("<h2>Tuning</h2><p>").Append(Encode(tuning.Summary)).Append("</p><p>Objective: ").Append(Encode(tuning.Objective))
+                .Append("</p><table><tr><th>#</th><th>knob</th><th>value</th><th>recipe</th><th>score</th><th>hardest rows</th><th>mean cosine</th><th>worst cosine</th><th>seconds</th><th>note</th></tr>");
+            foreach (var t in tuning.Trials)
+                html.Append(CultureInfo.InvariantCulture,
+                    $"<tr{(t.Chosen ? " class=\"chosen\"" : "")}><td>{t.Number}</td><td>{Encode(t.Knob)}</td><td>{Encode(t.Value)}</td><td>{Encode(t.Recipe)}</td>" +
+                    $"<td>{Cell(t.Score, "F4")}</td><td>{Cell(t.HardRowsScore, "F4")}</td><td>{Cell(t.MeanCosine, "F5")}</td><td>{Cell(t.WorstCosine, "F5")}</td>" +
+                    $"<td>{Cell(t.Seconds, "F1")}</td><td>{Encode(t.Chosen ? "chosen" : t.Skipped is { } why ? "skipped: " + why : "")}</td></tr>");
+            html.Append("</table>");
+        }
         if (Deployment is { } check)
         {
             html.Append("<h2>Deployment check</h2><p").Append(check.KeptFloat ? " class=\"low\"" : "").Append('>').Append(Encode(check.Summary)).Append("</p>")

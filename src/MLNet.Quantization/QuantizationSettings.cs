@@ -36,6 +36,29 @@ internal sealed record QuantizationSettings
 
     /// <summary>The rescalings of the float model that prepare it for quantization.</summary>
     public required EqualizationSettings Equalization { get; init; }
+
+    /// <summary>The search over the recipe's knobs; null: the recipe as set.</summary>
+    public TuningSettings? Tuning { get; init; }
+}
+
+/// <summary>The tuner's frozen options (see <see cref="TuningOptions"/>).</summary>
+internal sealed record TuningSettings
+{
+    public TuningObjective Objective { get; init; }
+
+    public Func<TuningOutputs, double>? Metric { get; init; }
+
+    public double? AbsoluteTolerance { get; init; }
+
+    public double? RelativeTolerance { get; init; }
+
+    public int MaximumTrials { get; init; }
+
+    /// <summary>The time the search may take; null: <see cref="TuningOptions.DefaultBudgetFactor"/> times the first trial.</summary>
+    public TimeSpan? TimeBudget { get; init; }
+
+    /// <summary>The knobs (option names) that the user set explicitly, which the tuner leaves as set.</summary>
+    public IReadOnlySet<string> Pinned { get; init; } = new HashSet<string>();
 }
 
 /// <summary>Function-preserving rescalings of the float model, applied before annotation.</summary>
@@ -61,11 +84,20 @@ internal sealed record RowSettings
 
     public IProgress<CalibrationProgress>? Progress { get; init; }
 
-    /// <summary>Every fifth row is held back from calibration when the fallback needs rows to measure on.</summary>
-    public bool IsCalibrationRow(long row) => MinimumOutputCosine is null || row % 5 != 4;
+    /// <summary>
+    /// Whether every fifth row is held back from calibration: when the fallback or the tuner needs rows that
+    /// calibration has not seen to measure on.
+    /// </summary>
+    public bool HoldBack { get; init; }
 
-    /// <summary>The rows the fallback and the report measure on: the held-back rows, or the first 64 rows.</summary>
-    public bool IsMeasurementRow(long row) => MinimumOutputCosine is null ? row < 64 : row % 5 == 4;
+    /// <summary>Every fifth row is held back from calibration when <see cref="HoldBack"/> is set.</summary>
+    public bool IsCalibrationRow(long row) => !HoldBack || row % 5 != 4;
+
+    /// <summary>
+    /// The rows the tuner, the fallback, the deployment check and the report measure on: the held-back rows, or the
+    /// first 64 rows.
+    /// </summary>
+    public bool IsMeasurementRow(long row) => HoldBack ? row % 5 == 4 : row < 64;
 }
 
 /// <summary>How activation ranges are chosen from their statistics.</summary>

@@ -18,7 +18,8 @@ public sealed partial class QuantizingEstimator
         public QuantizationMode Mode { get; set; } = QuantizationDefaults.Mode;
 
         /// <summary>How activation thresholds are chosen. Default: <see cref="CalibrationMethod.Max"/>, the best on the models measured in docs/benchmarks.md.</summary>
-        public CalibrationMethod ActivationCalibration { get; set; } = QuantizationDefaults.ActivationCalibration;
+        /// <remarks>Setting it pins the method: <see cref="Tuning"/> then leaves it as set.</remarks>
+        public CalibrationMethod ActivationCalibration { get => _method; set { _method = value; Pin(nameof(ActivationCalibration)); } }
 
         /// <summary>
         /// A threshold search of your own (any <see cref="Calibration.IThresholdSearch"/>: a pure function from a histogram
@@ -46,7 +47,8 @@ public sealed partial class QuantizingEstimator
         /// (see <see cref="MLNet.Quantization.BiasCorrection"/>). Default: <see cref="BiasCorrection.None"/>, chosen by the
         /// evaluation in docs/benchmarks.md.
         /// </summary>
-        public BiasCorrection BiasCorrection { get; set; } = QuantizationDefaults.BiasCorrection;
+        /// <remarks>Setting it pins the correction: <see cref="Tuning"/> then leaves it as set.</remarks>
+        public BiasCorrection BiasCorrection { get => _biasCorrection; set { _biasCorrection = value; Pin(nameof(BiasCorrection)); } }
 
         /// <summary>
         /// Cross-layer equalization (Nagel et al., data-free quantization): in each Conv → (Relu) → Conv chain, channel c
@@ -54,7 +56,8 @@ public sealed partial class QuantizingEstimator
         /// (r: the channels' largest |w|), which leaves the float model's function unchanged and evens out the channel
         /// ranges. Pays most with per-tensor weights. Default false.
         /// </summary>
-        public bool CrossLayerEqualization { get; set; } = QuantizationDefaults.CrossLayerEqualization;
+        /// <remarks>Setting it pins it: <see cref="Tuning"/> then leaves it as set.</remarks>
+        public bool CrossLayerEqualization { get => _crossLayer; set { _crossLayer = value; Pin(nameof(CrossLayerEqualization)); } }
 
         /// <summary>
         /// SmoothQuant (Xiao et al.) for MatMuls with constant weights: input channel k is divided by
@@ -63,7 +66,26 @@ public sealed partial class QuantizingEstimator
         /// nearest-neighbour agreement with fp32 from 87.8% to 93.2% (docs/benchmarks.md; NNCF uses 0.95). The MatMuls then
         /// read, and the calibration table names, a smoothed copy of their input (<c>&lt;input&gt;_smoothed</c>).
         /// </summary>
-        public double? SmoothQuantAlpha { get; set; } = QuantizationDefaults.SmoothQuantAlpha;
+        /// <remarks>Setting it, even to null, pins it: <see cref="Tuning"/> then leaves it as set.</remarks>
+        public double? SmoothQuantAlpha { get => _smoothQuantAlpha; set { _smoothQuantAlpha = value; Pin(nameof(SmoothQuantAlpha)); } }
+
+        /// <summary>
+        /// The search over the recipe that <c>Fit</c> runs (see <see cref="TuningOptions"/>), on by default: SmoothQuant's
+        /// α, cross-layer equalization, the activation calibration method and bias correction, each searched where the
+        /// model has the ops it applies to and the option was not set explicitly, one at a time, each trial scored
+        /// label-free on held-back rows (every fifth row, which calibration then skips) as ML.NET runs the model. The
+        /// best recipe found is returned, with the trials table in <see cref="QuantizingTransformer.Tuning"/>. Null: the
+        /// recipe as set, calibrated on every row.
+        /// </summary>
+        public TuningOptions? Tuning { get; set; } = new();
+
+        private CalibrationMethod _method = QuantizationDefaults.ActivationCalibration;
+        private BiasCorrection _biasCorrection = QuantizationDefaults.BiasCorrection;
+        private bool _crossLayer = QuantizationDefaults.CrossLayerEqualization;
+        private double? _smoothQuantAlpha = QuantizationDefaults.SmoothQuantAlpha;
+        private readonly HashSet<string> _pinned = new(StringComparer.Ordinal);
+
+        private void Pin(string option) => _pinned.Add(option);
 
         /// <summary>Calibrate on at most this many rows of the data (null: all rows). Must be positive.</summary>
         public int? MaximumCalibrationRows { get; set; }
@@ -191,6 +213,7 @@ public sealed partial class QuantizingEstimator
                 throw new ArgumentOutOfRangeException(nameof(MaximumOutputError), error, "Must be positive and finite, or null for no bound.");
             if (MinimumOutputCosine is { } cosine && !(cosine > 0 && cosine <= 1))
                 throw new ArgumentOutOfRangeException(nameof(MinimumOutputCosine), cosine, "Must lie in (0, 1], or be null for no fallback.");
+            var tuning = FreezeTuning();
             CheckNames(InputColumnNames, nameof(InputColumnNames));
             CheckNames(OutputColumnNames, nameof(OutputColumnNames));
             var shapes = ShapeDictionary?.ToDictionary(kv => kv.Key, kv => kv.Value?.ToArray()
@@ -206,7 +229,7 @@ public sealed partial class QuantizingEstimator
                 Rows = new RowSettings
                 {
                     MaximumCalibrationRows = MaximumCalibrationRows, Statistics = Statistics, RangesFrom = RangesFrom,
-                    MinimumOutputCosine = MinimumOutputCosine, Progress = Progress,
+                    MinimumOutputCosine = MinimumOutputCosine, Progress = Progress, HoldBack = MinimumOutputCosine is not null || tuning is not null,
                 },
                 Activations = new ActivationSettings
                 {
@@ -218,6 +241,32 @@ public sealed partial class QuantizingEstimator
                 Realization = new RealizationSettings { Mode = Mode, IntraOpNumThreads = IntraOpNumThreads, CheckDeployment = CheckDeployment,
                     MaximumOutputError = MaximumOutputError,
                 },
+                Tuning = tuning,
+            };
+        }
+
+        // The tuner's settings, validated; null when tuning is off, or when the fit collects a shard's histograms over
+        // given ranges (RangesFrom), which has no model to choose.
+        private TuningSettings? FreezeTuning()
+        {
+            if (Tuning is not { } t || RangesFrom is not null) return null;
+            CheckDefined(t.Objective, $"{nameof(Tuning)}.{nameof(TuningOptions.Objective)}");
+            if (t.AbsoluteTolerance is { } absolute && !(absolute >= 0 && double.IsFinite(absolute)))
+                throw new ArgumentOutOfRangeException($"{nameof(Tuning)}.{nameof(TuningOptions.AbsoluteTolerance)}", absolute, "Must be non-negative and finite, or null.");
+            if (t.RelativeTolerance is { } relative && !(relative >= 0 && relative <= 1))
+                throw new ArgumentOutOfRangeException($"{nameof(Tuning)}.{nameof(TuningOptions.RelativeTolerance)}", relative, "Must lie in [0, 1], or be null.");
+            if (t.MaximumTrials < 1)
+                throw new ArgumentOutOfRangeException($"{nameof(Tuning)}.{nameof(TuningOptions.MaximumTrials)}", t.MaximumTrials, "Must be at least 1.");
+            if (t.TimeBudget is { } budget && budget <= TimeSpan.Zero)
+                throw new ArgumentOutOfRangeException($"{nameof(Tuning)}.{nameof(TuningOptions.TimeBudget)}", budget, "Must be positive, or null for the default.");
+            var pinned = new HashSet<string>(_pinned, StringComparer.Ordinal);
+            if (ActivationSearch is not null || CustomCalibration is not null) pinned.Add(nameof(ActivationCalibration));
+            // Given statistics describe the model as it was calibrated: equalizing it would change the tensors they describe.
+            if (Statistics is not null) { pinned.Add(nameof(SmoothQuantAlpha)); pinned.Add(nameof(CrossLayerEqualization)); }
+            return new TuningSettings
+            {
+                Objective = t.Objective, Metric = t.Metric, AbsoluteTolerance = t.AbsoluteTolerance, RelativeTolerance = t.RelativeTolerance,
+                MaximumTrials = t.MaximumTrials, TimeBudget = t.TimeBudget, Pinned = pinned,
             };
         }
 

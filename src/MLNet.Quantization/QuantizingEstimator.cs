@@ -15,7 +15,7 @@ namespace MLNet.Quantization;
 /// ### Estimator Characteristics
 /// |  |  |
 /// | -- | -- |
-/// | Does this estimator need to look at the data to train its parameters? | Yes: every calibration row is read once for ranges, and again for histograms when the method needs them (or `CollectHistograms` asks); not at all from saved statistics; once more each for SmoothQuant and fast bias correction when they are on |
+/// | Does this estimator need to look at the data to train its parameters? | Yes: every calibration row is read once for ranges, and again for histograms when the method needs them (or `CollectHistograms` asks); not at all from saved statistics; once more each for SmoothQuant and fast bias correction when they are on. With tuning (the default), every fifth row is held back from calibration, and each trial streams only the steps that differ from a recipe already run, then runs its model over the held-back rows |
 /// | Input column data type | Known-sized vectors of the model inputs' element types (the same as `ApplyOnnxModel`) |
 /// | Output column data type | The model outputs' types, as `ApplyOnnxModel` gives them |
 /// | Exportable to ONNX | No (no `ConvertToOnnx` support); the quantized model itself is an ONNX file: <xref:MLNet.Quantization.QuantizingTransformer.ExportOnnx(System.String)> writes it |
@@ -24,7 +24,8 @@ namespace MLNet.Quantization;
 /// BatchNormalization, raise the opset to 13), optionally equalize it (cross-layer equalization, SmoothQuant), annotate the tensors to quantize per op, collect per-tensor statistics by streaming the rows through the float model,
 /// calibrate thresholds (max by default; KL divergence, percentile, power-of-two KL and mean of per-row min/max on request), optionally correct the biases, and realize the model as QuantizeLinear/DequantizeLinear pairs that
 /// ONNX Runtime fuses into int8 kernels, or as simulated float fake-quantization; with `MinimumOutputCosine`, fall back
-/// to float for the layers that cost the most accuracy. Memory stays bounded whatever the number of rows.
+/// to float for the layers that cost the most accuracy. With `Tuning` (on by default), the recipe itself is searched
+/// first, one knob at a time, on held-back rows (see <xref:MLNet.Quantization.TuningOptions>). Memory stays bounded whatever the number of rows.
 /// ]]></format>
 /// </remarks>
 public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransformer>
@@ -46,12 +47,21 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
     {
         if (input is null) throw new ArgumentNullException(nameof(input));
         var settings = _options.Freeze();
-        var context = Load(settings, input);
-        QuantizationPipeline.Run(context, QuantizationPipeline.Steps(settings));
+        var loaded = Load(settings, input);
+        // The recipe as set, or the best recipe the tuner finds; then the checks of the model returned.
+        QuantizationContext context;
+        if (settings.Tuning is not null)
+            context = Tune.Tuner.Run(loaded);
+        else
+        {
+            context = loaded;
+            QuantizationPipeline.Run(context, QuantizationPipeline.Recipe(settings));
+        }
+        QuantizationPipeline.Run(context, QuantizationPipeline.Checks(context.Settings));
         var report = new Lazy<CalibrationReport>(() => CalibrationReport.Create(context.Model, context.Plan, context.Parameters,
-            context.Realized, context.Statistics, context.FloatNodes, context.Agreement, input, settings, context.Deployment));
+            context.Realized, context.Statistics, context.FloatNodes, context.Agreement, input, context.Settings, context.Deployment, context.Tuning));
         return new QuantizingTransformer(_catalog, context.Realized, context.Parameters.Table, context.Statistics, report,
-            context.Agreement, settings, input) { FitTimings = context.Timings, Deployment = context.Deployment };
+            context.Agreement, context.Settings, input) { FitTimings = context == loaded ? loaded.Timings : loaded.Timings.Concat(context.Timings).ToList(), Deployment = context.Deployment, Tuning = context.Tuning };
     }
 
     // Reads, checks and prepares the float model: everything the passes start from.

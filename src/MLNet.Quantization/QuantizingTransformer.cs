@@ -85,6 +85,12 @@ public sealed class QuantizingTransformer : ITransformer, IDisposable
     /// </summary>
     public DeploymentCheck? Deployment { get; init; }
 
+    /// <summary>
+    /// What the tuner of <c>Fit</c> tried and chose (see <see cref="QuantizingEstimator.Options.Tuning"/>): the trials
+    /// table, the recipe returned and why the search stopped. Null when tuning was off.
+    /// </summary>
+    public TuningResult? Tuning { get; init; }
+
     /// <summary>Whether the model runs realized int8 or simulated quantization.</summary>
     public QuantizationMode Mode { get; }
 

@@ -26,7 +26,7 @@ public sealed class CalibrationReportTests
         var progress = new List<CalibrationProgress>();
         using var model = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
         {
-            CheckDeployment = false, ModelFile = TwoConvs(directory), Progress = new SynchronousProgress(progress.Add), CollectHistograms = true,
+            CheckDeployment = false, Tuning = null, ModelFile = TwoConvs(directory), Progress = new SynchronousProgress(progress.Add), CollectHistograms = true,
         }).Fit(Rows(ml));
 
         var report = model.Report;
@@ -66,7 +66,7 @@ public sealed class CalibrationReportTests
         var path = TwoConvs(directory);
         QuantizingTransformer Fit(double? target) => ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
         {
-            CheckDeployment = false, ModelFile = path, MinimumOutputCosine = target,
+            CheckDeployment = false, Tuning = null, ModelFile = path, MinimumOutputCosine = target,
             // A deliberately bad threshold: R is clipped to a twentieth of its range.
             CustomCalibration = s => s.Tensor == "R" ? new TensorRange(0, (float)s.Max / 20) : null,
         }).Fit(Rows(ml));
@@ -91,7 +91,7 @@ public sealed class CalibrationReportTests
         var ml = new MLContext(seed: 1);
         // Skewed input: mostly positive, so the asymmetric range [min, max] is far from ±max|x|.
         var rows = TinyData.X(ml, TinyData.Normal(40, 72, seed: 8, mean: 2f), 72);
-        using var model = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options { CheckDeployment = false, ModelFile = TwoConvs(directory), CollectHistograms = true }).Fit(rows);
+        using var model = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options { CheckDeployment = false, Tuning = null, ModelFile = TwoConvs(directory), CollectHistograms = true }).Fit(rows);
         var x = model.Report.Tensors.Single(t => t.Tensor == "X" && t.Role == TensorRole.Activation);
         var stats = model.Statistics.Tensors.Single(t => t.Tensor == "X");
         Assert.IsTrue(x.ZeroPoint is > 0 and < 128, $"asymmetric zero point {x.ZeroPoint}");

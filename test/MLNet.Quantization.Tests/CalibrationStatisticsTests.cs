@@ -19,7 +19,7 @@ public sealed class CalibrationStatisticsTests
     private static QuantizingTransformer Fit(string model, IDataView rows, Action<QuantizingEstimator.Options>? configure = null)
     {
         // Statistics that serve every method later keep histograms, which max alone would not collect.
-        var options = new QuantizingEstimator.Options { CheckDeployment = false, ModelFile = model, CollectHistograms = true };
+        var options = new QuantizingEstimator.Options { CheckDeployment = false, Tuning = null, ModelFile = model, CollectHistograms = true };
         configure?.Invoke(options);
         return new MLContext(seed: 1).Transforms.QuantizeCalibrated(options).Fit(rows);
     }

@@ -40,7 +40,7 @@ public sealed class MiniLmTests
             ActivationCalibration = CalibrationMethod.Max, AsymmetricActivations = true,
             // The realization itself against its simulation: the deployment check would send disagreeing layers of the
             // int8 model back to float, and the two would no longer realize the same plan.
-            CheckDeployment = false,
+            CheckDeployment = false, Tuning = null,
         });
 
         var reference = Embeddings(ml, ml.Transforms.ApplyOnnxModel(new[] { MiniLm.Output },

@@ -14,7 +14,7 @@ internal sealed record QuantizedRun(float[][] Float, float[][] Int8, float[][] S
         var floatOutput = TinyData.Column(mlContext.Transforms.ApplyOnnxModel(modelPath).Fit(rows).Transform(rows), output);
         QuantizingTransformer Fit(QuantizationMode mode) => mlContext.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
         {
-            CheckDeployment = false, ModelFile = modelPath, Mode = mode, ActivationCalibration = method, PerChannelWeights = perChannel,
+            CheckDeployment = false, Tuning = null, ModelFile = modelPath, Mode = mode, ActivationCalibration = method, PerChannelWeights = perChannel,
         }).Fit(rows);
         using var int8 = Fit(QuantizationMode.Int8);
         using var simulated = Fit(QuantizationMode.Simulated);

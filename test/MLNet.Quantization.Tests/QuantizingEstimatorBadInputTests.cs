@@ -24,7 +24,7 @@ public sealed class QuantizingEstimatorBadInputTests
     public void AnAlreadyQuantizedModelIsRefusedByName()
     {
         using var directory = new TempDirectory();
-        using (var fitted = Ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options { CheckDeployment = false, ModelFile = Mlp(directory) }).Fit(Rows()))
+        using (var fitted = Ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options { CheckDeployment = false, Tuning = null, ModelFile = Mlp(directory) }).Fit(Rows()))
             fitted.ExportOnnx(directory.File("int8.onnx"));
         var e = Assert.ThrowsExactly<InvalidOperationException>(() => Ml.Transforms.QuantizeCalibrated(directory.File("int8.onnx")).Fit(Rows()));
         StringAssert.Contains(e.Message, "already quantized");
@@ -39,7 +39,7 @@ public sealed class QuantizingEstimatorBadInputTests
         ArgumentException Refused(string input, params int[] dims) => Assert.ThrowsExactly<ArgumentException>(() =>
             Ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
             {
-                CheckDeployment = false, ModelFile = model, ShapeDictionary = new Dictionary<string, int[]> { [input] = dims },
+                CheckDeployment = false, Tuning = null, ModelFile = model, ShapeDictionary = new Dictionary<string, int[]> { [input] = dims },
             }).Fit(Rows()));
 
         var unknown = Refused("x", 1, 4);
@@ -66,7 +66,7 @@ public sealed class QuantizingEstimatorBadInputTests
         var data = TinyData.Normal(16, 4);
         data[0][0] = 3e38f;
         data[1][1] = -3e38f;
-        using var fitted = Ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options { CheckDeployment = false, ModelFile = Mlp(directory) }).Fit(TinyData.X(Ml, data, 4));
+        using var fitted = Ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options { CheckDeployment = false, Tuning = null, ModelFile = Mlp(directory) }).Fit(TinyData.X(Ml, data, 4));
         var input = fitted.Calibration.Find("X", TensorRole.Activation)!;
         Assert.IsTrue(float.IsFinite(input.Scale) && input.Scale > 0, input.ToString());
         fitted.ExportOnnx(directory.File("int8.onnx"));
@@ -79,7 +79,7 @@ public sealed class QuantizingEstimatorBadInputTests
         using var directory = new TempDirectory();
         var e = Assert.ThrowsExactly<InvalidOperationException>(() => Ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
         {
-            CheckDeployment = false, ModelFile = Mlp(directory), MinimumOutputCosine = 0.99,
+            CheckDeployment = false, Tuning = null, ModelFile = Mlp(directory), MinimumOutputCosine = 0.99,
         }).Fit(Rows(3)));
         StringAssert.Contains(e.Message, "at least 5 rows");
     }
@@ -131,7 +131,7 @@ public sealed class QuantizingEstimatorBadInputTests
 
         var rows = Rows();
         var expected = TinyData.Column(Ml.Transforms.ApplyOnnxModel(path).Fit(rows).Transform(rows), "Y");
-        using (var fitted = Ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options { CheckDeployment = false, ModelFile = path }).Fit(rows))
+        using (var fitted = Ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options { CheckDeployment = false, Tuning = null, ModelFile = path }).Fit(rows))
         {
             Assert.IsNotNull(fitted.Calibration.Find("W", TensorRole.Weight));
             var actual = TinyData.Column(fitted.Transform(rows), "Y");

@@ -29,7 +29,7 @@ public sealed class QuantizingTransformerTests
         var before = TempFiles();
         foreach (int? threads in new int?[] { null, 1 })
         {
-            var fitted = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options { CheckDeployment = false, ModelFile = model, IntraOpNumThreads = threads }).Fit(rows);
+            var fitted = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options { CheckDeployment = false, Tuning = null, ModelFile = model, IntraOpNumThreads = threads }).Fit(rows);
             Assert.AreEqual(1, TempFiles().Except(before).Count(f => Path.GetFileName(f).StartsWith(TemporaryModelFile.Prefix)),
                 "the transformer's own file, while it lives");
             fitted.Transform(rows).GetColumn<float[]>("Y").ToArray();

@@ -109,6 +109,7 @@ public sealed class ResNet18Tests
         QuantizingTransformer Kl(IDataView rows) => mlContext.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
         {
             ModelFile = ResNet18Model.ResNet18, ActivationCalibration = CalibrationMethod.KlDivergence, Mode = QuantizationMode.Simulated,
+            Tuning = null, // the tuner holds back every fifth row, which shuffling changes
         }).Fit(rows);
         using var once = Kl(_calibration!);
         using var again = Kl(shuffled);

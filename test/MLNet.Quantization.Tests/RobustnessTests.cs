@@ -117,7 +117,7 @@ public sealed class RobustnessTests
             {
                 try
                 {
-                    using var fitted = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options { ModelFile = file, Mode = mode }).Fit(rows);
+                    using var fitted = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options { ModelFile = file, Mode = mode, Tuning = null }).Fit(rows);
                     var output = TinyData.Column(fitted.Transform(rows), "Y");
                     double worst = reference.Zip(output, (a, b) => a.All(float.IsFinite) && b.All(float.IsFinite) && a.Any(v => v != 0) ? TinyData.Cosine(a, b) : 1).Min();
                     if (reference.Zip(output).Any(p => p.First.Zip(p.Second).Any(v => float.IsFinite(v.First) && !float.IsFinite(v.Second))))
@@ -184,7 +184,7 @@ public sealed class RobustnessTests
                     string where = $"{op.Type} at opset {opset}, {mode}";
                     try
                     {
-                        using var fitted = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options { ModelFile = file, Mode = mode }).Fit(rows);
+                        using var fitted = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options { ModelFile = file, Mode = mode, Tuning = null }).Fit(rows);
                         var output = TinyData.Column(fitted.Transform(rows), "Y");
                         if (mode == QuantizationMode.Int8)
                         {

@@ -8,6 +8,9 @@ namespace MLNet.Quantization.Calibration;
 /// </summary>
 internal sealed class ActivationStatisticsPass : IQuantizationPass
 {
+    public double EstimatedStreams(QuantizationContext context) =>
+        context.Settings.Rows.Statistics is not null ? 0 : context.Settings.Activations.CollectHistograms ? 2 : 1;
+
     public void Apply(QuantizationContext context, StatisticValues statistics)
     {
         var settings = context.Settings;

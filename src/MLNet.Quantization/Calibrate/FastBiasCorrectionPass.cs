@@ -33,6 +33,9 @@ internal sealed class FastBiasCorrectionPass : IQuantizationPass
         return _layers.SelectMany(l => new[] { l.Layer.FloatOutput, l.Quantized }).ToList();
     }
 
+    // One stream that runs every corrected layer twice, once from fake-quantized inputs.
+    public double EstimatedStreams(QuantizationContext context) => 2;
+
     public void Apply(QuantizationContext context, StatisticValues statistics) =>
         context.Parameters = BiasCorrectionLayers.Correct(context.Model, context.Parameters, _layers.ToDictionary(
             l => l.Layer, l => BiasCorrectionLayers.Shift(statistics[l.Layer.FloatOutput].Mean, statistics[l.Quantized].Mean)));

@@ -25,6 +25,9 @@ internal sealed class CrossLayerEqualizationPass : IQuantizationPass
 
     public void Apply(QuantizationContext context, StatisticValues statistics) => Equalize(context.Model);
 
+    /// <summary>Whether <paramref name="model"/> has a chain to equalize (the tuner searches the option only then).</summary>
+    internal static bool Applies(OnnxGraph model) => Pairs(model).Any();
+
     /// <summary>Equalizes every chain of <paramref name="model"/>; returns how many pairs were found.</summary>
     internal static int Equalize(OnnxGraph model)
     {

@@ -31,6 +31,8 @@ internal sealed class SmoothQuantPass : IQuantizationPass
         return _points.Values.ToList();
     }
 
+    public double EstimatedStreams(QuantizationContext context) => 1;
+
     public void Apply(QuantizationContext context, StatisticValues statistics)
     {
         var model = context.Model;
@@ -73,6 +75,9 @@ internal sealed class SmoothQuantPass : IQuantizationPass
         GraphPreparation.RemoveUnusedInitializers(model);
         GraphPreparation.RemoveDeadConstants(model);
     }
+
+    /// <summary>Whether the model has a MatMul to smooth (the tuner searches α only then).</summary>
+    internal static bool Applies(QuantizationContext context) => Groups(context).Any();
 
     // The quantizable MatMuls with a constant 2-D float weight, by the activation they read.
     private static IEnumerable<IGrouping<string, NodeProto>> Groups(QuantizationContext context) =>

@@ -10,6 +10,12 @@ internal interface IQuantizationPass
     /// <summary>The statistics this pass reads in <see cref="Apply"/>; by default none (a data-free pass).</summary>
     IReadOnlyList<StatisticPoint> StatisticPoints(QuantizationContext context) => Array.Empty<StatisticPoint>();
 
+    /// <summary>
+    /// About how many streams over the calibration rows the pass costs, in units of one float-model stream (its declared
+    /// statistics included): the tuner's estimate of a trial's time, to keep within its budget. By default none.
+    /// </summary>
+    double EstimatedStreams(QuantizationContext context) => 0;
+
     /// <summary>Applies the pass; <paramref name="statistics"/> holds the values of its points.</summary>
     void Apply(QuantizationContext context, StatisticValues statistics);
 }

@@ -77,6 +77,21 @@ internal sealed class QuantizationContext
     /// <summary>What the deployment check measured (null when it is off or had no rows).</summary>
     public DeploymentCheck? Deployment { get; set; }
 
+    /// <summary>What the tuner tried and chose (null when tuning is off).</summary>
+    public TuningResult? Tuning { get; set; }
+
+    /// <summary>
+    /// A context for <paramref name="settings"/> that starts where this one stands: the same data, plan, statistics,
+    /// parameters and realized model. The float model is copied when <paramref name="cloneModel"/> is set (for a step
+    /// that rewrites it), and shared otherwise: the passes after the equalization steps only read it.
+    /// </summary>
+    public QuantizationContext Fork(QuantizationSettings settings, bool cloneModel) =>
+        new(settings, Data, cloneModel ? Model.Clone() : Model, Exclusions, Fingerprint, InputShapes)
+        {
+            Source = Source, Conversions = Conversions, _plan = _plan, _statistics = _statistics, _parameters = _parameters,
+            _realized = _realized, Dequantized = Dequantized, FloatNodes = FloatNodes, Agreement = Agreement,
+        };
+
     /// <summary>Seconds each pass took, statistics included, in order (for the benchmarks).</summary>
     public List<(string Pass, double Seconds)> Timings { get; } = new();
 

@@ -7,6 +7,13 @@ using MLNet.Quantization.Realize;
 namespace MLNet.Quantization.Pipeline;
 
 /// <summary>
+/// One step of the pipeline: passes whose statistics are collected in one stream. <see cref="Key"/> is what the step
+/// reads of the settings, so that the tuner can tell two recipes that run the step alike (and reuse its result) from two
+/// that do not; <see cref="ChangesModel"/> says whether it rewrites the float model (which a reused result must not share).
+/// </summary>
+internal sealed record PipelineStep(string Name, object? Key, bool ChangesModel, IReadOnlyList<IQuantizationPass> Passes);
+
+/// <summary>
 /// The passes of <c>Fit</c>, grouped into steps as NNCF's post-training pipeline groups its algorithms: the statistics
 /// that the passes of a step declare are collected together, in one stream over the calibration rows of the model as
 /// the previous steps left it, and then the passes apply in order. A step whose passes need no statistics reads no
@@ -15,27 +22,42 @@ namespace MLNet.Quantization.Pipeline;
 /// <remarks>
 /// Two passes read rows themselves, because what they measure is not the float model: collecting activation
 /// statistics (a range pass, then a histogram pass over the ranges, as in TVM; none when statistics are given), and
-/// the fallback and agreement checks, which run the realized model.
+/// the fallback and agreement checks, which run the realized model. The steps split in two: the <see cref="Recipe"/>,
+/// which makes a realized model from the settings and which the tuner runs once per trial, and the
+/// <see cref="Checks"/>, which measure the realized model that is kept.
 /// </remarks>
 internal static class QuantizationPipeline
 {
-    /// <summary>The steps for <paramref name="settings"/>, each a list of passes (disabled passes left out).</summary>
-    public static IReadOnlyList<IReadOnlyList<IQuantizationPass>> Steps(QuantizationSettings settings) => new[]
+    /// <summary>Every step for <paramref name="settings"/>: the recipe, then the checks.</summary>
+    public static IReadOnlyList<PipelineStep> Steps(QuantizationSettings settings) => Recipe(settings).Concat(Checks(settings)).ToList();
+
+    /// <summary>The steps that make a realized model from <paramref name="settings"/> (disabled passes left out).</summary>
+    public static IReadOnlyList<PipelineStep> Recipe(QuantizationSettings settings) => new[]
     {
-        Step(settings.Equalization.CrossLayer ? new CrossLayerEqualizationPass() : null),
-        Step(settings.Equalization.SmoothQuantAlpha is { } alpha ? new SmoothQuantPass(alpha) : null),
-        Step(new AnnotatePass(), new ActivationStatisticsPass(), new CalibratePass()),
-        Step(settings.Weights.BiasCorrection switch
+        Step("cross-layer equalization", settings.Equalization.CrossLayer, changesModel: true,
+            settings.Equalization.CrossLayer ? new CrossLayerEqualizationPass() : null),
+        Step("SmoothQuant", settings.Equalization.SmoothQuantAlpha, changesModel: true,
+            settings.Equalization.SmoothQuantAlpha is { } alpha ? new SmoothQuantPass(alpha) : null),
+        Step("statistics", settings.Activations.CollectHistograms, changesModel: false, new AnnotatePass(), new ActivationStatisticsPass()),
+        Step("calibration", (settings.Activations, settings.Weights with { BiasCorrection = BiasCorrection.None }), changesModel: false,
+            new CalibratePass()),
+        Step("bias correction", settings.Weights.BiasCorrection, changesModel: false, settings.Weights.BiasCorrection switch
         {
             BiasCorrection.Fast => new FastBiasCorrectionPass(),
             BiasCorrection.Full => new FullBiasCorrectionPass(),
             _ => null,
         }),
-        Step(new RealizePass(),
+        Step("realization", settings.Realization.Mode, changesModel: false, new RealizePass()),
+    }.Where(s => s.Passes.Count > 0).ToList();
+
+    /// <summary>The steps that measure the realized model and send layers back to float.</summary>
+    public static IReadOnlyList<PipelineStep> Checks(QuantizationSettings settings) => new[]
+    {
+        Step("checks", null, changesModel: false,
             settings.Rows.MinimumOutputCosine is not null ? new FallbackPass() : null,
             settings.Realization.Mode == QuantizationMode.Int8 ? new AgreementPass() : null,
             settings.Realization.CheckDeployment ? new DeploymentCheckPass() : null),
-    }.Where(s => s.Count > 0).ToList();
+    }.Where(s => s.Passes.Count > 0).ToList();
 
     /// <summary>The progress pass number of the algorithms' statistics (1–3: activation statistics and measurements).</summary>
     private const int AlgorithmStatisticsPass = 4;
@@ -43,22 +65,32 @@ internal static class QuantizationPipeline
     /// <summary>Runs every step on <paramref name="context"/>.</summary>
     public static void Run(QuantizationContext context, IReadOnlyList<IReadOnlyList<IQuantizationPass>> steps)
     {
-        foreach (var step in steps)
+        foreach (var step in steps) Run(context, step);
+    }
+
+    /// <summary>Runs every step on <paramref name="context"/>.</summary>
+    public static void Run(QuantizationContext context, IReadOnlyList<PipelineStep> steps)
+    {
+        foreach (var step in steps) Run(context, step.Passes);
+    }
+
+    /// <summary>Runs one step: its statistics in one stream, then its passes in order.</summary>
+    public static void Run(QuantizationContext context, IReadOnlyList<IQuantizationPass> step)
+    {
+        var clock = Stopwatch.StartNew();
+        var points = step.SelectMany(p => p.StatisticPoints(context)).ToList();
+        var statistics = StatisticPointCollector.Collect(context, points, AlgorithmStatisticsPass);
+        if (points.Count > 0) context.Timings.Add(($"statistics for {string.Join(", ", step.Select(Name))}", clock.Elapsed.TotalSeconds));
+        foreach (var pass in step)
         {
-            var clock = Stopwatch.StartNew();
-            var points = step.SelectMany(p => p.StatisticPoints(context)).ToList();
-            var statistics = StatisticPointCollector.Collect(context, points, AlgorithmStatisticsPass);
-            if (points.Count > 0) context.Timings.Add(($"statistics for {string.Join(", ", step.Select(Name))}", clock.Elapsed.TotalSeconds));
-            foreach (var pass in step)
-            {
-                clock.Restart();
-                pass.Apply(context, statistics);
-                context.Timings.Add((Name(pass), clock.Elapsed.TotalSeconds));
-            }
+            clock.Restart();
+            pass.Apply(context, statistics);
+            context.Timings.Add((Name(pass), clock.Elapsed.TotalSeconds));
         }
     }
 
     private static string Name(IQuantizationPass pass) => pass.GetType().Name.Replace("Pass", "");
 
-    private static IReadOnlyList<IQuantizationPass> Step(params IQuantizationPass?[] passes) => passes.OfType<IQuantizationPass>().ToList();
+    private static PipelineStep Step(string name, object? key, bool changesModel, params IQuantizationPass?[] passes) =>
+        new(name, key, changesModel, passes.OfType<IQuantizationPass>().ToList());
 }

@@ -47,7 +47,7 @@ public sealed class AnnotatorTests
         var ml = new MLContext(seed: 1);
         var data = ml.Data.LoadFromEnumerable(rows);
 
-        using var int8 = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options { CheckDeployment = false, ModelFile = path }).Fit(data);
+        using var int8 = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options { CheckDeployment = false, Tuning = null, ModelFile = path }).Fit(data);
         var expected = ml.Transforms.ApplyOnnxModel(path).Fit(data).Transform(data).GetColumn<float[]>("Y").ToArray();
         var actual = int8.Transform(data).GetColumn<float[]>("Y").ToArray();
 
@@ -101,7 +101,7 @@ public sealed class AnnotatorTests
         var ml = new MLContext(seed: 1);
         var rows = TinyData.X(ml, TinyData.Normal(8, 18), 18);
         QuantizingTransformer Fit(string[]? nodes, string[]? types) => ml.Transforms.QuantizeCalibrated(
-            new QuantizingEstimator.Options { CheckDeployment = false, ModelFile = path, ExcludeNodes = nodes, ExcludeOpTypes = types }).Fit(rows);
+            new QuantizingEstimator.Options { CheckDeployment = false, Tuning = null, ModelFile = path, ExcludeNodes = nodes, ExcludeOpTypes = types }).Fit(rows);
 
         using (var one = Fit(new[] { "Conv_1" }, null))
         {

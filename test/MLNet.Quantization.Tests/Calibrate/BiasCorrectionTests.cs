@@ -21,7 +21,7 @@ public sealed class BiasCorrectionTests
         return w;
     }
 
-    private static string Conv(TempDirectory directory) => new TinyModel()
+    internal static string Conv(TempDirectory directory) => new TinyModel()
         .Input("X", 1, 64, 1, 1).Output("Y", 1, 2, 1, 1)
         .Constant("W", new long[] { 2, 64, 1, 1 }, Weights(conv: true)).Constant("B", new long[] { 2 }, new[] { 0f, 0f })
         .Node("Conv", new[] { "X", "W", "B" }, new[] { "Y" })
@@ -47,7 +47,7 @@ public sealed class BiasCorrectionTests
             {
                 using var fitted = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
                 {
-                    CheckDeployment = false, ModelFile = model, PerChannelWeights = false, BiasCorrection = correction,
+                    CheckDeployment = false, Tuning = null, ModelFile = model, PerChannelWeights = false, BiasCorrection = correction,
                 }).Fit(rows);
                 var output = TinyData.Column(fitted.Transform(rows), "Y");
                 return Math.Abs(reference.Zip(output, (a, b) => (double)a[channel] - b[channel]).Average());
@@ -86,7 +86,7 @@ public sealed class BiasCorrectionTests
         {
             using var fitted = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
             {
-                CheckDeployment = false, ModelFile = model, PerChannelWeights = false, BiasCorrection = correction,
+                CheckDeployment = false, Tuning = null, ModelFile = model, PerChannelWeights = false, BiasCorrection = correction,
             }).Fit(rows);
             var output = TinyData.Column(fitted.Transform(rows), "Y");
             return Math.Abs(reference.Zip(output, (a, b) => (double)a[0] - b[0]).Average());
@@ -104,7 +104,7 @@ public sealed class BiasCorrectionTests
         var rows = TinyData.X(ml, TinyData.Normal(50, 64).Select(r => r.Select(v => Math.Abs(v) + 1).ToArray()).ToArray(), 64);
         using var fitted = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
         {
-            CheckDeployment = false, ModelFile = Conv(directory), PerChannelWeights = false, BiasCorrection = BiasCorrection.Fast,
+            CheckDeployment = false, Tuning = null, ModelFile = Conv(directory), PerChannelWeights = false, BiasCorrection = BiasCorrection.Fast,
         }).Fit(rows);
         var bias = fitted.Calibration.Find("B", TensorRole.Bias)!;
         StringAssert.Contains(bias.Note, "bias corrected");

@@ -18,7 +18,7 @@ public sealed class CalibratorTests
 
     private static QuantizingTransformer Fit(string model, IDataView rows, Action<QuantizingEstimator.Options>? configure = null)
     {
-        var options = new QuantizingEstimator.Options { CheckDeployment = false, ModelFile = model };
+        var options = new QuantizingEstimator.Options { CheckDeployment = false, Tuning = null, ModelFile = model };
         configure?.Invoke(options);
         return new MLContext(seed: 1).Transforms.QuantizeCalibrated(options).Fit(rows);
     }

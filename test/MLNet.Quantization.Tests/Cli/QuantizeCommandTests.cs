@@ -20,7 +20,8 @@ public sealed class QuantizeCommandTests
         return (code, output.ToString(), error.ToString());
     }
 
-    private static Summary Json(string output) => JsonSerializer.Deserialize<Summary>(output.Trim())!;
+    private static Summary Json(string output) => JsonSerializer.Deserialize<Summary>(output.Trim(),
+        new JsonSerializerOptions { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals })!;
 
     private static string ConvModel(TempDirectory directory) => new TinyModel()
         .Input("image", 1, 3, 8, 8).Output("Y", 1, 4, 8, 8)
@@ -57,7 +58,7 @@ public sealed class QuantizeCommandTests
         Assert.AreEqual(0, code, error);
         var summary = Json(output);
         Assert.AreEqual("images", summary.CalibrationKind);
-        Assert.AreEqual(6, summary.Rows);
+        Assert.AreEqual(5, summary.Rows, "one of six images held back for tuning");
         Assert.AreEqual("Int8", summary.Mode);
         Assert.IsTrue(summary.QuantizedTensorsByOpType["Conv weight"] == 1 && summary.QuantizedBytes > 0);
         Assert.IsTrue(summary.OutputCosine > 0.99, $"{summary.OutputCosine}");
@@ -111,7 +112,7 @@ public sealed class QuantizeCommandTests
             "--channels", "bgr", "--mean", "103.9,116.8,123.7", "--json");
         Assert.AreEqual(0, code, error);
         var summary = Json(output);
-        Assert.AreEqual(8, summary.Rows);
+        Assert.AreEqual(7, summary.Rows, "one of eight images held back for tuning");
         Assert.AreEqual(22, summary.QuantizedTensorsByOpType["Conv weight"]);
         Assert.IsTrue(summary.QuantizedBytes < 0.3 * summary.FloatBytes);
         Assert.IsTrue(summary.OutputCosine > 0.98, $"{summary.OutputCosine}");
@@ -150,7 +151,7 @@ public sealed class QuantizeCommandTests
         var tensors = Run(mlp, "--calibration", data, "--output", directory.File("m.onnx"), "--json");
         Assert.AreEqual(0, tensors.Code, tensors.Error);
         Assert.AreEqual("tensors", Json(tensors.Output).CalibrationKind);
-        Assert.AreEqual(5, Json(tensors.Output).Rows);
+        Assert.AreEqual(4, Json(tensors.Output).Rows, "one of five tensor sets held back for tuning");
     }
 
     [TestMethod]
@@ -185,6 +186,31 @@ public sealed class QuantizeCommandTests
         Refused("--input", model, "--calibration", images, "--output", output, "--input", "image");
         Refused("--bias-correction", model, "--calibration", images, "--output", output, "--bias-correction", "slow");
         Refused("SmoothQuantAlpha", model, "--calibration", images, "--output", output, "--smooth-quant", "2");
+        Refused("--no-tune", model, "--calibration", images, "--output", output, "--tune", "--no-tune");
+        Refused("--tune-budget", model, "--calibration", images, "--output", output, "--tune-budget", "0");
+        Refused("--tune-budget", model, "--calibration", images, "--output", output, "--no-tune", "--tune-budget", "5");
+    }
+
+    [TestMethod]
+    public void TuningIsOnByDefaultAndItsTrialsReachTheJsonAndTheReport()
+    {
+        using var directory = new TempDirectory();
+        var model = ConvModel(directory);
+        var images = Images(directory, 10);
+        var tuned = Run(model, "--calibration", images, "--output", directory.File("a.onnx"), "--json", "--tune-budget", "120",
+            "--report", directory.File("report.html"), "--method", "max");
+        Assert.AreEqual(0, tuned.Code, tuned.Error);
+        var summary = Json(tuned.Output);
+        Assert.IsNotNull(summary.Tuning);
+        Assert.IsTrue(summary.Trials.Count >= 1 && summary.Trials.All(t => t.Knob != "ActivationCalibration"), "--method pins the method");
+        Assert.AreEqual(8, summary.Rows, "two of ten images held back");
+        Assert.AreEqual(summary.Trials.Count + 1, File.ReadAllLines(directory.File("report.trials.csv")).Length);
+
+        var plain = Run(model, "--calibration", images, "--output", directory.File("b.onnx"), "--json", "--no-tune");
+        Assert.AreEqual(0, plain.Code, plain.Error);
+        Assert.IsNull(Json(plain.Output).Tuning);
+        Assert.AreEqual(0, Json(plain.Output).Trials.Count);
+        Assert.AreEqual(10, Json(plain.Output).Rows);
     }
 
     [TestMethod]

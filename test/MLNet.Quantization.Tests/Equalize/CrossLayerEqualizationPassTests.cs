@@ -19,7 +19,7 @@ public sealed class CrossLayerEqualizationPassTests
     }
 
     // X → Conv(3→4, 3×3) → Relu → Conv(4→4, 1×1) → Y.
-    private static string Chain(TempDirectory directory) => new TinyModel()
+    internal static string Chain(TempDirectory directory) => new TinyModel()
         .Input("X", 1, 3, 8, 8).Output("Y", 1, 4, 8, 8)
         .Constant("W1", new long[] { 4, 3, 3, 3 }, Weights(1, new long[] { 4, 3, 3, 3 }, c => Imbalance[c]))
         .Constant("B1", new long[] { 4 }, new[] { 0.5f, 0.1f, 0.01f, 0.05f })
@@ -94,7 +94,7 @@ public sealed class CrossLayerEqualizationPassTests
         {
             using var fitted = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
             {
-                CheckDeployment = false, ModelFile = model, PerChannelWeights = false, CrossLayerEqualization = equalize,
+                CheckDeployment = false, Tuning = null, ModelFile = model, PerChannelWeights = false, CrossLayerEqualization = equalize,
             }).Fit(rows);
             var output = TinyData.Column(fitted.Transform(rows), "Y");
             return reference.Zip(output, (a, b) => a.Zip(b, (u, v) => (double)(u - v) * (u - v)).Sum()).Sum()

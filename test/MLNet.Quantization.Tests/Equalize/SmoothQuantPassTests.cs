@@ -10,7 +10,7 @@ public sealed class SmoothQuantPassTests
 {
     // X (16 channels, two of them outliers ×40) → MatMul W1 → Y1, and X → MatMul W2 → Y2 (one group, shared smoothing).
     // W2 sits in a Constant node, as PaddleOCR keeps its weights.
-    private static string TwoMatMuls(TempDirectory directory)
+    internal static string TwoMatMuls(TempDirectory directory)
     {
         var random = new Random(4);
         var w2 = MLNet.Quantization.Onnx.Tensors.FromFloats("W2", new long[] { 16, 8 },
@@ -25,7 +25,7 @@ public sealed class SmoothQuantPassTests
             .Save(directory.Path);
     }
 
-    private static IDataView Outliers(MLContext ml, int rows = 64) =>
+    internal static IDataView Outliers(MLContext ml, int rows = 64) =>
         TinyData.X(ml, TinyData.Normal(rows, 64).Select(r => r.Select((v, i) => i % 16 < 2 ? 40 * v : v).ToArray()).ToArray(), 64);
 
     [TestMethod]
@@ -59,7 +59,7 @@ public sealed class SmoothQuantPassTests
         var reference = TinyData.Column(ml.Transforms.ApplyOnnxModel(model).Fit(rows).Transform(rows), "Y1");
         double Error(double? alpha)
         {
-            using var fitted = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options { CheckDeployment = false, ModelFile = model, SmoothQuantAlpha = alpha }).Fit(rows);
+            using var fitted = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options { CheckDeployment = false, Tuning = null, ModelFile = model, SmoothQuantAlpha = alpha }).Fit(rows);
             var output = TinyData.Column(fitted.Transform(rows), "Y1");
             return reference.Zip(output, (a, b) => a.Zip(b, (u, v) => (double)(u - v) * (u - v)).Sum()).Sum()
                 / reference.Sum(r => r.Sum(u => (double)u * u));
@@ -72,7 +72,7 @@ public sealed class SmoothQuantPassTests
     public void AlphaOutsideZeroToOneIsRefused()
     {
         using var directory = new TempDirectory();
-        var options = new QuantizingEstimator.Options { CheckDeployment = false, ModelFile = TwoMatMuls(directory), SmoothQuantAlpha = 1.5 };
+        var options = new QuantizingEstimator.Options { CheckDeployment = false, Tuning = null, ModelFile = TwoMatMuls(directory), SmoothQuantAlpha = 1.5 };
         var error = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => new MLContext().Transforms.QuantizeCalibrated(options).Fit(Outliers(new MLContext(), 4)));
         Assert.AreEqual(nameof(QuantizingEstimator.Options.SmoothQuantAlpha), error.ParamName);
     }

@@ -83,7 +83,7 @@ public sealed class Float16ConversionTests
         var ml = new MLContext(seed: 1);
         var x = TinyData.Normal(Rows, Size, seed: 4);
         var rows = TinyData.X(ml, x, Size);
-        var estimator = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options { ModelFile = path, CheckDeployment = false });
+        var estimator = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options { ModelFile = path, CheckDeployment = false, Tuning = null });
 
         var schema = estimator.GetOutputSchema(QuantizingEstimatorWorkout.ShapeOf(rows.Schema));
         var column = schema.Single(c => c.Name == "Y");

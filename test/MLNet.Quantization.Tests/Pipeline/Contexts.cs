@@ -12,6 +12,7 @@ internal static class Contexts
     {
         var o = options ?? new QuantizingEstimator.Options();
         o.ModelFile = modelFile;
+        o.Tuning = null; // a pass under test runs alone, on every row
         var model = GraphPreparation.Prepare(OnnxGraph.Load(modelFile));
         return new QuantizationContext(o.Freeze(), rows, model, Exclusions.Create(model, null, null), "", new Dictionary<string, string>());
     }

@@ -35,7 +35,7 @@ public sealed class AgreementCheckTests
         var reference = TinyData.Column(ml.Transforms.ApplyOnnxModel(model).Fit(rows).Transform(rows), "Y");
         QuantizingTransformer Quantize(QuantizationMode mode) => ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
         {
-            CheckDeployment = false, ModelFile = model, Mode = mode, WeightRange = range,
+            CheckDeployment = false, Tuning = null, ModelFile = model, Mode = mode, WeightRange = range,
         }).Fit(rows);
         var int8 = Quantize(QuantizationMode.Int8);
         using var simulated = Quantize(QuantizationMode.Simulated);
@@ -98,7 +98,7 @@ public sealed class AgreementCheckTests
         var rows = Bright(ml);
         using var model = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
         {
-            CheckDeployment = false, ModelFile = file, WeightRange = WeightRange.Full, MinimumOutputCosine = 0.9999,
+            CheckDeployment = false, Tuning = null, ModelFile = file, WeightRange = WeightRange.Full, MinimumOutputCosine = 0.9999,
         }).Fit(rows);
         var reference = TinyData.Column(ml.Transforms.ApplyOnnxModel(file).Fit(rows).Transform(rows), "Y");
         var output = TinyData.Column(model.Transform(rows), "Y");

@@ -31,7 +31,7 @@ public sealed class QdqWriterTests
         var reference = ml.Transforms.ApplyOnnxModel(model).Fit(rows).Transform(rows);
         foreach (var mode in new[] { QuantizationMode.Int8, QuantizationMode.Simulated })
         {
-            using var fitted = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options { CheckDeployment = false, ModelFile = model, Mode = mode }).Fit(rows);
+            using var fitted = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options { CheckDeployment = false, Tuning = null, ModelFile = model, Mode = mode }).Fit(rows);
             Assert.IsNotNull(fitted.Calibration.Find("C", TensorRole.Activation), "C is quantized for the second Conv");
             fitted.ExportOnnx(directory.File($"{mode}.onnx"));
             var graph = MLNet.Quantization.Onnx.OnnxGraph.Load(directory.File($"{mode}.onnx"));

@@ -1,0 +1,81 @@
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+using MLNet.Quantization.Calibration;
+using MLNet.Quantization.Onnx;
+using MLNet.Quantization.Pipeline;
+using MLNet.Quantization.Realize;
+
+namespace MLNet.Quantization.Tune;
+
+/// <summary>
+/// The held-back rows on which every trial is scored: the float model's outputs on them, computed once, and each
+/// trial's realized model run over the same rows exactly as ML.NET runs it (no extra outputs, every QDQ pair fused).
+/// Only the first rows whose outputs fit <see cref="Budget"/> bytes are kept, so memory does not grow with the data.
+/// </summary>
+internal sealed class TrialMeasurement
+{
+    /// <summary>Bytes of float outputs kept (the quantized outputs of one trial take as much again).</summary>
+    public const long Budget = 64L << 20;
+
+    /// <summary>The progress pass of the trials' runs (3: measuring the quantized model).</summary>
+    private const int ProgressPass = 3;
+
+    private readonly QuantizationContext _root;
+    private readonly string[] _outputs;
+    private readonly List<float[][]> _float = new();
+
+    public TrialMeasurement(QuantizationContext root)
+    {
+        _root = root;
+        _outputs = root.Model.Graph.Output.Select(o => o.Name).ToArray();
+        using var session = Sessions.Create(root.Model, Array.Empty<string>(), $"the float model '{root.Settings.ModelFile}'", root.Settings.Realization.IntraOpNumThreads);
+        using var runOptions = new RunOptions();
+        long bytes = 0;
+        var shapes = new long[_outputs.Length][];
+        RowReader.ForEach(session, root.Data, root.Settings, ProgressPass, root.Settings.Rows.IsMeasurementRow, (_, names, values, _) =>
+        {
+            if (bytes > Budget) return;
+            using var results = session.Run(runOptions, names, values, _outputs);
+            var row = Read(results, shapes);
+            bytes += row.Sum(v => (long)v.Length * sizeof(float));
+            if (bytes <= Budget || _float.Count == 0) _float.Add(row);
+        });
+        Shapes = shapes.Select(s => s ?? Array.Empty<long>()).ToArray();
+    }
+
+    /// <summary>The model's outputs.</summary>
+    public IReadOnlyList<string> Outputs => _outputs;
+
+    /// <summary>Per kept row, per output, the float model's values.</summary>
+    public IReadOnlyList<float[][]> Float => _float;
+
+    /// <summary>Each output's dimensions on the first row.</summary>
+    public IReadOnlyList<long[]> Shapes { get; }
+
+    /// <summary>Runs <paramref name="realized"/> over the kept rows; per row, per output, its values.</summary>
+    public List<float[][]> Run(OnnxGraph realized)
+    {
+        using var session = Sessions.Create(realized, Array.Empty<string>(), "a tuning trial's quantized model", _root.Settings.Realization.IntraOpNumThreads);
+        using var runOptions = new RunOptions();
+        var rows = new List<float[][]>(_float.Count);
+        var shapes = new long[_outputs.Length][];
+        RowReader.ForEach(session, _root.Data, _root.Settings, ProgressPass, _root.Settings.Rows.IsMeasurementRow, (_, names, values, _) =>
+        {
+            using var results = session.Run(runOptions, names, values, _outputs);
+            rows.Add(Read(results, shapes));
+        }, _float.Count);
+        return rows;
+    }
+
+    private static float[][] Read(IReadOnlyList<OrtValue> results, long[]?[] shapes)
+    {
+        var row = new float[results.Count][];
+        for (int k = 0; k < results.Count; k++)
+        {
+            var info = results[k].GetTensorTypeAndShape();
+            shapes[k] ??= info.Shape;
+            row[k] = info.ElementDataType == TensorElementType.Float ? results[k].GetTensorDataAsSpan<float>().ToArray() : Array.Empty<float>();
+        }
+        return row;
+    }
+}

@@ -1,0 +1,162 @@
+using System.Diagnostics;
+using MLNet.Quantization.Pipeline;
+
+namespace MLNet.Quantization.Tune;
+
+/// <summary>
+/// The search of <c>Fit</c> over the recipe, as NNCF's hyperparameter tuner searches: one knob at a time, in the order
+/// of <see cref="TuningKnob.All"/>, each knob set to the value that scores best with every other knob at its best so
+/// far. It drives the pipeline's <see cref="QuantizationPipeline.Recipe"/>, and is not a second <c>Fit</c>.
+/// </summary>
+/// <remarks>
+/// <format type="text/markdown"><![CDATA[
+/// - **Trials**: each candidate recipe is realized and run, fused as ML.NET runs it, on the held-back rows (never the
+///   calibration rows), against the float model's outputs computed once (`TrialMeasurement`).
+/// - **Statistics once per step**: a trial runs only the steps of the recipe whose settings differ from a recipe
+///   already run (`PipelineStep.Key`), starting from that recipe's result. The candidates of one knob share everything
+///   before the knob's step: the calibration methods refit from one set of statistics, the bias corrections share
+///   the calibrated parameters, and only SmoothQuant and cross-layer equalization, which change the float model,
+///   collect statistics again. Results are kept for the best recipe's steps and the knob's leading candidate only.
+/// - **Ranked on the hardest rows, accepted on all**: the hardest rows are the quarter of the held-back rows (at least
+///   8, or all) where the first trial's cosine was lowest. A candidate leads its knob when it beats the leader on them,
+///   and only if it is not worse than the best recipe on every row together.
+/// - **Always the best found**: the budget (trials, time) ends the search between trials, and the best recipe so far is
+///   returned; a trial that the time left cannot hold by estimate is skipped, and the table says so.
+/// ]]></format>
+/// </remarks>
+internal static class Tuner
+{
+    /// <summary>The fraction of the held-back rows that rank the candidates.</summary>
+    public const double HardRowsFraction = 0.25;
+
+    /// <summary>Below this many held-back rows every row is a hard row.</summary>
+    public const int MinimumHardRows = 8;
+
+    private sealed record Trial(QuantizationSettings Settings, QuantizationContext Context, TrialScore All, TrialScore Hard, int Index);
+
+    /// <summary>Runs the search on <paramref name="root"/> (the loaded float model) and returns the best recipe's realized context.</summary>
+    public static QuantizationContext Run(QuantizationContext root)
+    {
+        var tuning = root.Settings.Tuning ?? throw new InvalidOperationException("Tuning is off.");
+        var clock = Stopwatch.StartNew();
+        var cache = new StepCache(root);
+        var measurement = new TrialMeasurement(root);
+        var progress = root.Settings.Rows.Progress;
+        var table = new List<TuningTrial>();
+
+        var first = cache.Build(root.Settings);
+        if (measurement.Float.Count == 0)
+        {
+            first.Tuning = new TuningResult(table, "none", 1, 0,
+                "no held-back rows (every fifth row is held back: give at least 5 rows)", clock.Elapsed.TotalSeconds);
+            Merge(root, cache);
+            return first;
+        }
+
+        var rows = Enumerable.Range(0, measurement.Float.Count).ToList();
+        var scorings = TuningScores.Scorings(root.Model, tuning.Objective, measurement.Shapes);
+        string objective = tuning.Metric is not null ? "user metric"
+            : string.Join(", ", measurement.Outputs.Zip(scorings, (o, s) => $"{o}: {Describe(s)}").Distinct());
+        double Value(IReadOnlyList<float[][]> quantized, IReadOnlyList<int> subset) => tuning.Metric is { } metric
+            ? metric(new TuningOutputs(measurement.Outputs, subset.Select(r => measurement.Float[r]).ToList(), subset.Select(r => quantized[r]).ToList()))
+            : TuningScores.Objective(scorings, measurement.Shapes, measurement.Float, quantized, subset);
+        double reference = Value(measurement.Float, rows);
+        IReadOnlyList<int> hard = rows;
+        TrialScore Score(IReadOnlyList<float[][]> quantized, IReadOnlyList<int> subset)
+        {
+            var cosines = TuningScores.RowCosines(subset.Select(r => measurement.Float[r]).ToList(), subset.Select(r => quantized[r]).ToList());
+            return new TrialScore(Value(quantized, subset), cosines.DefaultIfEmpty(1).Average(), cosines.DefaultIfEmpty(1).Min());
+        }
+
+        // 1. The recipe as set.
+        var quantized = measurement.Run(first.Realized);
+        double firstSeconds = clock.Elapsed.TotalSeconds;
+        var rowCosines = TuningScores.RowCosines(measurement.Float, quantized);
+        if (rows.Count > MinimumHardRows)
+            hard = rows.OrderBy(r => rowCosines[r]).ThenBy(r => r)
+                .Take(Math.Max(MinimumHardRows, (int)Math.Ceiling(rows.Count * HardRowsFraction))).OrderBy(r => r).ToList();
+        var knobs = TuningKnob.All.Where(k => !tuning.Pinned.Contains(k.Option) && k.Applies(first)).ToList();
+        string Recipe(QuantizationSettings s) => knobs.Count == 0 ? "the recipe as set"
+            : string.Join(", ", knobs.Select(k => $"{k.Option}={TuningKnob.Label(k.Get(s))}"));
+        var best = new Trial(root.Settings, first, Score(quantized, rows), Score(quantized, hard), 0);
+        table.Add(Row(1, "recipe as set", "", Recipe(root.Settings), best, firstSeconds));
+        Report(progress, table, clock);
+
+        var budget = tuning.TimeBudget ?? TimeSpan.FromSeconds(
+            Math.Max(TuningOptions.MinimumDefaultBudgetSeconds, firstSeconds * (1 + TuningOptions.DefaultBudgetFactor)));
+        double perStream = firstSeconds / Math.Max(1, cache.Streams(root.Settings, fromScratch: true) + 1);
+        string stopped = knobs.Count == 0 ? "no knob applies to this model, or every knob is pinned" : "every knob searched";
+        bool Done() => Within(best.All.Value, reference, tuning);
+        foreach (var knob in knobs)
+        {
+            if (Done()) { stopped = "the tolerance is met"; break; }
+            Trial? leader = null;
+            foreach (var value in knob.Values.Where(v => !Equals(v, knob.Get(best.Settings))))
+            {
+                var settings = knob.Set(best.Settings, value);
+                string label = TuningKnob.Label(value);
+                int number = table.Count + 1;
+                if (table.Count(t => t.Skipped is null) >= tuning.MaximumTrials)
+                {
+                    stopped = $"the trial budget ({tuning.MaximumTrials}) is spent";
+                    break;
+                }
+                double estimate = (cache.Streams(settings, fromScratch: false) + 1) * perStream;
+                string? skip = knob.Skip(settings)
+                    ?? (clock.Elapsed.TotalSeconds + estimate > budget.TotalSeconds
+                        ? $"the time budget: about {estimate:F1} s estimated, {Math.Max(0, budget.TotalSeconds - clock.Elapsed.TotalSeconds):F1} s left"
+                        : null);
+                if (skip is not null)
+                {
+                    table.Add(new TuningTrial { Number = number, Knob = knob.Option, Value = label, Recipe = Recipe(settings), Skipped = skip,
+                        Score = double.NaN, HardRowsScore = double.NaN, MeanCosine = double.NaN, WorstCosine = double.NaN });
+                    Report(progress, table, clock);
+                    if (skip.StartsWith("the time budget", StringComparison.Ordinal)) stopped = "the time budget is spent";
+                    continue;
+                }
+                var started = clock.Elapsed;
+                var context = cache.Build(settings);
+                var output = measurement.Run(context.Realized);
+                var trial = new Trial(settings, context, Score(output, rows), Score(output, hard), table.Count);
+                table.Add(Row(number, knob.Option, label, Recipe(settings), trial, (clock.Elapsed - started).TotalSeconds));
+                Report(progress, table, clock);
+                if (trial.Hard > (leader ?? best).Hard && trial.All >= best.All)
+                    leader = trial;
+                cache.Keep(best.Settings, leader?.Settings);
+            }
+            if (leader is not null) best = leader;
+            cache.Keep(best.Settings, null);
+            if (stopped.StartsWith("the trial budget", StringComparison.Ordinal)) break;
+        }
+        table[best.Index] = table[best.Index] with { Chosen = true };
+        best.Context.Tuning = new TuningResult(table, objective, reference, rows.Count, stopped, clock.Elapsed.TotalSeconds);
+        Merge(root, cache);
+        return best.Context;
+    }
+
+    private static bool Within(double score, double reference, TuningSettings tuning)
+    {
+        if (tuning.AbsoluteTolerance is null && tuning.RelativeTolerance is null) return false;
+        double allowed = Math.Max(tuning.AbsoluteTolerance ?? 0, (tuning.RelativeTolerance ?? 0) * Math.Abs(reference));
+        return score >= reference - allowed;
+    }
+
+    private static TuningTrial Row(int number, string knob, string value, string recipe, Trial trial, double seconds) => new()
+    {
+        Number = number, Knob = knob, Value = value, Recipe = recipe, Score = trial.All.Value, HardRowsScore = trial.Hard.Value,
+        MeanCosine = trial.All.MeanCosine, WorstCosine = trial.All.WorstCosine, Seconds = seconds,
+    };
+
+    private static void Report(IProgress<CalibrationProgress>? progress, List<TuningTrial> table, Stopwatch clock) =>
+        progress?.Report(new CalibrationProgress(5, table.Count, table.Count / Math.Max(clock.Elapsed.TotalSeconds, 1e-9)) { Trial = table[^1] });
+
+    private static string Describe(OutputScoring scoring) => scoring switch
+    {
+        OutputScoring.TopOne => "top-1 agreement",
+        OutputScoring.Neighbour => "nearest-neighbour agreement",
+        _ => "mean cosine",
+    };
+
+    // The passes' timings of every step run, for the benchmarks.
+    private static void Merge(QuantizationContext root, StepCache cache) => root.Timings.AddRange(cache.Timings);
+}

@@ -1,0 +1,172 @@
+using MLNet.Quantization.Onnx;
+
+namespace MLNet.Quantization.Tune;
+
+/// <summary>How one output is scored (see <see cref="TuningObjective"/>).</summary>
+internal enum OutputScoring
+{
+    Cosine,
+    TopOne,
+    Neighbour,
+}
+
+/// <summary>A trial's score: the objective, then the mean and the worst per-row cosine as tie-breaks.</summary>
+internal readonly record struct TrialScore(double Value, double MeanCosine, double WorstCosine) : IComparable<TrialScore>
+{
+    public int CompareTo(TrialScore other)
+    {
+        int c = Value.CompareTo(other.Value);
+        if (c != 0) return c;
+        c = MeanCosine.CompareTo(other.MeanCosine);
+        return c != 0 ? c : WorstCosine.CompareTo(other.WorstCosine);
+    }
+
+    public static bool operator >(TrialScore a, TrialScore b) => a.CompareTo(b) > 0;
+
+    public static bool operator <(TrialScore a, TrialScore b) => a.CompareTo(b) < 0;
+
+    public static bool operator >=(TrialScore a, TrialScore b) => a.CompareTo(b) >= 0;
+
+    public static bool operator <=(TrialScore a, TrialScore b) => a.CompareTo(b) <= 0;
+}
+
+/// <summary>
+/// The tuner's label-free objectives, as pure functions of the float and quantized outputs of the held-back rows
+/// (per row, per output, the values flattened; <c>shapes</c> the outputs' dimensions, batch first).
+/// </summary>
+/// <remarks>
+/// <format type="text/markdown"><![CDATA[
+/// For rows R and an output with values f_r (float) and q_r (quantized) on row r:
+/// - cosine: (1/|R|) Σ_r ⟨f_r, q_r⟩ / (‖f_r‖ ‖q_r‖), over the positions where both are finite;
+/// - top-1 agreement: the fraction of positions p (each run of the last axis) of the rows R where
+///   argmax f_r[p, ·] = argmax q_r[p, ·];
+/// - nearest-neighbour agreement: with v_r the row's vector (mean over every axis but the last when the output is a
+///   sequence of vectors), the fraction of r ∈ R for which argmax_{j ≠ r} cos(v_r, v_j) is the same index j for the
+///   float and the quantized vectors, j ranging over every held-back row.
+/// The objective is the smallest of the outputs' values: every output must be right. The worst per-row cosine is the
+/// smallest over rows of the smallest over outputs.
+/// ]]></format>
+/// </remarks>
+internal static class TuningScores
+{
+    /// <summary>Shape-only ops that a classifier's Softmax may sit behind.</summary>
+    private static readonly HashSet<string> ShapeOnly = new(StringComparer.Ordinal)
+    {
+        "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Transpose", "Cast",
+    };
+
+    /// <summary>How each output is scored under <paramref name="objective"/>; <paramref name="shapes"/> from the first row.</summary>
+    public static OutputScoring[] Scorings(OnnxGraph model, TuningObjective objective, IReadOnlyList<long[]> shapes) =>
+        model.Graph.Output.Select((output, k) => objective switch
+        {
+            TuningObjective.OutputCosine => OutputScoring.Cosine,
+            TuningObjective.TopOneAgreement => OutputScoring.TopOne,
+            TuningObjective.NeighbourAgreement => OutputScoring.Neighbour,
+            _ => IsClassifier(model, output.Name) && shapes[k].LastOrDefault() >= 2 ? OutputScoring.TopOne
+                : IsEmbedding(shapes[k]) ? OutputScoring.Neighbour : OutputScoring.Cosine,
+        }).ToArray();
+
+    /// <summary>Whether a Softmax or LogSoftmax computes <paramref name="tensor"/>, through shape-only ops.</summary>
+    public static bool IsClassifier(OnnxGraph model, string tensor)
+    {
+        for (var node = model.Producer(tensor); node is not null; node = node.Input.Count > 0 ? model.Producer(node.Input[0]) : null)
+        {
+            if (node.OpType is "Softmax" or "LogSoftmax") return true;
+            if (!ShapeOnly.Contains(node.OpType)) return false;
+        }
+        return false;
+    }
+
+    /// <summary>One vector per row (one axis of at least 16 besides the batch), or a sequence of them.</summary>
+    public static bool IsEmbedding(long[] shape)
+    {
+        var axes = shape.Skip(1).Where(d => d != 1).ToList();
+        return (axes.Count == 1 && axes[0] >= 16) || (axes.Count == 2 && shape[^1] >= 16);
+    }
+
+    /// <summary>The objective over <paramref name="rows"/> (indices into the row lists).</summary>
+    public static double Objective(IReadOnlyList<OutputScoring> scorings, IReadOnlyList<long[]> shapes,
+        IReadOnlyList<float[][]> floatRows, IReadOnlyList<float[][]> quantizedRows, IReadOnlyList<int> rows)
+    {
+        double worst = double.PositiveInfinity;
+        for (int k = 0; k < scorings.Count; k++)
+        {
+            if (floatRows.Count == 0 || floatRows[0][k].Length == 0) continue;
+            double value = scorings[k] switch
+            {
+                OutputScoring.TopOne => TopOne(floatRows, quantizedRows, k, (int)Math.Max(1, shapes[k].LastOrDefault()), rows),
+                OutputScoring.Neighbour => Neighbours(floatRows, quantizedRows, k, shapes[k], rows),
+                _ => rows.Average(r => Cosine(floatRows[r][k], quantizedRows[r][k])),
+            };
+            worst = Math.Min(worst, value);
+        }
+        return double.IsPositiveInfinity(worst) ? 1 : worst;
+    }
+
+    /// <summary>Per row, the smallest cosine over the float outputs.</summary>
+    public static double[] RowCosines(IReadOnlyList<float[][]> floatRows, IReadOnlyList<float[][]> quantizedRows) =>
+        floatRows.Select((f, r) => f.Select((x, k) => (x, k)).Where(p => p.x.Length > 0)
+            .Select(p => Cosine(p.x, quantizedRows[r][p.k])).DefaultIfEmpty(1).Min()).ToArray();
+
+    /// <summary>The cosine over the positions where both are finite; 1 for two zero vectors.</summary>
+    public static double Cosine(ReadOnlySpan<float> x, ReadOnlySpan<float> y)
+    {
+        var sum = new Realize.CosineSum();
+        sum.Add(x, y);
+        return sum.Value;
+    }
+
+    private static double TopOne(IReadOnlyList<float[][]> floatRows, IReadOnlyList<float[][]> quantizedRows, int k, int classes, IReadOnlyList<int> rows)
+    {
+        long agree = 0, total = 0;
+        foreach (int r in rows)
+        {
+            var f = floatRows[r][k];
+            var q = quantizedRows[r][k];
+            for (int start = 0; start + classes <= f.Length; start += classes, total++)
+                if (ArgMax(f.AsSpan(start, classes)) == ArgMax(q.AsSpan(start, classes))) agree++;
+        }
+        return total == 0 ? 1 : (double)agree / total;
+    }
+
+    private static int ArgMax(ReadOnlySpan<float> values)
+    {
+        int best = 0;
+        for (int i = 1; i < values.Length; i++) if (values[i] > values[best] || float.IsNaN(values[best])) best = i;
+        return best;
+    }
+
+    private static double Neighbours(IReadOnlyList<float[][]> floatRows, IReadOnlyList<float[][]> quantizedRows, int k, long[] shape, IReadOnlyList<int> rows)
+    {
+        if (floatRows.Count < 3) return rows.Average(r => Cosine(floatRows[r][k], quantizedRows[r][k]));
+        var f = floatRows.Select(row => Vector(row[k], shape)).ToList();
+        var q = quantizedRows.Select(row => Vector(row[k], shape)).ToList();
+        return rows.Count(r => Nearest(f, r) == Nearest(q, r)) / (double)rows.Count;
+    }
+
+    // The row's vector: mean-pooled over the sequence axis when the output is a sequence of vectors, else flattened.
+    private static float[] Vector(float[] values, long[] shape)
+    {
+        var axes = shape.Skip(1).Where(d => d != 1).ToList();
+        if (axes.Count != 2) return values;
+        int width = (int)shape[^1];
+        var mean = new float[width];
+        int positions = values.Length / width;
+        for (int p = 0; p < positions; p++)
+            for (int i = 0; i < width; i++) mean[i] += values[p * width + i] / positions;
+        return mean;
+    }
+
+    private static int Nearest(IReadOnlyList<float[]> vectors, int row)
+    {
+        int best = -1;
+        double bestCosine = double.NegativeInfinity;
+        for (int j = 0; j < vectors.Count; j++)
+        {
+            if (j == row) continue;
+            double c = Cosine(vectors[row], vectors[j]);
+            if (c > bestCosine) (best, bestCosine) = (j, c);
+        }
+        return best;
+    }
+}

@@ -1,0 +1,24 @@
+namespace MLNet.Quantization;
+
+/// <summary>What the tuner maximizes, label-free, on the held-back rows (see <see cref="TuningOptions"/>).</summary>
+public enum TuningObjective
+{
+    /// <summary>
+    /// Chosen per output from the graph: top-1 agreement for an output that a Softmax or LogSoftmax computes (a
+    /// classifier), nearest-neighbour agreement for one vector per row (an embedding: one axis besides the batch, or
+    /// a sequence of vectors, mean-pooled), the mean cosine otherwise. The worst output decides.
+    /// </summary>
+    Auto,
+
+    /// <summary>The mean over rows of the cosine between the float and the quantized output (the worst output decides).</summary>
+    OutputCosine,
+
+    /// <summary>The fraction of positions whose arg-max over the last axis is the float model's (the worst output decides).</summary>
+    TopOneAgreement,
+
+    /// <summary>
+    /// The fraction of rows whose nearest other row (by cosine of the row's vector, mean-pooled over any sequence axis)
+    /// is the same for the quantized model as for the float model.
+    /// </summary>
+    NeighbourAgreement,
+}

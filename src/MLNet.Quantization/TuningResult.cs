@@ -1,0 +1,68 @@
+using System.Globalization;
+using System.Text;
+
+namespace MLNet.Quantization;
+
+/// <summary>
+/// What the tuner of <c>Fit</c> tried and chose (see <see cref="TuningOptions"/>): every trial, the recipe returned and
+/// why the search stopped. The model returned is always the best trial's.
+/// </summary>
+public sealed class TuningResult
+{
+    internal TuningResult(IReadOnlyList<TuningTrial> trials, string objective, double reference, long rows, string stoppedBecause, double seconds)
+    {
+        Trials = trials;
+        Objective = objective;
+        ReferenceScore = reference;
+        Rows = rows;
+        StoppedBecause = stoppedBecause;
+        Seconds = seconds;
+    }
+
+    /// <summary>Every trial in the order run, skipped ones included.</summary>
+    public IReadOnlyList<TuningTrial> Trials { get; }
+
+    /// <summary>The trial whose recipe was returned (null when no trial ran).</summary>
+    public TuningTrial? Best => Trials.FirstOrDefault(t => t.Chosen);
+
+    /// <summary>What was maximized, per output.</summary>
+    public string Objective { get; }
+
+    /// <summary>The float model's score against itself: what the tolerances are measured from.</summary>
+    public double ReferenceScore { get; }
+
+    /// <summary>Held-back rows each trial was scored on.</summary>
+    public long Rows { get; }
+
+    /// <summary>Why the search ended: every knob searched, the tolerance met, or the trial or time budget spent.</summary>
+    public string StoppedBecause { get; }
+
+    /// <summary>Seconds the whole search took.</summary>
+    public double Seconds { get; }
+
+    /// <summary>One line: the recipe chosen, its score against the first trial's, and the number of trials.</summary>
+    public string Summary => Best is not { } best ? $"No trial ran: {StoppedBecause}." :
+        string.Create(CultureInfo.InvariantCulture,
+            $"{best.Recipe}: {Objective} {best.Score:F4} (recipe as set {Trials[0].Score:F4}), {Trials.Count(t => t.Skipped is null)} trials in {Seconds:F1} s on {Rows} held-back rows; stopped: {StoppedBecause}.");
+
+    /// <summary>The trials table as CSV, one row per trial.</summary>
+    public string ToCsv()
+    {
+        var csv = new StringBuilder("number,knob,value,recipe,score,hard_rows_score,mean_cosine,worst_cosine,seconds,chosen,skipped\n");
+        foreach (var t in Trials)
+            csv.AppendLine(string.Join(",", t.Number.ToString(CultureInfo.InvariantCulture), Quote(t.Knob), Quote(t.Value), Quote(t.Recipe),
+                Number(t.Score), Number(t.HardRowsScore), Number(t.MeanCosine), Number(t.WorstCosine), Number(t.Seconds),
+                t.Chosen ? "true" : "false", Quote(t.Skipped ?? "")));
+        return csv.ToString();
+
+        static string Number(double v) => double.IsNaN(v) ? "" : v.ToString("R", CultureInfo.InvariantCulture);
+        static string Quote(string s) => s.IndexOfAny(new[] { ',', '"', '\n' }) < 0 ? s : "\"" + s.Replace("\"", "\"\"") + "\"";
+    }
+
+    /// <summary>Writes <see cref="ToCsv"/> to <paramref name="path"/>, atomically.</summary>
+    public void WriteCsv(string path)
+    {
+        var text = Encoding.UTF8.GetBytes(ToCsv());
+        AtomicFile.Write(path, stream => stream.Write(text));
+    }
+}

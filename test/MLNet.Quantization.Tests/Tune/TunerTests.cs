@@ -1,0 +1,245 @@
+using Microsoft.ML;
+using Microsoft.VisualStudio.TestTools.UnitTesting;
+using MLNet.Quantization.Tests.Calibrate;
+using MLNet.Quantization.Tests.Equalize;
+
+namespace MLNet.Quantization.Tests.Tune;
+
+[TestClass]
+public sealed class TunerTests
+{
+    private static QuantizingTransformer Fit(MLContext ml, IDataView rows, QuantizingEstimator.Options options) =>
+        ml.Transforms.QuantizeCalibrated(options).Fit(rows);
+
+    private static void AssertBestIsNeverWorseThanTheRecipeAsSet(TuningResult tuning)
+    {
+        var best = tuning.Best!;
+        var first = tuning.Trials[0];
+        Assert.IsTrue(best.Score > first.Score || (best.Score == first.Score && best.MeanCosine >= first.MeanCosine),
+            $"the chosen trial is never worse than the first:\n{tuning.ToCsv()}");
+    }
+
+    [TestMethod]
+    public void OnOutlierChannelsBeforeAMatMulTheTunerSmooths()
+    {
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        using var fitted = Fit(ml, SmoothQuantPassTests.Outliers(ml, 80), new QuantizingEstimator.Options
+        {
+            ModelFile = SmoothQuantPassTests.TwoMatMuls(directory), CheckDeployment = false,
+            ActivationCalibration = CalibrationMethod.Max, // pinned: SmoothQuant is the only knob
+        });
+        var tuning = fitted.Tuning!;
+        Assert.IsFalse(tuning.Trials.Any(t => t.Knob == nameof(QuantizingEstimator.Options.ActivationCalibration)), "an explicit option pins its knob");
+        Assert.AreEqual(4, tuning.Trials.Count, tuning.ToCsv()); // the recipe as set, then α = 0.5, 0.8, 0.95
+        StringAssert.DoesNotMatch(tuning.Best!.Recipe, new System.Text.RegularExpressions.Regex("SmoothQuantAlpha=off"), tuning.ToCsv());
+        Assert.IsTrue(fitted.Calibration.Any(c => c.Tensor.EndsWith("_smoothed", StringComparison.Ordinal)), "the returned model is the smoothed one");
+        AssertBestIsNeverWorseThanTheRecipeAsSet(tuning);
+    }
+
+    [TestMethod]
+    public void OnRareSpikesInTheCalibrationRowsTheTunerClipsInsteadOfMax()
+    {
+        using var directory = new TempDirectory();
+        var model = new TinyModel().Input("X", 1, 64).Output("Y", 1, 8).Weight("W", new long[] { 64, 8 })
+            .Node("MatMul", new[] { "X", "W" }, new[] { "Y" }).Save(directory.Path);
+        var ml = new MLContext(seed: 1);
+        // A spike of 300 in one calibration row in ten; the held-back rows (every fifth) are plain.
+        var data = TinyData.Normal(100, 64).Select((r, i) => i % 10 == 3 ? r.Select((v, j) => j == i % 64 ? 300f : v).ToArray() : r).ToArray();
+        using var fitted = Fit(ml, TinyData.X(ml, data, 64), new QuantizingEstimator.Options
+        {
+            ModelFile = model, CheckDeployment = false, SmoothQuantAlpha = null, // pinned: the method is the only knob
+        });
+        var tuning = fitted.Tuning!;
+        Assert.IsTrue(tuning.Trials.All(t => t.Knob is "recipe as set" or nameof(QuantizingEstimator.Options.ActivationCalibration)), tuning.ToCsv());
+        Assert.IsFalse(tuning.Best!.Recipe.Contains("ActivationCalibration=Max", StringComparison.Ordinal), tuning.ToCsv());
+        Assert.IsTrue(tuning.Best.MeanCosine > tuning.Trials[0].MeanCosine + 1e-3, tuning.ToCsv());
+        Assert.AreNotEqual("Max", fitted.Calibration.Find("X", TensorRole.Activation)!.Method);
+    }
+
+    [TestMethod]
+    public void OnAConvChainWithUnevenChannelsAndPerTensorWeightsTheTunerEqualizes()
+    {
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        using var fitted = Fit(ml, TinyData.X(ml, TinyData.Normal(40, 192), 192), new QuantizingEstimator.Options
+        {
+            ModelFile = CrossLayerEqualizationPassTests.Chain(directory), CheckDeployment = false, PerChannelWeights = false,
+            ActivationCalibration = CalibrationMethod.Max, BiasCorrection = BiasCorrection.None,
+        });
+        var tuning = fitted.Tuning!;
+        Assert.AreEqual(2, tuning.Trials.Count, tuning.ToCsv());
+        StringAssert.Contains(tuning.Best!.Recipe, "CrossLayerEqualization=on", tuning.ToCsv());
+    }
+
+    [TestMethod]
+    public void WhenRoundingLosesAChannelsMeanTheTunerCorrectsTheBias()
+    {
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        var rows = TinyData.X(ml, TinyData.Normal(200, 64).Select(r => r.Select(v => Math.Abs(v) + 1).ToArray()).ToArray(), 64);
+        using var fitted = Fit(ml, rows, new QuantizingEstimator.Options
+        {
+            ModelFile = BiasCorrectionTests.Conv(directory), CheckDeployment = false, PerChannelWeights = false,
+            ActivationCalibration = CalibrationMethod.Max,
+        });
+        var tuning = fitted.Tuning!;
+        Assert.AreEqual(3, tuning.Trials.Count, tuning.ToCsv()); // none, fast, full
+        Assert.IsFalse(tuning.Best!.Recipe.Contains("BiasCorrection=None", StringComparison.Ordinal), tuning.ToCsv());
+        AssertBestIsNeverWorseThanTheRecipeAsSet(tuning);
+    }
+
+    [TestMethod]
+    public void TheTrialAndTimeBudgetsAreHonouredAndTheBestSoFarIsReturned()
+    {
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        var model = SmoothQuantPassTests.TwoMatMuls(directory);
+        var rows = SmoothQuantPassTests.Outliers(ml, 80);
+        using var two = Fit(ml, rows, new QuantizingEstimator.Options { ModelFile = model, CheckDeployment = false, Tuning = new TuningOptions { MaximumTrials = 2 } });
+        Assert.AreEqual(2, two.Tuning!.Trials.Count(t => t.Skipped is null), two.Tuning.ToCsv());
+        StringAssert.Contains(two.Tuning.StoppedBecause, "trial budget");
+
+        using var hurried = Fit(ml, rows, new QuantizingEstimator.Options
+        {
+            ModelFile = model, CheckDeployment = false, Tuning = new TuningOptions { TimeBudget = TimeSpan.FromMilliseconds(1) },
+        });
+        var tuning = hurried.Tuning!;
+        Assert.AreEqual(1, tuning.Trials.Count(t => t.Skipped is null), tuning.ToCsv());
+        Assert.IsTrue(tuning.Trials.Skip(1).All(t => t.Skipped!.StartsWith("the time budget", StringComparison.Ordinal) && double.IsNaN(t.Score)));
+        Assert.IsTrue(tuning.Trials[0].Chosen, "the only trial that ran is the model returned");
+        Assert.IsTrue(hurried.Calibration.Count > 0);
+    }
+
+    [TestMethod]
+    public void AUserMetricDecidesAndSeesTheHeldBackRows()
+    {
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        int calls = 0;
+        var seen = new List<int>();
+        // A perverse metric that prefers the noisiest model: the tuner must follow it, not its own objective.
+        double Noise(TuningOutputs o)
+        {
+            calls++;
+            seen.Add(o.Float.Count);
+            Assert.AreEqual(o.Float.Count, o.Quantized.Count);
+            CollectionAssert.AreEqual(new[] { "Y1", "Y2" }, o.OutputNames.ToArray());
+            return o.Float.Zip(o.Quantized, (f, q) => f[0].Zip(q[0], (a, b) => (double)(a - b) * (a - b)).Sum()).Sum();
+        }
+        using var fitted = Fit(ml, SmoothQuantPassTests.Outliers(ml, 80), new QuantizingEstimator.Options
+        {
+            ModelFile = SmoothQuantPassTests.TwoMatMuls(directory), CheckDeployment = false, ActivationCalibration = CalibrationMethod.Max,
+            Tuning = new TuningOptions { Metric = Noise },
+        });
+        var tuning = fitted.Tuning!;
+        Assert.AreEqual("user metric", tuning.Objective);
+        Assert.AreEqual(0, tuning.ReferenceScore, "the float outputs against themselves have no noise");
+        Assert.IsTrue(calls >= 2 * tuning.Trials.Count, "all rows and the hardest rows, per trial");
+        Assert.AreEqual(16, seen.Max(), "every fifth of 80 rows is held back");
+        var ran = tuning.Trials.Where(t => t.Skipped is null).ToList();
+        Assert.AreEqual(ran.Max(t => t.Score), tuning.Best!.Score, tuning.ToCsv());
+        Assert.IsTrue(tuning.Best.MeanCosine < ran.Max(t => t.MeanCosine), $"the metric, not the cosine, chose:\n{tuning.ToCsv()}");
+    }
+
+    [TestMethod]
+    public void ToleranceStopsTheSearchOnceTheScoreIsCloseEnough()
+    {
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        using var fitted = Fit(ml, SmoothQuantPassTests.Outliers(ml, 80), new QuantizingEstimator.Options
+        {
+            ModelFile = SmoothQuantPassTests.TwoMatMuls(directory), CheckDeployment = false,
+            Tuning = new TuningOptions { Objective = TuningObjective.OutputCosine, AbsoluteTolerance = 0.5 },
+        });
+        Assert.AreEqual(1, fitted.Tuning!.Trials.Count, fitted.Tuning.ToCsv());
+        Assert.AreEqual("the tolerance is met", fitted.Tuning.StoppedBecause);
+    }
+
+    [TestMethod]
+    public void FewerThanFiveRowsHoldNothingBackAndTheRecipeAsSetIsReturned()
+    {
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        using var fitted = Fit(ml, SmoothQuantPassTests.Outliers(ml, 4), new QuantizingEstimator.Options
+        {
+            ModelFile = SmoothQuantPassTests.TwoMatMuls(directory), CheckDeployment = false,
+        });
+        Assert.AreEqual(0, fitted.Tuning!.Trials.Count);
+        StringAssert.Contains(fitted.Tuning.StoppedBecause, "at least 5 rows");
+        Assert.AreEqual(4, fitted.Statistics.Rows);
+        Assert.IsTrue(fitted.Calibration.Count > 0);
+    }
+
+    [TestMethod]
+    public void TuningOffCalibratesOnEveryRow()
+    {
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        var model = SmoothQuantPassTests.TwoMatMuls(directory);
+        using var off = Fit(ml, SmoothQuantPassTests.Outliers(ml, 80), new QuantizingEstimator.Options { ModelFile = model, CheckDeployment = false, Tuning = null });
+        using var on = Fit(ml, SmoothQuantPassTests.Outliers(ml, 80), new QuantizingEstimator.Options { ModelFile = model, CheckDeployment = false });
+        Assert.IsNull(off.Tuning);
+        Assert.AreEqual(80, off.Statistics.Rows);
+        Assert.AreEqual(64, on.Statistics.Rows, "every fifth row is held back for the trials");
+    }
+
+    [TestMethod]
+    public void TuningOptionsOutOfRangeNameTheOption()
+    {
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        var model = SmoothQuantPassTests.TwoMatMuls(directory);
+        var rows = SmoothQuantPassTests.Outliers(ml, 10);
+        foreach (var (tuning, name) in new (TuningOptions, string)[]
+        {
+            (new() { MaximumTrials = 0 }, "Tuning.MaximumTrials"),
+            (new() { AbsoluteTolerance = -1 }, "Tuning.AbsoluteTolerance"),
+            (new() { RelativeTolerance = 2 }, "Tuning.RelativeTolerance"),
+            (new() { TimeBudget = TimeSpan.Zero }, "Tuning.TimeBudget"),
+            (new() { Objective = (TuningObjective)42 }, "Tuning.Objective"),
+        })
+        {
+            var e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => Fit(ml, rows, new QuantizingEstimator.Options { ModelFile = model, Tuning = tuning }));
+            Assert.AreEqual(name, e.ParamName);
+        }
+    }
+
+    // The contract of tuning through the public entry point: on by default, a trials table on the transformer and in the
+    // report, the CSV, a model that saves and loads, and no temp file left.
+    [TestMethod]
+    public void TuningWorkout()
+    {
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        var model = SmoothQuantPassTests.TwoMatMuls(directory);
+        var rows = SmoothQuantPassTests.Outliers(ml, 80);
+        var progress = new List<CalibrationProgress>();
+        int before = Directory.GetFiles(Path.GetTempPath(), "mlnet-quantized-*").Length;
+        using (var fitted = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
+        {
+            ModelFile = model, Progress = new SynchronousProgress(progress.Add),
+        }).Fit(rows))
+        {
+            var tuning = fitted.Tuning!;
+            Assert.IsTrue(tuning.Trials.Count >= 2 && tuning.Trials[0].Knob == "recipe as set", tuning.ToCsv());
+            Assert.AreEqual(1, tuning.Trials.Count(t => t.Chosen));
+            Assert.AreEqual(16, tuning.Rows);
+            StringAssert.Contains(tuning.Objective, "Y1");
+            StringAssert.Contains(tuning.Summary, tuning.Best!.Recipe);
+            Assert.AreEqual(tuning.Trials.Count, progress.Count(p => p.Pass == 5 && p.Trial is not null), "one progress report per trial");
+            Assert.AreSame(tuning, fitted.Report.Tuning);
+            fitted.Report.WriteHtml(directory.File("report.html"));
+            StringAssert.Contains(File.ReadAllText(directory.File("report.html")), "<h2>Tuning</h2>");
+            tuning.WriteCsv(directory.File("trials.csv"));
+            Assert.AreEqual(tuning.Trials.Count + 1, File.ReadAllLines(directory.File("trials.csv")).Length);
+            ml.Model.Save(fitted, rows.Schema, directory.File("model.zip"));
+            var loaded = ml.Model.Load(directory.File("model.zip"), out _);
+            var expected = TinyData.Column(fitted.Transform(rows), "Y1");
+            var actual = TinyData.Column(loaded.Transform(rows), "Y1");
+            Assert.AreEqual(0, TinyData.MaxAbsDifference(expected, actual));
+            (loaded as IDisposable)?.Dispose();
+        }
+        Assert.AreEqual(before, Directory.GetFiles(Path.GetTempPath(), "mlnet-quantized-*").Length, "no temp model left behind");
+    }
+}

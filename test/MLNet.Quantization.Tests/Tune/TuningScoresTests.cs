@@ -1,0 +1,54 @@
+using Microsoft.VisualStudio.TestTools.UnitTesting;
+using MLNet.Quantization.Tune;
+
+namespace MLNet.Quantization.Tests.Tune;
+
+[TestClass]
+public sealed class TuningScoresTests
+{
+    private static float[][] Row(params float[] values) => new[] { values };
+
+    [TestMethod]
+    public void TopOneCountsPositionsWhoseArgMaxAgrees()
+    {
+        // Two rows of two positions × three classes: three of the four positions keep their arg-max.
+        var f = new List<float[][]> { Row(1, 0, 0, 0, 2, 0), Row(0, 0, 3, 1, 0, 0) };
+        var q = new List<float[][]> { Row(0.9f, 0.1f, 0, 0, 1.5f, 0.2f), Row(0, 0.5f, 0.4f, 0.9f, 0, 0) };
+        double value = TuningScores.Objective(new[] { OutputScoring.TopOne }, new[] { new long[] { 1, 2, 3 } }, f, q, new[] { 0, 1 });
+        Assert.AreEqual(0.75, value, 1e-12);
+        Assert.AreEqual(1.0, TuningScores.Objective(new[] { OutputScoring.TopOne }, new[] { new long[] { 1, 2, 3 } }, f, q, new[] { 0 }), 1e-12);
+    }
+
+    [TestMethod]
+    public void NeighbourAgreementComparesEachRowsNearestOtherRow()
+    {
+        // Rows 0 and 1 are near each other, 2 and 3 too. The quantized row 3 moves next to row 0: rows 0 and 3 change
+        // their nearest neighbour, and row 2, left orthogonal to every other row, too. Only row 1 agrees.
+        var f = new List<float[][]> { Row(1, 0, 0, 0), Row(0.9f, 0.1f, 0, 0), Row(0, 0, 1, 0), Row(0, 0, 0.9f, 0.1f) };
+        var q = new List<float[][]> { Row(1, 0, 0, 0), Row(0.9f, 0.3f, 0, 0), Row(0, 0, 1, 0), Row(1, 0, 0, 0.1f) };
+        var shapes = new[] { new long[] { 1, 4 } };
+        Assert.AreEqual(0.25, TuningScores.Objective(new[] { OutputScoring.Neighbour }, shapes, f, q, new[] { 0, 1, 2, 3 }), 1e-12);
+        Assert.AreEqual(1.0, TuningScores.Objective(new[] { OutputScoring.Neighbour }, shapes, f, q, new[] { 1 }), 1e-12, "on row 1 alone");
+        Assert.AreEqual(1.0, TuningScores.Objective(new[] { OutputScoring.Neighbour }, shapes, f, f, new[] { 0, 1, 2, 3 }), 1e-12);
+    }
+
+    [TestMethod]
+    public void TheWorstOutputDecidesAndNonFloatOutputsAreLeftOut()
+    {
+        var f = new List<float[][]> { new[] { new float[] { 1, 0 }, new float[] { 1, 0 }, Array.Empty<float>() } };
+        var q = new List<float[][]> { new[] { new float[] { 1, 0 }, new float[] { 1, 1 }, Array.Empty<float>() } };
+        var scorings = new[] { OutputScoring.Cosine, OutputScoring.Cosine, OutputScoring.Cosine };
+        var shapes = new[] { new long[] { 1, 2 }, new long[] { 1, 2 }, new long[] { 1 } };
+        Assert.AreEqual(Math.Sqrt(0.5), TuningScores.Objective(scorings, shapes, f, q, new[] { 0 }), 1e-9);
+        Assert.AreEqual(Math.Sqrt(0.5), TuningScores.RowCosines(f, q)[0], 1e-9);
+    }
+
+    [TestMethod]
+    public void EmbeddingsAreOneVectorOrASequenceOfVectorsPerRow()
+    {
+        Assert.IsTrue(TuningScores.IsEmbedding(new long[] { 1, 512, 1, 1 }));
+        Assert.IsTrue(TuningScores.IsEmbedding(new long[] { 1, 128, 384 }));
+        Assert.IsFalse(TuningScores.IsEmbedding(new long[] { 1, 8 }), "too short to rank neighbours by");
+        Assert.IsFalse(TuningScores.IsEmbedding(new long[] { 1, 3, 64, 64 }), "a feature map");
+    }
+}
