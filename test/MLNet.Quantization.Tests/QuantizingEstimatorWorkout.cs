@@ -16,7 +16,8 @@ public sealed class QuantizingEstimatorWorkout
         var images = ResNet18Fixture.Images(mlContext, "train-subset", 0, 8);
         var held = ResNet18Fixture.Images(mlContext, "test-subset", 0, 4);
         using var directory = new TempDirectory();
-        var options = new QuantizingEstimator.Options { ModelFile = ResNet18Model.ResNet18, MaximumCalibrationRows = 6 };
+        // The recipe as set, so that int8 and simulated share one calibration (tuning's contract: Tune/TunerTests.TuningWorkout).
+        var options = new QuantizingEstimator.Options { ModelFile = ResNet18Model.ResNet18, MaximumCalibrationRows = 6, Tuning = null };
         var pipeline = ResNet18Fixture.Preprocess(mlContext).Append(mlContext.Transforms.QuantizeCalibrated(options));
 
         // Schema before Fit: the same output column and type as the float model.
