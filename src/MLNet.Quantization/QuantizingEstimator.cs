@@ -61,7 +61,7 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
         var report = new Lazy<CalibrationReport>(() => CalibrationReport.Create(context.Model, context.Plan, context.Parameters,
             context.Realized, context.Statistics, context.FloatNodes, context.Agreement, input, context.Settings, context.Deployment, context.Tuning));
         return new QuantizingTransformer(_catalog, context.Realized, context.Parameters.Table, context.Statistics, report,
-            context.Agreement, context.Settings, input) { FitTimings = context == loaded ? loaded.Timings : loaded.Timings.Concat(context.Timings).ToList(), Deployment = context.Deployment, Tuning = context.Tuning };
+            context.Agreement, context.Settings, input) { FitTimings = context.Timings, Deployment = context.Deployment, Tuning = context.Tuning };
     }
 
     // Reads, checks and prepares the float model: everything the passes start from.

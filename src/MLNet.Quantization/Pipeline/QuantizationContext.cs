@@ -89,11 +89,14 @@ internal sealed class QuantizationContext
         new(settings, Data, cloneModel ? Model.Clone() : Model, Exclusions, Fingerprint, InputShapes)
         {
             Source = Source, Conversions = Conversions, _plan = _plan, _statistics = _statistics, _parameters = _parameters,
-            _realized = _realized, Dequantized = Dequantized, FloatNodes = FloatNodes, Agreement = Agreement,
+            _realized = _realized, Dequantized = Dequantized, FloatNodes = FloatNodes, Agreement = Agreement, Timings = Timings,
         };
 
-    /// <summary>Seconds each pass took, statistics included, in order (for the benchmarks).</summary>
-    public List<(string Pass, double Seconds)> Timings { get; } = new();
+    /// <summary>
+    /// Seconds each pass took, statistics included, in order (for the benchmarks): one list for the whole fit, shared by
+    /// every <see cref="Fork"/>, so that the tuner's trials and the checks after them all land in it.
+    /// </summary>
+    public List<(string Pass, double Seconds)> Timings { get; private init; } = new();
 
     private static T Require<T>(T? value, string what) where T : class =>
         value ?? throw new InvalidOperationException($"No pass has made the {what} yet: the list of passes is out of order.");

@@ -16,9 +16,6 @@ internal sealed class StepCache
 
     public StepCache(QuantizationContext root) => _root = root;
 
-    /// <summary>The passes' timings of every step run.</summary>
-    public List<(string Pass, double Seconds)> Timings { get; } = new();
-
     /// <summary>The realized context of <paramref name="settings"/>, running only the steps not yet run.</summary>
     public QuantizationContext Build(QuantizationSettings settings)
     {
@@ -37,12 +34,10 @@ internal sealed class StepCache
             }
             var next = context.Fork(settings, step.ChangesModel);
             QuantizationPipeline.Run(next, step.Passes);
-            Timings.AddRange(next.Timings);
-            next.Timings.Clear();
             if (!last) _entries.Add((chain.ToList(), next));
             context = next;
         }
-        return context.Fork(settings, cloneModel: false);
+        return context; // the realization step is never kept, so this context is the trial's own
     }
 
     /// <summary>

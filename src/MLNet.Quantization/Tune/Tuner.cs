@@ -49,7 +49,6 @@ internal static class Tuner
         {
             first.Tuning = new TuningResult(table, "none", 1, 0,
                 "no held-back rows (every fifth row is held back: give at least 5 rows)", clock.Elapsed.TotalSeconds);
-            Merge(root, cache);
             return first;
         }
 
@@ -85,33 +84,30 @@ internal static class Tuner
         var budget = tuning.TimeBudget ?? TimeSpan.FromSeconds(
             Math.Max(TuningOptions.MinimumDefaultBudgetSeconds, firstSeconds * (1 + TuningOptions.DefaultBudgetFactor)));
         double perStream = firstSeconds / Math.Max(1, cache.Streams(root.Settings, fromScratch: true) + 1);
-        string stopped = knobs.Count == 0 ? "no knob applies to this model, or every knob is pinned" : "every knob searched";
-        bool Done() => Within(best.All.Value, reference, tuning);
+        bool toleranceMet = false, trialsSpent = false, timeSpent = false;
         foreach (var knob in knobs)
         {
-            if (Done()) { stopped = "the tolerance is met"; break; }
+            toleranceMet = Within(best.All.Value, reference, tuning);
+            if (toleranceMet) break;
             Trial? leader = null;
             foreach (var value in knob.Values.Where(v => !Equals(v, knob.Get(best.Settings))))
             {
                 var settings = knob.Set(best.Settings, value);
                 string label = TuningKnob.Label(value);
                 int number = table.Count + 1;
-                if (table.Count(t => t.Skipped is null) >= tuning.MaximumTrials)
-                {
-                    stopped = $"the trial budget ({tuning.MaximumTrials}) is spent";
-                    break;
-                }
+                trialsSpent = table.Count(t => t.Skipped is null) >= tuning.MaximumTrials;
+                if (trialsSpent) break;
                 double estimate = (cache.Streams(settings, fromScratch: false) + 1) * perStream;
-                string? skip = knob.Skip(settings)
-                    ?? (clock.Elapsed.TotalSeconds + estimate > budget.TotalSeconds
-                        ? $"the time budget: about {estimate:F1} s estimated, {Math.Max(0, budget.TotalSeconds - clock.Elapsed.TotalSeconds):F1} s left"
-                        : null);
+                bool late = clock.Elapsed.TotalSeconds + estimate > budget.TotalSeconds;
+                string? skip = knob.Skip(settings) ?? (late
+                    ? $"the time budget: about {estimate:F1} s estimated, {Math.Max(0, budget.TotalSeconds - clock.Elapsed.TotalSeconds):F1} s left"
+                    : null);
                 if (skip is not null)
                 {
                     table.Add(new TuningTrial { Number = number, Knob = knob.Option, Value = label, Recipe = Recipe(settings), Skipped = skip,
                         Score = double.NaN, HardRowsScore = double.NaN, MeanCosine = double.NaN, WorstCosine = double.NaN });
                     Report(progress, table, clock);
-                    if (skip.StartsWith("the time budget", StringComparison.Ordinal)) stopped = "the time budget is spent";
+                    timeSpent |= late;
                     continue;
                 }
                 var started = clock.Elapsed;
@@ -126,11 +122,14 @@ internal static class Tuner
             }
             if (leader is not null) best = leader;
             cache.Keep(best.Settings, null);
-            if (stopped.StartsWith("the trial budget", StringComparison.Ordinal)) break;
+            if (trialsSpent) break;
         }
+        string stopped = toleranceMet ? "the tolerance is met"
+            : trialsSpent ? $"the trial budget ({tuning.MaximumTrials}) is spent"
+            : timeSpent ? "the time budget is spent"
+            : knobs.Count == 0 ? "no knob applies to this model, or every knob is pinned" : "every knob searched";
         table[best.Index] = table[best.Index] with { Chosen = true };
         best.Context.Tuning = new TuningResult(table, objective, reference, rows.Count, stopped, clock.Elapsed.TotalSeconds);
-        Merge(root, cache);
         return best.Context;
     }
 
@@ -156,7 +155,4 @@ internal static class Tuner
         OutputScoring.Neighbour => "nearest-neighbour agreement",
         _ => "mean cosine",
     };
-
-    // The passes' timings of every step run, for the benchmarks.
-    private static void Merge(QuantizationContext root, StepCache cache) => root.Timings.AddRange(cache.Timings);
 }
