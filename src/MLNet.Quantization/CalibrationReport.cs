@@ -129,7 +129,7 @@ public sealed class CalibrationReport
     {
         var csv = new StringBuilder("tensor,node,op_type,role,method,threshold,scale,zero_point,range_min,range_max,clipped_fraction,kl_divergence,sqnr_db,added_noise\n");
         foreach (var t in Tensors)
-            csv.AppendLine(string.Join(",", Quote(t.Tensor), Quote(t.Node), Quote(t.OpType), t.Role, Quote(t.Method),
+            csv.AppendLine(string.Join(",", Csv.Quote(t.Tensor), Csv.Quote(t.Node), Csv.Quote(t.OpType), t.Role, Csv.Quote(t.Method),
                 Number(t.Threshold), Number(t.Scale), t.ZeroPoint, Number(t.RangeMin), Number(t.RangeMax), Number(t.ClippedFraction), Number(t.KlDivergence), Number(t.SqnrDb), Number(t.AddedNoise)));
         WriteAtomically(path, csv.ToString());
     }
@@ -233,8 +233,6 @@ public sealed class CalibrationReport
     private static string Encode(string text) => WebUtility.HtmlEncode(text);
 
     private static string Cell(double value, string format) => double.IsNaN(value) ? "–" : value.ToString(format, CultureInfo.InvariantCulture);
-
-    private static string Quote(string text) => text.IndexOfAny(new[] { ',', '"', '\n' }) < 0 ? text : $"\"{text.Replace("\"", "\"\"")}\"";
 
     private static string Number(double value) => value.ToString("R", CultureInfo.InvariantCulture);
 

@@ -50,13 +50,12 @@ public sealed class TuningResult
     {
         var csv = new StringBuilder("number,knob,value,recipe,score,hard_rows_score,mean_cosine,worst_cosine,seconds,chosen,skipped\n");
         foreach (var t in Trials)
-            csv.AppendLine(string.Join(",", t.Number.ToString(CultureInfo.InvariantCulture), Quote(t.Knob), Quote(t.Value), Quote(t.Recipe),
+            csv.AppendLine(string.Join(",", t.Number.ToString(CultureInfo.InvariantCulture), Csv.Quote(t.Knob), Csv.Quote(t.Value), Csv.Quote(t.Recipe),
                 Number(t.Score), Number(t.HardRowsScore), Number(t.MeanCosine), Number(t.WorstCosine), Number(t.Seconds),
-                t.Chosen ? "true" : "false", Quote(t.Skipped ?? "")));
+                t.Chosen ? "true" : "false", Csv.Quote(t.Skipped ?? "")));
         return csv.ToString();
 
         static string Number(double v) => double.IsNaN(v) ? "" : v.ToString("R", CultureInfo.InvariantCulture);
-        static string Quote(string s) => s.IndexOfAny(new[] { ',', '"', '\n' }) < 0 ? s : "\"" + s.Replace("\"", "\"\"") + "\"";
     }
 
     /// <summary>Writes <see cref="ToCsv"/> to <paramref name="path"/>, atomically.</summary>
