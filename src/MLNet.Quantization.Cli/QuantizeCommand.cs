@@ -91,12 +91,17 @@ public static class QuantizeCommand
         };
         var noTune = new Option<bool>("--no-tune") { Description = "Quantize with the recipe as given, calibrated on every row." };
         var tuneBudget = new Option<double?>("--tune-budget") { Description = "Seconds the search may take (default: twice the first trial, after it)." };
+        var tuneTolerance = new Option<double?>("--tune-tolerance")
+        {
+            Description = "Stop once the score is this close to fp32's (0.01: one point of agreement), and keep the most damaging layers " +
+                "in float, as needed, to get there (unless --min-cosine is given).",
+        };
 
         var root = new RootCommand("Calibrates a float ONNX model and quantizes it to int8 (MLNet.Quantization).")
         {
             model, calibration, kind, outputFile, imageSize, layout, channels, scale, mean, std, vocab, sequenceLength, method, mode, rows,
             excludeNode, excludeOp, perTensor, minCosine, weightRange, biasCorrection, equalize, smoothQuant, report, statistics, fromStatistics,
-            inputShape, noDeploymentCheck, json, tune, noTune, tuneBudget,
+            inputShape, noDeploymentCheck, json, tune, noTune, tuneBudget, tuneTolerance,
         };
         var parsed = root.Parse(args);
         bool wantsHelp = args.Any(a => a is "--help" or "-h" or "-?" or "--version");
@@ -185,7 +190,6 @@ public static class QuantizeCommand
                 MaximumCalibrationRows = parsed.GetValue(rows),
                 ExcludeNodes = NullIfEmpty(parsed.GetValue(excludeNode)),
                 ExcludeOpTypes = NullIfEmpty(parsed.GetValue(excludeOp)),
-                MinimumOutputCosine = parsed.GetValue(minCosine),
                 CheckDeployment = !parsed.GetValue(noDeploymentCheck),
                 ShapeDictionary = shapes.Count == 0 ? null : shapes,
                 Statistics = loaded,
@@ -198,16 +202,25 @@ public static class QuantizeCommand
             if (Given(biasCorrection)) options.BiasCorrection = BiasCorrections[parsed.GetValue(biasCorrection)!];
             if (Given(equalize)) options.CrossLayerEqualization = parsed.GetValue(equalize);
             if (Given(smoothQuant)) options.SmoothQuantAlpha = parsed.GetValue(smoothQuant);
+            if (Given(minCosine)) options.MinimumOutputCosine = parsed.GetValue(minCosine);
             if (parsed.GetValue(noTune) && parsed.GetValue(tune))
                 throw new UsageException("--tune and --no-tune contradict each other.");
             if (parsed.GetValue(noTune) && Given(tuneBudget))
                 throw new UsageException("--tune-budget needs tuning, which --no-tune turns off.");
+            if (parsed.GetValue(noTune) && Given(tuneTolerance))
+                throw new UsageException("--tune-tolerance needs tuning, which --no-tune turns off.");
             if (parsed.GetValue(noTune)) options.Tuning = null;
             else if (parsed.GetValue(tuneBudget) is { } seconds)
             {
                 if (!(seconds > 0 && seconds <= TimeSpan.MaxValue.TotalSeconds / 2))
                     throw new UsageException($"--tune-budget must be a positive number of seconds, not {seconds.ToString(CultureInfo.InvariantCulture)}.");
                 options.Tuning!.TimeBudget = TimeSpan.FromSeconds(seconds);
+            }
+            if (!parsed.GetValue(noTune) && parsed.GetValue(tuneTolerance) is { } tolerance)
+            {
+                if (!(tolerance >= 0 && double.IsFinite(tolerance)))
+                    throw new UsageException($"--tune-tolerance must be a non-negative number, not {tolerance.ToString(CultureInfo.InvariantCulture)}.");
+                options.Tuning!.AbsoluteTolerance = tolerance;
             }
             var mlContext = new MLContext(seed: 1);
             var console = AnsiConsole.Create(new AnsiConsoleSettings

@@ -123,9 +123,12 @@ public sealed partial class QuantizingEstimator
         /// When set, the layers most responsible for output error are kept in float, fewest first, until the quantized
         /// model's mean output cosine to the float model reaches this value on held-back calibration rows (every fifth
         /// row, which calibration then skips), for every output of the model: the worst output decides. Label-free.
-        /// In (0, 1]; default null (off).
+        /// In (0, 1]; default null (off). With <see cref="Tuning"/> and a tolerance set there, the tuner searches this
+        /// value last, towards the tolerance; setting it pins it.
         /// </summary>
-        public double? MinimumOutputCosine { get; set; }
+        public double? MinimumOutputCosine { get => _minimumOutputCosine; set { _minimumOutputCosine = value; Pin(nameof(MinimumOutputCosine)); } }
+
+        private double? _minimumOutputCosine;
 
         /// <summary>
         /// Whether <c>Fit</c> ends by measuring the model it returns, as ML.NET will run it on this CPU (see

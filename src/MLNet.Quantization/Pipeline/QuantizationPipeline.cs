@@ -22,9 +22,9 @@ internal sealed record PipelineStep(string Name, object? Key, bool ChangesModel,
 /// <remarks>
 /// Two passes read rows themselves, because what they measure is not the float model: collecting activation
 /// statistics (a range pass, then a histogram pass over the ranges, as in TVM; none when statistics are given), and
-/// the fallback and agreement checks, which run the realized model. The steps split in two: the <see cref="Recipe"/>,
-/// which makes a realized model from the settings and which the tuner runs once per trial, and the
-/// <see cref="Checks"/>, which measure the realized model that is kept.
+/// the fallback and the checks, which run the realized model. The steps split in two: the <see cref="Recipe"/>,
+/// which makes a realized model from the settings (the fallback to <c>MinimumOutputCosine</c> included) and which the
+/// tuner runs once per trial, and the <see cref="Checks"/>, which measure the realized model that is kept.
 /// </remarks>
 internal static class QuantizationPipeline
 {
@@ -48,13 +48,15 @@ internal static class QuantizationPipeline
             _ => null,
         }),
         Step("realization", settings.Realization.Mode, changesModel: false, new RealizePass()),
+        // After realization: it keeps layers in float by measuring realized models (a knob of the tuner, see TuningKnob).
+        Step("fallback", settings.Rows.MinimumOutputCosine, changesModel: false,
+            settings.Rows.MinimumOutputCosine is not null ? new FallbackPass() : null),
     }.Where(s => s.Passes.Count > 0).ToList();
 
-    /// <summary>The steps that measure the realized model and send layers back to float.</summary>
+    /// <summary>The steps that measure the realized model that is kept, and send layers back to float where the int8 kernels disagree.</summary>
     public static IReadOnlyList<PipelineStep> Checks(QuantizationSettings settings) => new[]
     {
         Step("checks", null, changesModel: false,
-            settings.Rows.MinimumOutputCosine is not null ? new FallbackPass() : null,
             settings.Realization.Mode == QuantizationMode.Int8 ? new AgreementPass() : null,
             settings.Realization.CheckDeployment ? new DeploymentCheckPass() : null),
     }.Where(s => s.Passes.Count > 0).ToList();

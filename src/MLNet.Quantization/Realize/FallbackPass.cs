@@ -19,6 +19,9 @@ namespace MLNet.Quantization.Realize;
 /// </remarks>
 internal sealed class FallbackPass : IQuantizationPass
 {
+    /// <summary>The float and realized models once on the held-back rows, then one realized run per layer sent back: about two streams.</summary>
+    public double EstimatedStreams(QuantizationContext context) => 2;
+
     public void Apply(QuantizationContext context, StatisticValues statistics)
     {
         var settings = context.Settings;

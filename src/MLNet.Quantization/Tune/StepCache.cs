@@ -5,7 +5,8 @@ namespace MLNet.Quantization.Tune;
 /// <summary>
 /// The results of the recipe's steps that the tuner has run, each under its chain of step keys (see
 /// <see cref="PipelineStep.Key"/>): a recipe whose first steps read the same settings as a recipe already run starts
-/// from that recipe's result. Realization is never kept (each trial's realized model lives until it is scored), and
+/// from that recipe's result. Realization and the steps after it are never kept (each trial's realized model lives
+/// until it is scored), and
 /// an entry whose steps rewrote the float model is dropped as soon as neither the best recipe nor the knob's leading
 /// candidate uses it, so at most two copies of the float model are alive besides the loaded one.
 /// </summary>
@@ -20,24 +21,31 @@ internal sealed class StepCache
     public QuantizationContext Build(QuantizationSettings settings)
     {
         var steps = QuantizationPipeline.Recipe(settings);
+        int kept = Kept(steps);
         var context = _root;
         var chain = new List<(string, object?)>();
         for (int i = 0; i < steps.Count; i++)
         {
             var step = steps[i];
-            bool last = i == steps.Count - 1;
             chain.Add((step.Name, step.Key));
-            if (!last && Find(chain) is { } cached)
+            if (i < kept && Find(chain) is { } cached)
             {
                 context = cached;
                 continue;
             }
             var next = context.Fork(settings, step.ChangesModel);
             QuantizationPipeline.Run(next, step.Passes);
-            if (!last) _entries.Add((chain.ToList(), next));
+            if (i < kept) _entries.Add((chain.ToList(), next));
             context = next;
         }
-        return context; // the realization step is never kept, so this context is the trial's own
+        return context; // realization and what follows it are never kept, so this context is the trial's own
+    }
+
+    // How many of the first steps are kept: those before realization.
+    private static int Kept(IReadOnlyList<PipelineStep> steps)
+    {
+        int realization = steps.ToList().FindIndex(s => s.Passes.Any(p => p is Realize.RealizePass));
+        return realization < 0 ? steps.Count : realization;
     }
 
     /// <summary>

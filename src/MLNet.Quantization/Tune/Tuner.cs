@@ -22,6 +22,9 @@ namespace MLNet.Quantization.Tune;
 ///   and only if it is not worse than the best recipe on every row together.
 /// - **Always the best found**: the budget (trials, time) ends the search between trials, and the best recipe so far is
 ///   returned; a trial that the time left cannot hold by estimate is skipped, and the table says so.
+/// - **Tolerance**: once the best score is within the tolerance of the float model's own, the search ends. With a
+///   tolerance set, the last knob keeps the most damaging layers in float (`MinimumOutputCosine`), its values in order
+///   of ever more float, and takes the first value within the tolerance (else the best): NNCF's accuracy control.
 /// ]]></format>
 /// </remarks>
 internal static class Tuner
@@ -116,14 +119,17 @@ internal static class Tuner
                 var trial = new Trial(settings, context, Score(output, rows), Score(output, hard), table.Count);
                 table.Add(Row(number, knob.Option, label, Recipe(settings), trial, (clock.Elapsed - started).TotalSeconds));
                 Report(progress, table, clock);
-                if (trial.Hard > (leader ?? best).Hard && trial.All >= best.All)
+                bool within = knob.UntilWithin && Within(trial.All.Value, reference, tuning);
+                if (knob.UntilWithin ? trial.All > (leader ?? best).All || within : trial.Hard > (leader ?? best).Hard && trial.All >= best.All)
                     leader = trial;
                 cache.Keep(best.Settings, leader?.Settings);
+                if (within) break;
             }
             if (leader is not null) best = leader;
             cache.Keep(best.Settings, null);
             if (trialsSpent) break;
         }
+        toleranceMet |= Within(best.All.Value, reference, tuning);
         string stopped = toleranceMet ? "the tolerance is met"
             : trialsSpent ? $"the trial budget ({tuning.MaximumTrials}) is spent"
             : timeSpent ? "the time budget is spent"

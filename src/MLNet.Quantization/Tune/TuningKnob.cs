@@ -15,6 +15,12 @@ internal sealed record TuningKnob(string Option, Func<QuantizationContext, bool>
 {
     public Func<QuantizationSettings, string?> Skip { get; init; } = _ => null;
 
+    /// <summary>
+    /// Whether the values trade speed for accuracy, each keeping more of the model in float than the one before: the
+    /// search then takes the first value within the tolerance and ends there, and never goes past what it needs.
+    /// </summary>
+    public bool UntilWithin { get; init; }
+
     public static string Label(object? value) => value switch
     {
         null => "off",
@@ -48,5 +54,14 @@ internal sealed record TuningKnob(string Option, Func<QuantizationContext, bool>
         new TuningKnob(nameof(QuantizingEstimator.Options.BiasCorrection), c => BiasCorrectionLayers.Find(c).Count > 0,
             new object?[] { BiasCorrection.None, BiasCorrection.Fast, BiasCorrection.Full },
             s => s.Weights.BiasCorrection, (s, v) => s with { Weights = s.Weights with { BiasCorrection = (BiasCorrection)v! } }),
+        // Last, and only towards a tolerance that the user set (as NNCF's accuracy control): the most damaging layers
+        // back to float, to ever higher output cosines, until the score is within the tolerance. Slower, so never by default.
+        new TuningKnob(nameof(QuantizingEstimator.Options.MinimumOutputCosine),
+            c => c.Settings.Tuning is { AbsoluteTolerance: not null } or { RelativeTolerance: not null },
+            new object?[] { null, 0.99, 0.995, 0.998, 0.999 },
+            s => s.Rows.MinimumOutputCosine, (s, v) => s with { Rows = s.Rows with { MinimumOutputCosine = (double?)v } })
+        {
+            UntilWithin = true,
+        },
     };
 }

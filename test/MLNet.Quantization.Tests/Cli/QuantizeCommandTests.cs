@@ -189,6 +189,8 @@ public sealed class QuantizeCommandTests
         Refused("--no-tune", model, "--calibration", images, "--output", output, "--tune", "--no-tune");
         Refused("--tune-budget", model, "--calibration", images, "--output", output, "--tune-budget", "0");
         Refused("--tune-budget", model, "--calibration", images, "--output", output, "--no-tune", "--tune-budget", "5");
+        Refused("--tune-tolerance", model, "--calibration", images, "--output", output, "--tune-tolerance", "-1");
+        Refused("--tune-tolerance", model, "--calibration", images, "--output", output, "--no-tune", "--tune-tolerance", "0.01");
     }
 
     [TestMethod]
@@ -205,6 +207,13 @@ public sealed class QuantizeCommandTests
         Assert.IsTrue(summary.Trials.Count >= 1 && summary.Trials.All(t => t.Knob != "ActivationCalibration"), "--method pins the method");
         Assert.AreEqual(8, summary.Rows, "two of ten images held back");
         Assert.AreEqual(summary.Trials.Count + 1, File.ReadAllLines(directory.File("report.trials.csv")).Length);
+
+        // A tolerance that only float can meet: the last knob keeps layers in float.
+        var strict = Run(model, "--calibration", images, "--output", directory.File("c.onnx"), "--json", "--tune-budget", "120",
+            "--method", "max", "--tune-tolerance", "0.000000001");
+        Assert.AreEqual(0, strict.Code, strict.Error);
+        Assert.IsTrue(Json(strict.Output).Trials.Any(t => t.Knob == "MinimumOutputCosine"), strict.Output);
+        Assert.IsFalse(summary.Trials.Any(t => t.Knob == "MinimumOutputCosine"), "no tolerance, no fallback");
 
         var plain = Run(model, "--calibration", images, "--output", directory.File("b.onnx"), "--json", "--no-tune");
         Assert.AreEqual(0, plain.Code, plain.Error);

@@ -156,6 +156,59 @@ public sealed class TunerTests
         Assert.AreEqual("the tolerance is met", fitted.Tuning.StoppedBecause);
     }
 
+    // One MatMul calibrated by max on rows with rare spikes of 300: the held-back rows (plain) lose most of their resolution.
+    private static (string Model, IDataView Rows) SpikedMatMul(MLContext ml, TempDirectory directory)
+    {
+        var model = new TinyModel().Input("X", 1, 64).Output("Y", 1, 8).Weight("W", new long[] { 64, 8 })
+            .Node("MatMul", new[] { "X", "W" }, new[] { "Y" }).Save(directory.Path);
+        var data = TinyData.Normal(100, 64).Select((r, i) => i % 10 == 3 ? r.Select((v, j) => j == i % 64 ? 300f : v).ToArray() : r).ToArray();
+        return (model, TinyData.X(ml, data, 64));
+    }
+
+    [TestMethod]
+    public void WithAToleranceTheLastKnobKeepsLayersInFloatUntilTheScoreIsWithinIt()
+    {
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        var (model, rows) = SpikedMatMul(ml, directory);
+        using var fitted = Fit(ml, rows, new QuantizingEstimator.Options
+        {
+            ModelFile = model, CheckDeployment = false, ActivationCalibration = CalibrationMethod.Max, SmoothQuantAlpha = null, // the fallback is the only knob
+            Tuning = new TuningOptions { Objective = TuningObjective.OutputCosine, AbsoluteTolerance = 1e-6 },
+        });
+        var tuning = fitted.Tuning!;
+        var first = tuning.Trials[0];
+        Assert.IsTrue(first.Score < 1 - 1e-4, $"max on spiky rows is far from float:\n{tuning.ToCsv()}");
+        Assert.IsTrue(tuning.Trials.Skip(1).All(t => t.Knob == nameof(QuantizingEstimator.Options.MinimumOutputCosine)), tuning.ToCsv());
+        var best = tuning.Best!;
+        Assert.AreEqual(nameof(QuantizingEstimator.Options.MinimumOutputCosine), best.Knob, tuning.ToCsv());
+        Assert.IsTrue(best.Score >= 1 - 1e-6, tuning.ToCsv());
+        Assert.AreSame(best, tuning.Trials[^1], $"the first value within the tolerance ends the search:\n{tuning.ToCsv()}");
+        Assert.AreEqual("the tolerance is met", tuning.StoppedBecause);
+        CollectionAssert.Contains(fitted.Report.FloatNodes.ToList(), "MatMul_0", "the returned model is the one with the layer in float");
+    }
+
+    [TestMethod]
+    public void WithoutAToleranceNoLayerIsKeptInFloatAndAnExplicitMinimumOutputCosinePinsTheKnob()
+    {
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        var (model, rows) = SpikedMatMul(ml, directory);
+        using var plain = Fit(ml, rows, new QuantizingEstimator.Options
+        {
+            ModelFile = model, CheckDeployment = false, ActivationCalibration = CalibrationMethod.Max,
+        });
+        Assert.IsFalse(plain.Tuning!.Trials.Any(t => t.Knob == nameof(QuantizingEstimator.Options.MinimumOutputCosine)), plain.Tuning.ToCsv());
+        Assert.AreEqual(0, plain.Report.FloatNodes.Count, "slower, so never by default");
+
+        using var pinned = Fit(ml, rows, new QuantizingEstimator.Options
+        {
+            ModelFile = model, CheckDeployment = false, ActivationCalibration = CalibrationMethod.Max, MinimumOutputCosine = 0.5,
+            Tuning = new TuningOptions { AbsoluteTolerance = 1e-6 },
+        });
+        Assert.IsFalse(pinned.Tuning!.Trials.Any(t => t.Knob == nameof(QuantizingEstimator.Options.MinimumOutputCosine)), pinned.Tuning.ToCsv());
+    }
+
     [TestMethod]
     public void FewerThanFiveRowsHoldNothingBackAndTheRecipeAsSetIsReturned()
     {
