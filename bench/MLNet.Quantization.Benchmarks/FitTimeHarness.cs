@@ -8,7 +8,8 @@ namespace MLNet.Quantization.Benchmarks;
 
 // Issue 11: how long Fit takes against one fp32 scoring pass of ML.NET over the same rows, per configuration, with
 // each pass's share; and how long the fallback takes. Both at ONNX Runtime's default thread count, as Fit runs.
-// Usage: dotnet run -c Release --project bench/MLNet.Quantization.Benchmarks -- fit-time [resnetRows] [miniLmRows] [only configurations containing this]
+// Usage: dotnet run -c Release --project bench/MLNet.Quantization.Benchmarks -- fit-time [resnetRows] [miniLmRows] [only configurations containing this] [resnet|minilm|both]
+// The last column is the process's peak working set so far: run one configuration and one model per process to read it as that Fit's.
 internal static class FitTimeHarness
 {
     private static readonly (string Name, Action<QuantizingEstimator.Options> Set)[] Configurations =
@@ -16,6 +17,7 @@ internal static class FitTimeHarness
         ("defaults", _ => { }),
         ("defaults without the deployment check", o => o.CheckDeployment = false),
         ("issue 17: recipe defaults, not tuned", o => o.Tuning = null),
+        ("issue 17: defaults, tuned", _ => { }),
         ("+ fast bias correction", o => o.BiasCorrection = BiasCorrection.Fast),
         ("+ full bias correction", o => o.BiasCorrection = BiasCorrection.Full),
         ("+ cross-layer equalization", o => o.CrossLayerEqualization = true),
@@ -29,6 +31,7 @@ internal static class FitTimeHarness
         int resnetRows = args.Length > 0 ? int.Parse(args[0]) : 500;
         int miniLmRows = args.Length > 1 ? int.Parse(args[1]) : 200;
         string only = args.Length > 2 ? args[2] : "";
+        string models = args.Length > 3 ? args[3] : "both";
         var ml = new MLContext(seed: 1);
         var root = FashionMnist.DataDirectory(AppContext.BaseDirectory);
         var full = Path.Combine(root, "full");
@@ -47,10 +50,12 @@ internal static class FitTimeHarness
 
         Console.WriteLine($"Fit time against one fp32 scoring pass over the same rows, CPU {Realize.CpuFeatures.Describe()}, {Environment.ProcessorCount} cores, ONNX Runtime's default threads");
         Console.WriteLine();
-        Console.WriteLine("| model | rows | configuration | fp32 pass | Fit | Fit / fp32 pass | passes (s) |");
-        Console.WriteLine("|---|---|---|---|---|---|---|");
-        Measure(ml, "ResNet18", ResNet18Model.ResNet18, new[] { ResNet18Model.Input }, new[] { ResNet18Model.Output }, resnetData, resnetRows, only);
-        Measure(ml, "all-MiniLM-L6-v2", MiniLm.ModelFile, new[] { "input_ids", "attention_mask", "token_type_ids" }, new[] { MiniLm.Output },
+        Console.WriteLine("| model | rows | configuration | fp32 pass | Fit | Fit / fp32 pass | passes (s) | peak working set |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|");
+        if (models != "minilm")
+            Measure(ml, "ResNet18", ResNet18Model.ResNet18, new[] { ResNet18Model.Input }, new[] { ResNet18Model.Output }, resnetData, resnetRows, only);
+        if (models != "resnet")
+            Measure(ml, "all-MiniLM-L6-v2", MiniLm.ModelFile, new[] { "input_ids", "attention_mask", "token_type_ids" }, new[] { MiniLm.Output },
             miniLmData, miniLmRows, only);
     }
 
@@ -83,7 +88,7 @@ internal static class FitTimeHarness
             string passes = string.Join(", ", fitted.FitTimings.Select(t => $"{t.Pass} {t.Seconds:F1}"))
                 + "; streams " + string.Join(", ", streams.OrderBy(kv => kv.Key).Select(kv => $"{kv.Key}: {(kv.Value.Last - kv.Value.First).TotalSeconds:F1}"));
             string dropped = options.MinimumOutputCosine is null ? "" : $"; {fitted.Report.FloatNodes.Count} nodes kept float, output cosine {fitted.Report.OutputCosine:F4}";
-            Console.WriteLine($"| {name} | {count} | {configuration} | {floatSeconds:F1} s | {fitSeconds:F1} s | {fitSeconds / floatSeconds:F2}x | {passes}{dropped} |");
+            Console.WriteLine($"| {name} | {count} | {configuration} | {floatSeconds:F1} s | {fitSeconds:F1} s | {fitSeconds / floatSeconds:F2}x | {passes}{dropped} | {Process.GetCurrentProcess().PeakWorkingSet64 / 1e6:F0} MB |");
         }
     }
 
