@@ -8,7 +8,7 @@ namespace MLNet.Quantization.Benchmarks;
 
 // PaddleOCR v4 models (weights in Constant nodes, opsets 9 and 11, dynamic shapes), which no test was written for:
 // does QuantizeCalibrated run on them, how close are the outputs, how fast. Fetch them first: scripts/fetch-ocr-models.sh.
-// Usage: dotnet run -c Release --project bench/MLNet.Quantization.Benchmarks -- ocr [threads] [calibrationRows] [only models whose file contains this] [all: every configuration of issue 11]
+// Usage: dotnet run -c Release --project bench/MLNet.Quantization.Benchmarks -- ocr [threads] [calibrationRows] [only models whose file contains this] [all: every configuration of issue 11, or only those whose name contains this]
 internal static class OcrHarness
 {
     private static readonly (string File, int Height, int Width)[] Models =
@@ -24,6 +24,8 @@ internal static class OcrHarness
     {
         ("defaults", _ => { }),
         ("issue 17: recipe defaults, not tuned", o => o.Tuning = null),
+        ("issue 17: tuned, no deployment check", o => o.CheckDeployment = false),
+        ("issue 17: not tuned, no deployment check", o => { o.Tuning = null; o.CheckDeployment = false; }),
         ("+ fast bias correction", o => o.BiasCorrection = BiasCorrection.Fast),
         ("+ full bias correction", o => o.BiasCorrection = BiasCorrection.Full),
         ("+ cross-layer equalization", o => o.CrossLayerEqualization = true),
@@ -42,7 +44,8 @@ internal static class OcrHarness
         int threads = args.Length > 0 ? int.Parse(args[0]) : 1;
         int calibrationRows = args.Length > 1 ? int.Parse(args[1]) : 100;
         string onlyModel = args.Length > 2 ? args[2] : "";
-        bool all = args.Length > 3 && args[3] == "all";
+        string configuration = args.Length > 3 ? args[3] : "";
+        bool all = configuration == "all";
         const int HeldOut = 100;
         var directory = Path.Combine(FashionMnist.DataDirectory(AppContext.BaseDirectory), "..", "models", "ocr");
         var (images, _) = FashionMnist.Read(FashionMnist.DataDirectory(AppContext.BaseDirectory), "train-subset", count: calibrationRows + HeldOut);
@@ -54,7 +57,9 @@ internal static class OcrHarness
         Console.WriteLine("| model | configuration | opset | result | int8 vs fp32 output cosine (mean / worst) | fp32 ms/row | int8 ms/row | speed-up | Fit |");
         Console.WriteLine("|---|---|---|---|---|---|---|---|---|");
         foreach (var (file, height, width) in Models.Where(m => m.File.Contains(onlyModel, StringComparison.Ordinal)))
-        foreach (var (name, set) in all ? Configurations : Configurations.Take(1))
+        foreach (var (name, set) in all ? Configurations
+                 : configuration.Length > 0 ? Configurations.Where(c => c.Name.Contains(configuration, StringComparison.Ordinal))
+                 : Configurations.Take(1))
         {
             var path = Path.Combine(directory, file);
             var graph = global::Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(path));
@@ -73,8 +78,8 @@ internal static class OcrHarness
                     ModelFile = path, ShapeDictionary = shapes, IntraOpNumThreads = threads,
                     InputColumnNames = new[] { input }, OutputColumnNames = new[] { output },
                 };
-                // Every row but the defaults is a fixed recipe (issue 11's table): nothing tuned.
-                if (name != "defaults") options.Tuning = null;
+                // Every row but the two tuned ones is a fixed recipe (issue 11's table): nothing tuned.
+                if (name is not ("defaults" or "issue 17: tuned, no deployment check")) options.Tuning = null;
                 set(options);
                 var clock = Stopwatch.StartNew();
                 using var int8 = ml.Transforms.QuantizeCalibrated(options).Fit(calibration);

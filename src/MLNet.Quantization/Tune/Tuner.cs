@@ -19,7 +19,9 @@ namespace MLNet.Quantization.Tune;
 ///   collect statistics again. Results are kept for the best recipe's steps and the knob's leading candidate only.
 /// - **Ranked on the hardest rows, accepted on all**: the hardest rows are the quarter of the held-back rows (at least
 ///   8, or all) where the first trial's cosine was lowest. A candidate leads its knob when it beats the leader on them,
-///   and only if it is not worse than the best recipe on every row together.
+///   and only if it is not worse than the best recipe on every row together. Where the objective counts rows (top-1
+///   or nearest-neighbour agreement), scores one row apart tie and the mean, then the worst, cosine decide
+///   (`TrialScore`): a one-row difference on 8 hard rows is noise, a cosine over every row is not.
 /// - **Always the best found**: the budget (trials, time) ends the search between trials, and the best recipe so far is
 ///   returned; a trial that the time left cannot hold by estimate is skipped, and the table says so.
 /// - **Tolerance**: once the best score is within the tolerance of the float model's own, the search ends. With a
@@ -63,11 +65,13 @@ internal static class Tuner
             ? metric(new TuningOutputs(measurement.Outputs, subset.Select(r => measurement.Float[r]).ToList(), subset.Select(r => quantized[r]).ToList()))
             : TuningScores.Objective(scorings, measurement.Shapes, measurement.Float, quantized, subset);
         double reference = Value(measurement.Float, rows);
+        bool counted = tuning.Metric is null && scorings.All(s => s is OutputScoring.TopOne or OutputScoring.Neighbour);
         IReadOnlyList<int> hard = rows;
         TrialScore Score(IReadOnlyList<float[][]> quantized, IReadOnlyList<int> subset)
         {
             var cosines = TuningScores.RowCosines(subset.Select(r => measurement.Float[r]).ToList(), subset.Select(r => quantized[r]).ToList());
-            return new TrialScore(Value(quantized, subset), cosines.DefaultIfEmpty(1).Average(), cosines.DefaultIfEmpty(1).Min());
+            return new TrialScore(Value(quantized, subset), cosines.DefaultIfEmpty(1).Average(), cosines.DefaultIfEmpty(1).Min(),
+                counted && subset.Count > 0 ? 1.0 / subset.Count : 0);
         }
 
         // 1. The recipe as set.

@@ -51,4 +51,17 @@ public sealed class TuningScoresTests
         Assert.IsFalse(TuningScores.IsEmbedding(new long[] { 1, 8 }), "too short to rank neighbours by");
         Assert.IsFalse(TuningScores.IsEmbedding(new long[] { 1, 3, 64, 64 }), "a feature map");
     }
+
+    [TestMethod]
+    public void CountedScoresOneRowApartTieAndTheCosinesDecide()
+    {
+        const double Row = 1.0 / 8;
+        var closer = new TrialScore(6 * Row, MeanCosine: 0.99, WorstCosine: 0.93, Resolution: Row);
+        var oneRowMore = new TrialScore(7 * Row, MeanCosine: 0.97, WorstCosine: 0.79, Resolution: Row);
+        var twoRowsMore = new TrialScore(8 * Row, MeanCosine: 0.97, WorstCosine: 0.79, Resolution: Row);
+        Assert.IsTrue(closer > oneRowMore, "one row apart is a tie: the closer outputs win");
+        Assert.IsTrue(twoRowsMore > closer, "two rows apart: the agreement decides, whatever the cosines");
+        Assert.IsTrue(oneRowMore >= new TrialScore(7 * Row, 0.97, 0.79, Row) && !(oneRowMore > new TrialScore(7 * Row, 0.97, 0.79, Row)));
+        Assert.IsTrue(new TrialScore(0.9001, 0.90, 0.80) > new TrialScore(0.9000, 0.99, 0.99), "a continuous objective has no step");
+    }
 }
