@@ -165,6 +165,7 @@ internal static class EvaluationHarness
             double calibrationSeconds = clock.Elapsed.TotalSeconds;
             Console.Error.WriteLine($"{configuration.Name}: Fit {calibrationSeconds:F1} s = " +
                 string.Join(" + ", int8.FitTimings.Select(t => $"{t.Pass} {t.Seconds:F1}")));
+            if (int8.Tuning is { } tuning) Console.Error.WriteLine(tuning.Summary + "\n" + tuning.ToCsv());
             using var simulated = quick ? null : ml.Transforms.QuantizeCalibrated(Options(QuantizationMode.Simulated)).Fit(calibration);
             var features = Features(int8, test);
             var predictions = Predict(features);
