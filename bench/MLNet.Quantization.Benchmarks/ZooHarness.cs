@@ -27,6 +27,9 @@ internal static class ZooHarness
         string only = args.Length > 0 ? args[0] : "";
         int rounds = args.Length > 1 ? int.Parse(args[1]) : 5;
         bool check = !(args.Length > 2 && args[2] == "unchecked");
+        // "untuned": Tuning = null for both fits, so that the simulated model has the int8 model's recipe (the tuner,
+        // fitted once per mode, may choose differently for each).
+        bool tune = !(args.Length > 3 && args[3] == "untuned");
         var zoo = Path.Combine(FashionMnist.DataDirectory(AppContext.BaseDirectory), "..", "models");
         Console.WriteLine($"Model zoo, defaults, 1 intra-op thread, CPU {Realize.CpuFeatures.Describe()}");
         Console.WriteLine();
@@ -36,7 +39,7 @@ internal static class ZooHarness
         {
             try
             {
-                Measure(model, rounds, check);
+                Measure(model, rounds, check, tune);
             }
             catch (Exception e) when (e is NotSupportedException or InvalidOperationException or ArgumentException or InvalidDataException)
             {
@@ -65,7 +68,7 @@ internal static class ZooHarness
         {
             using var fitted = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
             {
-                ModelFile = model.File, ShapeDictionary = model.Shapes, Mode = mode, CheckDeployment = false,
+                ModelFile = model.File, ShapeDictionary = model.Shapes, Mode = mode, CheckDeployment = false, Tuning = null,
             }).Fit(view);
             var path = Path.Combine(directory.Path, $"{mode}.onnx");
             fitted.ExportOnnx(path);
@@ -77,15 +80,21 @@ internal static class ZooHarness
         var pairs = new List<(string Tensor, string Int8, string Simulated, string Reader)>();
         foreach (var q in int8.Graph.Node.Where(n => n.OpType == "QuantizeLinear"))
         {
-            var div = simulated.Consumers(q.Input[0]).FirstOrDefault(n => n.OpType == "Div");
+            // A Conv, MatMul or Gemm fused with its quantization: Mul(accumulator, requantization scale) in place of the Div.
+            var div = simulated.Consumers(q.Input[0]).FirstOrDefault(n => n.OpType == "Div")
+                ?? simulated.Consumers(q.Input[0] + "_accumulated").FirstOrDefault(n => n.OpType == "Mul");
             var round = div is null ? null : simulated.Consumers(div.Output[0]).FirstOrDefault();
             var add = round is null ? null : simulated.Consumers(round.Output[0]).FirstOrDefault();
             var clip = add is null ? null : simulated.Consumers(add.Output[0]).FirstOrDefault();
             if (clip?.OpType == "Clip") pairs.Add((q.Input[0], q.Output[0], clip.Output[0], int8.Producer(q.Input[0])?.OpType ?? "input"));
         }
         using var a = Realize.Sessions.Create(int8, pairs.Select(p => p.Int8), "int8");
-        using var b = Realize.Sessions.Create(simulated, pairs.Select(p => p.Simulated), "simulated");
+        // ZOO_SIMULATED_UNOPTIMIZED=1: the simulated model runs as written, without ONNX Runtime's float fusions.
+        using var b = Environment.GetEnvironmentVariable("ZOO_SIMULATED_UNOPTIMIZED") == "1"
+            ? Unoptimized(simulated, pairs.Select(p => p.Simulated))
+            : Realize.Sessions.Create(simulated, pairs.Select(p => p.Simulated), "simulated");
         var bad = new long[pairs.Count];
+        var differ = new long[pairs.Count];
         var total = new long[pairs.Count];
         var largest = new double[pairs.Count];
         var mean = new double[pairs.Count];
@@ -103,6 +112,7 @@ internal static class ZooHarness
                 {
                     double d = u[i] - v[i];
                     if (Math.Abs(d) > 1) bad[k]++;
+                    if (d != 0) differ[k]++;
                     largest[k] = Math.Max(largest[k], Math.Abs(d));
                     mean[k] += d;
                 }
@@ -110,10 +120,19 @@ internal static class ZooHarness
             }
             foreach (var v in values) v.Dispose();
         }
-        Console.WriteLine("| quantized tensor (graph order) | producer | values > 1 step apart | largest | mean signed difference (int8 − simulated) |");
-        Console.WriteLine("|---|---|---|---|---|");
+        Console.WriteLine("| quantized tensor (graph order) | producer | values that differ | values > 1 step apart | largest | mean signed difference (int8 − simulated) |");
+        Console.WriteLine("|---|---|---|---|---|---|");
         for (int k = 0; k < pairs.Count; k++)
-            Console.WriteLine($"| {pairs[k].Tensor} | {pairs[k].Reader} | {(double)bad[k] / total[k]:P2} | {largest[k]} | {mean[k] / total[k]:F3} |");
+            Console.WriteLine($"| {pairs[k].Tensor} | {pairs[k].Reader} | {(double)differ[k] / total[k]:P3} | {(double)bad[k] / total[k]:P2} | {largest[k]} | {mean[k] / total[k]:F3} |");
+    }
+
+    private static InferenceSession Unoptimized(Onnx.OnnxGraph graph, IEnumerable<string> outputs)
+    {
+        var probe = graph.Clone();
+        foreach (var name in outputs.Where(n => !probe.IsGraphOutput(n)).Distinct())
+            probe.Graph.Output.Add(new global::Onnx.ValueInfoProto { Name = name });
+        using var options = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_DISABLE_ALL };
+        return new InferenceSession(probe.ToBytes(), options);
     }
 
     private sealed class TemporaryDirectory : IDisposable
@@ -123,7 +142,7 @@ internal static class ZooHarness
         public void Dispose() => Directory.Delete(Path, recursive: true);
     }
 
-    private static void Measure(Model model, int rounds, bool check)
+    private static void Measure(Model model, int rounds, bool check, bool tune)
     {
         var ml = new MLContext(seed: 1);
         var graph = global::Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(model.File));
@@ -157,6 +176,7 @@ internal static class ZooHarness
         {
             ModelFile = model.File, ShapeDictionary = model.Shapes, IntraOpNumThreads = 1, Mode = mode,
             InputColumnNames = names, OutputColumnNames = outputs, CheckDeployment = check, ExcludeNodes = depthwise is { Length: > 0 } ? depthwise : null,
+            Tuning = tune ? new TuningOptions() : null,
         }).Fit(calibration);
         var clock = Stopwatch.StartNew();
         using var int8 = Fit(QuantizationMode.Int8);

@@ -18,4 +18,10 @@ internal interface IQdqEmitter
 
     /// <summary>Writes a float tensor <c>target</c> holding the dequantized bias.</summary>
     void Bias(OnnxGraph graph, string target, QuantizedBias bias);
+
+    /// <summary>
+    /// Called once the writer has placed every (de)quantization: rewrites what the form needs beyond them (the
+    /// simulation's integer accumulation of the nodes ONNX Runtime runs as integer kernels).
+    /// </summary>
+    void Complete(OnnxGraph graph);
 }

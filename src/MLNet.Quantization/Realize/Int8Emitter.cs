@@ -35,6 +35,11 @@ internal sealed class Int8Emitter : IQdqEmitter
             Tensors.FromInts("", scaleDims, new int[b.Scales.Length]), b.Scales.Length == 1 ? null : 0);
     }
 
+    /// <summary>Nothing to add: ONNX Runtime fuses the QDQ pairs itself.</summary>
+    public void Complete(OnnxGraph graph)
+    {
+    }
+
     // target = DequantizeLinear(values, scales, zeroPoints), per channel along axis when it is set.
     private static void Dequantize(OnnxGraph graph, string target, string tensor, global::Onnx.TensorProto values, float[] scales,
         global::Onnx.TensorProto zeroPoints, int? axis)

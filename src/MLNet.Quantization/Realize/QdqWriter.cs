@@ -60,6 +60,7 @@ internal static class QdqWriter
             graph.SetInput(Node(graph, mark.Node), mark.InputIndex, target);
         }
 
+        emitter.Complete(graph);
         GraphPreparation.RemoveUnusedInitializers(graph);
         GraphPreparation.RemoveDeadConstants(graph);
         graph.SortTopologically();
