@@ -13,7 +13,7 @@ classes=("$@")
 [ ${#classes[@]} -gt 0 ] || classes=(AgreementCheckTests ConcatOpTests ConvOpTests ElementwiseOpTests GemmOpTests MatMulOpTests
   PassThroughOpTests PoolingOpTests AnnotatorTests GraphPreparationTests WeightQuantizerTests QdqWriterTests
   QuantizingEstimatorBadInputTests BiasCorrectionTests CrossLayerEqualizationPassTests SmoothQuantPassTests QuantizationPipelineTests
-  FloatRulesTests Float16ConversionTests DeploymentCheckTests ErrorMeasurementTests TunerTests TuningScoresTests)
+  FloatRulesTests Float16ConversionTests DeploymentCheckTests ErrorMeasurementTests TunerTests TuningScoresTests SimulatedEmitterTests)
 # .NET's background GC and W^X double mapping crash under QEMU user mode; both are switched off here.
 export DOTNET_EnableWriteXorExecute=0 DOTNET_gcConcurrent=0
 for class in "${classes[@]}"; do

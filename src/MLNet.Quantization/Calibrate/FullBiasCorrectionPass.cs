@@ -51,7 +51,7 @@ internal sealed class FullBiasCorrectionPass : IQuantizationPass
             var simulated = QdqWriter.Realize(model, context.Plan, parameters, QuantizationMode.Simulated);
             // In the simulated model each layer still writes its own output (a dropped Relu's name, when one was
             // folded), before any fake quantization of it.
-            var points = wave.ToDictionary(l => l, l => new StatisticPoint(simulated.FindNode(l.Node.Name)!.Output[0], l.Axis));
+            var points = wave.ToDictionary(l => l, l => new StatisticPoint(SimulatedEmitter.FloatOutput(simulated, simulated.FindNode(l.Node.Name)!), l.Axis));
             var measured = StatisticPointCollector.Collect(context, points.Values.ToList(), 4, simulated, Rows);
             foreach (var (layer, point) in points)
                 shifts[layer] = BiasCorrectionLayers.Shift(statistics[layer.FloatOutput].Mean, measured[point].Mean);

@@ -84,21 +84,21 @@ internal sealed class SimulatedEmitter : IQdqEmitter
             var output = node.Output[0];
             var accumulated = graph.UniqueName(output + "_accumulated");
             graph.SetOutput(node, 0, accumulated);
+            // The float value itself stays, for the passes that read it (bias correction, the noise of each layer).
+            var scale = graph.UniqueName(output + "_accumulator_scale");
+            graph.AddInitializer(Tensors.FromFloats(scale, form.ScaleDims, form.Scales));
+            graph.AddNode(OnnxGraph.MakeNode("Mul", graph.UniqueName(OnnxGraph.Label(node) + "_scale"), new[] { scale, accumulated }, new[] { output }));
             if (form.Requantize is { } divide)
             {
                 // Fused with its quantization: q = round(acc · (s_x s_w / s_y)) + z_y, one multiply as the kernel has it,
-                // in place of the Div by s_y of the float value (which nothing else reads).
+                // in place of the Div by s_y of the float value.
                 var multiplier = graph.UniqueName(output + "_requantize_scale");
                 float outputScale = _quantizedSources[output];
                 graph.AddInitializer(Tensors.FromFloats(multiplier, form.ScaleDims, form.Scales.Select(s => s / outputScale).ToArray()));
                 divide.OpType = "Mul";
                 graph.SetInput(divide, 0, multiplier);
                 graph.SetInput(divide, 1, accumulated);
-                continue;
             }
-            var scale = graph.UniqueName(output + "_accumulator_scale");
-            graph.AddInitializer(Tensors.FromFloats(scale, form.ScaleDims, form.Scales));
-            graph.AddNode(OnnxGraph.MakeNode("Mul", graph.UniqueName(OnnxGraph.Label(node) + "_scale"), new[] { scale, accumulated }, new[] { output }));
         }
 
         // The integer form of a node's inputs (centred activations, integer weights and bias), the scale of its
@@ -110,7 +110,7 @@ internal sealed class SimulatedEmitter : IQdqEmitter
             if (!conv && !gemm && node.OpType != "MatMul") return null;
             if (node.Input.Count < 2 || node.Output.Count < 1 || !_activations.TryGetValue(node.Input[0], out var x)) return null;
             var requantize = g.Consumers(node.Output[0]) is [{ OpType: "Div" } divide] && _quantizedSources.ContainsKey(node.Output[0])
-                && !g.IsGraphOutput(node.Output[0]) ? divide : null;
+                && !g.IsGraphOutput(node.Output[0]) && !g.IsReadBySubgraph(node.Output[0]) ? divide : null;
             if (conv && requantize is null) return null; // not fused: ONNX Runtime runs this Conv in float on the dequantized values
             if (gemm && (Float(node, "alpha") != 1f || Float(node, "beta") != 1f || Int(node, "transA") != 0)) return null;
 
@@ -151,6 +151,14 @@ internal sealed class SimulatedEmitter : IQdqEmitter
             return (inputs, scales, dims, requantize);
         }
     }
+
+    /// <summary>
+    /// The float tensor that <paramref name="node"/> of a simulated model writes: its output, or, where it accumulates
+    /// integers, the scaled accumulator (which keeps the output's name).
+    /// </summary>
+    public static string FloatOutput(OnnxGraph simulated, NodeProto node) =>
+        simulated.Consumers(node.Output[0]).FirstOrDefault(r => r.OpType == "Mul" && r.Name.StartsWith(OnnxGraph.Label(node) + "_scale", StringComparison.Ordinal))
+            ?.Output[0] ?? node.Output[0];
 
     private static float Float(NodeProto node, string name) => node.Attribute.FirstOrDefault(a => a.Name == name)?.F ?? 1f;
 
