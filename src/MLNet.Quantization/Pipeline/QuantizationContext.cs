@@ -90,7 +90,24 @@ internal sealed class QuantizationContext
         {
             Source = Source, Conversions = Conversions, _plan = _plan, _statistics = _statistics, _parameters = _parameters,
             _realized = _realized, Dequantized = Dequantized, FloatNodes = FloatNodes, Agreement = Agreement, Timings = Timings,
+            ModelVersion = ModelVersion, Collected = Collected,
         };
+
+    /// <summary>
+    /// Stands for the float model's content: copied by <see cref="Fork"/> (a copy of the model holds the same graph), and
+    /// renewed by <see cref="ModelChanged"/> once a step has rewritten it.
+    /// </summary>
+    public object ModelVersion { get; private set; } = new();
+
+    /// <summary>Marks the float model as rewritten, so that statistics collected on it before are not reused.</summary>
+    public void ModelChanged() => ModelVersion = new object();
+
+    /// <summary>
+    /// The statistics that steps collected on the float model, by its <see cref="ModelVersion"/>, the rows read and the
+    /// points: shared by every <see cref="Fork"/>, so that the tuner's candidates of one step (SmoothQuant's α values)
+    /// stream the rows once between them.
+    /// </summary>
+    public Dictionary<(object Version, RowSettings Rows, string Points), StatisticValues> Collected { get; private init; } = new();
 
     /// <summary>
     /// Seconds each pass took, statistics included, in order (for the benchmarks): one list for the whole fit, shared by

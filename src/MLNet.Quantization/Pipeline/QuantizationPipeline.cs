@@ -73,16 +73,34 @@ internal static class QuantizationPipeline
     /// <summary>Runs every step on <paramref name="context"/>.</summary>
     public static void Run(QuantizationContext context, IReadOnlyList<PipelineStep> steps)
     {
-        foreach (var step in steps) Run(context, step.Passes);
+        foreach (var step in steps) Run(context, step);
     }
 
-    /// <summary>Runs one step: its statistics in one stream, then its passes in order.</summary>
+    /// <summary>Runs one step; after a step that rewrites the float model, statistics collected on it before are not reused.</summary>
+    public static void Run(QuantizationContext context, PipelineStep step)
+    {
+        Run(context, step.Passes);
+        if (step.ChangesModel) context.ModelChanged();
+    }
+
+    /// <summary>
+    /// Runs one step: its statistics in one stream (none where the same points were collected on the same float model
+    /// and rows before), then its passes in order.
+    /// </summary>
     public static void Run(QuantizationContext context, IReadOnlyList<IQuantizationPass> step)
     {
         var clock = Stopwatch.StartNew();
         var points = step.SelectMany(p => p.StatisticPoints(context)).ToList();
-        var statistics = StatisticPointCollector.Collect(context, points, AlgorithmStatisticsPass);
-        if (points.Count > 0) context.Timings.Add(($"statistics for {string.Join(", ", step.Select(Name))}", clock.Elapsed.TotalSeconds));
+        // Points that add nodes (a probe) are not compared: two probes are two functions.
+        var key = points.Count > 0 && points.All(p => p.Probe is null)
+            ? (context.ModelVersion, context.Settings.Rows, string.Join("\n", points.Select(p => $"{p.Tensor}\t{p.Axis}").Distinct().Order(StringComparer.Ordinal)))
+            : default((object, RowSettings, string)?);
+        if (key is not { } k || !context.Collected.TryGetValue(k, out var statistics))
+        {
+            statistics = StatisticPointCollector.Collect(context, points, AlgorithmStatisticsPass);
+            if (key is { } fresh) context.Collected[fresh] = statistics;
+            if (points.Count > 0) context.Timings.Add(($"statistics for {string.Join(", ", step.Select(Name))}", clock.Elapsed.TotalSeconds));
+        }
         foreach (var pass in step)
         {
             clock.Restart();

@@ -34,7 +34,7 @@ internal sealed class StepCache
                 continue;
             }
             var next = context.Fork(settings, step.ChangesModel);
-            QuantizationPipeline.Run(next, step.Passes);
+            QuantizationPipeline.Run(next, step);
             if (i < kept) _entries.Add((chain.ToList(), next));
             context = next;
         }
