@@ -26,10 +26,12 @@ public sealed class ResNet18Tests
         var rows = preprocessor.Transform(calibration);
         _calibration = rows;
         _heldOut = preprocessor.Transform(ResNet18Fixture.Images(mlContext, "test-subset", 0, 48));
-        _int8 = mlContext.Transforms.QuantizeCalibrated(ResNet18Model.ResNet18).Fit(rows);
+        // One recipe for both (the tuner, run once per mode, may choose differently for each), so that the simulated
+        // model is the int8 model's arithmetic.
+        _int8 = mlContext.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options { ModelFile = ResNet18Model.ResNet18, Tuning = null }).Fit(rows);
         _simulated = mlContext.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
         {
-            ModelFile = ResNet18Model.ResNet18, Mode = QuantizationMode.Simulated,
+            ModelFile = ResNet18Model.ResNet18, Mode = QuantizationMode.Simulated, Tuning = null,
         }).Fit(rows);
         _float = mlContext.Transforms.ApplyOnnxModel(ResNet18Model.ResNet18).Fit(rows);
     }

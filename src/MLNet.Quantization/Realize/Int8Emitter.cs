@@ -21,7 +21,10 @@ internal sealed class Int8Emitter : IQdqEmitter
             new[] { quantized, scale, zeroPoint }, new[] { target }));
     }
 
-    public void Weight(OnnxGraph graph, string target, QuantizedWeight w)
+    public void Weight(OnnxGraph graph, string target, QuantizedWeight w) => DequantizeWeight(graph, target, w);
+
+    /// <summary>Writes <c>target = DequantizeLinear(w)</c>: int8 values, per channel along the weight's axis when it has one.</summary>
+    public static void DequantizeWeight(OnnxGraph graph, string target, QuantizedWeight w)
     {
         var scaleDims = w.Axis is null ? Array.Empty<long>() : new long[] { w.Scales.Length };
         Dequantize(graph, target, w.Tensor, Tensors.FromSBytes("", w.Dims, w.Values), w.Scales,

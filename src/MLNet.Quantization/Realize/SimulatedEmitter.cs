@@ -6,8 +6,10 @@ namespace MLNet.Quantization.Realize;
 
 /// <summary>
 /// Fake quantization in float ops: <c>y = (clip(round(x / s) + z, qmin, qmax) − z) · s</c> with Div, Round (half to even,
-/// as QuantizeLinear rounds), Add, Clip, Sub and Mul, none of which ONNX Runtime fuses into int8 kernels. Weights and
-/// biases are stored already dequantized: the constant-folded form of the same arithmetic.
+/// as QuantizeLinear rounds), Add, Clip, Sub and Mul, none of which ONNX Runtime fuses into int8 kernels. The layers
+/// that ONNX Runtime runs as integer kernels read integer weights (see below); the others read their int8 weights
+/// through DequantizeLinear, exactly as the realized model does, which ONNX Runtime cannot fuse without a quantized
+/// input and does not fold into a constant, so it optimizes both models' float layers alike.
 /// </summary>
 /// <remarks>
 /// <para>
@@ -99,6 +101,16 @@ internal sealed class SimulatedEmitter : IQdqEmitter
                 graph.SetInput(divide, 0, multiplier);
                 graph.SetInput(divide, 1, accumulated);
             }
+        }
+
+        // The layers left in the float form read their weights through DequantizeLinear, as in the realized model: ONNX
+        // Runtime then optimizes them alike (a constant float weight would let it fold a following Add or Mul into the
+        // layer, which sums in another order than the realized model's layer).
+        foreach (var (target, weight) in _weights)
+        {
+            if (graph.FindInitializer(target) is not { } dequantized || graph.Consumers(target).Count == 0) continue;
+            graph.RemoveInitializer(dequantized);
+            Int8Emitter.DequantizeWeight(graph, target, weight);
         }
 
         // The integer form of a node's inputs (centred activations, integer weights and bias), the scale of its

@@ -77,24 +77,26 @@ public sealed class SimulatedEmitterTests
     }
 
     [TestMethod]
-    public void AConvAlsoReadInFloatStaysInTheFloatForm()
+    public void AConvWithAFloatBiasKeepsTheFloatFormAndReadsItsWeightsAsTheRealizedModelDoes()
     {
-        // The Conv's output feeds its quantization and a Sqrt (a domain-limited reader that keeps the float tensor):
-        // ONNX Runtime cannot fuse it and runs it in float, so the simulation does too.
+        // A bias of 10⁷ does not fit int32 at the input scale × weight scale, so it stays float in an Add after the Conv:
+        // ONNX Runtime then runs the Conv in float on DequantizeLinear outputs. The simulation reads its weights through
+        // DequantizeLinear too, so that ONNX Runtime optimizes both alike (a constant float weight would let it fold the
+        // Add into the Conv, which sums in another order).
         using var directory = new TempDirectory();
-        var model = new TinyModel().Input("X", 1, 3, 8, 8).Output("Y", 1, 4, 8, 8).Output("S", 1, 4, 8, 8)
-            .Weight("W", new long[] { 4, 3, 3, 3 }).Weight("W2", new long[] { 4, 4, 1, 1 })
-            .Node("Conv", new[] { "X", "W" }, new[] { "C" }, TinyModel.Ints("pads", 1, 1, 1, 1))
-            .Node("Relu", new[] { "C" }, new[] { "R" })
-            .Node("Sqrt", new[] { "R" }, new[] { "S" })
-            .Node("Conv", new[] { "R", "W2" }, new[] { "Y" })
+        var model = new TinyModel().Input("X", 1, 16, 8, 8).Output("Y", 1, 8, 8, 8)
+            .Weight("W", new long[] { 8, 16, 3, 3 }).Weight("B", new long[] { 8 }, 1f, offset: 1e7f)
+            .Node("Conv", new[] { "X", "W", "B" }, new[] { "Y" }, TinyModel.Ints("pads", 1, 1, 1, 1))
             .Save(directory.Path);
-        var run = QuantizedRun.Of(model, ml => TinyData.X(ml, TinyData.Normal(16, 192), 192), "Y");
+        var run = QuantizedRun.Of(model, ml => TinyData.X(ml, TinyData.Normal(16, 1024), 1024), "Y");
 
-        var first = run.SimulatedModel.Graph.Node.First(n => n.OpType == "Conv");
-        var values = MLNet.Quantization.Onnx.Tensors.ReadFloats(run.SimulatedModel.FindInitializer(first.Input[1])!);
-        Assert.IsTrue(values.Any(v => v != MathF.Round(v)), "the unfused Conv reads dequantized weights");
-        Assert.IsTrue(run.MinCosine > 0.99, $"int8 vs float cosine {run.MinCosine}");
-        Assert.IsTrue(TinyData.MaxAbsDifference(run.Simulated, run.Int8) <= 1.01 * run.Scale("R") * 4, "simulated and int8 stay close");
+        Assert.IsNotNull(run.Table.Find("W", TensorRole.Weight), "the Conv's weight is quantized");
+        Assert.AreEqual(2, run.Int8Model.Graph.Node.Single(n => n.OpType == "Conv").Input.Count, "the bias stays float, in an Add after the Conv");
+        var conv = run.SimulatedModel.Graph.Node.Single(n => n.OpType == "Conv");
+        Assert.AreEqual("DequantizeLinear", run.SimulatedModel.Producer(conv.Input[1])?.OpType,
+            "the unfused Conv reads its int8 weights through DequantizeLinear, as in the realized model");
+        Assert.IsFalse(run.SimulatedModel.Graph.Node.Any(n => n.OpType == "QuantizeLinear"), "activations are still fake-quantized in float ops");
+        int differing = run.Simulated.Zip(run.Int8).Sum(p => p.First.Zip(p.Second).Count(v => v.First != v.Second));
+        Assert.AreEqual(0, differing, $"realized and simulated differ at {differing} quantized output values");
     }
 }
