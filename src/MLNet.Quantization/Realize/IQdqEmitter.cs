@@ -13,7 +13,7 @@ internal interface IQdqEmitter
     /// <summary>Writes <c>target = dequantize(quantize(source))</c> for an activation.</summary>
     void Activation(OnnxGraph graph, string source, string target, ActivationParameters parameters);
 
-    /// <summary>Writes a float tensor <c>target</c> holding the dequantized weight.</summary>
+    /// <summary>Makes <c>target</c> the float tensor of the dequantized weight (the simulated emitter writes it at <see cref="Complete"/>).</summary>
     void Weight(OnnxGraph graph, string target, QuantizedWeight weight);
 
     /// <summary>Writes a float tensor <c>target</c> holding the dequantized bias.</summary>

@@ -1,3 +1,4 @@
+using MLNet.Quantization.Annotate;
 using MLNet.Quantization.Calibration;
 using MLNet.Quantization.Onnx;
 using Onnx;
@@ -63,11 +64,8 @@ internal sealed class SimulatedEmitter : IQdqEmitter
         _quantizedSources[source] = p.Scale;
     }
 
-    public void Weight(OnnxGraph graph, string target, QuantizedWeight w)
-    {
-        graph.AddInitializer(Tensors.FromFloats(target, w.Dims, w.Dequantize()));
-        _weights[target] = w;
-    }
+    // Written at Complete, once it is known which readers take the integer form and which the DequantizeLinear one.
+    public void Weight(OnnxGraph graph, string target, QuantizedWeight w) => _weights[target] = w;
 
     public void Bias(OnnxGraph graph, string target, QuantizedBias b)
     {
@@ -106,12 +104,8 @@ internal sealed class SimulatedEmitter : IQdqEmitter
         // The layers left in the float form read their weights through DequantizeLinear, as in the realized model: ONNX
         // Runtime then optimizes them alike (a constant float weight would let it fold a following Add or Mul into the
         // layer, which sums in another order than the realized model's layer).
-        foreach (var (target, weight) in _weights)
-        {
-            if (graph.FindInitializer(target) is not { } dequantized || graph.Consumers(target).Count == 0) continue;
-            graph.RemoveInitializer(dequantized);
+        foreach (var (target, weight) in _weights.Where(w => graph.Consumers(w.Key).Count > 0))
             Int8Emitter.DequantizeWeight(graph, target, weight);
-        }
 
         // The integer form of a node's inputs (centred activations, integer weights and bias), the scale of its
         // accumulator and, where its quantization reads it alone (ONNX Runtime fuses the two), that quantization's Div;
@@ -124,7 +118,7 @@ internal sealed class SimulatedEmitter : IQdqEmitter
             var requantize = g.Consumers(node.Output[0]) is [{ OpType: "Div" } divide] && _quantizedSources.ContainsKey(node.Output[0])
                 && !g.IsGraphOutput(node.Output[0]) && !g.IsReadBySubgraph(node.Output[0]) ? divide : null;
             if (conv && requantize is null) return null; // not fused: ONNX Runtime runs this Conv in float on the dequantized values
-            if (gemm && (Float(node, "alpha") != 1f || Float(node, "beta") != 1f || Int(node, "transA") != 0)) return null;
+            if (gemm && (Float(node, "alpha") != 1f || Float(node, "beta") != 1f || AnnotationContext.Attribute(node, "transA", 0) != 0)) return null;
 
             var inputs = node.Input.ToArray();
             inputs[0] = x.Centered;
@@ -137,7 +131,7 @@ internal sealed class SimulatedEmitter : IQdqEmitter
             }
             else if (_weights.TryGetValue(node.Input[1], out var w))
             {
-                int outputAxis = conv ? 0 : gemm ? (Int(node, "transB") != 0 ? 0 : 1) : w.Dims.Length - 1;
+                int outputAxis = conv ? 0 : gemm ? (AnnotationContext.Attribute(node, "transB", 0) != 0 ? 0 : 1) : w.Dims.Length - 1;
                 if (w.Axis is { } axis && axis != outputAxis) return null;
                 if (!integerWeights.TryGetValue(node.Input[1], out var integer))
                 {
@@ -173,6 +167,4 @@ internal sealed class SimulatedEmitter : IQdqEmitter
             ?.Output[0] ?? node.Output[0];
 
     private static float Float(NodeProto node, string name) => node.Attribute.FirstOrDefault(a => a.Name == name)?.F ?? 1f;
-
-    private static long Int(NodeProto node, string name) => node.Attribute.FirstOrDefault(a => a.Name == name)?.I ?? 0;
 }
