@@ -9,7 +9,7 @@ namespace MLNet.Quantization.Benchmarks;
 // The seed's accuracy table, rebuilt on data that is available here: ResNet18 features of Fashion-MNIST scored by a
 // linear probe trained on fp32 features, for each calibration configuration. Fetch the full data set first with
 // scripts/fetch-fashion-mnist.sh (else the shipped subset is used).
-// Usage: dotnet run -c Release --project bench/MLNet.Quantization.Benchmarks -- evaluate [testImages] [trainImages] [calibrationImages] [chart.png] [only configurations whose name contains this] [bright|plain] [quick]
+// Usage: dotnet run -c Release --project bench/MLNet.Quantization.Benchmarks -- evaluate [testImages] [trainImages] [calibrationImages] [chart.png] [only configurations whose name contains this, or one of these |-separated parts] [bright|plain] [quick]
 // "bright" inverts every image (white backgrounds: uint8 activations near the top of their range, where CPUs without VNNI saturate).
 // The ms/row columns run the pipeline with preprocessing (ResNetPreprocess.onnx) included; the resnet18 command times the model alone.
 internal static class EvaluationHarness
@@ -143,7 +143,7 @@ internal static class EvaluationHarness
         var results = new List<(string Name, double Accuracy, double SpeedUp)>();
         var defaults = new QuantizingEstimator.Options();
         double fp32Ms = quick ? double.NaN : MsPerRow(ResNet18Model.ResNet18, 1);
-        foreach (var configuration in Configurations.Where(c => c.Name.Contains(only, StringComparison.Ordinal)))
+        foreach (var configuration in Configurations.Where(c => only.Split('|').Any(part => c.Name.Contains(part, StringComparison.Ordinal))))
         {
             QuantizingEstimator.Options Options(QuantizationMode mode)
             {

@@ -4,19 +4,29 @@ namespace MLNet.Quantization.Calibration;
 
 /// <summary>
 /// Collect: the ranges and histograms of the plan's activations, from the rows (a range pass, then a histogram pass)
-/// or from the statistics given in the options, once they are shown to fit this model and these settings.
+/// or from the statistics given in the options, once they are shown to fit this model and these settings. Where the
+/// ranges of the same float model and rows are known (a tuning trial that only changes the calibration method), the
+/// histograms take one pass instead of two.
 /// </summary>
 internal sealed class ActivationStatisticsPass : IQuantizationPass
 {
     public double EstimatedStreams(QuantizationContext context) =>
-        context.Settings.Rows.Statistics is not null ? 0 : context.Settings.Activations.CollectHistograms ? 2 : 1;
+        context.Settings.Rows.Statistics is not null ? 0
+        : !context.Settings.Activations.CollectHistograms ? 1
+        : context.Activations.ContainsKey((context.ModelVersion, context.Settings.Rows)) ? 1 : 2;
 
     public void Apply(QuantizationContext context, StatisticValues statistics)
     {
         var settings = context.Settings;
-        context.Statistics = settings.Rows.Statistics is { } given
-            ? Reuse(given, context)
-            : StatisticsCollector.Collect(context.Model, context.Plan, context.Data, settings, context.Fingerprint, context.InputShapes);
+        if (settings.Rows.Statistics is { } given)
+        {
+            context.Statistics = Reuse(given, context);
+            return;
+        }
+        var key = (context.ModelVersion, settings.Rows);
+        context.Statistics = StatisticsCollector.Collect(context.Model, context.Plan, context.Data, settings, context.Fingerprint,
+            context.InputShapes, context.Activations.GetValueOrDefault(key));
+        context.Activations[key] = context.Statistics;
     }
 
     private static CalibrationStatistics Reuse(CalibrationStatistics statistics, QuantizationContext context)

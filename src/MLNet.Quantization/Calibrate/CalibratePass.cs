@@ -7,5 +7,5 @@ internal sealed class CalibratePass : IQuantizationPass
 {
     public void Apply(QuantizationContext context, StatisticValues statistics) =>
         context.Parameters = Calibrator.Calibrate(context.Model, context.Plan, context.Statistics.ByTensor(),
-            context.Settings.Activations, context.Settings.Weights);
+            context.Settings.Activations, context.Settings.Weights, context.WeightCache);
 }

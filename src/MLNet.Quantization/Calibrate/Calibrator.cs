@@ -7,7 +7,7 @@ namespace MLNet.Quantization.Calibration;
 internal static class Calibrator
 {
     public static QuantizationParameters Calibrate(OnnxGraph graph, QuantizationPlan plan, IReadOnlyDictionary<string, TensorStatistics> statistics,
-        ActivationSettings activationSettings, WeightSettings weightSettings)
+        ActivationSettings activationSettings, WeightSettings weightSettings, WeightCache? cache = null)
     {
         var table = new List<TensorCalibration>();
         var activations = new Dictionary<string, ActivationParameters>();
@@ -52,13 +52,21 @@ internal static class Calibrator
             if (weights.ContainsKey(mark.Tensor)) continue;
             var tensor = graph.FindConstant(mark.Tensor)!;
             var dims = Tensors.Dims(tensor);
-            var values = Tensors.ReadFloats(tensor);
             // A weight read by several nodes is per channel only when they all read its channels along the same axis.
             bool oneAxis = plan.Weights.Where(w => w.Tensor == mark.Tensor).All(w => w.Axis == mark.Axis);
             int? channelAxis = oneAxis && mark.Axis < dims.Length ? mark.Axis : null;
-            var custom = activationSettings.Custom is null ? null : Custom(WeightStatistics(mark, values, activationSettings.Bins), activationSettings);
-            var w = WeightQuantizer.Quantize(mark.Tensor, dims, values, channelAxis, weightSettings.PerChannel,
-                weightSettings.Scale, format, custom?.Threshold);
+            TensorRange? custom = null;
+            (QuantizedWeight, int) Quantize()
+            {
+                var values = Tensors.ReadFloats(tensor);
+                custom = activationSettings.Custom is null ? null : Custom(WeightStatistics(mark, values, activationSettings.Bins), activationSettings);
+                var q = WeightQuantizer.Quantize(mark.Tensor, dims, values, channelAxis, weightSettings.PerChannel,
+                    weightSettings.Scale, format, custom?.Threshold);
+                return (q, WeightQuantizer.LargestPairSum(q.Values, dims, channelAxis));
+            }
+            // A user's calibration function sees every weight on every calibration: those are not cached.
+            var (w, largestPairSum) = cache is null || activationSettings.Custom is not null ? Quantize()
+                : cache.GetOrAdd(tensor.RawData, mark.Tensor, dims, channelAxis, weightSettings, Quantize);
             weights[mark.Tensor] = w;
             float maxScale = w.Scales.Max();
             table.Add(new TensorCalibration
@@ -69,7 +77,7 @@ internal static class Calibrator
                 Method = custom is null ? weightSettings.Scale.ToString() : "Custom",
                 ChannelScales = w.Axis is null ? Array.Empty<float>() : w.Scales,
                 WeightRange = weightSettings.Range,
-                LargestPairSum = WeightQuantizer.LargestPairSum(w.Values, dims, channelAxis),
+                LargestPairSum = largestPairSum,
             });
         }
 

@@ -18,8 +18,15 @@ internal static class StatisticsCollector
 {
     private delegate void TensorVisitor(string tensor, ReadOnlySpan<float> values, long row);
 
+    /// <remarks>
+    /// <c>known</c>: statistics collected before on the same float model and rows (the tuner's recipes that differ only in the
+    /// calibration method): with histograms to collect, their ranges fix the bins, so one pass both checks the ranges and
+    /// counts. Should any tensor's range come out different, the histograms are counted again in a second pass over the
+    /// new ranges, so the result is always that of the two passes.
+    /// </remarks>
     public static CalibrationStatistics Collect(OnnxGraph prepared, QuantizationPlan plan, IDataView data,
-        QuantizationSettings settings, string fingerprint, IReadOnlyDictionary<string, string> inputShapes)
+        QuantizationSettings settings, string fingerprint, IReadOnlyDictionary<string, string> inputShapes,
+        CalibrationStatistics? known = null)
     {
         var inputs = prepared.RealInputs().Select(i => i.Name).ToHashSet();
         // Every marked activation as an extra output (inputs and graph outputs are already readable).
@@ -79,6 +86,25 @@ internal static class StatisticsCollector
                         $"Tensor '{name}' has values beyond the range in RangesFrom (±{histogram.Max:G6}) at row {row}: merge the ranges of every shard first.");
             });
             DropNonFinite();
+        }
+        else if (settings.Activations.CollectHistograms && known?.ByTensor() is { } knownRanges && knownRanges.Count > 0
+            && stats.Keys.All(t => knownRanges.TryGetValue(t, out var r) && r.Count > 0))
+        {
+            // Pass 1 and 2 in one: the bins over the ranges already known, checked against the ranges this pass finds.
+            foreach (var s in stats.Values)
+                s.Histogram = Histogram.Symmetric(knownRanges[s.Tensor].AbsMax, settings.Activations.Bins);
+            rows = Pass(session, data, settings, 2, quantizedInputs, outputNames, (name, values, row) =>
+            {
+                Check(name, values, row);
+                if (!nonFinite.Contains(name)) stats[name].Histogram!.Add(values);
+            });
+            DropNonFinite();
+            if (rows > 0 && stats.Values.Any(s => s.AbsMax != knownRanges[s.Tensor].AbsMax))
+            {
+                foreach (var s in stats.Values)
+                    s.Histogram = Histogram.Symmetric(s.AbsMax, settings.Activations.Bins);
+                Pass(session, data, settings, 2, quantizedInputs, outputNames, (name, values, _) => stats[name].Histogram!.Add(values));
+            }
         }
         else
         {

@@ -90,7 +90,7 @@ internal sealed class QuantizationContext
         {
             Source = Source, Conversions = Conversions, _plan = _plan, _statistics = _statistics, _parameters = _parameters,
             _realized = _realized, Dequantized = Dequantized, FloatNodes = FloatNodes, Agreement = Agreement, Timings = Timings,
-            ModelVersion = ModelVersion, Collected = Collected,
+            ModelVersion = ModelVersion, Collected = Collected, Activations = Activations, WeightCache = WeightCache,
         };
 
     /// <summary>
@@ -108,6 +108,15 @@ internal sealed class QuantizationContext
     /// stream the rows once between them.
     /// </summary>
     public Dictionary<(object Version, RowSettings Rows, string Points), StatisticValues> Collected { get; private init; } = new();
+
+    /// <summary>
+    /// The activation statistics last collected on each float model (by its <see cref="ModelVersion"/>) and rows, shared
+    /// by every <see cref="Fork"/>: a later collection on the same model that needs histograms takes its bins from them.
+    /// </summary>
+    public Dictionary<(object Version, RowSettings Rows), CalibrationStatistics> Activations { get; private init; } = new();
+
+    /// <summary>The int8 weights already made, shared by every <see cref="Fork"/>: the tuner's trials recalibrate the same weights.</summary>
+    public WeightCache WeightCache { get; private init; } = new();
 
     /// <summary>
     /// Seconds each pass took, statistics included, in order (for the benchmarks): one list for the whole fit, shared by

@@ -1,6 +1,9 @@
 using Microsoft.ML;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
+using MLNet.Quantization.Annotate;
 using MLNet.Quantization.Calibration;
+using MLNet.Quantization.Onnx;
+using MLNet.Quantization.Tests.Pipeline;
 
 namespace MLNet.Quantization.Tests.Calibration;
 
@@ -153,5 +156,37 @@ public sealed class CalibratorTests
             Assert.AreEqual(nameof(FixedSearch), a.Method);
             Assert.AreEqual(0.5f, a.Threshold, 1e-6f, a.Tensor);
         }
+    }
+
+    [TestMethod]
+    public void TheWeightCacheServesTheSameBytesUnderTheSameSettingsOnly()
+    {
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        var context = Contexts.For(ConvModel(directory), Rows(ml))
+            .Run(new AnnotatePass(), new ActivationStatisticsPass());
+        var settings = context.Settings;
+        var cache = new WeightCache();
+        QuantizedWeight Weight(OnnxGraph g, WeightSettings weights, WeightCache? c) =>
+            Calibrator.Calibrate(g, context.Plan, context.Statistics.ByTensor(), settings.Activations, weights, c).Weights["W"];
+        var model = context.Model;
+        var uncached = Weight(model, settings.Weights, null);
+        var first = Weight(model, settings.Weights, cache);
+        CollectionAssert.AreEqual(uncached.Values, first.Values);
+        CollectionAssert.AreEqual(uncached.Scales, first.Scales);
+        Assert.AreSame(first.Values, Weight(model, settings.Weights, cache).Values, "the same bytes and settings: quantized once");
+        Assert.AreSame(first.Values, Weight(context.Model.Clone(), settings.Weights, cache).Values, "a copy of the model shares the bytes");
+        var perTensor = Weight(model, settings.Weights with { PerChannel = false }, cache);
+        Assert.AreNotSame(first.Values, perTensor.Values);
+        Assert.AreEqual(1, perTensor.Scales.Length);
+
+        // New bytes under the same name (a rewritten weight) are quantized again.
+        var changed = context.Model.Clone();
+        var w = changed.FindConstant("W")!;
+        var doubled = Tensors.ReadFloats(w).Select(v => 2 * v).ToArray();
+        changed.RemoveInitializer(w);
+        changed.AddInitializer(Tensors.FromFloats("W", Tensors.Dims(w), doubled));
+        var rewritten = Weight(changed, settings.Weights, cache);
+        CollectionAssert.AreEqual(first.Scales.Select(s => 2 * s).ToArray(), rewritten.Scales);
     }
 }

@@ -1,0 +1,101 @@
+using Microsoft.ML;
+using Microsoft.VisualStudio.TestTools.UnitTesting;
+using MLNet.Quantization.Annotate;
+using MLNet.Quantization.Calibration;
+using MLNet.Quantization.Pipeline;
+using MLNet.Quantization.Tests.Pipeline;
+
+namespace MLNet.Quantization.Tests.Calibration;
+
+[TestClass]
+public sealed class StatisticsCollectorTests
+{
+    private static string ConvModel(TempDirectory directory) => new TinyModel()
+        .Input("X", 1, 2, 6, 6).Output("Y", 1, 3, 6, 6)
+        .Weight("W", new long[] { 3, 2, 3, 3 }).Weight("B", new long[] { 3 }, 0.2f)
+        .Node("Conv", new[] { "X", "W", "B" }, new[] { "C" }, TinyModel.Ints("pads", 1, 1, 1, 1))
+        .Node("Relu", new[] { "C" }, new[] { "Y" })
+        .Save(directory.Path);
+
+    // Collects with or without histograms on these rows; the passes that reported progress land in passes.
+    private static CalibrationStatistics Collect(string model, IDataView rows, bool histograms, CalibrationStatistics? known, ISet<int> passes)
+    {
+        var context = Contexts.For(model, rows, new QuantizingEstimator.Options
+        {
+            CollectHistograms = histograms, Progress = new SynchronousProgress(p => passes.Add(p.Pass)),
+        }).Run(new AnnotatePass());
+        return StatisticsCollector.Collect(context.Model, context.Plan, context.Data, context.Settings, "", new Dictionary<string, string>(), known);
+    }
+
+    private static void AssertSame(CalibrationStatistics expected, CalibrationStatistics actual)
+    {
+        var e = expected.ByTensor();
+        var a = actual.ByTensor();
+        CollectionAssert.AreEquivalent(e.Keys.ToList(), a.Keys.ToList());
+        foreach (var (tensor, stats) in e)
+        {
+            Assert.AreEqual(stats.Min, a[tensor].Min, tensor);
+            Assert.AreEqual(stats.Max, a[tensor].Max, tensor);
+            Assert.AreEqual(stats.MeanSampleMax, a[tensor].MeanSampleMax, tensor);
+            Assert.AreEqual(stats.Histogram!.Max, a[tensor].Histogram!.Max, tensor);
+            CollectionAssert.AreEqual(stats.Histogram.Counts.ToArray(), a[tensor].Histogram!.Counts.ToArray(), tensor);
+        }
+    }
+
+    [TestMethod]
+    public void HistogramsOverTheRangesOfTheSameRowsTakeOnePassAndEqualTheTwoPasses()
+    {
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        var model = ConvModel(directory);
+        var rows = TinyData.X(ml, TinyData.Normal(40, 72, seed: 3), 72);
+        var passes = new HashSet<int>();
+        var ranges = Collect(model, rows, histograms: false, known: null, passes);
+        Assert.IsTrue(ranges.ByTensor().Values.All(s => s.Histogram is null));
+
+        var twoPasses = new HashSet<int>();
+        var expected = Collect(model, rows, histograms: true, known: null, twoPasses);
+        CollectionAssert.AreEquivalent(new[] { 1, 2 }, twoPasses.ToList());
+        var onePass = new HashSet<int>();
+        var actual = Collect(model, rows, histograms: true, known: ranges, onePass);
+        CollectionAssert.AreEquivalent(new[] { 2 }, onePass.ToList(), "the range pass is left out");
+        AssertSame(expected, actual);
+    }
+
+    [TestMethod]
+    public void RangesThatDoNotHoldOnTheseRowsCostASecondPassAndChangeNothing()
+    {
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        var model = ConvModel(directory);
+        var rows = TinyData.X(ml, TinyData.Normal(40, 72, seed: 3), 72);
+        // Ranges of other rows, half as wide: most of these rows' values fall outside their bins.
+        var other = Collect(model, TinyData.X(ml, TinyData.Normal(40, 72, seed: 4).Select(r => r.Select(v => v / 2).ToArray()).ToArray(), 72),
+            histograms: false, known: null, new HashSet<int>());
+        var expected = Collect(model, rows, histograms: true, known: null, new HashSet<int>());
+        var actual = Collect(model, rows, histograms: true, known: other, new HashSet<int>());
+        AssertSame(expected, actual);
+    }
+
+    [TestMethod]
+    public void ATunerTrialThatOnlyAsksForHistogramsReadsTheRowsOnce()
+    {
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        var passes = new List<int>();
+        // Max first (ranges), then percentile on the same float model: one more pass, not two.
+        var context = Contexts.For(ConvModel(directory), TinyData.X(ml, TinyData.Normal(40, 72, seed: 3), 72), new QuantizingEstimator.Options
+        {
+            Progress = new SynchronousProgress(p => { if (passes.Count == 0 || passes[^1] != p.Pass) passes.Add(p.Pass); }),
+        }).Run(new AnnotatePass(), new ActivationStatisticsPass());
+        CollectionAssert.AreEqual(new[] { 1 }, passes);
+        var percentile = context.Fork(context.Settings with
+        {
+            Activations = context.Settings.Activations with { Method = CalibrationMethod.Percentile },
+        }, cloneModel: false);
+        Assert.AreEqual(1, new ActivationStatisticsPass().EstimatedStreams(percentile), "the tuner's estimate counts one stream");
+        percentile.Run(new AnnotatePass(), new ActivationStatisticsPass());
+        CollectionAssert.AreEqual(new[] { 1, 2 }, passes);
+        Assert.IsTrue(percentile.Statistics.HasHistograms);
+    }
+}
