@@ -10,7 +10,8 @@ namespace MLNet.Quantization.Tests.Calibration;
 [TestClass]
 public sealed class CalibratorTests
 {
-    private static string ConvModel(TempDirectory directory, float biasOffset = 0) => new TinyModel()
+    /// <summary>A 3×3 Conv of 2 into 3 channels with a bias, then a Relu.</summary>
+    internal static string ConvModel(TempDirectory directory, float biasOffset = 0) => new TinyModel()
         .Input("X", 1, 2, 6, 6).Output("Y", 1, 3, 6, 6)
         .Weight("W", new long[] { 3, 2, 3, 3 }).Weight("B", new long[] { 3 }, 0.2f, biasOffset)
         .Node("Conv", new[] { "X", "W", "B" }, new[] { "C" }, TinyModel.Ints("pads", 1, 1, 1, 1))

@@ -10,12 +10,7 @@ namespace MLNet.Quantization.Tests.Calibration;
 [TestClass]
 public sealed class StatisticsCollectorTests
 {
-    private static string ConvModel(TempDirectory directory) => new TinyModel()
-        .Input("X", 1, 2, 6, 6).Output("Y", 1, 3, 6, 6)
-        .Weight("W", new long[] { 3, 2, 3, 3 }).Weight("B", new long[] { 3 }, 0.2f)
-        .Node("Conv", new[] { "X", "W", "B" }, new[] { "C" }, TinyModel.Ints("pads", 1, 1, 1, 1))
-        .Node("Relu", new[] { "C" }, new[] { "Y" })
-        .Save(directory.Path);
+    private static string ConvModel(TempDirectory directory) => CalibratorTests.ConvModel(directory);
 
     // Collects with or without histograms on these rows; the passes that reported progress land in passes.
     private static CalibrationStatistics Collect(string model, IDataView rows, bool histograms, CalibrationStatistics? known, ISet<int> passes)
