@@ -248,7 +248,7 @@ internal static class ZooHarness
             ms += perRow * values.Count;
             rows += values.Count;
         }
-        while (ms < MinimumRoundMs);
+        while (ms < MinimumRoundMs && rows > 0); // no rows: nothing to time, and no endless loop
         return ms / Math.Max(1, rows);
     }
 

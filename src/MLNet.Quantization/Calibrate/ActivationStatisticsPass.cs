@@ -13,7 +13,7 @@ internal sealed class ActivationStatisticsPass : IQuantizationPass
     public double EstimatedStreams(QuantizationContext context) =>
         context.Settings.Rows.Statistics is not null ? 0
         : !context.Settings.Activations.CollectHistograms ? 1
-        : context.Activations.ContainsKey((context.ModelVersion, context.Settings.Rows)) ? 1 : 2;
+        : context.CollectedActivations.ContainsKey((context.ModelVersion, context.Settings.Rows)) ? 1 : 2;
 
     public void Apply(QuantizationContext context, StatisticValues statistics)
     {
@@ -25,8 +25,8 @@ internal sealed class ActivationStatisticsPass : IQuantizationPass
         }
         var key = (context.ModelVersion, settings.Rows);
         context.Statistics = StatisticsCollector.Collect(context.Model, context.Plan, context.Data, settings, context.Fingerprint,
-            context.InputShapes, context.Activations.GetValueOrDefault(key));
-        context.Activations[key] = context.Statistics;
+            context.InputShapes, context.CollectedActivations.GetValueOrDefault(key));
+        context.CollectedActivations[key] = context.Statistics;
     }
 
     private static CalibrationStatistics Reuse(CalibrationStatistics statistics, QuantizationContext context)

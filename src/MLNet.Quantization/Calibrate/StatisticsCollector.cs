@@ -62,6 +62,18 @@ internal static class StatisticsCollector
             quantizedInputs.RemoveWhere(nonFinite.Contains);
         }
 
+        // Each tensor's histogram over ±absMax; then, for ranges found in this collection, a pass that counts into them.
+        void Bins(Func<TensorStatistics, double> absMax)
+        {
+            foreach (var s in stats.Values)
+                s.Histogram = Histogram.Symmetric(absMax(s), settings.Activations.Bins);
+        }
+        void CountOverTheseRanges()
+        {
+            Bins(s => s.AbsMax);
+            Pass(session, data, settings, 2, quantizedInputs, outputNames, (name, values, _) => stats[name].Histogram!.Add(values));
+        }
+
         long rows;
         if (settings.Rows.RangesFrom is { } ranges)
         {
@@ -70,9 +82,8 @@ internal static class StatisticsCollector
             if (difference is not null)
                 throw new InvalidOperationException($"RangesFrom does not fit this model and these settings: {difference}.");
             var given = ranges.ByTensor();
-            foreach (var s in stats.Values)
-                s.Histogram = Histogram.Symmetric((given.GetValueOrDefault(s.Tensor) ?? throw new InvalidOperationException(
-                    $"RangesFrom has no range for tensor '{s.Tensor}'.")).AbsMax, settings.Activations.Bins);
+            Bins(s => (given.GetValueOrDefault(s.Tensor) ?? throw new InvalidOperationException(
+                $"RangesFrom has no range for tensor '{s.Tensor}'.")).AbsMax);
             // One pass that both checks ranges and fills histograms: reported as pass 2, the histogram pass.
             rows = Pass(session, data, settings, 2, quantizedInputs, outputNames, (name, values, row) =>
             {
@@ -91,8 +102,7 @@ internal static class StatisticsCollector
             && stats.Keys.All(t => knownRanges.TryGetValue(t, out var r) && r.Count > 0))
         {
             // Pass 1 and 2 in one: the bins over the ranges already known, checked against the ranges this pass finds.
-            foreach (var s in stats.Values)
-                s.Histogram = Histogram.Symmetric(knownRanges[s.Tensor].AbsMax, settings.Activations.Bins);
+            Bins(s => knownRanges[s.Tensor].AbsMax);
             rows = Pass(session, data, settings, 2, quantizedInputs, outputNames, (name, values, row) =>
             {
                 Check(name, values, row);
@@ -100,22 +110,14 @@ internal static class StatisticsCollector
             });
             DropNonFinite();
             if (rows > 0 && stats.Values.Any(s => s.AbsMax != knownRanges[s.Tensor].AbsMax))
-            {
-                foreach (var s in stats.Values)
-                    s.Histogram = Histogram.Symmetric(s.AbsMax, settings.Activations.Bins);
-                Pass(session, data, settings, 2, quantizedInputs, outputNames, (name, values, _) => stats[name].Histogram!.Add(values));
-            }
+                CountOverTheseRanges();
         }
         else
         {
             rows = Pass(session, data, settings, 1, quantizedInputs, outputNames, Check);
             DropNonFinite();
             if (rows > 0 && settings.Activations.CollectHistograms)
-            {
-                foreach (var s in stats.Values)
-                    s.Histogram = Histogram.Symmetric(s.AbsMax, settings.Activations.Bins);
-                Pass(session, data, settings, 2, quantizedInputs, outputNames, (name, values, _) => stats[name].Histogram!.Add(values));
-            }
+                CountOverTheseRanges();
         }
         if (rows == 0)
             throw new InvalidOperationException("The calibration data has no rows: Fit needs at least one row to calibrate on.");

@@ -90,7 +90,7 @@ internal sealed class QuantizationContext
         {
             Source = Source, Conversions = Conversions, _plan = _plan, _statistics = _statistics, _parameters = _parameters,
             _realized = _realized, Dequantized = Dequantized, FloatNodes = FloatNodes, Agreement = Agreement, Timings = Timings,
-            ModelVersion = ModelVersion, Collected = Collected, Activations = Activations, WeightCache = WeightCache,
+            ModelVersion = ModelVersion, Collected = Collected, CollectedActivations = CollectedActivations, WeightCache = WeightCache,
         };
 
     /// <summary>
@@ -113,7 +113,7 @@ internal sealed class QuantizationContext
     /// The activation statistics last collected on each float model (by its <see cref="ModelVersion"/>) and rows, shared
     /// by every <see cref="Fork"/>: a later collection on the same model that needs histograms takes its bins from them.
     /// </summary>
-    public Dictionary<(object Version, RowSettings Rows), CalibrationStatistics> Activations { get; private init; } = new();
+    public Dictionary<(object Version, RowSettings Rows), CalibrationStatistics> CollectedActivations { get; private init; } = new();
 
     /// <summary>The int8 weights already made, shared by every <see cref="Fork"/>: the tuner's trials recalibrate the same weights.</summary>
     public WeightCache WeightCache { get; private init; } = new();
