@@ -41,6 +41,7 @@ internal static class MiniLmEvaluation
         // Issue 17: the defaults, tuned (no recipe option set), against the same recipe untuned.
         new("issue 17: defaults, tuned", CalibrationMethod.Max, true, true, WeightRange.PairBounded, Tuned: true),
         new("issue 17: defaults, not tuned", CalibrationMethod.Max, true, true, WeightRange.PairBounded),
+        new("squared error: MSE search, asymmetric, per channel, pair-bounded, not tuned", CalibrationMethod.MeanSquaredError, true, true, WeightRange.PairBounded),
     };
 
     public static void Run(string[] args)

@@ -12,6 +12,7 @@ using MLNet.Quantization.Benchmarks;
 // lifetime [schemaCalls] [fits]: RSS and temp files around repeated GetOutputSchema calls and Fit/Dispose cycles (issue 10).
 // fit-time [resnetRows] [miniLmRows] [only]: Fit against one fp32 scoring pass, per configuration, with each pass's share (issue 11).
 // zoo-diagnose NAME: where the realized int8 model first parts from the simulated one, per quantized tensor.
+// zoo-profile NAME [runs]: the float and the int8 model's kernel time per op type of ONNX Runtime's optimized graph.
 // zoo [only] [rounds] [unchecked] [untuned]: public models from npm and NuGet (scripts/fetch-zoo.sh), every output compared (issue 16).
 // anything else: BenchmarkDotNet over the calibration engine, e.g. --filter '*CalibrationBenchmarks*'.
 switch (args.FirstOrDefault())
@@ -45,6 +46,9 @@ switch (args.FirstOrDefault())
         break;
     case "zoo":
         ZooHarness.Run(args[1..]);
+        break;
+    case "zoo-profile":
+        ZooProfile.Run(args[1..]);
         break;
     case "zoo-diagnose":
         ZooHarness.Diagnose(args[1..]);

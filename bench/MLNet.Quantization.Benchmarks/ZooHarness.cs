@@ -19,7 +19,7 @@ namespace MLNet.Quantization.Benchmarks;
 // ML.NET on one thread (median of alternated rounds), and NaN counts.
 internal static class ZooHarness
 {
-    private sealed record Model(string Name, string File, string Kind, int Calibration, int HeldOut,
+    internal sealed record Model(string Name, string File, string Kind, int Calibration, int HeldOut,
         Func<int, int, IEnumerable<Dictionary<string, Array>>> Rows, Dictionary<string, int[]> Shapes);
 
     public static void Run(string[] args)
@@ -52,8 +52,7 @@ internal static class ZooHarness
     // fraction of its uint8 values more than one step apart, and the largest difference.
     public static void Diagnose(string[] args)
     {
-        var zoo = Path.Combine(FashionMnist.DataDirectory(AppContext.BaseDirectory), "..", "models");
-        var model = Models(zoo).First(m => m.Name.Contains(args[0], StringComparison.Ordinal));
+        var model = Find(args[0]);
         var ml = new MLContext(seed: 1);
         var graph = global::Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(model.File));
         var initializers = graph.Graph.Initializer.Select(i => i.Name).ToHashSet();
@@ -175,13 +174,20 @@ internal static class ZooHarness
         // ZOO_MAX_ERROR=0.05: the deployment check's bound on each output's relative error (default QuantizationDefaults').
         var maximumError = Environment.GetEnvironmentVariable("ZOO_MAX_ERROR") is { Length: > 0 } e
             ? double.Parse(e, System.Globalization.CultureInfo.InvariantCulture) : QuantizationDefaults.MaximumOutputError;
-        QuantizingTransformer Fit(QuantizationMode mode) => ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
+        // ZOO_METHOD=MeanSquaredError: the activation calibration method (pins the tuner's knob); default: the option's default.
+        var method = Environment.GetEnvironmentVariable("ZOO_METHOD") is { Length: > 0 } m ? Enum.Parse<CalibrationMethod>(m) : (CalibrationMethod?)null;
+        QuantizingTransformer Fit(QuantizationMode mode)
         {
-            MaximumOutputError = maximumError,
-            ModelFile = model.File, ShapeDictionary = model.Shapes, IntraOpNumThreads = 1, Mode = mode,
-            InputColumnNames = names, OutputColumnNames = outputs, CheckDeployment = check, ExcludeNodes = depthwise is { Length: > 0 } ? depthwise : null,
-            Tuning = tune ? new TuningOptions() : null,
-        }).Fit(calibration);
+            var options = new QuantizingEstimator.Options
+            {
+                MaximumOutputError = maximumError,
+                ModelFile = model.File, ShapeDictionary = model.Shapes, IntraOpNumThreads = 1, Mode = mode,
+                InputColumnNames = names, OutputColumnNames = outputs, CheckDeployment = check, ExcludeNodes = depthwise is { Length: > 0 } ? depthwise : null,
+                Tuning = tune ? new TuningOptions() : null,
+            };
+            if (method is { } chosen) options.ActivationCalibration = chosen;
+            return ml.Transforms.QuantizeCalibrated(options).Fit(calibration);
+        }
         var clock = Stopwatch.StartNew();
         using var int8 = Fit(QuantizationMode.Int8);
         double fitSeconds = clock.Elapsed.TotalSeconds;
@@ -295,6 +301,10 @@ internal static class ZooHarness
             }
         return s == 0 ? (e == 0 ? 0 : double.PositiveInfinity) : Math.Sqrt(e / s);
     }
+
+    /// <summary>The first zoo model whose name contains <paramref name="name"/>.</summary>
+    internal static Model Find(string name) =>
+        Models(Path.Combine(FashionMnist.DataDirectory(AppContext.BaseDirectory), "..", "models")).First(m => m.Name.Contains(name, StringComparison.Ordinal));
 
     private static IEnumerable<Model> Models(string root)
     {

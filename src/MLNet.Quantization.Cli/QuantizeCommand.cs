@@ -20,7 +20,7 @@ public static class QuantizeCommand
     {
         ["max"] = CalibrationMethod.Max, ["kl"] = CalibrationMethod.KlDivergence,
         ["percentile"] = CalibrationMethod.Percentile, ["kl-pow2"] = CalibrationMethod.KlDivergencePowerOfTwo,
-        ["mean-min-max"] = CalibrationMethod.MeanMinMax,
+        ["mean-min-max"] = CalibrationMethod.MeanMinMax, ["mse"] = CalibrationMethod.MeanSquaredError,
     };
 
     private static readonly Dictionary<string, BiasCorrection> BiasCorrections = new(StringComparer.Ordinal)
@@ -56,7 +56,7 @@ public static class QuantizeCommand
         var std = new Option<string?>("--std") { Description = "a,b,c: divided per channel after the mean." };
         var vocab = new Option<string?>("--vocab") { Description = "vocab.txt of a BERT WordPiece tokenizer (text calibration)." };
         var sequenceLength = new Option<int>("--sequence-length") { Description = "Tokens per text row, padded.", DefaultValueFactory = _ => 128 };
-        var method = new Option<string>("--method") { Description = "max, kl, percentile, kl-pow2 or mean-min-max.", DefaultValueFactory = _ => "max" };
+        var method = new Option<string>("--method") { Description = "max, kl, percentile, kl-pow2, mean-min-max or mse.", DefaultValueFactory = _ => "max" };
         method.AcceptOnlyFromAmong(Methods.Keys.ToArray());
         var mode = new Option<string>("--mode") { Description = "int8 or simulated.", DefaultValueFactory = _ => "int8" };
         mode.AcceptOnlyFromAmong("int8", "simulated");

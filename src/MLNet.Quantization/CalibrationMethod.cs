@@ -26,4 +26,10 @@ public enum CalibrationMethod
     /// few rows move the range by their share only. Never-negative tensors get [0, mean max].
     /// </summary>
     MeanMinMax = 4,
+
+    /// <summary>
+    /// The threshold whose uint8 grid gives the least expected squared error over the histogram, rounding and clipping
+    /// together (PyTorch's <c>HistogramObserver</c>, OpenVINO's MSE estimator): see <see cref="Calibration.MeanSquaredErrorSearch"/>.
+    /// </summary>
+    MeanSquaredError = 5,
 }

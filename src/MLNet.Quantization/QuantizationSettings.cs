@@ -134,6 +134,7 @@ internal sealed record ActivationSettings
         CalibrationMethod.KlDivergence => new KlDivergenceSearch(QuantizedBins),
         CalibrationMethod.KlDivergencePowerOfTwo => new KlDivergenceSearch(QuantizedBins, powerOfTwo: true),
         CalibrationMethod.Percentile => new PercentileSearch(Percentile),
+        CalibrationMethod.MeanSquaredError => new MeanSquaredErrorSearch(Asymmetric, ActivationFormat.UInt8.Levels),
         _ => new MaxSearch(),
     };
 }

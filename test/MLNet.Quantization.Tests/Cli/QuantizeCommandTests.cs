@@ -67,10 +67,13 @@ public sealed class QuantizeCommandTests
         Assert.IsTrue(CalibrationTable.FromOnnx(directory.File("out.onnx")).Count > 0);
         Assert.IsTrue(File.Exists(directory.File("report.html")) && File.Exists(directory.File("report.csv")));
 
-        // Again from the saved statistics, without data, in simulated mode.
-        var again = Run(model, "--from-statistics", directory.File("stats.bin"), "--output", directory.File("again.onnx"), "--mode", "simulated", "--json");
+        // Again from the saved statistics, without data, in simulated mode, refit with the squared-error search.
+        var again = Run(model, "--from-statistics", directory.File("stats.bin"), "--output", directory.File("again.onnx"), "--mode", "simulated",
+            "--method", "mse", "--json");
         Assert.AreEqual(0, again.Code, again.Error);
         Assert.AreEqual("statistics", Json(again.Output).CalibrationKind);
+        Assert.IsTrue(CalibrationTable.FromOnnx(directory.File("again.onnx")).Where(e => e.Role == TensorRole.Activation && e.Method != "SharedWith")
+            .All(e => e.Method == nameof(CalibrationMethod.MeanSquaredError) || e.Method.StartsWith("SharedWith", StringComparison.Ordinal)));
 
         // Without --json: a table.
         var table = Run(model, "--calibration", images, "--output", directory.File("out2.onnx"), "--method", "kl", "--per-tensor");

@@ -57,6 +57,8 @@ public sealed class TunerTests
         });
         var tuning = fitted.Tuning!;
         Assert.IsTrue(tuning.Trials.All(t => t.Knob is "recipe as set" or nameof(QuantizingEstimator.Options.ActivationCalibration)), tuning.ToCsv());
+        foreach (var method in new[] { CalibrationMethod.MeanMinMax, CalibrationMethod.MeanSquaredError, CalibrationMethod.Percentile, CalibrationMethod.KlDivergence })
+            Assert.IsTrue(tuning.Trials.Any(t => t.Value == method.ToString() && t.Skipped is null), $"{method} tried: {tuning.ToCsv()}");
         Assert.IsFalse(tuning.Best!.Recipe.Contains("ActivationCalibration=Max", StringComparison.Ordinal), tuning.ToCsv());
         Assert.IsTrue(tuning.Best.MeanCosine > tuning.Trials[0].MeanCosine + 1e-3, tuning.ToCsv());
         Assert.AreNotEqual("Max", fitted.Calibration.Find("X", TensorRole.Activation)!.Method);
