@@ -26,8 +26,7 @@ internal static class AgreementCheck
     public static RealizationAgreement? Measure(OnnxGraph prepared, QuantizationPlan plan, QuantizationParameters parameters,
         OnnxGraph realized, IReadOnlyDictionary<string, string> realizedNames, IDataView data, QuantizationSettings settings)
     {
-        var simulatedNames = new Dictionary<string, string>();
-        var simulated = QdqWriter.Realize(prepared, plan, parameters, QuantizationMode.Simulated, simulatedNames);
+        var (simulated, simulatedNames) = Simulated(prepared, plan, parameters);
         var outputs = prepared.Graph.Output.Select(o => o.Name).ToArray();
         double cosines = 0, worst = 1;
         long rows;
@@ -45,7 +44,24 @@ internal static class AgreementCheck
             });
         }
         if (rows == 0) return null;
-        double mean = cosines / rows;
+        return FromCosines(cosines / rows, worst, rows, plan, parameters, realized, realizedNames, simulated, simulatedNames, data, settings);
+    }
+
+    /// <summary>The simulated realization of <paramref name="plan"/>, and each quantized tensor's dequantized name in it.</summary>
+    public static (OnnxGraph Model, IReadOnlyDictionary<string, string> Names) Simulated(OnnxGraph prepared, QuantizationPlan plan, QuantizationParameters parameters)
+    {
+        var names = new Dictionary<string, string>();
+        return (QdqWriter.Realize(prepared, plan, parameters, QuantizationMode.Simulated, names), names);
+    }
+
+    /// <summary>
+    /// The agreement from the first pass's cosines, measured elsewhere (the deployment measurement's stream); below
+    /// <see cref="RealizationAgreement.Threshold"/> a second pass finds the layers where the two models part.
+    /// </summary>
+    public static RealizationAgreement FromCosines(double mean, double worst, long rows, QuantizationPlan plan, QuantizationParameters parameters,
+        OnnxGraph realized, IReadOnlyDictionary<string, string> realizedNames, OnnxGraph simulated, IReadOnlyDictionary<string, string> simulatedNames,
+        IDataView data, QuantizationSettings settings)
+    {
         var layers = mean >= RealizationAgreement.Threshold
             ? Array.Empty<LayerDisagreement>()
             : Layers(plan, realized, simulated, realizedNames, simulatedNames, data, settings);

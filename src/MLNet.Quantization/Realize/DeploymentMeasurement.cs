@@ -9,7 +9,9 @@ namespace MLNet.Quantization.Realize;
 
 /// <summary>
 /// The deployed model (exactly as ML.NET runs it, every fusion intact, with the transformer's thread count) against the
-/// float model on the measurement rows: each float output compared, and both timed.
+/// float model on the measurement rows: each float output compared, and both timed. Given the simulated model as
+/// well, the same stream compares the deployed model with it (the agreement check's first pass), so that the
+/// measurement rows are read and the deployed model run once for both checks.
 /// </summary>
 /// <remarks>
 /// Timing: every comparison run is timed, the two models alternating which runs first from row to row, and the first
@@ -26,17 +28,29 @@ internal static class DeploymentMeasurement
 
     public sealed record Result(IReadOnlyList<OutputComparison> Outputs, double FloatMs, double DeployedMs, long Rows)
     {
+        /// <summary>
+        /// With a simulated model: the mean and the worst per-row cosine of the deployed model's float outputs to its
+        /// (see <see cref="Sessions.Cosine"/>); null without one.
+        /// </summary>
+        public (double Mean, double Worst)? Simulated { get; init; }
+
         /// <summary>The largest relative error over the outputs.</summary>
         public double WorstRelativeError => Outputs.Select(o => o.RelativeError).DefaultIfEmpty(0).Max();
     }
 
-    /// <summary>Compares every output, and times both models unless <paramref name="time"/> is false.</summary>
-    public static Result Measure(OnnxGraph prepared, OnnxGraph deployed, IDataView data, QuantizationSettings settings, bool time = true)
+    /// <summary>
+    /// Compares every output, and times both models unless <paramref name="time"/> is false; compares the deployed
+    /// model with <paramref name="simulated"/> too when one is given (untimed).
+    /// </summary>
+    public static Result Measure(OnnxGraph prepared, OnnxGraph deployed, IDataView data, QuantizationSettings settings, bool time = true,
+        OnnxGraph? simulated = null)
     {
         var outputs = prepared.Graph.Output.Select(o => o.Name).ToArray();
         int? threads = settings.Realization.IntraOpNumThreads;
         using var floatSession = Sessions.Create(prepared, Array.Empty<string>(), "the float model", threads);
         using var deployedSession = Sessions.Create(deployed, Array.Empty<string>(), "the quantized model", threads);
+        using var simulatedSession = simulated is null ? null : Sessions.Create(simulated, Array.Empty<string>(), "the simulated model", threads);
+        double simulatedCosines = 0, simulatedWorst = 1;
         using var runOptions = new RunOptions();
         var comparisons = new OutputComparisons(outputs.Length);
         var floatTimes = new List<double>();
@@ -58,6 +72,13 @@ internal static class DeploymentMeasurement
             using var second = floatFirst ? Timed(deployedSession, names, values, deployedTimes, keep) : Timed(floatSession, names, values, floatTimes, keep);
             var (reference, quantized) = floatFirst ? (first, second) : (second, first);
             comparisons.Add(reference, quantized);
+            if (simulatedSession is not null)
+            {
+                using var fake = simulatedSession.Run(runOptions, names, values, outputs);
+                double cosine = Sessions.Cosine(quantized, fake, outputs.Length);
+                simulatedCosines += cosine;
+                simulatedWorst = Math.Min(simulatedWorst, cosine);
+            }
         });
         // Few rows: the first ones run both models again, alternately, until there are enough timings.
         while (time && rows > 0 && floatTimes.Count < MinimumSamples && floatTimes.Sum() < BudgetMilliseconds)
@@ -74,7 +95,10 @@ internal static class DeploymentMeasurement
             }, maximumVisited: Math.Max(1, (MinimumSamples - before + 1) / 2));
             if (floatTimes.Count == before) break;
         }
-        return new Result(comparisons.ToList(outputs), Median(floatTimes), Median(deployedTimes), rows);
+        return new Result(comparisons.ToList(outputs), Median(floatTimes), Median(deployedTimes), rows)
+        {
+            Simulated = simulatedSession is null || rows == 0 ? null : (simulatedCosines / rows, simulatedWorst),
+        };
     }
 
     private static double Median(List<double> values) => values.Count == 0 ? double.NaN : values.OrderBy(v => v).ElementAt(values.Count / 2);
