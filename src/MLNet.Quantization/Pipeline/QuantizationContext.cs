@@ -75,6 +75,12 @@ internal sealed class QuantizationContext
     public RealizationAgreement? Agreement { get; set; }
 
     /// <summary>
+    /// The float model's outputs on the first measurement rows, in order (null for an output that is not float), when the
+    /// tuner kept them: the checks compare with these instead of running the float model again on every row.
+    /// </summary>
+    public IReadOnlyList<float[]?[]>? FloatOutputs { get; set; }
+
+    /// <summary>
     /// The deployment measurement (every output against the float model, both timed) that the agreement check's stream
     /// took of the realized model it names; the deployment check uses it while <see cref="Realized"/> is still that model.
     /// </summary>

@@ -10,7 +10,7 @@ namespace MLNet.Quantization.Realize;
 /// <summary>
 /// The last step of an int8 <c>Fit</c>: runs the realized model exactly as ML.NET will (no extra outputs, so ONNX
 /// Runtime fuses its QDQ pairs into int8 kernels) beside the simulated model on the measurement rows, and compares
-/// their outputs. When they disagree, a second pass reads every quantized activation's uint8 values from both (the
+/// their outputs on the first <see cref="DeploymentMeasurement.AgreementRows"/> of them. When they disagree, a second pass reads every quantized activation's uint8 values from both (the
 /// QuantizeLinear outputs of the realized model, the rounded values of the simulated one) to find where they part.
 /// </summary>
 internal static class AgreementCheck
@@ -41,7 +41,7 @@ internal static class AgreementCheck
                 double cosine = Sessions.Cosine(a, b, outputs.Length);
                 cosines += cosine;
                 worst = Math.Min(worst, cosine);
-            });
+            }, maximumVisited: DeploymentMeasurement.AgreementRows);
         }
         if (rows == 0) return null;
         return FromCosines(cosines / rows, worst, rows, plan, parameters, realized, realizedNames, simulated, simulatedNames, data, settings);

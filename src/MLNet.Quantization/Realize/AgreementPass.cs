@@ -19,10 +19,11 @@ internal sealed class AgreementPass : IQuantizationPass
             return;
         }
         var (simulated, simulatedNames) = AgreementCheck.Simulated(context.Model, context.Plan, context.Parameters);
-        var measured = DeploymentMeasurement.Measure(context.Model, context.Realized, context.Data, context.Settings, simulated: simulated);
+        var measured = DeploymentMeasurement.Measure(context.Model, context.Realized, context.Data, context.Settings, simulated: simulated,
+            floatOutputs: context.FloatOutputs);
         context.Measured = (context.Realized, measured);
         context.Agreement = measured.Simulated is { } cosine
-            ? AgreementCheck.FromCosines(cosine.Mean, cosine.Worst, measured.Rows, context.Plan, context.Parameters, context.Realized,
+            ? AgreementCheck.FromCosines(cosine.Mean, cosine.Worst, cosine.Rows, context.Plan, context.Parameters, context.Realized,
                 context.Dequantized, simulated, simulatedNames, context.Data, context.Settings)
             : null; // no measurement rows (a fit from saved statistics)
     }

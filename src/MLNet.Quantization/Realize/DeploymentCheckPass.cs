@@ -59,7 +59,7 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
         //    that add the most noise go back to float, in batches that double, until every output is within it.
         var measured = context.Measured is { } taken && ReferenceEquals(taken.Realized, context.Realized)
             ? taken.Result // the agreement check's stream measured this very model
-            : DeploymentMeasurement.Measure(model, context.Realized, context.Data, settings);
+            : DeploymentMeasurement.Measure(model, context.Realized, context.Data, settings, floatOutputs: context.FloatOutputs);
         context.Measured = null;
         if (measured.Rows == 0)
         {
@@ -79,9 +79,9 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
                 while (added == 0 && ranking.Count > 0)
                     for (int i = 0; i < batch && ranking.Count > 0; i++) added += SendBack(model, ranking.Dequeue(), sentBack, floatNodes, reason);
                 RealizePass.Without(context, context.FloatNodes.Concat(sentBack), calibrated);
-                measured = DeploymentMeasurement.Measure(model, context.Realized, context.Data, settings, time: false);
+                measured = DeploymentMeasurement.Measure(model, context.Realized, context.Data, settings, time: false, floatOutputs: context.FloatOutputs);
             }
-            measured = DeploymentMeasurement.Measure(model, context.Realized, context.Data, settings);
+            measured = DeploymentMeasurement.Measure(model, context.Realized, context.Data, settings, floatOutputs: context.FloatOutputs);
         }
         context.FloatNodes = context.FloatNodes.Concat(sentBack).ToList();
 

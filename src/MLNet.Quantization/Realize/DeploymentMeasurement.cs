@@ -15,7 +15,9 @@ namespace MLNet.Quantization.Realize;
 /// </summary>
 /// <remarks>
 /// Timing: every comparison run is timed, the two models alternating which runs first from row to row, and the first
-/// row left out (warm-up). Where that gives fewer than <see cref="MinimumSamples"/> runs of each, the first rows run
+/// row left out (warm-up). Where the float model's outputs on the rows were kept (the tuner computed them once), the
+/// deployed model is compared with those, and the float model runs only on the first rows, for the timing. The
+/// simulated model, when given, runs on the first <see cref="AgreementRows"/> rows. Where that gives fewer than <see cref="MinimumSamples"/> runs of each, the first rows run
 /// both models again, alternately, until it does or the float model's timed runs reach
 /// <see cref="BudgetMilliseconds"/>. The time per row is each model's median run: alternating spreads the machine's
 /// noise over both, and the median drops the runs that a busy machine stretches.
@@ -26,13 +28,16 @@ internal static class DeploymentMeasurement
 
     public const double BudgetMilliseconds = 400;
 
+    /// <summary>The rows on which the deployed model is compared with the simulated one: the measurement rows of a fit that holds none back.</summary>
+    public const int AgreementRows = 64;
+
     public sealed record Result(IReadOnlyList<OutputComparison> Outputs, double FloatMs, double DeployedMs, long Rows)
     {
         /// <summary>
         /// With a simulated model: the mean and the worst per-row cosine of the deployed model's float outputs to its
-        /// (see <see cref="Sessions.Cosine"/>); null without one.
+        /// (see <see cref="Sessions.Cosine"/>) over the first <see cref="AgreementRows"/> rows; null without one.
         /// </summary>
-        public (double Mean, double Worst)? Simulated { get; init; }
+        public (double Mean, double Worst, long Rows)? Simulated { get; init; }
 
         /// <summary>The largest relative error over the outputs.</summary>
         public double WorstRelativeError => Outputs.Select(o => o.RelativeError).DefaultIfEmpty(0).Max();
@@ -40,10 +45,11 @@ internal static class DeploymentMeasurement
 
     /// <summary>
     /// Compares every output, and times both models unless <paramref name="time"/> is false; compares the deployed
-    /// model with <paramref name="simulated"/> too when one is given (untimed).
+    /// model with <paramref name="simulated"/> too when one is given (untimed). <paramref name="floatOutputs"/>: the
+    /// float model's outputs on the first measurement rows, in order (null for an output that is not float), if kept.
     /// </summary>
     public static Result Measure(OnnxGraph prepared, OnnxGraph deployed, IDataView data, QuantizationSettings settings, bool time = true,
-        OnnxGraph? simulated = null)
+        OnnxGraph? simulated = null, IReadOnlyList<float[]?[]>? floatOutputs = null)
     {
         var outputs = prepared.Graph.Output.Select(o => o.Name).ToArray();
         int? threads = settings.Realization.IntraOpNumThreads;
@@ -51,6 +57,7 @@ internal static class DeploymentMeasurement
         using var deployedSession = Sessions.Create(deployed, Array.Empty<string>(), "the quantized model", threads);
         using var simulatedSession = simulated is null ? null : Sessions.Create(simulated, Array.Empty<string>(), "the simulated model", threads);
         double simulatedCosines = 0, simulatedWorst = 1;
+        long simulatedRows = 0;
         using var runOptions = new RunOptions();
         var comparisons = new OutputComparisons(outputs.Length);
         var floatTimes = new List<double>();
@@ -67,17 +74,37 @@ internal static class DeploymentMeasurement
         }
         long rows = RowReader.ForEach(floatSession, data, settings, 3, settings.Rows.IsMeasurementRow, (_, names, values, _) =>
         {
-            bool keep = time && index > 0, floatFirst = index++ % 2 == 0;
-            using var first = floatFirst ? Timed(floatSession, names, values, floatTimes, keep) : Timed(deployedSession, names, values, deployedTimes, keep);
-            using var second = floatFirst ? Timed(deployedSession, names, values, deployedTimes, keep) : Timed(floatSession, names, values, floatTimes, keep);
-            var (reference, quantized) = floatFirst ? (first, second) : (second, first);
-            comparisons.Add(reference, quantized);
-            if (simulatedSession is not null)
+            long row = index++;
+            var kept = floatOutputs is not null && row < floatOutputs.Count ? floatOutputs[(int)row] : null;
+            IDisposableReadOnlyCollection<OrtValue>? reference = null;
+            IDisposableReadOnlyCollection<OrtValue> quantized;
+            if (kept is not null && row > MinimumSamples)
             {
-                using var fake = simulatedSession.Run(runOptions, names, values, outputs);
-                double cosine = Sessions.Cosine(quantized, fake, outputs.Length);
-                simulatedCosines += cosine;
-                simulatedWorst = Math.Min(simulatedWorst, cosine);
+                quantized = deployedSession.Run(runOptions, names, values, outputs); // past the timing rows the kept outputs stand for the float run
+            }
+            else if (row % 2 == 0)
+            {
+                reference = Timed(floatSession, names, values, floatTimes, time && row > 0);
+                quantized = Timed(deployedSession, names, values, deployedTimes, time && row > 0);
+            }
+            else
+            {
+                quantized = Timed(deployedSession, names, values, deployedTimes, time);
+                reference = Timed(floatSession, names, values, floatTimes, time);
+            }
+            using (reference)
+            using (quantized)
+            {
+                if (kept is not null) comparisons.Add(kept, quantized);
+                else comparisons.Add(reference!, quantized);
+                if (simulatedSession is not null && row < AgreementRows)
+                {
+                    using var fake = simulatedSession.Run(runOptions, names, values, outputs);
+                    double cosine = Sessions.Cosine(quantized, fake, outputs.Length);
+                    simulatedCosines += cosine;
+                    simulatedWorst = Math.Min(simulatedWorst, cosine);
+                    simulatedRows++;
+                }
             }
         });
         // Few rows: the first ones run both models again, alternately, until there are enough timings.
@@ -97,7 +124,7 @@ internal static class DeploymentMeasurement
         }
         return new Result(comparisons.ToList(outputs), Median(floatTimes), Median(deployedTimes), rows)
         {
-            Simulated = simulatedSession is null || rows == 0 ? null : (simulatedCosines / rows, simulatedWorst),
+            Simulated = simulatedSession is null || simulatedRows == 0 ? null : (simulatedCosines / simulatedRows, simulatedWorst, simulatedRows),
         };
     }
 

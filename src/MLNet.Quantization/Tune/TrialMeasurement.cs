@@ -23,6 +23,7 @@ internal sealed class TrialMeasurement
     private readonly QuantizationContext _root;
     private readonly string[] _outputs;
     private readonly List<float[][]> _float = new();
+    private readonly bool[] _isFloat;
 
     public TrialMeasurement(QuantizationContext root)
     {
@@ -32,10 +33,13 @@ internal sealed class TrialMeasurement
         using var runOptions = new RunOptions();
         long bytes = 0;
         var shapes = new long[_outputs.Length][];
+        _isFloat = new bool[_outputs.Length];
         RowReader.ForEach(session, root.Data, root.Settings, ProgressPass, root.Settings.Rows.IsMeasurementRow, (_, names, values, _) =>
         {
             if (bytes > Budget) return;
             using var results = session.Run(runOptions, names, values, _outputs);
+            if (_float.Count == 0)
+                for (int k = 0; k < results.Count; k++) _isFloat[k] = results[k].GetTensorTypeAndShape().ElementDataType == TensorElementType.Float;
             var row = Read(results, shapes);
             bytes += row.Sum(v => (long)v.Length * sizeof(float));
             if (bytes <= Budget || _float.Count == 0) _float.Add(row);
@@ -48,6 +52,9 @@ internal sealed class TrialMeasurement
 
     /// <summary>Per kept row, per output, the float model's values.</summary>
     public IReadOnlyList<float[][]> Float => _float;
+
+    /// <summary>Per kept row, per output, the float model's values, null for an output that is not float (the checks' reference).</summary>
+    public IReadOnlyList<float[]?[]> Reference => _float.Select(row => row.Select((v, k) => _isFloat[k] ? v : null).ToArray()).ToList();
 
     /// <summary>Each output's dimensions on the first row.</summary>
     public IReadOnlyList<long[]> Shapes { get; }

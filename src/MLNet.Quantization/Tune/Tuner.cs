@@ -140,6 +140,7 @@ internal static class Tuner
             : knobs.Count == 0 ? "no knob applies to this model, or every knob is pinned" : "every knob searched";
         table[best.Index] = table[best.Index] with { Chosen = true };
         best.Context.Tuning = new TuningResult(table, objective, reference, rows.Count, stopped, clock.Elapsed.TotalSeconds);
+        best.Context.FloatOutputs = measurement.Reference; // the checks compare with these: the float model need not run on every row again
         return best.Context;
     }
 

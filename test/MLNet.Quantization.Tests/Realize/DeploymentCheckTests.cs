@@ -62,6 +62,37 @@ public sealed class DeploymentCheckTests
     }
 
     [TestMethod]
+    public void FloatOutputsKeptByTheTunerStandForTheFloatModelsRuns()
+    {
+        using var directory = new TempDirectory();
+        var path = TwoOutputs(directory);
+        var ml = new MLContext(seed: 1);
+        var data = TinyData.X(ml, TinyData.Normal(40, Size), Size);
+        using (var fitted = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options { ModelFile = path, Tuning = null, CheckDeployment = false }).Fit(data))
+            fitted.ExportOnnx(directory.File("q.onnx"));
+        var prepared = OnnxGraph.Load(path);
+        var deployed = OnnxGraph.Load(directory.File("q.onnx"));
+        var settings = new QuantizingEstimator.Options { ModelFile = path, Tuning = null }.Freeze();
+        var scored = ml.Transforms.ApplyOnnxModel(path).Fit(data).Transform(data);
+        var y = TinyData.Column(scored, "Y");
+        var h = TinyData.Column(scored, "H");
+        var kept = y.Zip(h, (a, b) => new float[]?[] { a, b }).ToList();
+
+        var run = DeploymentMeasurement.Measure(prepared, deployed, data, settings, time: false);
+        var reused = DeploymentMeasurement.Measure(prepared, deployed, data, settings, time: false, floatOutputs: kept);
+        Assert.AreEqual(40, reused.Rows);
+        for (int k = 0; k < 2; k++)
+        {
+            Assert.AreEqual(run.Outputs[k].RelativeError, reused.Outputs[k].RelativeError, 1e-6, run.Outputs[k].Name);
+            Assert.AreEqual(run.Outputs[k].MeanCosine, reused.Outputs[k].MeanCosine, 1e-6, run.Outputs[k].Name);
+        }
+        // Kept outputs twice the float model's: the comparison reads them, not a float run.
+        var doubled = kept.Select(r => r.Select(v => v!.Select(x => 2 * x).ToArray()).ToArray<float[]?>()).ToList();
+        var wrong = DeploymentMeasurement.Measure(prepared, deployed, data, settings, time: false, floatOutputs: doubled);
+        Assert.IsTrue(wrong.Outputs.All(o => o.RelativeError > 0.4), string.Join("; ", wrong.Outputs));
+    }
+
+    [TestMethod]
     public void EveryOutputIsComparedAndTheReturnedModelIsNeverSlowerThanMeasured()
     {
         using var directory = new TempDirectory();
