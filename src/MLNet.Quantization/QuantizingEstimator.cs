@@ -58,7 +58,7 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
             QuantizationPipeline.Run(context, QuantizationPipeline.Recipe(settings));
         }
         QuantizationPipeline.Run(context, QuantizationPipeline.Checks(context.Settings));
-        (context.FloatOutputs, context.Measured) = (null, null); // for the checks only: the report below keeps the context alive
+        context.FloatOutputs = null; // for the checks only: the report below keeps the context alive
         var report = new Lazy<CalibrationReport>(() => CalibrationReport.Create(context.Model, context.Plan, context.Parameters,
             context.Realized, context.Statistics, context.FloatNodes, context.Agreement, input, context.Settings, context.Deployment, context.Tuning));
         return new QuantizingTransformer(_catalog, context.Realized, context.Parameters.Table, context.Statistics, report,

@@ -80,12 +80,6 @@ internal sealed class QuantizationContext
     /// </summary>
     public IReadOnlyList<float[]?[]>? FloatOutputs { get; set; }
 
-    /// <summary>
-    /// The deployment measurement (every output against the float model, both timed) that the agreement check's stream
-    /// took of the realized model it names; the deployment check uses it while <see cref="Realized"/> is still that model.
-    /// </summary>
-    public (OnnxGraph Realized, Realize.DeploymentMeasurement.Result Result)? Measured { get; set; }
-
     /// <summary>What the deployment check measured (null when it is off or had no rows).</summary>
     public DeploymentCheck? Deployment { get; set; }
 

@@ -10,11 +10,17 @@ namespace MLNet.Quantization.Realize;
 /// <summary>
 /// The last step of an int8 <c>Fit</c>: runs the realized model exactly as ML.NET will (no extra outputs, so ONNX
 /// Runtime fuses its QDQ pairs into int8 kernels) beside the simulated model on the measurement rows, and compares
-/// their outputs on the first <see cref="DeploymentMeasurement.AgreementRows"/> of them. When they disagree, a second pass reads every quantized activation's uint8 values from both (the
+/// their outputs on the first <see cref="MeasuredRows"/> of them. When they disagree, a second pass reads every quantized activation's uint8 values from both (the
 /// QuantizeLinear outputs of the realized model, the rounded values of the simulated one) to find where they part.
 /// </summary>
 internal static class AgreementCheck
 {
+    /// <summary>
+    /// The measurement rows compared: all of them in a fit that holds none back (the first 64 rows), the first 64 of the
+    /// held-back rows after tuning. The kernels part from the simulation on every row alike, so more rows tell nothing new.
+    /// </summary>
+    public const int MeasuredRows = 64;
+
     /// <summary>The agreement on the measurement rows, or null when the data holds none (a fit from saved statistics).</summary>
     /// <param name="prepared">The float model the plan was made on.</param>
     /// <param name="plan">The plan realized.</param>
@@ -26,7 +32,8 @@ internal static class AgreementCheck
     public static RealizationAgreement? Measure(OnnxGraph prepared, QuantizationPlan plan, QuantizationParameters parameters,
         OnnxGraph realized, IReadOnlyDictionary<string, string> realizedNames, IDataView data, QuantizationSettings settings)
     {
-        var (simulated, simulatedNames) = Simulated(prepared, plan, parameters);
+        var simulatedNames = new Dictionary<string, string>();
+        var simulated = QdqWriter.Realize(prepared, plan, parameters, QuantizationMode.Simulated, simulatedNames);
         var outputs = prepared.Graph.Output.Select(o => o.Name).ToArray();
         double cosines = 0, worst = 1;
         long rows;
@@ -41,27 +48,10 @@ internal static class AgreementCheck
                 double cosine = Sessions.Cosine(a, b, outputs.Length);
                 cosines += cosine;
                 worst = Math.Min(worst, cosine);
-            }, maximumVisited: DeploymentMeasurement.AgreementRows);
+            }, maximumVisited: MeasuredRows);
         }
         if (rows == 0) return null;
-        return FromCosines(cosines / rows, worst, rows, plan, parameters, realized, realizedNames, simulated, simulatedNames, data, settings);
-    }
-
-    /// <summary>The simulated realization of <paramref name="plan"/>, and each quantized tensor's dequantized name in it.</summary>
-    public static (OnnxGraph Model, IReadOnlyDictionary<string, string> Names) Simulated(OnnxGraph prepared, QuantizationPlan plan, QuantizationParameters parameters)
-    {
-        var names = new Dictionary<string, string>();
-        return (QdqWriter.Realize(prepared, plan, parameters, QuantizationMode.Simulated, names), names);
-    }
-
-    /// <summary>
-    /// The agreement from the first pass's cosines, measured elsewhere (the deployment measurement's stream); below
-    /// <see cref="RealizationAgreement.Threshold"/> a second pass finds the layers where the two models part.
-    /// </summary>
-    public static RealizationAgreement FromCosines(double mean, double worst, long rows, QuantizationPlan plan, QuantizationParameters parameters,
-        OnnxGraph realized, IReadOnlyDictionary<string, string> realizedNames, OnnxGraph simulated, IReadOnlyDictionary<string, string> simulatedNames,
-        IDataView data, QuantizationSettings settings)
-    {
+        double mean = cosines / rows;
         var layers = mean >= RealizationAgreement.Threshold
             ? Array.Empty<LayerDisagreement>()
             : Layers(plan, realized, simulated, realizedNames, simulatedNames, data, settings);

@@ -57,10 +57,7 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
 
         // 2. Every output compared and both models timed. An output whose relative error exceeds the bound: the layers
         //    that add the most noise go back to float, in batches that double, until every output is within it.
-        var measured = context.Measured is { } taken && ReferenceEquals(taken.Realized, context.Realized)
-            ? taken.Result // the agreement check's stream measured this very model
-            : DeploymentMeasurement.Measure(model, context.Realized, context.Data, settings, floatOutputs: context.FloatOutputs);
-        context.Measured = null;
+        var measured = DeploymentMeasurement.Measure(model, context.Realized, context.Data, settings, floatOutputs: context.FloatOutputs);
         if (measured.Rows == 0)
         {
             context.FloatNodes = context.FloatNodes.Concat(sentBack).ToList();

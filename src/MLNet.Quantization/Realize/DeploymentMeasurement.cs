@@ -16,8 +16,7 @@ namespace MLNet.Quantization.Realize;
 /// <remarks>
 /// Timing: every comparison run is timed, the two models alternating which runs first from row to row, and the first
 /// row left out (warm-up). Where the float model's outputs on the rows were kept (the tuner computed them once), the
-/// deployed model is compared with those, and the float model runs only on the first rows, for the timing. The
-/// simulated model, when given, runs on the first <see cref="AgreementRows"/> rows. Where that gives fewer than <see cref="MinimumSamples"/> runs of each, the first rows run
+/// deployed model is compared with those, and the float model runs only on the first rows, for the timing. Where that gives fewer than <see cref="MinimumSamples"/> runs of each, the first rows run
 /// both models again, alternately, until it does or the float model's timed runs reach
 /// <see cref="BudgetMilliseconds"/>. The time per row is each model's median run: alternating spreads the machine's
 /// noise over both, and the median drops the runs that a busy machine stretches.
@@ -28,36 +27,24 @@ internal static class DeploymentMeasurement
 
     public const double BudgetMilliseconds = 400;
 
-    /// <summary>The rows on which the deployed model is compared with the simulated one: the measurement rows of a fit that holds none back.</summary>
-    public const int AgreementRows = 64;
-
     public sealed record Result(IReadOnlyList<OutputComparison> Outputs, double FloatMs, double DeployedMs, long Rows)
     {
-        /// <summary>
-        /// With a simulated model: the mean and the worst per-row cosine of the deployed model's float outputs to its
-        /// (see <see cref="Sessions.Cosine"/>) over the first <see cref="AgreementRows"/> rows; null without one.
-        /// </summary>
-        public (double Mean, double Worst, long Rows)? Simulated { get; init; }
 
         /// <summary>The largest relative error over the outputs.</summary>
         public double WorstRelativeError => Outputs.Select(o => o.RelativeError).DefaultIfEmpty(0).Max();
     }
 
     /// <summary>
-    /// Compares every output, and times both models unless <paramref name="time"/> is false; compares the deployed
-    /// model with <paramref name="simulated"/> too when one is given (untimed). <paramref name="floatOutputs"/>: the
+    /// Compares every output, and times both models unless <paramref name="time"/> is false. <paramref name="floatOutputs"/>: the
     /// float model's outputs on the first measurement rows, in order (null for an output that is not float), if kept.
     /// </summary>
     public static Result Measure(OnnxGraph prepared, OnnxGraph deployed, IDataView data, QuantizationSettings settings, bool time = true,
-        OnnxGraph? simulated = null, IReadOnlyList<float[]?[]>? floatOutputs = null)
+        IReadOnlyList<float[]?[]>? floatOutputs = null)
     {
         var outputs = prepared.Graph.Output.Select(o => o.Name).ToArray();
         int? threads = settings.Realization.IntraOpNumThreads;
         using var floatSession = Sessions.Create(prepared, Array.Empty<string>(), "the float model", threads);
         using var deployedSession = Sessions.Create(deployed, Array.Empty<string>(), "the quantized model", threads);
-        using var simulatedSession = simulated is null ? null : Sessions.Create(simulated, Array.Empty<string>(), "the simulated model", threads);
-        double simulatedCosines = 0, simulatedWorst = 1;
-        long simulatedRows = 0;
         using var runOptions = new RunOptions();
         var comparisons = new OutputComparisons(outputs.Length);
         var floatTimes = new List<double>();
@@ -97,14 +84,6 @@ internal static class DeploymentMeasurement
             {
                 if (kept is not null) comparisons.Add(kept, quantized);
                 else comparisons.Add(reference!, quantized);
-                if (simulatedSession is not null && row < AgreementRows)
-                {
-                    using var fake = simulatedSession.Run(runOptions, names, values, outputs);
-                    double cosine = Sessions.Cosine(quantized, fake, outputs.Length);
-                    simulatedCosines += cosine;
-                    simulatedWorst = Math.Min(simulatedWorst, cosine);
-                    simulatedRows++;
-                }
             }
         });
         // Few rows: the first ones run both models again, alternately, until there are enough timings.
@@ -122,10 +101,7 @@ internal static class DeploymentMeasurement
             }, maximumVisited: Math.Max(1, (MinimumSamples - before + 1) / 2));
             if (floatTimes.Count == before) break;
         }
-        return new Result(comparisons.ToList(outputs), Median(floatTimes), Median(deployedTimes), rows)
-        {
-            Simulated = simulatedSession is null || simulatedRows == 0 ? null : (simulatedCosines / simulatedRows, simulatedWorst, simulatedRows),
-        };
+        return new Result(comparisons.ToList(outputs), Median(floatTimes), Median(deployedTimes), rows);
     }
 
     private static double Median(List<double> values) => values.Count == 0 ? double.NaN : values.OrderBy(v => v).ElementAt(values.Count / 2);

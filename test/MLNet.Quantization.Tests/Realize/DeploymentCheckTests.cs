@@ -25,43 +25,6 @@ public sealed class DeploymentCheckTests
         .Save(directory.Path);
 
     [TestMethod]
-    public void TheAgreementAndTheDeploymentCheckReadTheMeasurementRowsInOneStream()
-    {
-        using var directory = new TempDirectory();
-        var path = TwoOutputs(directory);
-        var ml = new MLContext(seed: 1);
-        var rows = TinyData.X(ml, TinyData.Normal(40, Size), Size);
-        // Pass 3 reports every 32 rows and at the end of each stream: a report of all 40 rows closes one stream over them.
-        (int Streams, QuantizingTransformer Model) Fit(bool check)
-        {
-            int streams = 0;
-            var model = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
-            {
-                ModelFile = path, Tuning = null, CheckDeployment = check,
-                Progress = new SynchronousProgress(p => streams += p.Pass == 3 && p.Rows == 40 ? 1 : 0),
-            }).Fit(rows);
-            return (streams, model);
-        }
-        var (alone, unchecked_) = Fit(check: false);
-        var (both, checked_) = Fit(check: true);
-        using (unchecked_)
-        using (checked_)
-        {
-            Assert.AreEqual(1, alone, "the agreement check alone reads the rows once");
-            Assert.AreEqual(alone, both, "the deployment check took its comparison and timings from the agreement check's stream");
-            var deployment = checked_.Deployment!;
-            Assert.AreEqual(40, deployment.Rows);
-            Assert.AreEqual(2, deployment.Outputs.Count);
-            Assert.IsTrue(deployment.FloatMillisecondsPerRow > 0 && deployment.MeasuredQuantizedMillisecondsPerRow > 0);
-            if (!deployment.KeptFloat)
-            {
-                Assert.AreEqual(40, checked_.Agreement!.Rows);
-                Assert.AreEqual(unchecked_.Agreement!.OutputCosine, checked_.Agreement.OutputCosine, 1e-6, "the same agreement, measured in the shared stream");
-            }
-        }
-    }
-
-    [TestMethod]
     public void FloatOutputsKeptByTheTunerStandForTheFloatModelsRuns()
     {
         using var directory = new TempDirectory();

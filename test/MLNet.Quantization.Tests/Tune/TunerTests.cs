@@ -43,6 +43,24 @@ public sealed class TunerTests
     }
 
     [TestMethod]
+    public void AfterTuningTheChecksMeasureTheHeldBackRowsAgainstTheKeptFloatOutputs()
+    {
+        using var directory = new TempDirectory();
+        var model = new TinyModel().Input("X", 1, 64).Output("Y", 1, 8).Weight("W", new long[] { 64, 8 })
+            .Node("MatMul", new[] { "X", "W" }, new[] { "Y" }).Save(directory.Path);
+        var ml = new MLContext(seed: 1);
+        var data = TinyData.X(ml, TinyData.Normal(400, 64), 64); // 80 rows held back
+        using var unchecked_ = Fit(ml, data, new QuantizingEstimator.Options { ModelFile = model, CheckDeployment = false });
+        Assert.AreEqual(MLNet.Quantization.Realize.AgreementCheck.MeasuredRows, unchecked_.Agreement!.Rows, "the agreement compares the first 64 held-back rows");
+        using var checked_ = Fit(ml, data, new QuantizingEstimator.Options { ModelFile = model });
+        var deployment = checked_.Deployment!;
+        Assert.AreEqual(80, deployment.Rows, "the deployment check compares every held-back row");
+        Assert.IsTrue(deployment.Outputs.Single().RelativeError is > 0 and < 0.05 && deployment.Outputs.Single().MeanCosine > 0.998,
+            deployment.Outputs.Single().ToString());
+        Assert.IsTrue(deployment.FloatMillisecondsPerRow > 0 && deployment.MeasuredQuantizedMillisecondsPerRow > 0);
+    }
+
+    [TestMethod]
     public void OnRareSpikesInTheCalibrationRowsTheTunerClipsInsteadOfMax()
     {
         using var directory = new TempDirectory();
