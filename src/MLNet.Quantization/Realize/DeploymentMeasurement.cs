@@ -9,14 +9,13 @@ namespace MLNet.Quantization.Realize;
 
 /// <summary>
 /// The deployed model (exactly as ML.NET runs it, every fusion intact, with the transformer's thread count) against the
-/// float model on the measurement rows: each float output compared, and both timed. Given the simulated model as
-/// well, the same stream compares the deployed model with it (the agreement check's first pass), so that the
-/// measurement rows are read and the deployed model run once for both checks.
+/// float model on the measurement rows: each float output compared, and both timed.
 /// </summary>
 /// <remarks>
 /// Timing: every comparison run is timed, the two models alternating which runs first from row to row, and the first
 /// row left out (warm-up). Where the float model's outputs on the rows were kept (the tuner computed them once), the
-/// deployed model is compared with those, and the float model runs only on the first rows, for the timing. Where that gives fewer than <see cref="MinimumSamples"/> runs of each, the first rows run
+/// deployed model is compared with those, and the float model runs only on the first <see cref="MinimumSamples"/> + 1
+/// rows, for the timing. Where that gives fewer than <see cref="MinimumSamples"/> runs of each, the first rows run
 /// both models again, alternately, until it does or the float model's timed runs reach
 /// <see cref="BudgetMilliseconds"/>. The time per row is each model's median run: alternating spreads the machine's
 /// noise over both, and the median drops the runs that a busy machine stretches.
@@ -29,7 +28,6 @@ internal static class DeploymentMeasurement
 
     public sealed record Result(IReadOnlyList<OutputComparison> Outputs, double FloatMs, double DeployedMs, long Rows)
     {
-
         /// <summary>The largest relative error over the outputs.</summary>
         public double WorstRelativeError => Outputs.Select(o => o.RelativeError).DefaultIfEmpty(0).Max();
     }
@@ -65,9 +63,9 @@ internal static class DeploymentMeasurement
             var kept = floatOutputs is not null && row < floatOutputs.Count ? floatOutputs[(int)row] : null;
             IDisposableReadOnlyCollection<OrtValue>? reference = null;
             IDisposableReadOnlyCollection<OrtValue> quantized;
-            if (kept is not null && row > MinimumSamples)
+            if (kept is not null && (row > MinimumSamples || !time))
             {
-                quantized = deployedSession.Run(runOptions, names, values, outputs); // past the timing rows the kept outputs stand for the float run
+                quantized = deployedSession.Run(runOptions, names, values, outputs); // off the timing rows the kept outputs stand for the float run
             }
             else if (row % 2 == 0)
             {
