@@ -89,7 +89,7 @@ internal static class MiniLmEvaluation
         Console.WriteLine("| configuration | accuracy | drop (points) | top-1 agreement | mean cosine | nearest-neighbour agreement | calibration |");
         Console.WriteLine("|---|---|---|---|---|---|---|");
         Console.WriteLine($"| fp32 | {floatAccuracy:F4} | | | | | |");
-        foreach (var c in Configurations.Where(c => c.Name.Contains(only, StringComparison.Ordinal)))
+        foreach (var c in Configurations.Where(c => only.Split('|').Any(part => c.Name.Contains(part, StringComparison.Ordinal))))
         {
             var clock = Stopwatch.StartNew();
             var options = new QuantizingEstimator.Options

@@ -54,14 +54,7 @@ internal static class ZooHarness
     {
         var model = Find(args[0]);
         var ml = new MLContext(seed: 1);
-        var graph = global::Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(model.File));
-        var initializers = graph.Graph.Initializer.Select(i => i.Name).ToHashSet();
-        var inputs = graph.Graph.Input.Where(i => !initializers.Contains(i.Name)).ToList();
-        var builder = new DataViewSchema.Builder();
-        foreach (var input in inputs)
-            builder.AddColumn(input.Name, new VectorDataViewType(NumberDataViewType.Single, model.Shapes[input.Name].Aggregate(1, (a, b) => a * b)));
-        var rows = model.Rows(0, model.Calibration).Select(r => inputs.Select(i => r[i.Name]).ToArray()).ToList();
-        var view = new RowsDataView(builder.ToSchema(), () => rows);
+        var (inputs, rows, view) = CalibrationRows(model);
         using var directory = new TemporaryDirectory();
         string Export(QuantizationMode mode)
         {
@@ -300,6 +293,19 @@ internal static class ZooHarness
                 s += (double)x[k][i] * x[k][i];
             }
         return s == 0 ? (e == 0 ? 0 : double.PositiveInfinity) : Math.Sqrt(e / s);
+    }
+
+    /// <summary>A float-input model's inputs and its calibration rows, as arrays in input order and as a data view.</summary>
+    internal static (List<global::Onnx.ValueInfoProto> Inputs, List<Array[]> Rows, IDataView View) CalibrationRows(Model model)
+    {
+        var graph = global::Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(model.File));
+        var initializers = graph.Graph.Initializer.Select(i => i.Name).ToHashSet();
+        var inputs = graph.Graph.Input.Where(i => !initializers.Contains(i.Name)).ToList();
+        var builder = new DataViewSchema.Builder();
+        foreach (var input in inputs)
+            builder.AddColumn(input.Name, new VectorDataViewType(NumberDataViewType.Single, model.Shapes[input.Name].Aggregate(1, (a, b) => a * b)));
+        var rows = model.Rows(0, model.Calibration).Select(r => inputs.Select(i => r[i.Name]).ToArray()).ToList();
+        return (inputs, rows, new RowsDataView(builder.ToSchema(), () => rows));
     }
 
     /// <summary>The first zoo model whose name contains <paramref name="name"/>.</summary>

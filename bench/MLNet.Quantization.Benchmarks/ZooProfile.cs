@@ -1,9 +1,6 @@
 using System.Text.Json;
 using Microsoft.ML;
-using Microsoft.ML.Data;
 using Microsoft.ML.OnnxRuntime;
-using MLNet.Quantization.Cli.Calibration;
-using MLNet.Quantization.Samples;
 
 namespace MLNet.Quantization.Benchmarks;
 
@@ -20,13 +17,7 @@ internal static class ZooProfile
         int runs = args.Length > 1 ? int.Parse(args[1]) : 20;
         var ml = new MLContext(seed: 1);
         var graph = Onnx.OnnxGraph.Load(model.File);
-        var initializers = graph.Graph.Initializer.Select(i => i.Name).ToHashSet();
-        var inputs = graph.Graph.Input.Where(i => !initializers.Contains(i.Name)).ToList();
-        var builder = new DataViewSchema.Builder();
-        foreach (var input in inputs)
-            builder.AddColumn(input.Name, new VectorDataViewType(NumberDataViewType.Single, model.Shapes[input.Name].Aggregate(1, (a, b) => a * b)));
-        var rows = model.Rows(0, model.Calibration).Select(r => inputs.Select(i => r[i.Name]).ToArray()).ToList();
-        var view = new RowsDataView(builder.ToSchema(), () => rows);
+        var (inputs, rows, view) = ZooHarness.CalibrationRows(model);
         var directory = Directory.CreateTempSubdirectory("zoo-profile-").FullName;
         try
         {
@@ -97,7 +88,7 @@ internal static class ZooProfile
 
     // Per op type: nodes in the optimized graph and the summed kernel milliseconds over the runs (the first run left out).
     // Also the summed kernel milliseconds of each Conv, MatMul or Gemm kernel, by the optimized graph's node name.
-    private static (Dictionary<string, (int Nodes, double Ms)> Ops, Dictionary<string, double> Layers) Profile(string file, string directory, string name, string[] inputs, object[] row,
+    private static (Dictionary<string, (int Nodes, double Ms)> Ops, Dictionary<string, double> Layers) Profile(string file, string directory, string name, string[] inputs, Array[] row,
         Dictionary<string, int[]> shapes, int runs)
     {
         var optimized = Path.Combine(directory, name + "-optimized.onnx");

@@ -11,6 +11,9 @@ public sealed class TunerTests
     private static QuantizingTransformer Fit(MLContext ml, IDataView rows, QuantizingEstimator.Options options) =>
         ml.Transforms.QuantizeCalibrated(options).Fit(rows);
 
+    private static string OneMatMul(TempDirectory directory) => new TinyModel().Input("X", 1, 64).Output("Y", 1, 8)
+        .Weight("W", new long[] { 64, 8 }).Node("MatMul", new[] { "X", "W" }, new[] { "Y" }).Save(directory.Path);
+
     private static void AssertBestIsNeverWorseThanTheRecipeAsSet(TuningResult tuning)
     {
         var best = tuning.Best!;
@@ -46,8 +49,7 @@ public sealed class TunerTests
     public void AfterTuningTheChecksMeasureTheHeldBackRowsAgainstTheKeptFloatOutputs()
     {
         using var directory = new TempDirectory();
-        var model = new TinyModel().Input("X", 1, 64).Output("Y", 1, 8).Weight("W", new long[] { 64, 8 })
-            .Node("MatMul", new[] { "X", "W" }, new[] { "Y" }).Save(directory.Path);
+        var model = OneMatMul(directory);
         var ml = new MLContext(seed: 1);
         var data = TinyData.X(ml, TinyData.Normal(400, 64), 64); // 80 rows held back
         using var unchecked_ = Fit(ml, data, new QuantizingEstimator.Options { ModelFile = model, CheckDeployment = false });
@@ -64,8 +66,7 @@ public sealed class TunerTests
     public void OnRareSpikesInTheCalibrationRowsTheTunerClipsInsteadOfMax()
     {
         using var directory = new TempDirectory();
-        var model = new TinyModel().Input("X", 1, 64).Output("Y", 1, 8).Weight("W", new long[] { 64, 8 })
-            .Node("MatMul", new[] { "X", "W" }, new[] { "Y" }).Save(directory.Path);
+        var model = OneMatMul(directory);
         var ml = new MLContext(seed: 1);
         // A spike of 300 in one calibration row in ten; the held-back rows (every fifth) are plain.
         var data = TinyData.Normal(100, 64).Select((r, i) => i % 10 == 3 ? r.Select((v, j) => j == i % 64 ? 300f : v).ToArray() : r).ToArray();
@@ -184,8 +185,7 @@ public sealed class TunerTests
     // One MatMul calibrated by max on rows with rare spikes of 300: the held-back rows (plain) lose most of their resolution.
     private static (string Model, IDataView Rows) SpikedMatMul(MLContext ml, TempDirectory directory)
     {
-        var model = new TinyModel().Input("X", 1, 64).Output("Y", 1, 8).Weight("W", new long[] { 64, 8 })
-            .Node("MatMul", new[] { "X", "W" }, new[] { "Y" }).Save(directory.Path);
+        var model = OneMatMul(directory);
         var data = TinyData.Normal(100, 64).Select((r, i) => i % 10 == 3 ? r.Select((v, j) => j == i % 64 ? 300f : v).ToArray() : r).ToArray();
         return (model, TinyData.X(ml, data, 64));
     }
