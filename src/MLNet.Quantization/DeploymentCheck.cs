@@ -10,7 +10,7 @@ namespace MLNet.Quantization;
 /// <see cref="RealizationAgreement.Threshold"/>, the layers where the int8 kernels first part from the simulation are
 /// kept in float and the model is realized again, a few rounds at most. Next, while an output's relative error exceeds
 /// <c>MaximumOutputError</c>, the layers that add the most noise go back to float. Then, where the int8 model is not at
-/// least 1.1x as fast as the float model (smaller gains are within the timing's noise), the returned model is the user's own float model (float16 widened to float32), with
+/// least <c>MinimumSpeedup</c> (1.1x by default) as fast as the float model (smaller gains are within the timing's noise), the returned model is the user's own float model (float16 widened to float32), with
 /// <see cref="KeptFloat"/> set and <see cref="Summary"/> saying so: a slower int8 model is never returned.
 /// </remarks>
 public sealed class DeploymentCheck
@@ -49,7 +49,10 @@ public sealed class DeploymentCheck
     /// <summary>The measured quantized model's speed-up over the float model (above 1: faster).</summary>
     public double Speedup => MeasuredQuantizedMillisecondsPerRow > 0 ? FloatMillisecondsPerRow / MeasuredQuantizedMillisecondsPerRow : double.NaN;
 
-    /// <summary>Whether the returned model is the float model, because its int8 form was not at least 1.1x faster on this CPU.</summary>
+    /// <summary>The speed-up the int8 model had to reach to be returned (the <c>MinimumSpeedup</c> option).</summary>
+    public double MinimumSpeedup { get; init; } = QuantizationDefaults.MinimumSpeedup;
+
+    /// <summary>Whether the returned model is the float model, because its int8 form was not at least <see cref="MinimumSpeedup"/> times as fast on this CPU.</summary>
     public bool KeptFloat { get; }
 
     /// <summary>Whether nothing was quantized at all (every quantizable node excluded, kept by rule or absent).</summary>
@@ -87,7 +90,7 @@ public sealed class DeploymentCheck
                 return $"Nothing in this model is quantized (FloatNodes says why where a rule decided): the float model is returned.{floatNote}";
             return KeptFloat
                 ? $"The model stays float: its quantized form ran at {MeasuredQuantizedMillisecondsPerRow:F3} ms per row against " +
-                  $"{FloatMillisecondsPerRow:F3} ms in float on this CPU ({Cpu}), {Speedup:F2}x (below 1.1x), so quantizing gains nothing here.{floatNote}"
+                  $"{FloatMillisecondsPerRow:F3} ms in float on this CPU ({Cpu}), {Speedup:F2}x (below {MinimumSpeedup:0.##}x), so quantizing gains nothing here.{floatNote}"
                 : $"{Mode} model: {Speedup:F2}x the float model's speed on this CPU ({Cpu}), worst output relative error " +
                   $"{WorstRelativeError:F4} on {Rows} rows.{floatNote}";
         }

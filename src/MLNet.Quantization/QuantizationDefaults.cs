@@ -17,6 +17,9 @@ internal static class QuantizationDefaults
     // A guard against a broken int8 model, not a quality target: 0.25 is a cosine of about 0.97. ResNet18 (0.07) and
     // MiniLM stay well inside it; a detector whose maps int8 cannot hold does not (docs/benchmarks.md, issue 16).
     public static readonly double? MaximumOutputError = 0.25;
+    // A gain under 10% is within the noise of a timing of a few rows (±15% was seen below 2 ms per row), and ML.NET's
+    // own per-row cost, the same for both models, makes the gain smaller still in a pipeline.
+    public const double MinimumSpeedup = 1.1;
     // The accuracy algorithms of issue 11, each chosen by the evaluation in docs/benchmarks.md.
     public const BiasCorrection BiasCorrection = MLNet.Quantization.BiasCorrection.None;
     public const bool CrossLayerEqualization = false;

@@ -167,4 +167,7 @@ internal sealed record RealizationSettings
 
     /// <summary>The deployment check's bound on each output's relative error; null: no bound.</summary>
     public double? MaximumOutputError { get; init; }
+
+    /// <summary>The deployment check's bound on the int8 model's speed-up over the float model, below which the float model is returned.</summary>
+    public double MinimumSpeedup { get; init; }
 }

@@ -149,6 +149,14 @@ public sealed partial class QuantizingEstimator
         /// </summary>
         public double? MaximumOutputError { get; set; } = QuantizationDefaults.MaximumOutputError;
 
+        /// <summary>
+        /// With <see cref="CheckDeployment"/>: how many times faster than the float model the int8 model must run on the
+        /// fitting CPU to be returned; slower, the user's float model is returned instead. When tuning chose a recipe that
+        /// misses it, the recipe as set is checked too and returned if it meets it. Default 1.1; finite and at least 0
+        /// (0: never return the float model for speed).
+        /// </summary>
+        public double MinimumSpeedup { get; set; } = QuantizationDefaults.MinimumSpeedup;
+
         /// <summary>Receives the progress of each pass over the calibration rows.</summary>
         public IProgress<CalibrationProgress>? Progress { get; set; }
 
@@ -214,6 +222,8 @@ public sealed partial class QuantizingEstimator
                 throw new ArgumentException("Statistics already hold histograms; RangesFrom is only for collecting them from rows.", nameof(RangesFrom));
             if (MaximumOutputError is { } error && !(error > 0 && double.IsFinite(error)))
                 throw new ArgumentOutOfRangeException(nameof(MaximumOutputError), error, "Must be positive and finite, or null for no bound.");
+            if (!(MinimumSpeedup >= 0 && double.IsFinite(MinimumSpeedup)))
+                throw new ArgumentOutOfRangeException(nameof(MinimumSpeedup), MinimumSpeedup, "Must be finite and at least 0.");
             if (MinimumOutputCosine is { } cosine && !(cosine > 0 && cosine <= 1))
                 throw new ArgumentOutOfRangeException(nameof(MinimumOutputCosine), cosine, "Must lie in (0, 1], or be null for no fallback.");
             var tuning = FreezeTuning();
@@ -243,6 +253,7 @@ public sealed partial class QuantizingEstimator
                 Equalization = new EqualizationSettings { CrossLayer = CrossLayerEqualization, SmoothQuantAlpha = SmoothQuantAlpha },
                 Realization = new RealizationSettings { Mode = Mode, IntraOpNumThreads = IntraOpNumThreads, CheckDeployment = CheckDeployment,
                     MaximumOutputError = MaximumOutputError,
+                    MinimumSpeedup = MinimumSpeedup,
                 },
                 Tuning = tuning,
             };

@@ -58,11 +58,30 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
             QuantizationPipeline.Run(context, QuantizationPipeline.Recipe(settings));
         }
         QuantizationPipeline.Run(context, QuantizationPipeline.Checks(context.Settings));
+        context = RecipeAsSetIfFaster(context);
         context.FloatOutputs = null; // for the checks only: the report below keeps the context alive
         var report = new Lazy<CalibrationReport>(() => CalibrationReport.Create(context.Model, context.Plan, context.Parameters,
             context.Realized, context.Statistics, context.FloatNodes, context.Agreement, input, context.Settings, context.Deployment, context.Tuning));
         return new QuantizingTransformer(_catalog, context.Realized, context.Parameters.Table, context.Statistics, report,
             context.Agreement, context.Settings, input) { FitTimings = context.Timings, Deployment = context.Deployment, Tuning = context.Tuning };
+    }
+
+    // The tuner weighs accuracy only, so the recipe it chose may be the one that int8 does not make faster (SmoothQuant's
+    // Muls on a CPU without VNNI): when the deployment check returns it in float, the recipe as set is checked too and
+    // returned if its int8 model is fast enough, with the trials table saying so.
+    private static QuantizationContext RecipeAsSetIfFaster(QuantizationContext chosen)
+    {
+        var asSet = chosen.RecipeAsSet;
+        chosen.RecipeAsSet = null;
+        if (asSet is null || chosen.Deployment is not { KeptFloat: true } slow || chosen.Tuning is null)
+            return chosen;
+        asSet.FloatOutputs = chosen.FloatOutputs;
+        QuantizationPipeline.Run(asSet, QuantizationPipeline.Checks(asSet.Settings));
+        if (asSet.Deployment is not { KeptFloat: false, QuantizedNothing: false } fast)
+            return chosen;
+        asSet.Tuning = chosen.Tuning.WithRecipeAsSet(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"The best trial's int8 model ran {slow.Speedup:F2}x the float model's speed on this CPU, under MinimumSpeedup {slow.MinimumSpeedup}; the recipe as set ran {fast.Speedup:F2}x and is returned."));
+        return asSet;
     }
 
     // Reads, checks and prepares the float model: everything the passes start from.

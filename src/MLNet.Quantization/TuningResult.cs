@@ -5,7 +5,8 @@ namespace MLNet.Quantization;
 
 /// <summary>
 /// What the tuner of <c>Fit</c> tried and chose (see <see cref="TuningOptions"/>): every trial, the recipe returned and
-/// why the search stopped. The model returned is always the best trial's.
+/// why the search stopped. The model returned is the best trial's, unless the deployment check found it no faster than
+/// the float model and the recipe as set was (see <see cref="Fallback"/>).
 /// </summary>
 public sealed class TuningResult
 {
@@ -40,10 +41,24 @@ public sealed class TuningResult
     /// <summary>Seconds the whole search took.</summary>
     public double Seconds { get; }
 
+    /// <summary>
+    /// Why the recipe as set (the first trial, now <see cref="Best"/>) was returned instead of the best trial's: the
+    /// deployment check found the best trial's int8 model under <c>MinimumSpeedup</c> on this CPU, and the recipe as set
+    /// over it. Null when the best trial's recipe was returned.
+    /// </summary>
+    public string? Fallback { get; private init; }
+
+    /// <summary>This result with the first trial chosen instead, for <paramref name="because"/>.</summary>
+    internal TuningResult WithRecipeAsSet(string because) =>
+        new(Trials.Select((t, i) => t with { Chosen = i == 0 }).ToList(), Objective, ReferenceScore, Rows, StoppedBecause, Seconds)
+        {
+            Fallback = because,
+        };
+
     /// <summary>One line: the recipe chosen, its score against the first trial's, and the number of trials.</summary>
     public string Summary => Best is not { } best ? $"No trial ran: {StoppedBecause}." :
         string.Create(CultureInfo.InvariantCulture,
-            $"{best.Recipe}: {Objective} {best.Score:F4} (recipe as set {Trials[0].Score:F4}), {Trials.Count(t => t.Skipped is null)} trials in {Seconds:F1} s on {Rows} held-back rows; stopped: {StoppedBecause}.");
+            $"{best.Recipe}: {Objective} {best.Score:F4} (recipe as set {Trials[0].Score:F4}), {Trials.Count(t => t.Skipped is null)} trials in {Seconds:F1} s on {Rows} held-back rows; stopped: {StoppedBecause}.{(Fallback is null ? "" : " " + Fallback)}");
 
     /// <summary>The trials table as CSV, one row per trial.</summary>
     public string ToCsv()

@@ -29,6 +29,9 @@ public sealed class QuantizingEstimatorOptionsTests
         StringAssert.Contains(Refused(o => o.IntraOpNumThreads = 0).ParamName, "IntraOpNumThreads");
         StringAssert.Contains(Refused(o => o.MaximumOutputError = 0).ParamName, "MaximumOutputError");
         StringAssert.Contains(Refused(o => o.MaximumOutputError = double.NaN).ParamName, "MaximumOutputError");
+        StringAssert.Contains(Refused(o => o.MinimumSpeedup = -0.5).ParamName, "MinimumSpeedup");
+        StringAssert.Contains(Refused(o => o.MinimumSpeedup = double.PositiveInfinity).ParamName, "MinimumSpeedup");
+        StringAssert.Contains(Refused(o => o.MinimumSpeedup = double.NaN).ParamName, "MinimumSpeedup");
         StringAssert.Contains(Refused(o => o.Mode = (QuantizationMode)7).ParamName, "Mode");
         StringAssert.Contains(Refused(o => o.ActivationCalibration = (CalibrationMethod)9).ParamName, "ActivationCalibration");
         StringAssert.Contains(Refused(o => o.WeightRange = (WeightRange)5).ParamName, "WeightRange");

@@ -83,6 +83,12 @@ internal sealed class QuantizationContext
     /// <summary>What the deployment check measured (null when it is off or had no rows).</summary>
     public DeploymentCheck? Deployment { get; set; }
 
+    /// <summary>
+    /// The recipe as set, realized (the tuner's first trial), when the tuner chose another recipe: <c>Fit</c> checks it
+    /// too when the deployment check returns the chosen recipe in float for lack of speed.
+    /// </summary>
+    public QuantizationContext? RecipeAsSet { get; set; }
+
     /// <summary>What the tuner tried and chose (null when tuning is off).</summary>
     public TuningResult? Tuning { get; set; }
 

@@ -9,7 +9,7 @@ namespace MLNet.Quantization.Realize;
 /// The last pass of <c>Fit</c> (see <see cref="DeploymentCheck"/>), three steps on the realized model: layers where the
 /// int8 kernels part from the simulation go back to float; while an output's relative error to the float model exceeds
 /// <c>MaximumOutputError</c>, the layers that add the most noise go back to float; then, where int8 is not at least
-/// <see cref="MinimumSpeedup"/> times as fast, or nothing was quantized, the user's float model is returned instead.
+/// <c>MinimumSpeedup</c> times as fast (1.1 by default), or nothing was quantized, the user's float model is returned instead.
 /// </summary>
 internal sealed class DeploymentCheckPass : IQuantizationPass
 {
@@ -21,13 +21,6 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
     /// difference also shows in every layer after it.
     /// </summary>
     public const int LayersPerRound = 4;
-
-    /// <summary>
-    /// The measured speed-up below which the float model is returned: a gain under 10% is within the noise of a timing
-    /// of a few rows (±15% was seen below 2 ms per row), and ML.NET's own per-row cost, the same for both models, makes
-    /// the gain smaller still in a pipeline.
-    /// </summary>
-    public const double MinimumSpeedup = 1.1;
 
     /// <summary>Layers sent back to float in the first round of the error guard; each round doubles it.</summary>
     public const int FirstErrorBatch = 1;
@@ -85,7 +78,7 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
         // 3. An int8 model that is not at least MinimumSpeedup times as fast is replaced by the user's float model.
         var outputs = measured.Outputs;
         bool quantized = context.Parameters.Table.Count > 0;
-        bool keepFloat = settings.Realization.Mode == QuantizationMode.Int8 && quantized && measured.FloatMs < MinimumSpeedup * measured.DeployedMs;
+        bool keepFloat = settings.Realization.Mode == QuantizationMode.Int8 && quantized && measured.FloatMs < settings.Realization.MinimumSpeedup * measured.DeployedMs;
         if (keepFloat || !quantized)
         {
             var plan = new QuantizationPlan();
@@ -101,6 +94,7 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
             measured.DeployedMs, keepFloat, floatNodes, context.Conversions, measured.Rows, CpuFeatures.Describe(), settings.Realization.Mode)
         {
             QuantizedNothing = !quantized,
+            MinimumSpeedup = settings.Realization.MinimumSpeedup,
         };
     }
 

@@ -141,6 +141,7 @@ internal static class Tuner
         table[best.Index] = table[best.Index] with { Chosen = true };
         best.Context.Tuning = new TuningResult(table, objective, reference, rows.Count, stopped, clock.Elapsed.TotalSeconds);
         best.Context.FloatOutputs = measurement.Reference; // the checks compare with these: the float model need not run on every row again
+        best.Context.RecipeAsSet = best.Index == 0 ? null : first;
         return best.Context;
     }
 

@@ -93,7 +93,7 @@ public sealed class QuantizeCommandTests
         var verdict = Json(checkedRun.Output);
         Assert.IsNotNull(verdict.Deployment);
         Assert.IsTrue(verdict.Speedup > 0);
-        Assert.AreEqual(verdict.Speedup < MLNet.Quantization.Realize.DeploymentCheckPass.MinimumSpeedup, verdict.KeptFloat, verdict.Deployment);
+        Assert.AreEqual(verdict.Speedup < QuantizationDefaults.MinimumSpeedup, verdict.KeptFloat, verdict.Deployment);
         Assert.AreEqual(verdict.KeptFloat, CalibrationTable.FromOnnx(directory.File("out4.onnx")).Count == 0, verdict.Deployment);
         Assert.AreEqual(1, verdict.OutputErrors.Count, "one entry per model output");
     }

@@ -74,7 +74,7 @@ public sealed class DeploymentCheckTests
         using var exported = new TempDirectory();
         model.ExportOnnx(exported.File("m.onnx"));
         int quantizeNodes = OnnxGraph.Load(exported.File("m.onnx")).Graph.Node.Count(n => n.OpType == "QuantizeLinear");
-        Assert.AreEqual(check.Speedup < DeploymentCheckPass.MinimumSpeedup, check.KeptFloat, check.Summary);
+        Assert.AreEqual(check.Speedup < QuantizationDefaults.MinimumSpeedup, check.KeptFloat, check.Summary);
         if (check.KeptFloat)
         {
             Assert.AreEqual(0, quantizeNodes, "the float model is returned");
@@ -84,7 +84,7 @@ public sealed class DeploymentCheckTests
         }
         else
         {
-            Assert.IsTrue(quantizeNodes > 0 && check.Speedup >= DeploymentCheckPass.MinimumSpeedup, check.Summary);
+            Assert.IsTrue(quantizeNodes > 0 && check.Speedup >= QuantizationDefaults.MinimumSpeedup, check.Summary);
         }
     }
 

@@ -63,6 +63,57 @@ public sealed class TunerTests
     }
 
     [TestMethod]
+    public void WhenTheChosenRecipeIsReturnedInFloatTheRecipeAsSetIsCheckedToo()
+    {
+        using var directory = new TempDirectory();
+        var model = OneMatMul(directory);
+        var ml = new MLContext(seed: 1);
+        // As below: the tuner chooses a clipping method over max, the recipe as set.
+        var data = TinyData.X(ml, TinyData.Normal(100, 64).Select((r, i) => i % 10 == 3 ? r.Select((v, j) => j == i % 64 ? 300f : v).ToArray() : r).ToArray(), 64);
+        QuantizingTransformer Checked(double minimumSpeedup) => Fit(ml, data, new QuantizingEstimator.Options
+        {
+            ModelFile = model, SmoothQuantAlpha = null, MinimumSpeedup = minimumSpeedup,
+        });
+        int Checks(QuantizingTransformer fitted) => fitted.FitTimings.Count(t => t.Pass == "DeploymentCheck");
+
+        // No int8 model is 1000x faster: the chosen recipe is returned in float, the recipe as set is checked, fails too,
+        // and the float model stays, with the best trial still the chosen one.
+        using (var slow = Checked(1000))
+        {
+            Assert.IsTrue(slow.Deployment!.KeptFloat);
+            Assert.AreEqual(2, Checks(slow), string.Join(", ", slow.FitTimings.Select(t => t.Pass)));
+            Assert.IsNull(slow.Tuning!.Fallback);
+            Assert.AreNotEqual(1, slow.Tuning.Best!.Number, slow.Tuning.ToCsv());
+            StringAssert.Contains(slow.Deployment.Summary, "below 1000x");
+        }
+        // Any int8 model is fast enough at 0: one check, the chosen recipe returned.
+        using (var fast = Checked(0))
+        {
+            Assert.IsFalse(fast.Deployment!.KeptFloat);
+            Assert.AreEqual(1, Checks(fast));
+            Assert.IsNull(fast.Tuning!.Fallback);
+            Assert.AreNotEqual(1, fast.Tuning.Best!.Number);
+        }
+    }
+
+    [TestMethod]
+    public void ARecipeAsSetReturnedInsteadIsTheChosenTrialWithTheReason()
+    {
+        var tuning = new TuningResult(new[]
+        {
+            new TuningTrial { Number = 1, Knob = "recipe as set", Value = "", Recipe = "a", Score = 0.8 },
+            new TuningTrial { Number = 2, Knob = "k", Value = "v", Recipe = "b", Score = 0.9, Chosen = true },
+        }, "mean cosine", 1, 20, "every knob searched", 1.0);
+        var returned = tuning.WithRecipeAsSet("too slow");
+        Assert.AreEqual(2, tuning.Best!.Number);
+        Assert.AreEqual(1, returned.Best!.Number);
+        Assert.AreEqual(1, returned.Trials.Count(t => t.Chosen));
+        Assert.AreEqual("too slow", returned.Fallback);
+        StringAssert.Contains(returned.Summary, "too slow");
+        StringAssert.Contains(returned.ToCsv().Split('\n')[1], ",true,", "the first trial's row is marked chosen");
+    }
+
+    [TestMethod]
     public void OnRareSpikesInTheCalibrationRowsTheTunerClipsInsteadOfMax()
     {
         using var directory = new TempDirectory();
