@@ -96,10 +96,11 @@ internal static class ZooProfile
             ProfileOutputPathPrefix = Path.Combine(directory, name) };
         using var session = new InferenceSession(file, options);
         var values = inputs.Select((n, k) => OrtValue.CreateTensorValueFromMemory((float[])row[k], shapes[n].Select(d => (long)d).ToArray())).ToList();
-        for (int r = 0; r <= runs; r++)
-        {
-            using var result = session.Run(new RunOptions(), inputs, values, session.OutputNames);
-        }
+        using (var runOptions = new RunOptions())
+            for (int r = 0; r <= runs; r++)
+            {
+                using var result = session.Run(runOptions, inputs, values, session.OutputNames);
+            }
         var trace = session.EndProfiling();
         foreach (var v in values) v.Dispose();
         var counts = Onnx.OnnxGraph.Load(optimized).Graph.Node.GroupBy(n => n.OpType).ToDictionary(g => g.Key, g => g.Count());

@@ -14,8 +14,9 @@ namespace MLNet.Quantization.Calibration;
 /// with symmetric activations [−T, T] with Δ = T/⌊L/2⌋.</para>
 /// <para><b>Error.</b> A value inside [lo, hi] rounds to the grid with the uniform rounding error Δ²/12 on average; a value
 /// outside is clipped to the bound: E(T) = Δ²/12 · Σ_{lo ≤ c_i ≤ hi} h_i + Σ_{c_i &gt; hi} h_i (c_i − hi)² +
-/// Σ_{c_i &lt; lo} h_i (lo − c_i)². With prefix sums S_k = Σ h_i c_iᵏ (k = 0, 1, 2) a tail is S₂ − 2b·S₁ + b²·S₀ over
-/// its bins, so each candidate costs O(1) and the search O(n).</para>
+/// Σ_{c_i &lt; lo} h_i (lo − c_i)². With the sums S_k = Σ h_i c_iᵏ (k = 0, 1, 2) over a tail's bins, kept as prefix sums
+/// for the lower tail and suffix sums for the upper one (so that a short tail is not the difference of two large sums),
+/// a tail is S₂ − 2b·S₁ + b²·S₀, so each candidate costs O(1) and the search O(n).</para>
 /// <para><b>Choice.</b> The smallest E wins; among equal errors the largest threshold (the least clipping). An empty
 /// histogram gives [0, 0]; an all-zero one (m = 0) gives threshold 0.</para>
 /// <para>Unlike the KL divergence, which compares shapes of distributions and ignores how far a clipped outlier
@@ -83,8 +84,7 @@ public sealed class MeanSquaredErrorSearch : IThresholdSearch
         return (lo, hi, (hi - lo) / Levels);
     }
 
-    // Prefix sums of h, h·c and h·c² from the left end for the lower tail, and suffix sums from the right end for the
-    // upper one, so that a short tail is not the difference of two large sums.
+    // The sums of the remarks: prefix sums of h, h·c and h·c² for the lower tail, suffix sums for the upper one.
     private sealed class Sums
     {
         private readonly double[] _p0, _p1, _p2, _q0, _q1, _q2;
