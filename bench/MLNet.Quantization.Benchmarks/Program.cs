@@ -13,6 +13,7 @@ using MLNet.Quantization.Benchmarks;
 // fit-time [resnetRows] [miniLmRows] [only]: Fit against one fp32 scoring pass, per configuration, with each pass's share (issue 11).
 // zoo-diagnose NAME: where the realized int8 model first parts from the simulated one, per quantized tensor.
 // zoo-profile NAME [runs]: the float and the int8 model's kernel time per op type of ONNX Runtime's optimized graph.
+// zoo-export DIR [only] [rounds] [rows]: the zoo's float and int8 models, held-out rows and this CPU's outputs, for bench/device/zoo_check.py.
 // zoo [only] [rounds] [unchecked] [untuned]: public models from npm and NuGet (scripts/fetch-zoo.sh), every output compared (issue 16).
 // anything else: BenchmarkDotNet over the calibration engine, e.g. --filter '*CalibrationBenchmarks*'.
 switch (args.FirstOrDefault())
@@ -49,6 +50,9 @@ switch (args.FirstOrDefault())
         break;
     case "zoo-profile":
         ZooProfile.Run(args[1..]);
+        break;
+    case "zoo-export":
+        ZooExport.Run(args[1..]);
         break;
     case "zoo-diagnose":
         ZooHarness.Diagnose(args[1..]);

@@ -72,7 +72,7 @@ internal static class ResNet18Harness
             foreach (var input in timedInputs)
             {
                 using var value = OrtValue.CreateTensorValueFromMemory(input, new long[] { 1, 3, 224, 224 });
-                using var outputs = session.Run(new RunOptions(), new[] { ResNet18Model.Input }, new[] { value }, new[] { ResNet18Model.Output });
+                using var outputs = session.Run(Ort.RunOptions, new[] { ResNet18Model.Input }, new[] { value }, new[] { ResNet18Model.Output });
             }
             return watch.Elapsed.TotalMilliseconds / TimedRows;
         }

@@ -110,7 +110,7 @@ internal static class SaturationHarness
         float[] RunImage(InferenceSession s, float[] input)
         {
             using var value = OrtValue.CreateTensorValueFromMemory(input, new long[] { 1, 3, 224, 224 });
-            using var outputs = s.Run(new RunOptions(), new[] { ResNet18Model.Input }, new[] { value }, new[] { ResNet18Model.Output });
+            using var outputs = s.Run(Ort.RunOptions, new[] { ResNet18Model.Input }, new[] { value }, new[] { ResNet18Model.Output });
             return outputs[0].GetTensorDataAsSpan<float>().ToArray();
         }
         var ids = ReadLongs(Path.Combine(directory, "minilm.inputs")).Take(rows).ToArray();
@@ -120,7 +120,7 @@ internal static class SaturationHarness
             using var a = OrtValue.CreateTensorValueFromMemory(tokens, shape);
             using var b = OrtValue.CreateTensorValueFromMemory(Enumerable.Repeat(1L, tokens.Length).ToArray(), shape);
             using var c = OrtValue.CreateTensorValueFromMemory(new long[tokens.Length], shape);
-            using var outputs = s.Run(new RunOptions(), new[] { "input_ids", "attention_mask", "token_type_ids" }, new[] { a, b, c }, new[] { MiniLm.Output });
+            using var outputs = s.Run(Ort.RunOptions, new[] { "input_ids", "attention_mask", "token_type_ids" }, new[] { a, b, c }, new[] { MiniLm.Output });
             var states = outputs[0].GetTensorDataAsSpan<float>();
             var pooled = new float[MiniLm.Dimensions];
             for (int t = 0; t < tokens.Length; t++)
@@ -197,7 +197,7 @@ internal static class SaturationHarness
         model.Graph.Output.Add(Value("Y", 6, 1, 1));
         using var session = new InferenceSession(Google.Protobuf.MessageExtensions.ToByteArray(model));
         using var a = OrtValue.CreateTensorValueFromMemory(Enumerable.Repeat((byte)255, K).ToArray(), new long[] { 1, K });
-        using var y = session.Run(new RunOptions(), new[] { "A" }, new[] { a }, new[] { "Y" });
+        using var y = session.Run(Ort.RunOptions, new[] { "A" }, new[] { a }, new[] { "Y" });
         int result = y[0].GetTensorDataAsSpan<int>()[0];
         return result == 255 * 127 * K ? $"{result:N0}, exact" : $"{result:N0}, SATURATED";
 

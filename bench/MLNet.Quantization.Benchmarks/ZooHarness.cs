@@ -94,8 +94,8 @@ internal static class ZooHarness
         {
             var values = inputs.Select((input, k) => OrtValue.CreateTensorValueFromMemory((float[])row[k], model.Shapes[input.Name].Select(d => (long)d).ToArray())).ToList();
             var names = inputs.Select(i => i.Name).ToArray();
-            using var x = a.Run(new RunOptions(), names, values, pairs.Select(p => p.Int8).ToArray());
-            using var y = b.Run(new RunOptions(), names, values, pairs.Select(p => p.Simulated).ToArray());
+            using var x = a.Run(Ort.RunOptions, names, values, pairs.Select(p => p.Int8).ToArray());
+            using var y = b.Run(Ort.RunOptions, names, values, pairs.Select(p => p.Simulated).ToArray());
             for (int k = 0; k < pairs.Count; k++)
             {
                 var u = x[k].GetTensorDataAsSpan<byte>();
@@ -295,7 +295,7 @@ internal static class ZooHarness
         return s == 0 ? (e == 0 ? 0 : double.PositiveInfinity) : Math.Sqrt(e / s);
     }
 
-    /// <summary>A float-input model's inputs and its calibration rows, as arrays in input order and as a data view.</summary>
+    /// <summary>A model's inputs (float or int64) and its calibration rows, as arrays in input order and as a data view.</summary>
     internal static (List<global::Onnx.ValueInfoProto> Inputs, List<Array[]> Rows, IDataView View) CalibrationRows(Model model)
     {
         var graph = global::Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(model.File));
@@ -303,14 +303,19 @@ internal static class ZooHarness
         var inputs = graph.Graph.Input.Where(i => !initializers.Contains(i.Name)).ToList();
         var builder = new DataViewSchema.Builder();
         foreach (var input in inputs)
-            builder.AddColumn(input.Name, new VectorDataViewType(NumberDataViewType.Single, model.Shapes[input.Name].Aggregate(1, (a, b) => a * b)));
+            builder.AddColumn(input.Name, new VectorDataViewType(
+                input.Type.TensorType.ElemType == (int)global::Onnx.TensorProto.Types.DataType.Int64 ? NumberDataViewType.Int64 : NumberDataViewType.Single,
+                model.Shapes[input.Name].Aggregate(1, (a, b) => a * b)));
         var rows = model.Rows(0, model.Calibration).Select(r => inputs.Select(i => r[i.Name]).ToArray()).ToList();
         return (inputs, rows, new RowsDataView(builder.ToSchema(), () => rows));
     }
 
     /// <summary>The first zoo model whose name contains <paramref name="name"/>.</summary>
     internal static Model Find(string name) =>
-        Models(Path.Combine(FashionMnist.DataDirectory(AppContext.BaseDirectory), "..", "models")).First(m => m.Name.Contains(name, StringComparison.Ordinal));
+        All().First(m => m.Name.Contains(name, StringComparison.Ordinal));
+
+    /// <summary>Every zoo model, in the zoo table's order.</summary>
+    internal static IEnumerable<Model> All() => Models(Path.Combine(FashionMnist.DataDirectory(AppContext.BaseDirectory), "..", "models"));
 
     private static IEnumerable<Model> Models(string root)
     {
@@ -446,7 +451,7 @@ internal static class ZooHarness
     {
         var audio = Audio(seed, 16000 * (76 + 8 * (windows - 1) + 10) / 100 + 480, 6000);
         using var input = OrtValue.CreateTensorValueFromMemory(audio, new long[] { 1, audio.Length });
-        using var output = Session(mel).Run(new RunOptions(), new[] { "input" }, new[] { input }, new[] { "output" });
+        using var output = Session(mel).Run(Ort.RunOptions, new[] { "input" }, new[] { input }, new[] { "output" });
         var values = output[0].GetTensorDataAsSpan<float>().ToArray();
         int frames = values.Length / 32;
         return Enumerable.Range(0, windows).Select(w =>
@@ -462,7 +467,7 @@ internal static class ZooHarness
         var windows = MelWindows(mel, seed, frames);
         var batch = windows.SelectMany(w => w).ToArray();
         using var input = OrtValue.CreateTensorValueFromMemory(batch, new long[] { frames, 76, 32, 1 });
-        using var output = Session(embedding).Run(new RunOptions(), new[] { "input_1" }, new[] { input }, new[] { "conv2d_19" });
+        using var output = Session(embedding).Run(Ort.RunOptions, new[] { "input_1" }, new[] { input }, new[] { "conv2d_19" });
         return output[0].GetTensorDataAsSpan<float>().ToArray();
     }
 
@@ -479,7 +484,7 @@ internal static class ZooHarness
             using var x = OrtValue.CreateTensorValueFromMemory(chunk, new long[] { 1, 512 });
             using var h = OrtValue.CreateTensorValueFromMemory(state.ToArray(), new long[] { 2, 1, 128 });
             using var sr = OrtValue.CreateTensorValueFromMemory(new long[] { 16000 }, Array.Empty<long>());
-            using var outputs = session.Run(new RunOptions(), new[] { "input", "state", "sr" }, new[] { x, h, sr }, new[] { "output", "stateN" });
+            using var outputs = session.Run(Ort.RunOptions, new[] { "input", "state", "sr" }, new[] { x, h, sr }, new[] { "output", "stateN" });
             state = outputs[1].GetTensorDataAsSpan<float>().ToArray();
         }
     }
