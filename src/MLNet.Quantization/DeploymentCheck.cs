@@ -74,6 +74,12 @@ public sealed class DeploymentCheck
     /// <summary>The fitting machine's CPU as the int8 kernels see it.</summary>
     public string Cpu { get; }
 
+    /// <summary>
+    /// Whether the fitting CPU has VNNI (AVX512-VNNI or AVX-VNNI), the instructions int8 kernels gain most from. Without it a
+    /// model returned in float for speed may still be faster in int8 on the CPU it is deployed to.
+    /// </summary>
+    public bool CpuHasVnni { get; internal init; }
+
     /// <summary>The realization mode measured. In <see cref="QuantizationMode.Simulated"/> mode speed decides nothing.</summary>
     public QuantizationMode Mode { get; }
 
@@ -90,7 +96,11 @@ public sealed class DeploymentCheck
                 return $"Nothing in this model is quantized (FloatNodes says why where a rule decided): the float model is returned.{floatNote}";
             return KeptFloat
                 ? $"The model stays float: its quantized form ran at {MeasuredQuantizedMillisecondsPerRow:F3} ms per row against " +
-                  $"{FloatMillisecondsPerRow:F3} ms in float on this CPU ({Cpu}), {Speedup:F2}x (below {MinimumSpeedup:0.##}x), so quantizing gains nothing here.{floatNote}"
+                  $"{FloatMillisecondsPerRow:F3} ms in float on this CPU ({Cpu}), {Speedup:F2}x (below {MinimumSpeedup:0.##}x), so quantizing gains nothing here.{floatNote} " +
+                  (CpuHasVnni
+                      ? "To return the int8 model anyway, set MinimumSpeedup = 0 (the accuracy checks still apply)."
+                      : "This CPU has no VNNI, which the int8 kernels gain most from: if the model will run on a CPU that has it, " +
+                        "set MinimumSpeedup = 0 to return the int8 model (the accuracy checks still apply).")
                 : $"{Mode} model: {Speedup:F2}x the float model's speed on this CPU ({Cpu}), worst output relative error " +
                   $"{WorstRelativeError:F4} on {Rows} rows.{floatNote}";
         }

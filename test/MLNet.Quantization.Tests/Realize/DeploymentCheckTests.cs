@@ -101,6 +101,35 @@ public sealed class DeploymentCheckTests
         Assert.IsNotNull(model.Calibration.Find("W", TensorRole.Weight));
     }
 
+    // Fitting on one CPU and deploying on another (an AVX2 laptop, a VNNI server) is common, and the speed verdict is the
+    // fitting CPU's: the summary of a model returned in float for speed says how to keep int8, and that way works.
+    [TestMethod]
+    public void AModelReturnedInFloatForSpeedSaysHowToReturnItsInt8Form()
+    {
+        using var directory = new TempDirectory();
+        var path = TwoOutputs(directory);
+        var ml = new MLContext(seed: 1);
+        var rows = TinyData.X(ml, TinyData.Normal(24, Size), Size);
+        QuantizingTransformer Fit(double minimumSpeedup) => ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
+        {
+            ModelFile = path, Tuning = null, MinimumSpeedup = minimumSpeedup,
+        }).Fit(rows);
+
+        using var slow = Fit(1000); // no int8 model is 1000 times as fast
+        var check = slow.Deployment!;
+        Assert.IsTrue(check.KeptFloat, check.Summary);
+        Assert.AreEqual(CpuFeatures.HasAvx512Vnni || CpuFeatures.HasAvxVnni, check.CpuHasVnni);
+        StringAssert.Contains(check.Summary, "set MinimumSpeedup = 0");
+        StringAssert.Contains(check.Summary, check.CpuHasVnni ? "return the int8 model anyway" : "This CPU has no VNNI");
+
+        using var kept = Fit(0);
+        Assert.IsFalse(kept.Deployment!.KeptFloat, kept.Deployment.Summary);
+        using var exported = new TempDirectory();
+        kept.ExportOnnx(exported.File("m.onnx"));
+        Assert.IsTrue(OnnxGraph.Load(exported.File("m.onnx")).Graph.Node.Any(n => n.OpType == "QuantizeLinear"), "the int8 model is returned");
+        Assert.IsTrue(kept.Deployment.Outputs.All(o => o.RelativeError < 0.05), string.Join("; ", kept.Deployment.Outputs));
+    }
+
     // The saturating model of AgreementCheckTests, with full-range weights: on a CPU without VNNI its int8 kernels part
     // from the simulation after the first MatMul, and the check must send that layer back to float until they agree.
     [TestMethod]
