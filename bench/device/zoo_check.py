@@ -10,6 +10,8 @@ exporting CPU's outputs) and prints, per model:
 
 A model whose float file is too large to travel is timed against a float model rebuilt from its int8 model
 (float_from_int8); "derive" does that for every model, to check the rebuilt model's time against the real one's.
+To make a large model travel (64 MiB per call): delete its fp32.onnx and derived.onnx (zoo-export's C# rebuild, for
+timing here) and compress its int8.onnx with xz; the exported fp32 outputs then stand for the float model's.
 
 Usage: python3 bench/device/zoo_check.py DIR [rounds] [json-out] [derive]
 """
