@@ -50,15 +50,21 @@ internal static class ZooExport
         var method = Environment.GetEnvironmentVariable("ZOO_METHOD") is { Length: > 0 } m ? Enum.Parse<CalibrationMethod>(m) : (CalibrationMethod?)null;
         var alpha = Environment.GetEnvironmentVariable("ZOO_SMOOTHQUANT") is { Length: > 0 } a
             ? double.Parse(a, System.Globalization.CultureInfo.InvariantCulture) : (double?)null;
+        // ZOO_DEFAULTS=1: the int8 model as the defaults return it (tuning and the deployment check on) but with
+        // MinimumSpeedup = 0, as a user fitting here for a VNNI server would set it; the simulated model stays the recipe as set.
+        bool defaults = Environment.GetEnvironmentVariable("ZOO_DEFAULTS") == "1";
         string Fit(QuantizationMode mode, string file)
         {
+            bool asDefaults = defaults && mode == QuantizationMode.Int8;
             var options = new QuantizingEstimator.Options
             {
-                ModelFile = model.File, ShapeDictionary = model.Shapes, Mode = mode, CheckDeployment = false, Tuning = null, IntraOpNumThreads = 1,
-                SmoothQuantAlpha = alpha,
+                ModelFile = model.File, ShapeDictionary = model.Shapes, Mode = mode, CheckDeployment = asDefaults, Tuning = asDefaults ? new TuningOptions() : null,
+                IntraOpNumThreads = 1, SmoothQuantAlpha = alpha, MinimumSpeedup = asDefaults ? 0 : QuantizationDefaults.MinimumSpeedup,
             };
             if (method is { } chosen) options.ActivationCalibration = chosen;
             using var fitted = ml.Transforms.QuantizeCalibrated(options).Fit(view);
+            if (asDefaults)
+                Console.Error.WriteLine($"{model.Name}: {fitted.Deployment?.Summary} Tuning stopped: {fitted.Tuning?.StoppedBecause}; chosen: {fitted.Tuning?.Best?.Recipe}");
             fitted.ExportOnnx(file);
             return file;
         }
@@ -122,7 +128,7 @@ internal static class ZooExport
         Console.WriteLine($"| {model.Name} | {rows} | {error:F4} | {agreement:F4} | {f:F3} | {g:F3} ({derivedError:F4}) | {q:F3} | {f / q:F2}x |");
         return new
         {
-            name = model.Name + (method is null && alpha is null ? "" : $" ({method?.ToString() ?? "default method"}{(alpha is null ? "" : $", SmoothQuant {alpha}")})"),
+            name = model.Name + (defaults ? " (defaults, MinimumSpeedup 0)" : "") + (method is null && alpha is null ? "" : $" ({method?.ToString() ?? "default method"}{(alpha is null ? "" : $", SmoothQuant {alpha}")})"),
             cpu = Realize.CpuFeatures.Describe(),
             directory = Path.GetFileName(directory),
             rows,
