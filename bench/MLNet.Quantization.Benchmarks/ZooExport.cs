@@ -62,6 +62,8 @@ internal static class ZooExport
                 IntraOpNumThreads = 1, SmoothQuantAlpha = alpha, MinimumSpeedup = asDefaults ? 0 : QuantizationDefaults.MinimumSpeedup,
             };
             if (method is { } chosen) options.ActivationCalibration = chosen;
+            // ZOO_WEIGHT_RANGE=Full: the weight range (Full is for VNNI CPUs only: measure its accuracy, not its AVX2 speed).
+            if (Environment.GetEnvironmentVariable("ZOO_WEIGHT_RANGE") is { Length: > 0 } range) options.WeightRange = Enum.Parse<WeightRange>(range);
             using var fitted = ml.Transforms.QuantizeCalibrated(options).Fit(view);
             if (asDefaults)
                 Console.Error.WriteLine($"{model.Name}: {fitted.Deployment?.Summary} Tuning stopped: {fitted.Tuning?.StoppedBecause}; chosen: {fitted.Tuning?.Best?.Recipe}");

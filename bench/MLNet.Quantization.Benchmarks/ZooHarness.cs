@@ -58,10 +58,13 @@ internal static class ZooHarness
         using var directory = new TemporaryDirectory();
         string Export(QuantizationMode mode)
         {
-            using var fitted = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
+            var options = new QuantizingEstimator.Options
             {
                 ModelFile = model.File, ShapeDictionary = model.Shapes, Mode = mode, CheckDeployment = false, Tuning = null,
-            }).Fit(view);
+            };
+            // ZOO_METHOD=Percentile: the activation calibration method, as in the zoo runs.
+            if (Environment.GetEnvironmentVariable("ZOO_METHOD") is { Length: > 0 } method) options.ActivationCalibration = Enum.Parse<CalibrationMethod>(method);
+            using var fitted = ml.Transforms.QuantizeCalibrated(options).Fit(view);
             var path = Path.Combine(directory.Path, $"{mode}.onnx");
             fitted.ExportOnnx(path);
             return path;
