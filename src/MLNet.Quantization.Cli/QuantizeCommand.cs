@@ -83,6 +83,12 @@ public static class QuantizeCommand
         {
             Description = "Return the quantized model as realized, without measuring it against fp32 (by default a model that int8 makes slower stays float).",
         };
+        var minSpeedup = new Option<double?>("--min-speedup")
+        {
+            Description = "With the deployment check: how many times faster than fp32 the int8 model must run on this CPU to be written " +
+                "(default 1.1; slower, the float model is written). 0 writes it whatever its speed here: for a model that will run on " +
+                "another CPU (one with VNNI, where int8 gains most).",
+        };
         var json = new Option<bool>("--json") { Description = "Print the summary as one JSON object." };
         var tune = new Option<bool>("--tune")
         {
@@ -101,7 +107,7 @@ public static class QuantizeCommand
         {
             model, calibration, kind, outputFile, imageSize, layout, channels, scale, mean, std, vocab, sequenceLength, method, mode, rows,
             excludeNode, excludeOp, perTensor, minCosine, weightRange, biasCorrection, equalize, smoothQuant, report, statistics, fromStatistics,
-            inputShape, noDeploymentCheck, json, tune, noTune, tuneBudget, tuneTolerance,
+            inputShape, noDeploymentCheck, minSpeedup, json, tune, noTune, tuneBudget, tuneTolerance,
         };
         var parsed = root.Parse(args);
         bool wantsHelp = args.Any(a => a is "--help" or "-h" or "-?" or "--version");
@@ -203,6 +209,14 @@ public static class QuantizeCommand
             if (Given(equalize)) options.CrossLayerEqualization = parsed.GetValue(equalize);
             if (Given(smoothQuant)) options.SmoothQuantAlpha = parsed.GetValue(smoothQuant);
             if (Given(minCosine)) options.MinimumOutputCosine = parsed.GetValue(minCosine);
+            if (parsed.GetValue(noDeploymentCheck) && Given(minSpeedup))
+                throw new UsageException("--min-speedup needs the deployment check, which --no-deployment-check turns off.");
+            if (parsed.GetValue(minSpeedup) is { } speedup)
+            {
+                if (!(speedup >= 0 && double.IsFinite(speedup)))
+                    throw new UsageException($"--min-speedup must be a non-negative number, not {speedup.ToString(CultureInfo.InvariantCulture)}.");
+                options.MinimumSpeedup = speedup;
+            }
             if (parsed.GetValue(noTune) && parsed.GetValue(tune))
                 throw new UsageException("--tune and --no-tune contradict each other.");
             if (parsed.GetValue(noTune) && Given(tuneBudget))
@@ -345,6 +359,7 @@ public static class QuantizeCommand
             table.AddRow($"  trial {t.Number}", Markup.Escape(t.Skipped is { } why ? $"{t.Knob} {t.Value}: skipped ({why})"
                 : string.Create(CultureInfo.InvariantCulture, $"{t.Knob} {t.Value}: score {t.Score:F4} (hardest rows {t.HardRowsScore:F4}), cosine {t.MeanCosine:F5}, {t.Seconds:F1} s{(t.Chosen ? ", chosen" : "")}")));
         if (s.Deployment is { } deployment) table.AddRow("deployed model", Markup.Escape(deployment));
+        if (s.KeptFloat) table.AddRow("to write int8", "--min-speedup 0 (for another CPU; the accuracy checks still apply)");
         if (s.OutputErrors.Count > 0)
             table.AddRow("relative error per output", Markup.Escape(string.Join(", ", s.OutputErrors.Select(kv => $"{kv.Key} {kv.Value.ToString("F4", CultureInfo.InvariantCulture)}"))));
         foreach (var conversion in s.Conversions) table.AddRow("conversion", Markup.Escape(conversion));

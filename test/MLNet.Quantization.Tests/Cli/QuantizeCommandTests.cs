@@ -194,6 +194,30 @@ public sealed class QuantizeCommandTests
         Refused("--tune-budget", model, "--calibration", images, "--output", output, "--no-tune", "--tune-budget", "5");
         Refused("--tune-tolerance", model, "--calibration", images, "--output", output, "--tune-tolerance", "-1");
         Refused("--tune-tolerance", model, "--calibration", images, "--output", output, "--no-tune", "--tune-tolerance", "0.01");
+        Refused("--min-speedup", model, "--calibration", images, "--output", output, "--min-speedup", "-1");
+        Refused("--min-speedup", model, "--calibration", images, "--output", output, "--min-speedup", "NaN");
+        Refused("--min-speedup", model, "--calibration", images, "--output", output, "--no-deployment-check", "--min-speedup", "0");
+    }
+
+    // The speed verdict is this CPU's: --min-speedup 1000 writes the float model and says how to write int8 instead;
+    // --min-speedup 0 writes the int8 model, checked for accuracy still.
+    [TestMethod]
+    public void MinSpeedupDecidesWhetherTheInt8ModelIsWritten()
+    {
+        using var directory = new TempDirectory();
+        var model = ConvModel(directory);
+        var images = Images(directory, 6);
+        var strict = Run(model, "--calibration", images, "--output", directory.File("float.onnx"), "--no-tune", "--min-speedup", "1000");
+        Assert.AreEqual(0, strict.Code, strict.Error);
+        StringAssert.Contains(strict.Output, "--min-speedup 0");
+        Assert.AreEqual(0, CalibrationTable.FromOnnx(directory.File("float.onnx")).Count, "the float model is written");
+
+        var any = Run(model, "--calibration", images, "--output", directory.File("int8.onnx"), "--no-tune", "--min-speedup", "0", "--json");
+        Assert.AreEqual(0, any.Code, any.Error);
+        var summary = Json(any.Output);
+        Assert.IsFalse(summary.KeptFloat, summary.Deployment);
+        Assert.IsTrue(CalibrationTable.FromOnnx(directory.File("int8.onnx")).Count > 0, "the int8 model is written");
+        Assert.IsTrue(summary.OutputCosine > 0.99, $"{summary.OutputCosine}");
     }
 
     [TestMethod]
@@ -230,7 +254,7 @@ public sealed class QuantizeCommandTests
     {
         var (code, output, _) = Run("--help");
         Assert.AreEqual(0, code);
-        foreach (var option in new[] { "--calibration", "--output", "--weight-range", "--report", "--json", "--from-statistics" })
+        foreach (var option in new[] { "--calibration", "--output", "--weight-range", "--report", "--json", "--from-statistics", "--min-speedup" })
             StringAssert.Contains(output, option);
     }
 }
