@@ -64,6 +64,8 @@ internal static class ZooExport
             if (method is { } chosen) options.ActivationCalibration = chosen;
             // ZOO_WEIGHT_RANGE=Full: the weight range (Full is for VNNI CPUs only: measure its accuracy, not its AVX2 speed).
             if (Environment.GetEnvironmentVariable("ZOO_WEIGHT_RANGE") is { Length: > 0 } range) options.WeightRange = Enum.Parse<WeightRange>(range);
+            // ZOO_CLE=1: cross-layer equalization.
+            if (Environment.GetEnvironmentVariable("ZOO_CLE") == "1") options.CrossLayerEqualization = true;
             // ZOO_BIAS_CORRECTION=Fast: bias correction.
             if (Environment.GetEnvironmentVariable("ZOO_BIAS_CORRECTION") is { Length: > 0 } bias) options.BiasCorrection = Enum.Parse<BiasCorrection>(bias);
             // ZOO_WEIGHT_SCALE=PowerOfTwo: the weight scale method.
