@@ -128,11 +128,9 @@ internal static class ZooExport
             derivedTimes.Add(Time(derivedSession, names, used, model.Shapes, outputs));
             int8Times.Add(Time(int8Session, names, used, model.Shapes, outputs));
         }
-        double f = floatTimes.OrderBy(t => t).ElementAt(rounds / 2), q = int8Times.OrderBy(t => t).ElementAt(rounds / 2);
-        double g = derivedTimes.OrderBy(t => t).ElementAt(rounds / 2);
-        double derivedError = Enumerable.Range(0, outputs.Length).Max(k => Relative(floats, derivedOutputs, k));
-        double error = Enumerable.Range(0, outputs.Length).Max(k => Relative(floats, quantized, k));
-        double agreement = Enumerable.Range(0, outputs.Length).Max(k => Relative(simulatedOutputs, quantized, k));
+        double f = ZooHarness.Median(floatTimes), q = ZooHarness.Median(int8Times), g = ZooHarness.Median(derivedTimes);
+        double Worst(List<float[][]> reference, List<float[][]> other) => Enumerable.Range(0, outputs.Length).Max(k => ZooHarness.Relative(reference, other, k));
+        double derivedError = Worst(floats, derivedOutputs), error = Worst(floats, quantized), agreement = Worst(simulatedOutputs, quantized);
         Console.WriteLine($"| {model.Name} | {rows} | {error:F4} | {agreement:F4} | {f:F3} | {g:F3} ({derivedError:F4}) | {q:F3} | {f / q:F2}x |");
         return new
         {
@@ -233,7 +231,7 @@ internal static class ZooExport
         }
     }
 
-    // One round: the rows scored again until the round lasts 200 ms; milliseconds per row.
+    // One round: the rows scored again until the round lasts ZooHarness.MinimumRoundMs; milliseconds per row.
     private static double Time(InferenceSession session, string[] names, List<Dictionary<string, Array>> rows, Dictionary<string, int[]> shapes, string[] outputs)
     {
         var watch = Stopwatch.StartNew();
@@ -243,7 +241,7 @@ internal static class ZooExport
             foreach (var row in rows) Run(session, names, row, shapes, outputs);
             count += rows.Count;
         }
-        while (watch.Elapsed.TotalMilliseconds < 200);
+        while (watch.Elapsed.TotalMilliseconds < ZooHarness.MinimumRoundMs);
         return watch.Elapsed.TotalMilliseconds / count;
     }
 
@@ -252,19 +250,5 @@ internal static class ZooExport
         var bytes = new byte[Buffer.ByteLength(values)];
         Buffer.BlockCopy(values, 0, bytes, 0, bytes.Length);
         stream.Write(bytes);
-    }
-
-    private static double Relative(List<float[][]> a, List<float[][]> b, int k)
-    {
-        double e = 0, s = 0;
-        foreach (var (x, y) in a.Zip(b))
-            for (int i = 0; i < x[k].Length; i++)
-            {
-                if (!float.IsFinite(x[k][i]) || !float.IsFinite(y[k][i])) continue;
-                double d = x[k][i] - y[k][i];
-                e += d * d;
-                s += (double)x[k][i] * x[k][i];
-            }
-        return s == 0 ? (e == 0 ? 0 : double.PositiveInfinity) : Math.Sqrt(e / s);
     }
 }

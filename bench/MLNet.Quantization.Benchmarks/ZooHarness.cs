@@ -233,7 +233,7 @@ internal static class ZooHarness
     private static string Reason(string reason) => reason.StartsWith("computes the input", StringComparison.Ordinal) ? "domain rule"
         : reason.StartsWith("the int8 kernels", StringComparison.Ordinal) ? "realized ≠ simulated" : "fallback";
 
-    private static double Median(List<double> values) => values.OrderBy(v => v).ElementAt(values.Count / 2);
+    internal static double Median(List<double> values) => values.OrderBy(v => v).ElementAt(values.Count / 2);
 
     /// <summary>
     /// One round's time per row: the held-out rows scored again until the round lasts <see cref="MinimumRoundMs"/>, so
@@ -254,7 +254,7 @@ internal static class ZooHarness
         return ms / Math.Max(1, rows);
     }
 
-    private const double MinimumRoundMs = 200;
+    internal const double MinimumRoundMs = 200;
 
     // Every output of every row, as float arrays (ML.NET's columns), and the time per row.
     private static (List<float[][]> Values, double Ms) Score(ITransformer model, IDataView data, string[] outputs)
@@ -284,7 +284,7 @@ internal static class ZooHarness
     private static double Cosine(List<float[][]> a, List<float[][]> b, int k) => a.Zip(b, (x, y) => Report.Cosine(x[k], y[k])).Average();
 
     // ‖a − b‖ / ‖a‖ over every held-out row of output k (finite values only).
-    private static double Relative(List<float[][]> a, List<float[][]> b, int k)
+    internal static double Relative(List<float[][]> a, List<float[][]> b, int k)
     {
         double e = 0, s = 0;
         foreach (var (x, y) in a.Zip(b))

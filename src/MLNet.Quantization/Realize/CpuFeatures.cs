@@ -12,12 +12,15 @@ internal static class CpuFeatures
     /// <summary>AVX-VNNI (VEX-encoded): CPUID leaf 7, sub-leaf 1, EAX bit 4.</summary>
     public static bool HasAvxVnni => X86Base.IsSupported && (X86Base.CpuId(7, 1).Eax & (1 << 4)) != 0;
 
+    /// <summary>AVX512-VNNI or AVX-VNNI: the int8 dot products ONNX Runtime's u8s8 kernels gain most from.</summary>
+    public static bool HasVnni => HasAvx512Vnni || HasAvxVnni;
+
     /// <summary>
     /// Whether ONNX Runtime's uint8 × int8 kernels add pairs of products into a saturating int16 here: x86-64 without
     /// VNNI, where they use <c>vpmaddubsw</c> (AVX2, or SSSE3's <c>pmaddubsw</c>).
     /// </summary>
     public static bool PairsSaturate => RuntimeInformation.ProcessArchitecture is Architecture.X64 or Architecture.X86
-        && !HasAvx512Vnni && !HasAvxVnni;
+        && !HasVnni;
 
     /// <summary>A short description, for reports: for example "x64 with AVX512-VNNI" or "x64 with AVX2, no VNNI".</summary>
     public static string Describe()

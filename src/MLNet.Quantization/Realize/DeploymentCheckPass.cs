@@ -95,7 +95,7 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
         {
             QuantizedNothing = !quantized,
             MinimumSpeedup = settings.Realization.MinimumSpeedup,
-            CpuHasVnni = CpuFeatures.HasAvx512Vnni || CpuFeatures.HasAvxVnni,
+            CpuHasVnni = CpuFeatures.HasVnni,
         };
     }
 
