@@ -20,6 +20,7 @@ internal static class FitTimeHarness
         ("issue 17: defaults, tuned", _ => { }),
         ("+ fast bias correction", o => o.BiasCorrection = BiasCorrection.Fast),
         ("+ full bias correction", o => o.BiasCorrection = BiasCorrection.Full),
+        ("full bias correction alone, not tuned", o => { o.Tuning = null; o.BiasCorrection = BiasCorrection.Full; }),
         ("+ cross-layer equalization", o => o.CrossLayerEqualization = true),
         ("+ SmoothQuant 0.5", o => o.SmoothQuantAlpha = 0.5),
         ("KL divergence", o => o.ActivationCalibration = CalibrationMethod.KlDivergence),

@@ -80,6 +80,9 @@ public sealed class DeploymentCheck
     /// </summary>
     public bool CpuHasVnni { get; internal init; }
 
+    // Whether VNNI is a question at all: an x86 CPU (an Arm CPU's int8 dot products are another matter).
+    internal bool CpuIsX86 { get; init; } = true;
+
     /// <summary>The realization mode measured. In <see cref="QuantizationMode.Simulated"/> mode speed decides nothing.</summary>
     public QuantizationMode Mode { get; }
 
@@ -97,7 +100,7 @@ public sealed class DeploymentCheck
             return KeptFloat
                 ? $"The model stays float: its quantized form ran at {MeasuredQuantizedMillisecondsPerRow:F3} ms per row against " +
                   $"{FloatMillisecondsPerRow:F3} ms in float on this CPU ({Cpu}), {Speedup:F2}x (below {MinimumSpeedup:0.##}x), so quantizing gains nothing here.{floatNote} " +
-                  (CpuHasVnni
+                  (CpuHasVnni || !CpuIsX86
                       ? "To return the int8 model anyway, set MinimumSpeedup = 0 (the accuracy checks still apply)."
                       : "This CPU has no VNNI, which the int8 kernels gain most from: if the model will run on a CPU that has it, " +
                         "set MinimumSpeedup = 0 to return the int8 model (the accuracy checks still apply).")

@@ -14,8 +14,10 @@ namespace MLNet.Quantization.Calibration;
 /// each wave realizes the model in simulated form with every bias corrected so far, streams the first
 /// <see cref="Rows"/> calibration rows through it, and moves each of its layers' biases by <c>E_c[y] − E_c[ŷ]</c>,
 /// ŷ being the layer's output with all of its quantized predecessors, corrected, in place. So the correction also
-/// cancels the mean error that reaches a layer from upstream. It costs one stream per wave (about the depth of the
-/// network in quantized layers) instead of fast correction's one.
+/// cancels the mean error that reaches a layer from upstream. Each wave runs only the part of the model between what the
+/// wave before kept and its own layers (<see cref="WaveStream"/>): about two streams of the simulated model in all,
+/// instead of one per wave (about the depth of the network in quantized layers), as long as the kept activations fit
+/// <see cref="MemoryBudget"/>.
 /// </remarks>
 internal sealed class FullBiasCorrectionPass : IQuantizationPass
 {
@@ -24,20 +26,29 @@ internal sealed class FullBiasCorrectionPass : IQuantizationPass
 
     private List<BiasCorrectionLayers.Layer> _layers = new();
 
+    /// <summary>The most bytes of activations kept between waves (<see cref="WaveStream"/>).</summary>
+    public long MemoryBudget { get; init; } = WaveStream.DefaultMemoryBudget;
+
+    /// <summary>After <see cref="Apply"/>: how many waves read the rows from the data.</summary>
+    public int DataStreams { get; private set; }
+
+    /// <summary>After <see cref="Apply"/>: the most bytes of activations kept at once.</summary>
+    public long PeakKeptBytes { get; private set; }
+
     public IReadOnlyList<StatisticPoint> StatisticPoints(QuantizationContext context)
     {
         _layers = BiasCorrectionLayers.Find(context);
         return _layers.Select(l => l.FloatOutput).ToList();
     }
 
-    // The float means' stream, then one wave of at most Rows rows per depth through the simulated model (about 1.5
-    // times as slow as the float one).
+    // The float means' stream, then at most Rows rows through the simulated model (about 1.5 times as slow as the
+    // float one), each node about twice over the waves (see WaveStream).
     public double EstimatedStreams(QuantizationContext context)
     {
         var layers = BiasCorrectionLayers.Find(context);
         int waves = layers.Count == 0 ? 0 : Depths(context.Model, layers).Values.Max();
         double rows = Math.Max(1, context.Statistics.Rows);
-        return 1 + 1.5 * waves * Math.Min(1, Rows / rows);
+        return 1 + 1.5 * Math.Min(2, waves) * Math.Min(1, Rows / rows);
     }
 
     public void Apply(QuantizationContext context, StatisticValues statistics)
@@ -45,17 +56,22 @@ internal sealed class FullBiasCorrectionPass : IQuantizationPass
         var model = context.Model;
         var depth = Depths(model, _layers);
         var shifts = new Dictionary<BiasCorrectionLayers.Layer, double[]>();
-        foreach (var wave in _layers.GroupBy(l => depth[l.Node.Name]).OrderBy(g => g.Key))
+        var stream = new WaveStream(context, 4, Rows, MemoryBudget);
+        var waves = _layers.GroupBy(l => depth[l.Node.Name]).OrderBy(g => g.Key).ToList();
+        for (int w = 0; w < waves.Count; w++)
         {
             var parameters = BiasCorrectionLayers.Correct(model, context.Parameters, shifts);
             var simulated = QdqWriter.Realize(model, context.Plan, parameters, QuantizationMode.Simulated);
             // In the simulated model each layer still writes its own output (a dropped Relu's name, when one was
             // folded), before any fake quantization of it.
-            var points = wave.ToDictionary(l => l, l => new StatisticPoint(SimulatedEmitter.FloatOutput(simulated, simulated.FindNode(l.Node.Name)!), l.Axis));
-            var measured = StatisticPointCollector.Collect(context, points.Values.ToList(), 4, simulated, Rows);
+            var points = waves[w].ToDictionary(l => l, l => new StatisticPoint(SimulatedEmitter.FloatOutput(simulated, simulated.FindNode(l.Node.Name)!), l.Axis));
+            var changing = waves.Skip(w).SelectMany(g => g).Select(l => l.Node.Name).ToList();
+            var measured = stream.Collect(simulated, points.Values.ToList(), changing, last: w == waves.Count - 1);
             foreach (var (layer, point) in points)
                 shifts[layer] = BiasCorrectionLayers.Shift(statistics[layer.FloatOutput].Mean, measured[point].Mean);
         }
+        DataStreams = stream.DataStreams;
+        PeakKeptBytes = stream.PeakKeptBytes;
         context.Parameters = BiasCorrectionLayers.Correct(model, context.Parameters, shifts);
     }
 

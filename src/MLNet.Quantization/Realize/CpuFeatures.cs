@@ -6,6 +6,9 @@ namespace MLNet.Quantization.Realize;
 /// <summary>What the CPU that runs this process offers ONNX Runtime's int8 kernels, read from CPUID.</summary>
 internal static class CpuFeatures
 {
+    /// <summary>Whether the process runs on an x86 CPU (x86 or x64), where VNNI and the AVX2 saturation are questions.</summary>
+    public static bool IsX86 => RuntimeInformation.ProcessArchitecture is Architecture.X64 or Architecture.X86;
+
     /// <summary>AVX512-VNNI: CPUID leaf 7, sub-leaf 0, ECX bit 11.</summary>
     public static bool HasAvx512Vnni => X86Base.IsSupported && (X86Base.CpuId(7, 0).Ecx & (1 << 11)) != 0;
 
@@ -19,7 +22,7 @@ internal static class CpuFeatures
     /// Whether ONNX Runtime's uint8 × int8 kernels add pairs of products into a saturating int16 here: x86-64 without
     /// VNNI, where they use <c>vpmaddubsw</c> (AVX2, or SSSE3's <c>pmaddubsw</c>).
     /// </summary>
-    public static bool PairsSaturate => RuntimeInformation.ProcessArchitecture is Architecture.X64 or Architecture.X86
+    public static bool PairsSaturate => IsX86
         && !HasVnni;
 
     /// <summary>A short description, for reports: for example "x64 with AVX512-VNNI" or "x64 with AVX2, no VNNI".</summary>

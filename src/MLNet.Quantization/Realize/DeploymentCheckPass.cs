@@ -96,6 +96,7 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
             QuantizedNothing = !quantized,
             MinimumSpeedup = settings.Realization.MinimumSpeedup,
             CpuHasVnni = CpuFeatures.HasVnni,
+            CpuIsX86 = CpuFeatures.IsX86,
         };
     }
 

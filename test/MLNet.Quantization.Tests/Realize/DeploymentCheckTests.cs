@@ -121,6 +121,11 @@ public sealed class DeploymentCheckTests
         Assert.AreEqual(CpuFeatures.HasVnni, check.CpuHasVnni);
         StringAssert.Contains(check.Summary, "set MinimumSpeedup = 0");
         StringAssert.Contains(check.Summary, check.CpuHasVnni ? "return the int8 model anyway" : "This CPU has no VNNI");
+        // On an Arm CPU VNNI is not the question: the summary does not speak of it.
+        var arm = new DeploymentCheck(check.Outputs, 1, 1, 2, keptFloat: true, new Dictionary<string, string>(), Array.Empty<string>(), 16,
+            "Arm64", QuantizationMode.Int8) { CpuHasVnni = false, CpuIsX86 = false };
+        StringAssert.Contains(arm.Summary, "return the int8 model anyway");
+        Assert.IsFalse(arm.Summary.Contains("VNNI", StringComparison.Ordinal), arm.Summary);
 
         using var kept = Fit(0);
         Assert.IsFalse(kept.Deployment!.KeptFloat, kept.Deployment.Summary);

@@ -1,0 +1,69 @@
+namespace MLNet.Quantization.Pipeline;
+
+/// <summary>
+/// Reduces tensors per channel as the rows arrive: per (tensor, axis) key only the sums and the largest magnitudes
+/// are kept, so memory does not grow with the rows.
+/// </summary>
+internal sealed class ChannelReducer
+{
+    private readonly IReadOnlyList<(string Tensor, int Axis)> _keys;
+    private readonly Dictionary<(string, int), double[]> _sums = new();
+    private readonly Dictionary<(string, int), float[]> _maxima = new();
+    private readonly Dictionary<(string, int), long> _counts = new();
+
+    public ChannelReducer(IReadOnlyList<(string Tensor, int Axis)> keys) => _keys = keys;
+
+    /// <summary>Whether some key reduces <paramref name="tensor"/>.</summary>
+    public bool Reads(string tensor) => _keys.Any(k => k.Tensor == tensor);
+
+    /// <summary>Adds one row's value of <paramref name="tensor"/> to every key that reduces it.</summary>
+    public void Add(string tensor, ReadOnlySpan<float> values, ReadOnlySpan<long> shape)
+    {
+        foreach (var key in _keys.Where(k => k.Tensor == tensor))
+        {
+            int axis = key.Axis < 0 ? key.Axis + shape.Length : key.Axis;
+            if (axis < 0 || axis >= shape.Length)
+                throw new InvalidOperationException($"Tensor '{tensor}' has rank {shape.Length}, which has no axis {key.Axis}.");
+            int channels = (int)shape[axis];
+            long inner = 1;
+            for (int d = axis + 1; d < shape.Length; d++) inner *= shape[d];
+            if (!_sums.TryGetValue(key, out var sum))
+            {
+                _sums[key] = sum = new double[channels];
+                _maxima[key] = new float[channels];
+            }
+            if (sum.Length != channels)
+                throw new InvalidOperationException($"Tensor '{tensor}' changes its size along axis {key.Axis} between rows ({sum.Length}, then {channels}).");
+            var max = _maxima[key];
+            // Channel c owns runs of `inner` consecutive values, the runs cycling through the channels.
+            for (long start = 0, run = 0; start < values.Length; start += inner, run++)
+            {
+                int c = (int)(run % channels);
+                var block = values.Slice((int)start, (int)inner);
+                double total = 0;
+                float largest = max[c];
+                foreach (float v in block)
+                {
+                    total += v;
+                    float a = Math.Abs(v);
+                    if (a > largest) largest = a;
+                }
+                sum[c] += total;
+                max[c] = largest;
+            }
+            _counts[key] = _counts.GetValueOrDefault(key) + values.Length / channels;
+        }
+    }
+
+    /// <summary>
+    /// The statistics of <paramref name="points"/>, each reduced under the key of <paramref name="tensorOf"/>, over
+    /// <paramref name="rows"/> rows; a point whose tensor never arrived has none.
+    /// </summary>
+    public StatisticValues Values(IEnumerable<StatisticPoint> points, IReadOnlyDictionary<StatisticPoint, string> tensorOf, long rows)
+    {
+        var values = _keys.Where(_sums.ContainsKey).Distinct().ToDictionary(k => k,
+            k => new ChannelStatistics(_sums[k].Select(s => s / Math.Max(1, _counts[k])).ToArray(), _maxima[k], rows));
+        return new StatisticValues(points.Distinct().Where(p => values.ContainsKey((tensorOf[p], p.Axis)))
+            .ToDictionary(p => p, p => values[(tensorOf[p], p.Axis)]));
+    }
+}
