@@ -9,7 +9,8 @@ namespace MLNet.Quantization.Calibration;
 /// the DFQ paper's empirical correction).
 /// </summary>
 /// <remarks>
-/// The float means <c>E_c[y]</c> of every layer of <see cref="BiasCorrectionLayers"/> come from the pipeline's stream.
+/// The float means <c>E_c[y]</c> of every layer of <see cref="BiasCorrectionLayers"/> come from the pipeline's stream,
+/// over the first <see cref="Rows"/> calibration rows, the rows the waves read.
 /// Then the layers go in waves by depth (a layer's depth is one more than the deepest corrected layer upstream of it):
 /// each wave realizes the model in simulated form with every bias corrected so far, streams the first
 /// <see cref="Rows"/> calibration rows through it, and moves each of its layers' biases by <c>E_c[y] − E_c[ŷ]</c>,
@@ -35,20 +36,25 @@ internal sealed class FullBiasCorrectionPass : IQuantizationPass
     /// <summary>After <see cref="Apply"/>: the most bytes of activations kept at once.</summary>
     public long PeakKeptBytes { get; private set; }
 
+    // The float means over the rows the waves read: the shift is then a difference over the same rows (a paired
+    // estimate), not one mean over every row against another over the first Rows, whose difference the rows' own
+    // spread would dominate.
+    public long StatisticRows => Rows;
+
     public IReadOnlyList<StatisticPoint> StatisticPoints(QuantizationContext context)
     {
         _layers = BiasCorrectionLayers.Find(context);
         return _layers.Select(l => l.FloatOutput).ToList();
     }
 
-    // The float means' stream, then at most Rows rows through the simulated model (about 1.5 times as slow as the
-    // float one), each node about twice over the waves (see WaveStream).
+    // The float means' stream, then the simulated model (about 1.5 times as slow as the float one), each node about
+    // twice over the waves (see WaveStream); all on at most Rows rows.
     public double EstimatedStreams(QuantizationContext context)
     {
         var layers = BiasCorrectionLayers.Find(context);
         int waves = layers.Count == 0 ? 0 : Depths(context.Model, layers).Values.Max();
         double rows = Math.Max(1, context.Statistics.Rows);
-        return 1 + 1.5 * Math.Min(2, waves) * Math.Min(1, Rows / rows);
+        return (1 + 1.5 * Math.Min(2, waves)) * Math.Min(1, Rows / rows);
     }
 
     public void Apply(QuantizationContext context, StatisticValues statistics)

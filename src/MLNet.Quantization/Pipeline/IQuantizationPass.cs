@@ -11,6 +11,12 @@ internal interface IQuantizationPass
     IReadOnlyList<StatisticPoint> StatisticPoints(QuantizationContext context) => Array.Empty<StatisticPoint>();
 
     /// <summary>
+    /// The most calibration rows (the first ones) its statistics are collected on; by default all. A pass that compares
+    /// them with a measurement of its own on the first rows declares that many, so that both means are over the same rows.
+    /// </summary>
+    long StatisticRows => long.MaxValue;
+
+    /// <summary>
     /// About how many streams over the calibration rows the pass costs, in units of one float-model stream (its declared
     /// statistics included): the tuner's estimate of a trial's time, to keep within its budget. By default none.
     /// </summary>

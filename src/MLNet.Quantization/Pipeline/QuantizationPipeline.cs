@@ -91,13 +91,14 @@ internal static class QuantizationPipeline
     {
         var clock = Stopwatch.StartNew();
         var points = step.SelectMany(p => p.StatisticPoints(context)).ToList();
+        long rows = step.Select(p => p.StatisticRows).DefaultIfEmpty(long.MaxValue).Min();
         // Points that add nodes (a probe) are not compared: two probes are two functions.
         var key = points.Count > 0 && points.All(p => p.Probe is null)
-            ? (context.ModelVersion, context.Settings.Rows, string.Join("\n", points.Select(p => $"{p.Tensor}\t{p.Axis}").Distinct().Order(StringComparer.Ordinal)))
+            ? (context.ModelVersion, context.Settings.Rows, $"{rows}\n" + string.Join("\n", points.Select(p => $"{p.Tensor}\t{p.Axis}").Distinct().Order(StringComparer.Ordinal)))
             : default((object, RowSettings, string)?);
         if (key is not { } k || !context.Collected.TryGetValue(k, out var statistics))
         {
-            statistics = StatisticPointCollector.Collect(context, points, AlgorithmStatisticsPass);
+            statistics = StatisticPointCollector.Collect(context, points, AlgorithmStatisticsPass, maximumRows: rows);
             if (key is { } fresh) context.Collected[fresh] = statistics;
             if (points.Count > 0) context.Timings.Add(($"statistics for {string.Join(", ", step.Select(Name))}", clock.Elapsed.TotalSeconds));
         }

@@ -1,5 +1,6 @@
 using Microsoft.ML;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
+using MLNet.Quantization.Calibration;
 
 namespace MLNet.Quantization.Tests.Calibrate;
 
@@ -94,6 +95,34 @@ public sealed class BiasCorrectionTests
         double none = MeanError(BiasCorrection.None), fast = MeanError(BiasCorrection.Fast), full = MeanError(BiasCorrection.Full);
         Assert.IsTrue(fast > 0.5 * none, $"fast correction cannot see the upstream error: {fast:G3} vs {none:G3} uncorrected");
         Assert.IsTrue(full < 0.1 * none, $"full correction absorbs it: {full:G3} vs {none:G3} uncorrected");
+    }
+
+    // Full correction measures its waves on the first 128 calibration rows. Its float means must be over those rows too:
+    // here the rows after them have another mean (+3 instead of +1), and a float mean over every row would move each
+    // bias by the difference between the two groups of rows, not by the quantization's error.
+    [TestMethod]
+    public void FullCorrectionComparesMeansOverTheSameRows()
+    {
+        using var directory = new TempDirectory();
+        var model = Conv(directory);
+        var ml = new MLContext(seed: 1);
+        var values = TinyData.Normal(400, 64).Select((r, i) => r.Select(v => Math.Abs(v) + (i < FullBiasCorrectionPass.Rows ? 1 : 3)).ToArray()).ToArray();
+        var rows = TinyData.X(ml, values, 64);
+        var first = TinyData.X(ml, values.Take(FullBiasCorrectionPass.Rows).ToArray(), 64);
+        var reference = TinyData.Column(ml.Transforms.ApplyOnnxModel(model).Fit(first).Transform(first), "Y");
+        double MeanError(BiasCorrection correction, int channel)
+        {
+            using var fitted = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
+            {
+                CheckDeployment = false, Tuning = null, ModelFile = model, PerChannelWeights = false, BiasCorrection = correction,
+            }).Fit(rows);
+            var output = TinyData.Column(fitted.Transform(first), "Y");
+            return Math.Abs(reference.Zip(output, (a, b) => (double)a[channel] - b[channel]).Average());
+        }
+        double lost = MeanError(BiasCorrection.None, 1), kept = MeanError(BiasCorrection.None, 0);
+        double lostCorrected = MeanError(BiasCorrection.Full, 1), keptCorrected = MeanError(BiasCorrection.Full, 0);
+        Assert.IsTrue(lostCorrected < 0.1 * lost, $"channel 1: corrected mean error {lostCorrected:G3}, uncorrected {lost:G3}");
+        Assert.IsTrue(keptCorrected < 0.02 + 2 * kept, $"channel 0 (nothing to correct): corrected mean error {keptCorrected:G3}, uncorrected {kept:G3}");
     }
 
     [TestMethod]
