@@ -68,12 +68,11 @@ internal sealed class WaveStream
         if (points.Count == 0) return StatisticValues.None;
         var graph = model.Clone();
         graph.SortTopologically();
-        var tensorOf = points.Distinct().ToDictionary(p => p, p => p.Probe is { } probe ? probe(graph) : p.Tensor);
-        var keys = tensorOf.Values.Zip(tensorOf.Keys, (t, p) => (Tensor: t, p.Axis)).Distinct().ToList();
+        var reducer = new ChannelReducer(points, graph);
         var cut = last ? new HashSet<string>(StringComparer.Ordinal) : Cut(graph, changing.ToHashSet(StringComparer.Ordinal));
 
         var inputs = graph.RealInputs().Select(i => i.Name).ToHashSet(StringComparer.Ordinal);
-        var wanted = keys.Select(k => k.Tensor).Concat(cut).Distinct().ToList();
+        var wanted = reducer.Tensors.Concat(cut).Distinct().ToList();
         var segment = _kept is { } kept ? Segment(graph, wanted, kept.Keys.ToHashSet(StringComparer.Ordinal)) : null;
         if (segment is null)
         {
@@ -87,11 +86,10 @@ internal sealed class WaveStream
         var fetch = wanted.Where(t => !reads.Contains(t)).ToArray();
         using var session = Sessions.Create(Extract(graph, nodes, reads, fetch),
             Array.Empty<string>(), $"the quantized form of '{_context.Settings.ModelFile}' for bias correction");
-        var reducer = new ChannelReducer(keys);
         var next = cut.ToDictionary(t => t, _ => new List<KeptTensor>(), StringComparer.Ordinal);
         long before = _kept?.Values.Sum(Bytes) ?? 0;
         // Reading kept rows, a kept tensor that the next wave reads is carried over; reading the data, it is copied.
-        var carry = _kept is null ? new List<string>() : cut.Where(reads.Contains).ToList();
+        var carry = _kept is null ? new HashSet<string>() : cut.Where(reads.Contains).ToHashSet(StringComparer.Ordinal);
         long keptBytes = carry.Sum(t => Bytes(_kept![t]));
         long carried = keptBytes;
         bool overflow = keptBytes > MemoryBudget;
@@ -99,14 +97,9 @@ internal sealed class WaveStream
 
         void Take(string tensor, OrtValue value)
         {
-            var info = value.GetTensorTypeAndShape();
-            if (reducer.Reads(tensor))
-            {
-                if (info.ElementDataType != TensorElementType.Float)
-                    throw new InvalidOperationException($"Statistic point '{tensor}' is a {info.ElementDataType} tensor, not float.");
-                reducer.Add(tensor, value.GetTensorDataAsSpan<float>(), info.Shape);
-            }
+            if (reducer.Reads(tensor)) reducer.Add(tensor, value);
             if (overflow || carry.Contains(tensor) || !next.TryGetValue(tensor, out var list)) return;
+            var info = value.GetTensorTypeAndShape();
             var raw = info.ElementDataType == TensorElementType.String ? default : value.GetTensorMutableRawData();
             overflow = info.ElementDataType == TensorElementType.String || keptBytes + raw.Length > MemoryBudget;
             if (overflow)
@@ -153,9 +146,9 @@ internal sealed class WaveStream
 
         foreach (var t in carry) next[t] = _kept![t]; // final already: carried, not copied
         PeakKeptBytes = Math.Max(PeakKeptBytes, before + (overflow ? 0 : keptBytes - carried)); // the kept rows and the new ones, alive together
-        _kept = overflow || last ? null : next;
+        _kept = overflow || last || rows == 0 ? null : next; // no rows kept: nothing to read them from
         _keptRows = rows;
-        return reducer.Values(points, tensorOf, rows);
+        return reducer.Values(rows);
     }
 
     // The tensors computed upstream of no changing node, from a model input, that a node downstream of one reads.

@@ -1,20 +1,42 @@
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+using MLNet.Quantization.Onnx;
+
 namespace MLNet.Quantization.Pipeline;
 
 /// <summary>
-/// Reduces tensors per channel as the rows arrive: per (tensor, axis) key only the sums and the largest magnitudes
-/// are kept, so memory does not grow with the rows.
+/// Reduces the tensors of statistic points per channel as the rows arrive: per (tensor, axis) key only the sums and the
+/// largest magnitudes are kept, so memory does not grow with the rows.
 /// </summary>
 internal sealed class ChannelReducer
 {
+    private readonly IReadOnlyDictionary<StatisticPoint, string> _tensorOf;
     private readonly IReadOnlyList<(string Tensor, int Axis)> _keys;
     private readonly Dictionary<(string, int), double[]> _sums = new();
     private readonly Dictionary<(string, int), float[]> _maxima = new();
     private readonly Dictionary<(string, int), long> _counts = new();
 
-    public ChannelReducer(IReadOnlyList<(string Tensor, int Axis)> keys) => _keys = keys;
+    /// <summary>Reduces the tensors of <paramref name="points"/> in <paramref name="graph"/>, to which a point's probe adds its nodes.</summary>
+    public ChannelReducer(IReadOnlyList<StatisticPoint> points, OnnxGraph graph)
+    {
+        _tensorOf = points.Distinct().ToDictionary(p => p, p => p.Probe is { } probe ? probe(graph) : p.Tensor);
+        _keys = _tensorOf.Values.Zip(_tensorOf.Keys, (t, p) => (Tensor: t, p.Axis)).Distinct().ToList();
+    }
+
+    /// <summary>The tensors reduced, each once.</summary>
+    public IReadOnlyList<string> Tensors => _keys.Select(k => k.Tensor).Distinct().ToList();
 
     /// <summary>Whether some key reduces <paramref name="tensor"/>.</summary>
     public bool Reads(string tensor) => _keys.Any(k => k.Tensor == tensor);
+
+    /// <summary>Adds one row's value of <paramref name="tensor"/>, which must be a float tensor.</summary>
+    public void Add(string tensor, OrtValue value)
+    {
+        var info = value.GetTensorTypeAndShape();
+        if (info.ElementDataType != TensorElementType.Float)
+            throw new InvalidOperationException($"Statistic point '{tensor}' is a {info.ElementDataType} tensor, not float.");
+        Add(tensor, value.GetTensorDataAsSpan<float>(), info.Shape);
+    }
 
     /// <summary>Adds one row's value of <paramref name="tensor"/> to every key that reduces it.</summary>
     public void Add(string tensor, ReadOnlySpan<float> values, ReadOnlySpan<long> shape)
@@ -55,15 +77,12 @@ internal sealed class ChannelReducer
         }
     }
 
-    /// <summary>
-    /// The statistics of <paramref name="points"/>, each reduced under the key of <paramref name="tensorOf"/>, over
-    /// <paramref name="rows"/> rows; a point whose tensor never arrived has none.
-    /// </summary>
-    public StatisticValues Values(IEnumerable<StatisticPoint> points, IReadOnlyDictionary<StatisticPoint, string> tensorOf, long rows)
+    /// <summary>The statistics of the points over <paramref name="rows"/> rows; a point whose tensor never arrived has none.</summary>
+    public StatisticValues Values(long rows)
     {
-        var values = _keys.Where(_sums.ContainsKey).Distinct().ToDictionary(k => k,
+        var values = _keys.Where(_sums.ContainsKey).ToDictionary(k => k,
             k => new ChannelStatistics(_sums[k].Select(s => s / Math.Max(1, _counts[k])).ToArray(), _maxima[k], rows));
-        return new StatisticValues(points.Distinct().Where(p => values.ContainsKey((tensorOf[p], p.Axis)))
-            .ToDictionary(p => p, p => values[(tensorOf[p], p.Axis)]));
+        return new StatisticValues(_tensorOf.Where(p => values.ContainsKey((p.Value, p.Key.Axis)))
+            .ToDictionary(p => p.Key, p => values[(p.Value, p.Key.Axis)]));
     }
 }

@@ -1,5 +1,4 @@
 using Microsoft.ML.OnnxRuntime;
-using Microsoft.ML.OnnxRuntime.Tensors;
 using MLNet.Quantization.Calibration;
 using MLNet.Quantization.Onnx;
 using MLNet.Quantization.Realize;
@@ -21,12 +20,10 @@ internal static class StatisticPointCollector
     {
         if (points.Count == 0) return StatisticValues.None;
         var model = (graph ?? context.Model).Clone();
-        var tensorOf = points.Distinct().ToDictionary(p => p, p => p.Probe is { } probe ? probe(model) : p.Tensor);
+        var reducer = new ChannelReducer(points, model);
         var inputs = model.RealInputs().Select(i => i.Name).ToHashSet();
-        var keys = tensorOf.Values.Zip(tensorOf.Keys, (t, p) => (Tensor: t, p.Axis)).Distinct().ToList();
-        var outputs = keys.Select(k => k.Tensor).Where(t => !inputs.Contains(t)).Distinct().ToArray();
+        var outputs = reducer.Tensors.Where(t => !inputs.Contains(t)).ToArray();
         using var session = Sessions.Create(model, outputs, graph is null ? $"the float model '{context.Settings.ModelFile}' with the statistic points" : $"the quantized form of '{context.Settings.ModelFile}' with the statistic points");
-        var reducer = new ChannelReducer(keys);
         using var runOptions = new RunOptions();
 
         long rows = RowReader.ForEach(session, context.Data, context.Settings, pass, context.Settings.Rows.IsCalibrationRow, (_, names, values, feeds) =>
@@ -35,14 +32,8 @@ internal static class StatisticPointCollector
                 reducer.Add(feed.Name, feed.Floats, values[Array.IndexOf(names, feed.Name)].GetTensorTypeAndShape().Shape);
             if (outputs.Length == 0) return;
             using var results = session.Run(runOptions, names, values, outputs);
-            for (int k = 0; k < outputs.Length; k++)
-            {
-                var info = results[k].GetTensorTypeAndShape();
-                if (info.ElementDataType != TensorElementType.Float)
-                    throw new InvalidOperationException($"Statistic point '{outputs[k]}' is a {info.ElementDataType} tensor, not float.");
-                reducer.Add(outputs[k], results[k].GetTensorDataAsSpan<float>(), info.Shape);
-            }
+            for (int k = 0; k < outputs.Length; k++) reducer.Add(outputs[k], results[k]);
         }, maximumRows);
-        return reducer.Values(points, tensorOf, rows);
+        return reducer.Values(rows);
     }
 }

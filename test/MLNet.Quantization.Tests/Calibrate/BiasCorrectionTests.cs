@@ -35,6 +35,19 @@ public sealed class BiasCorrectionTests
         .Node("Add", new[] { "M", "B" }, new[] { "Y" })
         .Save(directory.Path, "matmul.onnx");
 
+    // Per output channel of Y, |mean of fp32 − quantized| over the rows of `scored`, whose fp32 outputs are `reference`;
+    // the model quantized on `rows` with per-tensor weights and `correction`.
+    private static double[] MeanErrors(MLContext ml, string model, IDataView rows, IDataView scored, float[][] reference, BiasCorrection correction)
+    {
+        using var fitted = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
+        {
+            CheckDeployment = false, Tuning = null, ModelFile = model, PerChannelWeights = false, BiasCorrection = correction,
+        }).Fit(rows);
+        var output = TinyData.Column(fitted.Transform(scored), "Y");
+        return Enumerable.Range(0, reference[0].Length)
+            .Select(c => Math.Abs(reference.Zip(output, (a, b) => (double)a[c] - b[c]).Average())).ToArray();
+    }
+
     [TestMethod]
     public void CorrectionRestoresTheMeanOfAChannelThatRoundingLost()
     {
@@ -44,24 +57,15 @@ public sealed class BiasCorrectionTests
         foreach (var model in new[] { Conv(directory), MatMulAdd(directory) })
         {
             var reference = TinyData.Column(ml.Transforms.ApplyOnnxModel(model).Fit(rows).Transform(rows), "Y");
-            double MeanError(BiasCorrection correction, int channel)
-            {
-                using var fitted = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
-                {
-                    CheckDeployment = false, Tuning = null, ModelFile = model, PerChannelWeights = false, BiasCorrection = correction,
-                }).Fit(rows);
-                var output = TinyData.Column(fitted.Transform(rows), "Y");
-                return Math.Abs(reference.Zip(output, (a, b) => (double)a[channel] - b[channel]).Average());
-            }
             string name = Path.GetFileName(model);
-            double plain = MeanError(BiasCorrection.None, 1);
+            var plain = MeanErrors(ml, model, rows, rows, reference, BiasCorrection.None);
             double signal = reference.Average(r => r[1]);
-            Assert.IsTrue(plain > 0.5 * signal, $"{name}: without correction channel 1 loses its mean ({plain:G3} of {signal:G3})");
+            Assert.IsTrue(plain[1] > 0.5 * signal, $"{name}: without correction channel 1 loses its mean ({plain[1]:G3} of {signal:G3})");
             foreach (var correction in new[] { BiasCorrection.Fast, BiasCorrection.Full })
             {
-                double corrected = MeanError(correction, 1);
-                Assert.IsTrue(corrected < 0.1 * plain, $"{name}, {correction}: corrected mean error {corrected:G3}, uncorrected {plain:G3}");
-                Assert.IsTrue(MeanError(correction, 0) < 0.02 + MeanError(BiasCorrection.None, 0) * 2, $"{name}, {correction}: channel 0 is not made worse");
+                var corrected = MeanErrors(ml, model, rows, rows, reference, correction);
+                Assert.IsTrue(corrected[1] < 0.1 * plain[1], $"{name}, {correction}: corrected mean error {corrected[1]:G3}, uncorrected {plain[1]:G3}");
+                Assert.IsTrue(corrected[0] < 0.02 + plain[0] * 2, $"{name}, {correction}: channel 0 is not made worse");
             }
         }
     }
@@ -83,15 +87,7 @@ public sealed class BiasCorrectionTests
         var ml = new MLContext(seed: 1);
         var rows = TinyData.X(ml, TinyData.Normal(200, 64).Select(r => r.Select(v => Math.Abs(v) + 1).ToArray()).ToArray(), 64);
         var reference = TinyData.Column(ml.Transforms.ApplyOnnxModel(model).Fit(rows).Transform(rows), "Y");
-        double MeanError(BiasCorrection correction)
-        {
-            using var fitted = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
-            {
-                CheckDeployment = false, Tuning = null, ModelFile = model, PerChannelWeights = false, BiasCorrection = correction,
-            }).Fit(rows);
-            var output = TinyData.Column(fitted.Transform(rows), "Y");
-            return Math.Abs(reference.Zip(output, (a, b) => (double)a[0] - b[0]).Average());
-        }
+        double MeanError(BiasCorrection correction) => MeanErrors(ml, model, rows, rows, reference, correction)[0];
         double none = MeanError(BiasCorrection.None), fast = MeanError(BiasCorrection.Fast), full = MeanError(BiasCorrection.Full);
         Assert.IsTrue(fast > 0.5 * none, $"fast correction cannot see the upstream error: {fast:G3} vs {none:G3} uncorrected");
         Assert.IsTrue(full < 0.1 * none, $"full correction absorbs it: {full:G3} vs {none:G3} uncorrected");
@@ -110,17 +106,9 @@ public sealed class BiasCorrectionTests
         var rows = TinyData.X(ml, values, 64);
         var first = TinyData.X(ml, values.Take(FullBiasCorrectionPass.Rows).ToArray(), 64);
         var reference = TinyData.Column(ml.Transforms.ApplyOnnxModel(model).Fit(first).Transform(first), "Y");
-        double MeanError(BiasCorrection correction, int channel)
-        {
-            using var fitted = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
-            {
-                CheckDeployment = false, Tuning = null, ModelFile = model, PerChannelWeights = false, BiasCorrection = correction,
-            }).Fit(rows);
-            var output = TinyData.Column(fitted.Transform(first), "Y");
-            return Math.Abs(reference.Zip(output, (a, b) => (double)a[channel] - b[channel]).Average());
-        }
-        double lost = MeanError(BiasCorrection.None, 1), kept = MeanError(BiasCorrection.None, 0);
-        double lostCorrected = MeanError(BiasCorrection.Full, 1), keptCorrected = MeanError(BiasCorrection.Full, 0);
+        var none = MeanErrors(ml, model, rows, first, reference, BiasCorrection.None);
+        var full = MeanErrors(ml, model, rows, first, reference, BiasCorrection.Full);
+        var (lost, kept, lostCorrected, keptCorrected) = (none[1], none[0], full[1], full[0]);
         Assert.IsTrue(lostCorrected < 0.1 * lost, $"channel 1: corrected mean error {lostCorrected:G3}, uncorrected {lost:G3}");
         Assert.IsTrue(keptCorrected < 0.02 + 2 * kept, $"channel 0 (nothing to correct): corrected mean error {keptCorrected:G3}, uncorrected {kept:G3}");
     }
