@@ -1,3 +1,4 @@
+using SkiaSharp;
 using System.Diagnostics;
 using Microsoft.ML;
 using Microsoft.ML.Data;
@@ -397,6 +398,21 @@ internal static class ZooHarness
         yield return new Model("ISNet dynamic int8 (imgly small)", Path.Combine(zoo, "isnet_dynamic_int8.onnx"), "already quantized (ConvInteger)",
             2, 1, (s, c) => Pictures("input", s, c, 1024, 1024, new[] { 0.5f, 0.5f, 0.5f }, new[] { 1f, 1f, 1f }), new() { ["input"] = new[] { 1, 3, 1024, 1024 } });
 
+        // BlazeFace (MediaPipe, tf2onnx): channels-last RGB in [-1, 1], crops of natural photos (two with a face).
+        foreach (var (file, size) in new[] { ("blazeface_front_128.onnx", 128), ("blazeface_back_256.onnx", 256) })
+            yield return new Model($"BlazeFace {size}×{size}", Path.Combine(zoo, file), "face detector, channels-last, depthwise, Pad as Concat, 4 outputs",
+                16, 8, (s, c) => Enumerable.Range(s, c).Select(i => new Dictionary<string, Array>
+                {
+                    ["input:0"] = Photo(i, size).Select(v => v / 127.5f - 1).ToArray(),
+                }), new() { ["input:0"] = new[] { 1, size, size, 3 } });
+        // M-LSD: channels-last RGBA, RGB in [0, 255] and alpha 1 (the model normalizes), crops of natural photos.
+        foreach (var (file, size, name) in new[] { ("mlsd_tiny_320.onnx", 320, "tiny"), ("mlsd_tiny_512.onnx", 512, "tiny") })
+            yield return new Model($"M-LSD {name} {size}×{size}", Path.Combine(zoo, file), "line-segment detector, MobileNetV2, ReLU6 as Clip, Pad, Resize, 2 outputs",
+                16, 8, (s, c) => Enumerable.Range(s, c).Select(i => new Dictionary<string, Array>
+                {
+                    ["input_image_with_alpha:0"] = WithAlpha(Photo(i, size)),
+                }), new() { ["input_image_with_alpha:0"] = new[] { 1, size, size, 4 } });
+
         // openWakeWord: audio → log-mel (melspectrogram) → 96-d embeddings (embedding_model) → wake-word heads. The
         // rows of each stage are the float outputs of the stage before, on synthetic speech-like audio.
         var mel = Path.Combine(zoo, "oww_melspectrogram.onnx");
@@ -423,6 +439,48 @@ internal static class ZooHarness
             yield return new Model($"Silero VAD {version}", file, "recurrent (LSTM in If), state input, STFT as Conv",
                 16, 8, (s, c) => VadRows(file, s, c), new() { ["input"] = new[] { 1, 512 }, ["state"] = new[] { 2, 1, 128 }, ["sr"] = Array.Empty<int>() });
         }
+    }
+
+    // Natural photos (scripts/fetch-photos.sh: scikit-image's sample photos from Debian), each row a square crop of one
+    // of them (a random place, 50–100% of its shorter side, mirrored every other pass over the photos), resized to
+    // size × size, channels-last RGB in [0, 255].
+    private static float[] Photo(int seed, int size)
+    {
+        var files = Directory.GetFiles(Path.Combine(FashionMnist.DataDirectory(AppContext.BaseDirectory), "..", "photos", "full")).Order(StringComparer.Ordinal).ToArray();
+        if (files.Length == 0) throw new InvalidOperationException("No photos: run scripts/fetch-photos.sh.");
+        var random = new Random(seed);
+        using var photo = SKBitmap.Decode(files[seed % files.Length]);
+        int side = (int)(Math.Min(photo.Width, photo.Height) * (0.5 + 0.5 * random.NextDouble()));
+        int left = random.Next(photo.Width - side + 1), top = random.Next(photo.Height - side + 1);
+        using var target = new SKBitmap(new SKImageInfo(size, size, SKColorType.Rgba8888, SKAlphaType.Premul));
+        using (var canvas = new SKCanvas(target))
+        {
+            if (seed / files.Length % 2 == 1) canvas.Scale(-1, 1, size / 2f, 0);
+            using var image = SKImage.FromBitmap(photo);
+            canvas.DrawImage(image, new SKRect(left, top, left + side, top + side), new SKRect(0, 0, size, size), new SKSamplingOptions(SKFilterMode.Linear));
+        }
+        var result = new float[size * size * 3];
+        var pixels = target.Pixels;
+        for (int i = 0; i < pixels.Length; i++)
+        {
+            result[i * 3] = pixels[i].Red;
+            result[i * 3 + 1] = pixels[i].Green;
+            result[i * 3 + 2] = pixels[i].Blue;
+        }
+        return result;
+    }
+
+    private static float[] WithAlpha(float[] rgb)
+    {
+        var result = new float[rgb.Length / 3 * 4];
+        for (int i = 0; i < rgb.Length / 3; i++)
+        {
+            result[i * 4] = rgb[i * 3];
+            result[i * 4 + 1] = rgb[i * 3 + 1];
+            result[i * 4 + 2] = rgb[i * 3 + 2];
+            result[i * 4 + 3] = 1;
+        }
+        return result;
     }
 
     // Speech-like audio: a few harmonics with a gliding pitch under a syllable envelope, plus noise (int16 scale × amplitude).

@@ -32,12 +32,13 @@ namespace MLNet.Quantization.Realize;
 /// </remarks>
 internal sealed class SimulatedEmitter : IQdqEmitter
 {
-    // Per dequantized activation: the tensor of its centred integers (q − z) and its scale.
-    private readonly Dictionary<string, (string Centered, float Scale)> _activations = new(StringComparer.Ordinal);
+    // Per dequantized activation: the tensor of its centred integers (q − z), its scale, the tensor of its integers q and
+    // its parameters.
+    private readonly Dictionary<string, (string Centered, float Scale, string Quantized, ActivationParameters P)> _activations = new(StringComparer.Ordinal);
     private readonly Dictionary<string, QuantizedWeight> _weights = new(StringComparer.Ordinal);
     private readonly Dictionary<string, QuantizedBias> _biases = new(StringComparer.Ordinal);
-    // Per quantized tensor (the float value read by a Div): its scale.
-    private readonly Dictionary<string, float> _quantizedSources = new(StringComparer.Ordinal);
+    // Per quantized tensor (the float value read by a Div): its scale and parameters.
+    private readonly Dictionary<string, ActivationParameters> _quantizedSources = new(StringComparer.Ordinal);
 
     public void Activation(OnnxGraph graph, string source, string target, ActivationParameters p)
     {
@@ -60,8 +61,8 @@ internal sealed class SimulatedEmitter : IQdqEmitter
         var q = Step("Clip", Step("Add", Step("Round", Step("Div", source, scale)), zeroPoint), low, high);
         var centered = Step("Sub", q, zeroPoint);
         graph.AddNode(OnnxGraph.MakeNode("Mul", graph.UniqueName(source + "_fq_Mul_node"), new[] { centered, scale }, new[] { target }));
-        _activations[target] = (centered, p.Scale);
-        _quantizedSources[source] = p.Scale;
+        _activations[target] = (centered, p.Scale, q, p);
+        _quantizedSources[source] = p;
     }
 
     // Written at Complete, once it is known which readers take the integer form and which the DequantizeLinear one.
@@ -93,13 +94,16 @@ internal sealed class SimulatedEmitter : IQdqEmitter
                 // Fused with its quantization: q = round(acc · (s_x s_w / s_y)) + z_y, one multiply as the kernel has it,
                 // in place of the Div by s_y of the float value.
                 var multiplier = graph.UniqueName(output + "_requantize_scale");
-                float outputScale = _quantizedSources[output];
+                float outputScale = _quantizedSources[output].Scale;
                 graph.AddInitializer(Tensors.FromFloats(multiplier, form.ScaleDims, form.Scales.Select(s => s / outputScale).ToArray()));
                 divide.OpType = "Mul";
                 graph.SetInput(divide, 0, multiplier);
                 graph.SetInput(divide, 1, accumulated);
             }
         }
+
+        foreach (var node in graph.Graph.Node.Where(n => n.OpType == "Add" && n.Domain is "" or "ai.onnx").ToList())
+            IntegerAdd(graph, node);
 
         // The layers left in the float form read their weights through DequantizeLinear, as in the realized model: ONNX
         // Runtime then optimizes them alike (a constant float weight would let it fold a following Add or Mul into the
@@ -156,6 +160,69 @@ internal sealed class SimulatedEmitter : IQdqEmitter
             }
             return (inputs, scales, dims, requantize);
         }
+    }
+
+    /// <summary>
+    /// A quantized Add of two quantized activations, as ONNX Runtime's QLinearAdd kernel for x86 (AVX2 and later)
+    /// computes it: <c>q_c = round(fma(q_a, r_a, fma(q_b, r_b, F)))</c>, clamped to the format, with
+    /// <c>r_a = s_a / s_c</c>, <c>r_b = s_b / s_c</c> and <c>F = z_c − (r_a z_a + r_b z_b)</c> in float32.
+    /// </summary>
+    /// <remarks>
+    /// The float form <c>round(((q_a − z_a) s_a + (q_b − z_b) s_b) / s_c) + z_c</c> is the same sum, rounded in other
+    /// places: a value that close to a rounding tie lands one step away, and a deep residual net carries each such step
+    /// on. Each fused multiply-add is computed in float64, where <c>q · r + t</c> is exact (q has 8 bits, r and t 24), and
+    /// cast to float32 once, which rounds as the fused instruction does. ONNX Runtime fuses the Add with its output's
+    /// quantization when that quantization reads the Add alone, or reads a Relu that reads it alone and the range starts
+    /// at zero (the Relu is then dropped: the quantization clamps at zero). Other kernels (ARM's fixed-point one, SSE2's
+    /// unfused products) round differently; there the simulation is as close as the float form.
+    /// </remarks>
+    private void IntegerAdd(OnnxGraph g, NodeProto add)
+    {
+        if (add.Input.Count != 2 || add.Output.Count != 1) return;
+        if (!_activations.TryGetValue(add.Input[0], out var a) || !_activations.TryGetValue(add.Input[1], out var b)) return;
+        string output = add.Output[0];
+        if (g.IsGraphOutput(output) || g.IsReadBySubgraph(output)) return;
+        if (g.Consumers(output) is [{ OpType: "Relu" } relu] && _quantizedSources.TryGetValue(relu.Output[0], out var clamped) && clamped.ClampsAtZero)
+            output = relu.Output[0];
+        if (g.IsGraphOutput(output) || g.IsReadBySubgraph(output) || !_quantizedSources.TryGetValue(output, out var c)) return;
+        if (g.Consumers(output) is not [{ OpType: "Div" } divide]
+            || g.Consumers(divide.Output[0]) is not [{ OpType: "Round" } round]
+            || g.Consumers(round.Output[0]) is not [{ OpType: "Add" } zeroPoint]) return;
+        if (a.P.Format != c.Format || b.P.Format != c.Format) return;
+
+        float ratioA = a.P.Scale / c.Scale, ratioB = b.P.Scale / c.Scale;
+        float fixedPart = c.ZeroPoint - (ratioA * a.P.ZeroPoint + ratioB * b.P.ZeroPoint);
+        string label = OnnxGraph.Label(add);
+        string Constant(string suffix, double value)
+        {
+            var name = g.UniqueName(label + suffix);
+            var tensor = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Double };
+            tensor.DoubleData.Add(value);
+            g.AddInitializer(tensor);
+            return name;
+        }
+        string Step(string op, string suffix, string[] inputs, long? castTo = null)
+        {
+            var result = g.UniqueName(label + suffix);
+            var node = OnnxGraph.MakeNode(op, g.UniqueName(label + suffix + "_node"), inputs, new[] { result });
+            if (castTo is { } to) node.Attribute.Add(OnnxGraph.IntAttribute("to", to));
+            g.AddNode(node);
+            return result;
+        }
+        const long Double = (long)TensorProto.Types.DataType.Double, Float = (long)TensorProto.Types.DataType.Float;
+        string FusedMultiplyAdd(string q, string ratio, string addend, string suffix)
+        {
+            var product = Step("Mul", suffix + "_product", new[] { Step("Cast", suffix + "_q", new[] { q }, Double), ratio });
+            return Step("Cast", suffix, new[] { Step("Add", suffix + "_sum", new[] { product, addend }) }, Float);
+        }
+        var partial = FusedMultiplyAdd(b.Quantized, Constant("_ratio_b", ratioB), Constant("_fixed_part", fixedPart), "_qladd_b");
+        var sum = FusedMultiplyAdd(a.Quantized, Constant("_ratio_a", ratioA), Step("Cast", "_qladd_b_wide", new[] { partial }, Double), "_qladd");
+        // The quantization reads the kernel's value in place of x / s, and adds no zero point (F holds it).
+        g.SetInput(round, 0, sum);
+        var noZeroPoint = g.UniqueName(label + "_qladd_no_zero_point");
+        g.AddInitializer(Tensors.FromFloats(noZeroPoint, Array.Empty<long>(), new[] { 0f }));
+        g.SetInput(zeroPoint, 1, noZeroPoint);
+        g.RemoveNode(divide);
     }
 
     /// <summary>

@@ -99,4 +99,33 @@ public sealed class SimulatedEmitterTests
         int differing = run.Simulated.Zip(run.Int8).Sum(p => p.First.Zip(p.Second).Count(v => v.First != v.Second));
         Assert.AreEqual(0, differing, $"realized and simulated differ at {differing} quantized output values");
     }
+
+    [TestMethod]
+    public void ResidualAddsRoundAsTheQLinearAddKernelDoesAndAgreeToTheLastStep()
+    {
+        // Four residual blocks, R_i = Relu(Conv(R_{i-1}) + R_{i-1}), then a Conv whose float output shows every step of
+        // R_4. ONNX Runtime fuses each Add with its quantization into QLinearAdd, which sums q_a · (s_a / s_c) and
+        // q_b · (s_b / s_c) in fused multiply-adds; the float form ((q_a − z_a) s_a + (q_b − z_b) s_b) / s_c rounds
+        // elsewhere, and values near a tie land one step away.
+        using var directory = new TempDirectory();
+        var model = new TinyModel().Input("X", 1, 16, 32, 32).Output("Y", 1, 4, 32, 32);
+        string input = "X";
+        for (int i = 1; i <= 4; i++)
+        {
+            model.Weight($"W{i}", new long[] { 16, 16, 3, 3 }, 0.1f).Weight($"B{i}", new long[] { 16 }, 0.1f)
+                .Node("Conv", new[] { input, $"W{i}", $"B{i}" }, new[] { $"C{i}" }, TinyModel.Ints("pads", 1, 1, 1, 1))
+                .Node("Add", new[] { $"C{i}", input }, new[] { $"S{i}" })
+                .Node("Relu", new[] { $"S{i}" }, new[] { $"R{i}" });
+            input = $"R{i}";
+        }
+        model.Weight("W5", new long[] { 4, 16, 1, 1 }, 0.3f).Node("Conv", new[] { "R4", "W5" }, new[] { "Y" });
+        var run = QuantizedRun.Of(model.Save(directory.Path), ml => TinyData.X(ml, TinyData.Normal(64, 16 * 1024, seed: 7), 16 * 1024), "Y");
+
+        var simulated = run.SimulatedModel;
+        int integerAdds = simulated.Graph.Node.Count(n => n.OpType == "Cast" && n.Name.Contains("_qladd", StringComparison.Ordinal)) / 5;
+        Assert.AreEqual(4, integerAdds, "every Add in the kernel's form (five Casts to and from float64 each)");
+        int differing = run.Simulated.Zip(run.Int8).Sum(p => p.First.Zip(p.Second).Count(v => v.First != v.Second));
+        Assert.AreEqual(0, differing, $"realized and simulated differ at {differing} output values");
+        Assert.IsTrue(run.MinCosine > 0.99, $"int8 vs float cosine {run.MinCosine}");
+    }
 }
