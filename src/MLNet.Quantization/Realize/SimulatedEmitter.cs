@@ -174,7 +174,8 @@ internal sealed class SimulatedEmitter : IQdqEmitter
     /// cast to float32 once, which rounds as the fused instruction does. ONNX Runtime fuses the Add with its output's
     /// quantization when that quantization reads the Add alone, or reads a Relu that reads it alone and the range starts
     /// at zero (the Relu is then dropped: the quantization clamps at zero). Other kernels (ARM's fixed-point one, SSE2's
-    /// unfused products) round differently; there the simulation is as close as the float form.
+    /// unfused products) round differently, as does the x86 kernel's path for an input of one element (its product is
+    /// rounded before the sum); there the simulation can land one step away at a tie, as the float form did.
     /// </remarks>
     private void IntegerAdd(OnnxGraph g, NodeProto add)
     {
