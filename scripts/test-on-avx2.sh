@@ -13,7 +13,8 @@ classes=("$@")
 [ ${#classes[@]} -gt 0 ] || classes=(AgreementCheckTests ConcatOpTests ConvOpTests ElementwiseOpTests GemmOpTests MatMulOpTests
   PassThroughOpTests PoolingOpTests AnnotatorTests GraphPreparationTests WeightQuantizerTests QdqWriterTests
   QuantizingEstimatorBadInputTests BiasCorrectionTests CrossLayerEqualizationPassTests SmoothQuantPassTests QuantizationPipelineTests
-  FloatRulesTests Float16ConversionTests DeploymentCheckTests ErrorMeasurementTests TunerTests TuningScoresTests SimulatedEmitterTests)
+  FloatRulesTests Float16ConversionTests DeploymentCheckTests ErrorMeasurementTests TunerTests TuningScoresTests SimulatedEmitterTests
+  Int8EmitterTests)
 # .NET's background GC and W^X double mapping crash under QEMU user mode; both are switched off here.
 export DOTNET_EnableWriteXorExecute=0 DOTNET_gcConcurrent=0
 for class in "${classes[@]}"; do

@@ -62,6 +62,7 @@ internal static class ZooHarness
             var options = new QuantizingEstimator.Options
             {
                 ModelFile = model.File, ShapeDictionary = model.Shapes, Mode = mode, CheckDeployment = false, Tuning = null,
+                ExcludeNodes = FloatDepthwise(model.File),
             };
             // ZOO_METHOD=Percentile: the activation calibration method, as in the zoo runs.
             if (Environment.GetEnvironmentVariable("ZOO_METHOD") is { Length: > 0 } method) options.ActivationCalibration = Enum.Parse<CalibrationMethod>(method);
@@ -72,6 +73,19 @@ internal static class ZooHarness
         }
         var int8 = Onnx.OnnxGraph.Load(Export(QuantizationMode.Int8));
         var simulated = Onnx.OnnxGraph.Load(Export(QuantizationMode.Simulated));
+        // ZOO_DUMP_NODE=text: the nodes of both graphs whose name, inputs or outputs contain the text.
+        if (Environment.GetEnvironmentVariable("ZOO_DUMP_NODE") is { Length: > 0 } dump)
+        {
+            foreach (var (label, g) in new[] { ("int8", int8), ("simulated", simulated) })
+                foreach (var n in g.Graph.Node.Where(n => n.Name.Contains(dump) || n.Input.Concat(n.Output).Any(t => t.Contains(dump))))
+                    Console.WriteLine($"{label}: {n.OpType} '{n.Name}' ({string.Join(", ", n.Input)}) -> ({string.Join(", ", n.Output)}) {string.Join(" ", n.Attribute.Select(a => a.Name + "=" + (a.Ints.Count > 0 ? string.Join(",", a.Ints) : a.I.ToString())))}");
+            foreach (var (label, g) in new[] { ("int8", int8), ("simulated", simulated) })
+                foreach (var t in g.Graph.Initializer.Where(t => t.Name.Contains(dump)))
+                {
+                    var values = t.DataType == 1 ? Onnx.Tensors.ReadFloats(t) : Array.Empty<float>();
+                    Console.WriteLine($"{label}: initializer '{t.Name}' [{string.Join(",", t.Dims)}] {string.Join(" ", values.Take(6).Select(v => v.ToString("R")))} sum {values.Sum(v => (double)v):R}");
+                }
+        }
         // int8: QuantizeLinear(x) → q; simulated: Div(x, s) → Round → Add → Clip → q.
         var pairs = new List<(string Tensor, string Int8, string Simulated, string Reader)>();
         foreach (var q in int8.Graph.Node.Where(n => n.OpType == "QuantizeLinear"))
@@ -84,7 +98,10 @@ internal static class ZooHarness
             var clip = add is null ? null : simulated.Consumers(add.Output[0]).FirstOrDefault();
             if (clip?.OpType == "Clip") pairs.Add((q.Input[0], q.Output[0], clip.Output[0], int8.Producer(q.Input[0])?.OpType ?? "input"));
         }
-        using var a = Realize.Sessions.Create(int8, pairs.Select(p => p.Int8), "int8");
+        // ZOO_INT8_LEVEL=BASIC|EXTENDED: the int8 model at that optimization level (default: every optimization).
+        using var a = Environment.GetEnvironmentVariable("ZOO_INT8_LEVEL") is { Length: > 0 } level
+            ? Unoptimized(int8, pairs.Select(p => p.Int8), Enum.Parse<GraphOptimizationLevel>("ORT_ENABLE_" + level))
+            : Realize.Sessions.Create(int8, pairs.Select(p => p.Int8), "int8");
         // ZOO_SIMULATED_UNOPTIMIZED=1: the simulated model runs as written, without ONNX Runtime's float fusions.
         using var b = Environment.GetEnvironmentVariable("ZOO_SIMULATED_UNOPTIMIZED") == "1"
             ? Unoptimized(simulated, pairs.Select(p => p.Simulated))
@@ -94,6 +111,30 @@ internal static class ZooHarness
         var total = new long[pairs.Count];
         var largest = new double[pairs.Count];
         var mean = new double[pairs.Count];
+        // ZOO_COMPARE_FLOAT=a,b,...: float tensors present in both graphs, compared directly on the first row.
+        if (Environment.GetEnvironmentVariable("ZOO_COMPARE_FLOAT") is { Length: > 0 } compare)
+        {
+            var tensors = compare.Split(',');
+            var levels = (Environment.GetEnvironmentVariable("ZOO_COMPARE_LEVELS") ?? "ALL,ALL").Split(',')
+                .Select(l => l == "NONE" ? GraphOptimizationLevel.ORT_DISABLE_ALL : Enum.Parse<GraphOptimizationLevel>("ORT_ENABLE_" + l)).ToArray();
+            using var fb = Unoptimized(simulated, tensors, levels[1]);
+            using var fa = Unoptimized(int8, tensors, levels[0]);
+            if (Environment.GetEnvironmentVariable("ZOO_SAVE_OPTIMIZED") is { Length: > 0 } path)
+                foreach (var n in Onnx.OnnxGraph.Load(path).Graph.Node.Where(n => n.Input.Concat(n.Output).Any(t => t.Contains(tensors[0].Split(':')[0]) || n.Name.Contains(tensors[0].Split(':')[0]))))
+                    Console.WriteLine($"optimized int8: {n.OpType} {n.Domain} '{n.Name}' ({string.Join(", ", n.Input)}) -> ({string.Join(", ", n.Output)})");
+            var row0 = rows.First();
+            var vals = inputs.Select((input, k) => OrtValue.CreateTensorValueFromMemory((float[])row0[k], model.Shapes[input.Name].Select(d => (long)d).ToArray())).ToList();
+            using var xa = fa.Run(Ort.RunOptions, inputs.Select(i => i.Name).ToArray(), vals, tensors);
+            using var xb = fb.Run(Ort.RunOptions, inputs.Select(i => i.Name).ToArray(), vals, tensors);
+            for (int k = 0; k < tensors.Length; k++)
+            {
+                var u = xa[k].GetTensorDataAsSpan<float>();
+                var v = xb[k].GetTensorDataAsSpan<float>();
+                double worst = 0; int at = 0, n = 0;
+                for (int i = 0; i < u.Length; i++) { double d = Math.Abs(u[i] - v[i]); if (d > 0) n++; if (d > worst) { worst = d; at = i; } }
+                Console.WriteLine($"{tensors[k]}: {n} of {u.Length} differ, largest {worst:R} at {at} ({u[at]:R} vs {v[at]:R}); shape {string.Join("x", xa[k].GetTensorTypeAndShape().Shape)}");
+            }
+        }
         foreach (var row in rows.Take(4))
         {
             var values = inputs.Select((input, k) => OrtValue.CreateTensorValueFromMemory((float[])row[k], model.Shapes[input.Name].Select(d => (long)d).ToArray())).ToList();
@@ -122,12 +163,22 @@ internal static class ZooHarness
             Console.WriteLine($"| {pairs[k].Tensor} | {pairs[k].Reader} | {(double)differ[k] / total[k]:P3} | {(double)bad[k] / total[k]:P2} | {largest[k]} | {mean[k] / total[k]:F3} |");
     }
 
-    private static InferenceSession Unoptimized(Onnx.OnnxGraph graph, IEnumerable<string> outputs)
+    // ZOO_FLOAT_DEPTHWISE=1: the grouped convolutions' names, for ExcludeNodes (else null).
+    private static string[]? FloatDepthwise(string file)
+    {
+        if (Environment.GetEnvironmentVariable("ZOO_FLOAT_DEPTHWISE") != "1") return null;
+        var graph = global::Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(file));
+        return graph.Graph.Node.Where(n => n.OpType == "Conv" && n.Attribute.Any(a => a.Name == "group" && a.I > 1)).Select(n => n.Name).ToArray();
+    }
+
+    private static InferenceSession Unoptimized(Onnx.OnnxGraph graph, IEnumerable<string> outputs, GraphOptimizationLevel level = GraphOptimizationLevel.ORT_DISABLE_ALL)
     {
         var probe = graph.Clone();
         foreach (var name in outputs.Where(n => !probe.IsGraphOutput(n)).Distinct())
             probe.Graph.Output.Add(new global::Onnx.ValueInfoProto { Name = name });
-        using var options = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_DISABLE_ALL };
+        using var options = new SessionOptions { GraphOptimizationLevel = level };
+        // ZOO_SAVE_OPTIMIZED=path: ONNX Runtime writes the optimized graph there (the last session made wins).
+        if (Environment.GetEnvironmentVariable("ZOO_SAVE_OPTIMIZED") is { Length: > 0 } saved) options.OptimizedModelFilePath = saved;
         return new InferenceSession(probe.ToBytes(), options);
     }
 
@@ -165,9 +216,7 @@ internal static class ZooHarness
         var heldOut = View(model.Calibration, model.HeldOut);
         var names = inputs.Select(i => i.Name).ToArray();
         // ZOO_FLOAT_DEPTHWISE=1: grouped convolutions stay float (an experiment on their int8 speed).
-        var depthwise = Environment.GetEnvironmentVariable("ZOO_FLOAT_DEPTHWISE") == "1"
-            ? graph.Graph.Node.Where(n => n.OpType == "Conv" && n.Attribute.Any(a => a.Name == "group" && a.I > 1)).Select(n => n.Name).ToArray()
-            : null;
+        var depthwise = FloatDepthwise(model.File);
         // ZOO_MAX_ERROR=0.05: the deployment check's bound on each output's relative error (default QuantizationDefaults').
         var maximumError = Environment.GetEnvironmentVariable("ZOO_MAX_ERROR") is { Length: > 0 } e
             ? double.Parse(e, System.Globalization.CultureInfo.InvariantCulture) : QuantizationDefaults.MaximumOutputError;

@@ -91,7 +91,8 @@ internal static class QdqWriter
         || p.Max <= Tensors.ReadFloats(graph.FindConstant(clamp.Input[2])!)[0] * (1 + 1e-6);
 
     // ONNX Runtime fuses DequantizeLinear → Conv → QuantizeLinear into QLinearConv even when the bias is float, and then
-    // quantizes that bias itself, overflowing where int32 cannot hold it. A bias kept float therefore moves into an Add
+    // quantizes that bias itself (its WeightBiasQuantization, whose weight half Int8Emitter.Complete answers), overflowing
+    // where int32 cannot hold it. A bias kept float therefore moves into an Add
     // after the Conv, which stops the fusion and keeps the result right.
     private static void DetachFloatBias(OnnxGraph graph, global::Onnx.NodeProto node, int index)
     {
