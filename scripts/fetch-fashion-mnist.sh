@@ -9,7 +9,7 @@ if [ -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]; then
   cp /usr/share/datasets/fashion-mnist/*.gz "$out/"
 else
   work="$(mktemp -d)"
-  (cd "$work" && apt-get download dataset-fashion-mnist && dpkg-deb -x dataset-fashion-mnist_*.deb pkg)
+  (cd "$work" && { apt-get download dataset-fashion-mnist 2>/dev/null || { apt-get update -qq && apt-get download dataset-fashion-mnist; }; } && dpkg-deb -x dataset-fashion-mnist_*.deb pkg)
   cp "$work"/pkg/usr/share/datasets/fashion-mnist/*.gz "$out/"
   rm -rf "$work"
 fi

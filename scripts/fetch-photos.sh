@@ -15,7 +15,9 @@ out="$root/data/photos/full"
 mkdir -p "$out"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-(cd "$work" && apt-get download python3-skimage && dpkg-deb -x python3-skimage_*.deb pkg)
+# A fresh machine's package lists may be empty: update them once when the download finds nothing.
+(cd "$work" && { apt-get download python3-skimage 2>/dev/null || { apt-get update -qq && apt-get download python3-skimage; }; } \
+  && dpkg-deb -x python3-skimage_*.deb pkg)
 data="$work/pkg/usr/lib/python3/dist-packages/skimage/data"
 for f in astronaut.png camera.png chelsea.png coffee.png rocket.jpg brick.png coins.png; do cp "$data/$f" "$out/"; done
 ls -l "$out"

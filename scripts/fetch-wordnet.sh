@@ -9,7 +9,7 @@ if [ -f /usr/share/wordnet/data.noun ]; then
   cp /usr/share/wordnet/data.noun "$out/"
 else
   work="$(mktemp -d)"
-  (cd "$work" && apt-get download wordnet-base && dpkg-deb -x wordnet-base_*.deb pkg)
+  (cd "$work" && { apt-get download wordnet-base 2>/dev/null || { apt-get update -qq && apt-get download wordnet-base; }; } && dpkg-deb -x wordnet-base_*.deb pkg)
   cp "$work"/pkg/usr/share/wordnet/data.noun "$out/"
   rm -rf "$work"
 fi

@@ -93,7 +93,12 @@ internal static class ZooHarness
             // A Conv, MatMul or Gemm fused with its quantization: Mul(accumulator, requantization scale) in place of the Div.
             var div = simulated.Consumers(q.Input[0]).FirstOrDefault(n => n.OpType == "Div")
                 ?? simulated.Consumers(q.Input[0] + "_accumulated").FirstOrDefault(n => n.OpType == "Mul");
-            var round = div is null ? null : simulated.Consumers(div.Output[0]).FirstOrDefault();
+            // A quantized Add simulated as the QLinearAdd kernel computes it: the kernel's value (…_qladd) → Round.
+            var producer = simulated.Producer(q.Input[0]);
+            if (producer?.OpType == "Relu") producer = simulated.Producer(producer.Input[0]);
+            var qladd = div is not null || producer is null ? null
+                : simulated.Graph.Node.FirstOrDefault(n => n.OpType == "Round" && n.Input[0] == Onnx.OnnxGraph.Label(producer) + "_qladd");
+            var round = qladd ?? (div is null ? null : simulated.Consumers(div.Output[0]).FirstOrDefault());
             var add = round is null ? null : simulated.Consumers(round.Output[0]).FirstOrDefault();
             var clip = add is null ? null : simulated.Consumers(add.Output[0]).FirstOrDefault();
             if (clip?.OpType == "Clip") pairs.Add((q.Input[0], q.Output[0], clip.Output[0], int8.Producer(q.Input[0])?.OpType ?? "input"));
@@ -141,6 +146,10 @@ internal static class ZooHarness
             var names = inputs.Select(i => i.Name).ToArray();
             using var x = a.Run(Ort.RunOptions, names, values, pairs.Select(p => p.Int8).ToArray());
             using var y = b.Run(Ort.RunOptions, names, values, pairs.Select(p => p.Simulated).ToArray());
+            // ZOO_ADD_FORMULAS=1: per quantized Add of two quantized tensors, how many of its uint8 values each candidate
+            // formula of the QLinearAdd kernel reproduces from the kernel's own inputs.
+            if (Environment.GetEnvironmentVariable("ZOO_ADD_FORMULAS") == "1")
+                AddFormulas(int8, pairs.Select(p => p.Tensor).ToList(), k => x[k].GetTensorDataAsSpan<byte>().ToArray());
             for (int k = 0; k < pairs.Count; k++)
             {
                 var u = x[k].GetTensorDataAsSpan<byte>();
@@ -161,6 +170,51 @@ internal static class ZooHarness
         Console.WriteLine("|---|---|---|---|---|---|");
         for (int k = 0; k < pairs.Count; k++)
             Console.WriteLine($"| {pairs[k].Tensor} | {pairs[k].Reader} | {(double)differ[k] / total[k]:P3} | {(double)bad[k] / total[k]:P2} | {largest[k]} | {mean[k] / total[k]:F3} |");
+    }
+
+    private static void AddFormulas(Onnx.OnnxGraph int8, List<string> tensors, Func<int, byte[]> values)
+    {
+        (float Scale, int ZeroPoint) Parameters(string tensor)
+        {
+            var q = int8.Consumers(tensor).First(n => n.OpType == "QuantizeLinear");
+            var zp = int8.Graph.Initializer.First(t => t.Name == q.Input[2]);
+            return (Onnx.Tensors.ReadFloats(int8.Graph.Initializer.First(t => t.Name == q.Input[1]))[0],
+                zp.RawData.Length > 0 ? zp.RawData[0] : zp.Int32Data[0]);
+        }
+        static byte Saturate(double v) => (byte)Math.Clamp(Math.Round(v, MidpointRounding.ToEven), 0, 255);
+        static float Fma(float a, float b, float c) => MathF.FusedMultiplyAdd(a, b, c);
+        for (int k = 0; k < tensors.Count; k++)
+        {
+            var add = int8.Producer(tensors[k]);
+            if (add?.OpType == "Relu") add = int8.Producer(add.Input[0]);
+            if (add?.OpType != "Add") continue;
+            string Source(string dequantized) => int8.Producer(dequantized) is { OpType: "DequantizeLinear" } dq
+                && int8.Producer(dq.Input[0]) is { OpType: "QuantizeLinear" } q ? q.Input[0] : "";
+            int ia = tensors.IndexOf(Source(add.Input[0])), ib = tensors.IndexOf(Source(add.Input[1]));
+            if (ia < 0 || ib < 0) continue;
+            var (sa, za) = Parameters(tensors[ia]);
+            var (sb, zb) = Parameters(tensors[ib]);
+            var (sc, zc) = Parameters(tensors[k]);
+            byte[] qa = values(ia), qb = values(ib), qc = values(k);
+            if (qa.Length != qc.Length || qb.Length != qc.Length) continue;
+            float ra = sa / sc, rb = sb / sc;
+            var candidates = new (string Name, Func<float, float, float> F)[]
+            {
+                ("F plain, b inner", (x, y) => Fma(x, ra, Fma(y, rb, zc - (ra * za + rb * zb)))),
+                ("F fma(ra,za,rb*zb), b inner", (x, y) => Fma(x, ra, Fma(y, rb, zc - Fma(ra, za, rb * zb)))),
+                ("F fma(rb,zb,ra*za), b inner", (x, y) => Fma(x, ra, Fma(y, rb, zc - Fma(rb, zb, ra * za)))),
+                ("F plain, a inner", (x, y) => Fma(y, rb, Fma(x, ra, zc - (ra * za + rb * zb)))),
+                ("F fma(ra,za,rb*zb), a inner", (x, y) => Fma(y, rb, Fma(x, ra, zc - Fma(ra, za, rb * zb)))),
+                ("reference ((a-za)sa+(b-zb)sb)/sc", (x, y) => ((x - za) * sa + (y - zb) * sb) / sc + zc),
+            };
+            Console.WriteLine($"Add '{Onnx.OnnxGraph.Label(add)}' a={add.Input[0]} (s {sa:R}, z {za}) b={add.Input[1]} (s {sb:R}, z {zb}) c (s {sc:R}, z {zc}):");
+            foreach (var (name, f) in candidates)
+            {
+                int wrong = 0;
+                for (int i = 0; i < qc.Length; i++) if (Saturate(f(qa[i], qb[i])) != qc[i]) wrong++;
+                Console.WriteLine($"  {name}: {wrong} of {qc.Length} differ");
+            }
+        }
     }
 
     // ZOO_FLOAT_DEPTHWISE=1: the grouped convolutions' names, for ExcludeNodes (else null).

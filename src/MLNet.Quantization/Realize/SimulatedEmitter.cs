@@ -165,7 +165,7 @@ internal sealed class SimulatedEmitter : IQdqEmitter
     /// <summary>
     /// A quantized Add of two quantized activations, as ONNX Runtime's QLinearAdd kernel for x86 (AVX2 and later)
     /// computes it: <c>q_c = round(fma(q_a, r_a, fma(q_b, r_b, F)))</c>, clamped to the format, with
-    /// <c>r_a = s_a / s_c</c>, <c>r_b = s_b / s_c</c> and <c>F = z_c − (r_a z_a + r_b z_b)</c> in float32.
+    /// <c>r_a = s_a / s_c</c>, <c>r_b = s_b / s_c</c> and <c>F = z_c − fma(r_a, z_a, r_b z_b)</c> in float32.
     /// </summary>
     /// <remarks>
     /// The float form <c>round(((q_a − z_a) s_a + (q_b − z_b) s_b) / s_c) + z_c</c> is the same sum, rounded in other
@@ -175,7 +175,11 @@ internal sealed class SimulatedEmitter : IQdqEmitter
     /// quantization when that quantization reads the Add alone, or reads a Relu that reads it alone and the range starts
     /// at zero (the Relu is then dropped: the quantization clamps at zero). Other kernels (ARM's fixed-point one, SSE2's
     /// unfused products) round differently, as does the x86 kernel's path for an input of one element (its product is
-    /// rounded before the sum); there the simulation can land one step away at a tie, as the float form did.
+    /// rounded before the sum); there the simulation can land one step away at a tie, as the float form did. F is
+    /// written <c>z_c − (r_a z_a + r_b z_b)</c> in the kernel's source, but the x64 Linux build of ONNX Runtime computes
+    /// the sum in parentheses as one fused multiply-add (its compiler contracts it; the unfused sum differs from it by
+    /// one unit in the last place for some scales, which matters only when both inputs have a zero point, as a
+    /// residual Add of two signed tensors does).
     /// </remarks>
     private void IntegerAdd(OnnxGraph g, NodeProto add)
     {
@@ -192,7 +196,9 @@ internal sealed class SimulatedEmitter : IQdqEmitter
         if (a.P.Format != c.Format || b.P.Format != c.Format) return;
 
         float ratioA = a.P.Scale / c.Scale, ratioB = b.P.Scale / c.Scale;
-        float fixedPart = c.ZeroPoint - (ratioA * a.P.ZeroPoint + ratioB * b.P.ZeroPoint);
+        // The kernel's F, as the compiler of ONNX Runtime's x64 build contracts it: r_a z_a + r_b z_b in one fused
+        // multiply-add (seen on M-LSD, where the unfused sum put 4 of 51,200 values one step away).
+        float fixedPart = c.ZeroPoint - MathF.FusedMultiplyAdd(ratioA, a.P.ZeroPoint, ratioB * b.P.ZeroPoint);
         string label = OnnxGraph.Label(add);
         string Constant(string suffix, double value)
         {

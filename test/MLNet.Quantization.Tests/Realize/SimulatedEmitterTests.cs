@@ -128,4 +128,42 @@ public sealed class SimulatedEmitterTests
         Assert.AreEqual(0, differing, $"realized and simulated differ at {differing} output values");
         Assert.IsTrue(run.MinCosine > 0.99, $"int8 vs float cosine {run.MinCosine}");
     }
+
+    [TestMethod]
+    public void LinearResidualAddsComputeTheKernelsFixedPartInOneFusedMultiplyAdd()
+    {
+        // Linear bottlenecks as MobileNetV2's, S_i = Conv(S_{i-1}) + S_{i-1} with no Relu: both inputs of each Add are
+        // signed, so both have a zero point, and the kernel's F = z_c − (r_a z_a + r_b z_b) depends on how that sum is
+        // rounded. ONNX Runtime's x64 build computes it in one fused multiply-add; summed apart, F is one unit in the
+        // last place away for some scales, and values near a tie land one step away.
+        using var directory = new TempDirectory();
+        const int Blocks = 8;
+        var model = new TinyModel().Input("X", 1, 16, 32, 32).Output("Y", 1, 4, 32, 32);
+        string input = "X";
+        for (int i = 1; i <= Blocks; i++)
+        {
+            model.Weight($"W{i}", new long[] { 16, 16, 1, 1 }, 0.15f).Weight($"B{i}", new long[] { 16 }, 0.1f)
+                .Node("Conv", new[] { input, $"W{i}", $"B{i}" }, new[] { $"C{i}" })
+                .Node("Add", new[] { $"C{i}", input }, new[] { $"S{i}" });
+            input = $"S{i}";
+        }
+        model.Weight("W0", new long[] { 4, 16, 1, 1 }, 0.3f).Node("Conv", new[] { input, "W0" }, new[] { "Y" });
+        // Seed 12: three of the eight Adds have scales where the two roundings of F differ, and 15 output values differ
+        // when the simulation sums F apart.
+        var run = QuantizedRun.Of(model.Save(directory.Path), ml => TinyData.X(ml, TinyData.Normal(64, 16 * 1024, seed: 12), 16 * 1024), "Y");
+
+        int roundingsDiffer = Enumerable.Range(1, Blocks).Count(i =>
+        {
+            var (a, b, c) = (run.Table.Find($"C{i}", TensorRole.Activation)!, run.Table.Find(i == 1 ? "X" : $"S{i - 1}", TensorRole.Activation)!,
+                run.Table.Find($"S{i}", TensorRole.Activation)!);
+            float ra = a.Scale / c.Scale, rb = b.Scale / c.Scale;
+            return c.ZeroPoint - (ra * a.ZeroPoint + rb * b.ZeroPoint) != c.ZeroPoint - MathF.FusedMultiplyAdd(ra, a.ZeroPoint, rb * b.ZeroPoint);
+        });
+        Assert.IsTrue(roundingsDiffer > 0, "the premise: some Add has scales where the two roundings of F differ");
+        var simulated = run.SimulatedModel;
+        int integerAdds = simulated.Graph.Node.Count(n => n.OpType == "Cast" && n.Name.Contains("_qladd", StringComparison.Ordinal)) / 5;
+        Assert.AreEqual(Blocks, integerAdds, "every Add in the kernel's form");
+        int differing = run.Simulated.Zip(run.Int8).Sum(p => p.First.Zip(p.Second).Count(v => v.First != v.Second));
+        Assert.AreEqual(0, differing, $"realized and simulated differ at {differing} output values");
+    }
 }
