@@ -217,12 +217,13 @@ internal static class ZooHarness
         }
     }
 
-    // ZOO_FLOAT_DEPTHWISE=1: the grouped convolutions' names, for ExcludeNodes (else null).
+    // ZOO_FLOAT_DEPTHWISE=1: the grouped convolutions' names, for ExcludeNodes; ZOO_EXCLUDE=a,b: these nodes too (else null).
     private static string[]? FloatDepthwise(string file)
     {
-        if (Environment.GetEnvironmentVariable("ZOO_FLOAT_DEPTHWISE") != "1") return null;
+        var named = Environment.GetEnvironmentVariable("ZOO_EXCLUDE") is { Length: > 0 } e ? e.Split(',') : Array.Empty<string>();
+        if (Environment.GetEnvironmentVariable("ZOO_FLOAT_DEPTHWISE") != "1") return named.Length > 0 ? named : null;
         var graph = global::Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(file));
-        return graph.Graph.Node.Where(n => n.OpType == "Conv" && n.Attribute.Any(a => a.Name == "group" && a.I > 1)).Select(n => n.Name).ToArray();
+        return graph.Graph.Node.Where(n => n.OpType == "Conv" && n.Attribute.Any(a => a.Name == "group" && a.I > 1)).Select(n => n.Name).Concat(named).ToArray();
     }
 
     private static InferenceSession Unoptimized(Onnx.OnnxGraph graph, IEnumerable<string> outputs, GraphOptimizationLevel level = GraphOptimizationLevel.ORT_DISABLE_ALL)
@@ -291,6 +292,9 @@ internal static class ZooHarness
         var clock = Stopwatch.StartNew();
         using var int8 = Fit(QuantizationMode.Int8);
         double fitSeconds = clock.Elapsed.TotalSeconds;
+        // ZOO_REPORT=dir: the int8 fit's report (per-tensor SQNR and added noise) as dir/<model>.csv.
+        if (Environment.GetEnvironmentVariable("ZOO_REPORT") is { Length: > 0 } reportDirectory)
+            int8.Report.WriteCsv(Path.Combine(reportDirectory, string.Concat(model.Name.Split(Path.GetInvalidFileNameChars())) + ".csv"));
         using var simulated = Fit(QuantizationMode.Simulated);
         // ML.NET cannot run a float16 model at all: its float32 form (exact) is the baseline.
         var floatFile = model.File;

@@ -34,7 +34,7 @@ public sealed partial class QuantizingEstimator
         /// <summary>
         /// The int8 values weights may take. Default <see cref="WeightRange.PairBounded"/>: per output channel the two
         /// largest |q| of each sign sum to at most 128, so that the model cannot saturate ONNX Runtime's int16 pair sums on x86-64
-        /// CPUs without VNNI. <see cref="WeightRange.Full"/> uses all of ±127; choose it only when every CPU that will run
+        /// CPUs without VNNI (depthwise convolutions, whose kernels never pair products, use ±127). <see cref="WeightRange.Full"/> uses all of ±127; choose it only when every CPU that will run
         /// the model has VNNI (AVX512-VNNI or AVX-VNNI) or is ARM: elsewhere the model can give wrong outputs, silently.
         /// </summary>
         public WeightRange WeightRange { get; set; } = QuantizationDefaults.WeightRange;

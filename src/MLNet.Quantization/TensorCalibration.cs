@@ -57,7 +57,8 @@ public sealed record TensorCalibration
 
     /// <summary>
     /// For weights, the largest sum of two same-sign |q| within one output channel: at most 128 means that no pair of uint8 × int8
-    /// products can saturate the int16 of x86-64 CPUs without VNNI. 0 for activations and biases.
+    /// products can saturate the int16 of x86-64 CPUs without VNNI. 0 for activations, biases and the weights of
+    /// depthwise convolutions (their kernels never sum two products in int16).
     /// </summary>
     public int LargestPairSum { get; init; }
 

@@ -13,7 +13,8 @@ public enum WeightRange
     /// that any pair of uint8 × int8 products stays within int16 on every x86-64 CPU, whichever weights the kernel pairs
     /// (products of opposite signs cannot overflow: activations are never negative). A channel whose largest weight of
     /// each sign stands well above the next keeps (nearly) the full 8 bits; a channel with two equally large weights of
-    /// one sign gets 7 bits' resolution.
+    /// one sign gets 7 bits' resolution. Depthwise convolutions take the full ±127: ONNX Runtime's depthwise kernels
+    /// widen each product to int32 on its own and never pair two.
     /// </summary>
     PairBounded = 0,
 

@@ -7,6 +7,7 @@ namespace MLNet.Quantization.Tests;
 /// <summary>
 /// The no-saturation property, read from a realized model's own int8 initializers rather than from the calibration
 /// table: per output channel of every weight that a Conv, MatMul or Gemm reads, the two largest same-sign |q| sum to at most 128.
+/// Depthwise Convs (weights [C, 1, …] in C groups) are skipped: their kernels widen each product to int32 alone.
 /// </summary>
 internal static class WeightPairs
 {
@@ -20,6 +21,7 @@ internal static class WeightPairs
             var reader = int8Model.Consumers(dq.Output[0]).FirstOrDefault(n => n.OpType is "Conv" or "MatMul" or "Gemm");
             if (reader is null) continue;
             var dims = values.Dims.ToArray();
+            if (reader.OpType == "Conv" && dims is [var channels, 1, ..] && reader.Attribute.FirstOrDefault(x => x.Name == "group")?.I == channels) continue;
             int? axis = dq.Attribute.FirstOrDefault(a => a.Name == "axis")?.I is { } a ? (int)a : reader.OpType switch
             {
                 "Conv" => 0,

@@ -36,12 +36,15 @@ internal sealed class AnnotationContext
             Current.Activations.Add(new ActivationMark(tensor, OnnxGraph.Label(node), node.OpType, shareScaleWith));
     }
 
-    /// <summary>Marks a constant weight; returns false (and marks nothing) when the input is not a float constant.</summary>
-    public bool MarkWeight(NodeProto node, int index, int axis)
+    /// <summary>
+    /// Marks a constant weight; returns false (and marks nothing) when the input is not a float constant.
+    /// <paramref name="unpairedProducts"/>: see <see cref="WeightMark.UnpairedProducts"/>.
+    /// </summary>
+    public bool MarkWeight(NodeProto node, int index, int axis, bool unpairedProducts = false)
     {
         if (index >= node.Input.Count || Graph.FindConstant(node.Input[index]) is not { DataType: Tensors.Float })
             return false;
-        Current.Weights.Add(new WeightMark(node.Input[index], OnnxGraph.Label(node), node.OpType, index, axis));
+        Current.Weights.Add(new WeightMark(node.Input[index], OnnxGraph.Label(node), node.OpType, index, axis, unpairedProducts));
         return true;
     }
 

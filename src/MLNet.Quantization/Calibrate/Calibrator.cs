@@ -46,10 +46,12 @@ internal static class Calibrator
         }
 
         var weights = new Dictionary<string, QuantizedWeight>();
-        var format = weightSettings.Format;
         foreach (var mark in plan.Weights)
         {
             if (weights.ContainsKey(mark.Tensor)) continue;
+            // The pair bound binds a weight unless every node that reads it multiplies each product on its own.
+            bool unpaired = plan.Weights.Where(w => w.Tensor == mark.Tensor).All(w => w.UnpairedProducts);
+            var format = unpaired ? weightSettings.Format.Unpaired : weightSettings.Format;
             var tensor = graph.FindConstant(mark.Tensor)!;
             var dims = Tensors.Dims(tensor);
             // A weight read by several nodes is per channel only when they all read its channels along the same axis.
@@ -62,11 +64,11 @@ internal static class Calibrator
                 custom = activationSettings.Custom is null ? null : Custom(WeightStatistics(mark, values, activationSettings.Bins), activationSettings);
                 var q = WeightQuantizer.Quantize(mark.Tensor, dims, values, channelAxis, weightSettings.PerChannel,
                     weightSettings.Scale, format, custom?.Threshold);
-                return (q, WeightQuantizer.LargestPairSum(q.Values, dims, channelAxis));
+                return (q, unpaired ? 0 : WeightQuantizer.LargestPairSum(q.Values, dims, channelAxis));
             }
             // A user's calibration function sees every weight on every calibration: those are not cached.
             var (w, largestPairSum) = cache is null || activationSettings.Custom is not null ? Quantize()
-                : cache.GetOrAdd(tensor.RawData, mark.Tensor, dims, channelAxis, weightSettings, Quantize);
+                : cache.GetOrAdd(tensor.RawData, mark.Tensor, dims, channelAxis, weightSettings, format, Quantize);
             weights[mark.Tensor] = w;
             float maxScale = w.Scales.Max();
             table.Add(new TensorCalibration

@@ -19,12 +19,12 @@ internal sealed class WeightCache
 
     private readonly record struct Key(string Dims, int? Axis, bool PerChannel, WeightScaleMethod Scale, WeightFormat Format);
 
-    /// <summary>The quantized weight of <paramref name="raw"/> under these settings, made by <paramref name="quantize"/> once.</summary>
+    /// <summary>The quantized weight of <paramref name="raw"/> under these settings and format, made by <paramref name="quantize"/> once.</summary>
     public (QuantizedWeight Weight, int LargestPairSum) GetOrAdd(ByteString? raw, string tensor, long[] dims, int? axis, WeightSettings settings,
-        Func<(QuantizedWeight, int)> quantize)
+        WeightFormat format, Func<(QuantizedWeight, int)> quantize)
     {
         if (raw is null || raw.IsEmpty) return quantize();
-        var key = new Key(string.Join(",", dims), axis, settings.PerChannel, settings.Scale, settings.Format);
+        var key = new Key(string.Join(",", dims), axis, settings.PerChannel, settings.Scale, format);
         var byKey = _entries.GetValue(raw, _ => new Dictionary<Key, (QuantizedWeight, int)>());
         lock (byKey)
         {

@@ -20,6 +20,9 @@ internal sealed record WeightFormat(int QMax, int? PairLimit)
 
     public string Name => "int8";
 
+    /// <summary>This format without the pair bound, for weights whose kernels never sum two products in int16.</summary>
+    public WeightFormat Unpaired => this with { PairLimit = null };
+
     public static WeightFormat For(WeightRange range) => range switch
     {
         WeightRange.SevenBit => new WeightFormat(63, null),

@@ -72,4 +72,38 @@ public sealed class ConvOpTests
         Assert.IsTrue(r.Threshold <= 0.6f, $"the range {r.Threshold} stays within the Clip");
         Assert.IsTrue(run.MinCosine > 0.999, $"int8 vs float cosine {run.MinCosine}");
     }
+
+    [TestMethod]
+    public void DepthwiseWeightsUseTheFullRangeAndStillAgreeWithTheSimulation()
+    {
+        // A depthwise Conv of positive 3×3 weights (the two largest of a channel sum to about 2× the largest), then a
+        // pointwise Conv, on positive activations that reach uint8 255. The pair bound would give the depthwise weights
+        // |q| ≤ 64; ONNX Runtime's depthwise kernels widen each product to int32 alone, so they take the full 127 and
+        // the realized model still equals the simulated one (under the AVX2 emulation too, where paired products of
+        // these magnitudes, 255 × (127 + 120), would saturate int16). The pointwise Conv keeps the bound.
+        using var directory = new TempDirectory();
+        var model = new TinyModel().Input("X", 1, 16, 12, 12).Output("Y", 1, 4, 12, 12)
+            .Weight("W", new long[] { 16, 1, 3, 3 }, 0.5f, offset: 0.6f).Weight("B", new long[] { 16 }, 0.1f)
+            .Weight("W2", new long[] { 4, 16, 1, 1 }, 0.5f, offset: 0.6f)
+            .Node("Conv", new[] { "X", "W", "B" }, new[] { "D" }, TinyModel.Ints("pads", 1, 1, 1, 1), TinyModel.Int("group", 16))
+            .Node("Conv", new[] { "D", "W2" }, new[] { "Y" })
+            .Save(directory.Path);
+        var run = QuantizedRun.Of(model, ml => TinyData.X(ml, TinyData.Normal(32, 16 * 144, mean: 3), 16 * 144), "Y");
+
+        var depthwise = run.Table.Find("W", TensorRole.Weight)!;
+        var pointwise = run.Table.Find("W2", TensorRole.Weight)!;
+        Assert.AreEqual(0, depthwise.LargestPairSum, "the depthwise weights are not bound by pairs");
+        Assert.IsTrue(pointwise.LargestPairSum is > 64 and <= 128, $"the pointwise weights keep the pair bound: {pointwise.LargestPairSum}");
+        var dq = run.Int8Model.Graph.Node.Single(n => n.OpType == "DequantizeLinear" && n.Input[0].StartsWith("W_", StringComparison.Ordinal));
+        var q = run.Int8Model.FindInitializer(dq.Input[0])!.RawData.ToByteArray().Select(b => (sbyte)b).ToArray();
+        for (int c = 0; c < 16; c++)
+            Assert.AreEqual(127, q.Skip(9 * c).Take(9).Max(v => Math.Abs((int)v)), $"channel {c} reaches the full range");
+        Assert.IsTrue(MLNet.Quantization.Calibration.WeightQuantizer.LargestPairSum(q, new long[] { 16, 1, 3, 3 }, 0) > 200,
+            "pairs that the u8s8 GEMM kernels of CPUs without VNNI would saturate");
+        Assert.IsTrue(run.Scale("D") > 0 && run.Float.Length == 32);
+
+        int differing = run.Simulated.Zip(run.Int8).Sum(p => p.First.Zip(p.Second).Count(v => v.First != v.Second));
+        Assert.AreEqual(0, differing, $"realized and simulated differ at {differing} output values");
+        Assert.IsTrue(run.MinCosine > 0.999, $"int8 vs float cosine {run.MinCosine}");
+    }
 }
