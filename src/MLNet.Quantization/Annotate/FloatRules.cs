@@ -25,6 +25,14 @@ namespace MLNet.Quantization.Annotate;
 /// reaches the limited op. A LayerNorm's <c>Sqrt(ReduceMean(...) + ε)</c> therefore keeps nothing extra in float,
 /// while a log-mel front-end (STFT as Conv, squared, mel MatMul, Clip, Log) stays float whole.
 /// </para>
+/// <para>
+/// A second rule keeps ties out of equality tests. Quantization maps nearby values to the same step, so
+/// <c>Equal(x, MaxPool(x))</c>, the peak test of heatmap detectors (CenterNet-style heads, M-LSD's line centres), finds
+/// a plateau of "peaks" where float finds one: M-LSD's score output went from relative error 6.0 to 0.97 once its head
+/// stayed float. From each float input of an Equal, the walk goes up through the ops that carry ties unchanged
+/// (monotonic activations, max pooling, layout and indexing ops, Resize) and keeps each in float, and with them the
+/// first node above them that computes new values (a Conv, say), whose output is then continuous again.
+/// </para>
 /// </remarks>
 internal static class FloatRules
 {
@@ -36,10 +44,20 @@ internal static class FloatRules
         "LpNormalization", "MeanVarianceNormalization", "Shape", "Size", "If", "Loop", "Scan", "ArgMax", "ArgMin",
     };
 
+    // Ops that carry their input's ties to their output unchanged: the equality rule walks up through them.
+    private static readonly HashSet<string> CarryTies = new(StringComparer.Ordinal)
+    {
+        "Sigmoid", "HardSigmoid", "Tanh", "Relu", "LeakyRelu", "Clip", "Exp", "MaxPool", "GlobalMaxPool", "Reshape", "Transpose",
+        "Slice", "Resize", "Upsample", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Concat", "Split", "Gather", "Pad",
+        "DepthToSpace", "SpaceToDepth", "Cast",
+    };
+
     /// <summary>The nodes kept in float by rule (by <see cref="OnnxGraph.Label"/>), each with its reason.</summary>
     public static Dictionary<string, string> Find(OnnxGraph graph)
     {
         var kept = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var equal in graph.Graph.Node.Where(n => n.OpType == "Equal"))
+            KeepTiesOut(graph, equal, kept);
         foreach (var node in graph.Graph.Node)
         {
             var input = DomainInput(graph, node);
@@ -59,6 +77,25 @@ internal static class FloatRules
             }
         }
         return kept;
+    }
+
+    // From each non-constant input of an Equal, up through the ops that carry ties, to the first node that computes new
+    // values: all kept in float. Integer comparisons (of shapes, say) meet a Shape or a constant and keep nothing.
+    private static void KeepTiesOut(OnnxGraph graph, NodeProto equal, Dictionary<string, string> kept)
+    {
+        string reason = $"computes an input of Equal '{OnnxGraph.Label(equal)}': int8 rounds nearby values to one step, " +
+                        "and the comparison would find ties that float does not";
+        var pending = new Stack<string>(equal.Input.Where(i => i.Length > 0 && graph.FindConstant(i) is null));
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        while (pending.Count > 0)
+        {
+            var tensor = pending.Pop();
+            if (!seen.Add(tensor) || graph.Producer(tensor) is not { } producer || producer.OpType is "Shape" or "Size") continue;
+            kept.TryAdd(OnnxGraph.Label(producer), reason);
+            if (!CarryTies.Contains(producer.OpType)) continue;
+            foreach (var upstream in producer.Input)
+                if (upstream.Length > 0 && graph.FindConstant(upstream) is null) pending.Push(upstream);
+        }
     }
 
     /// <summary>

@@ -106,4 +106,45 @@ public sealed class FloatRulesTests
         Assert.IsTrue(kept.ContainsKey("Add_3") && kept.ContainsKey("Sqrt_4"), "the divisor's own computation stays float: " + string.Join(", ", kept.Keys));
         Assert.AreEqual(1, Annotator.Annotate(graph).Weights.Count, "the MatMul is still quantized");
     }
+
+    [TestMethod]
+    public void APeakTestKeepsItsInputsFreeOfQuantizationTies()
+    {
+        // A heatmap head with the peak test of CenterNet-style detectors: Y = S · (S == MaxPool3×3(S)), S = Sigmoid(Conv(H)),
+        // H = Conv(X). As in M-LSD, one channel of the head (a box or offset regression) spans a range 40 times the
+        // others', so one scale for the head's output rounds the heatmap channels' neighbouring values to the same step,
+        // and the peak test then finds plateaus of peaks.
+        using var directory = new TempDirectory();
+        var model = new TinyModel().Input("X", 1, 4, 16, 16).Output("Y", 1, 4, 16, 16)
+            .Weight("W0", new long[] { 8, 4, 3, 3 }, 0.3f).Constant("W", new long[] { 4, 8, 3, 3 }, HeadWeights())
+            .Node("Conv", new[] { "X", "W0" }, new[] { "H" }, TinyModel.Ints("pads", 1, 1, 1, 1))
+            .Node("Conv", new[] { "H", "W" }, new[] { "C" }, TinyModel.Ints("pads", 1, 1, 1, 1))
+            .Node("Sigmoid", new[] { "C" }, new[] { "S" })
+            .Node("MaxPool", new[] { "S" }, new[] { "M" }, TinyModel.Ints("kernel_shape", 3, 3), TinyModel.Ints("pads", 1, 1, 1, 1))
+            .Node("Equal", new[] { "S", "M" }, new[] { "E" })
+            .Node("Cast", new[] { "E" }, new[] { "F" }, TinyModel.Int("to", 1))
+            .Node("Mul", new[] { "S", "F" }, new[] { "Y" })
+            .Save(directory.Path);
+        var ml = new MLContext(seed: 1);
+        var rows = TinyData.X(ml, TinyData.Normal(32, 4 * 256, seed: 3), 4 * 256);
+        var reference = TinyData.Column(ml.Transforms.ApplyOnnxModel(model).Fit(rows).Transform(rows), "Y");
+        using var int8 = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options { ModelFile = model, CheckDeployment = false, Tuning = null }).Fit(rows);
+        var output = TinyData.Column(int8.Transform(rows), "Y");
+
+        var kept = FloatRules.Find(GraphPreparation.Prepare(OnnxGraph.Load(model)));
+        foreach (var node in new[] { "Conv_1", "Sigmoid_2", "MaxPool_3" })
+            Assert.IsTrue(kept.TryGetValue(node, out var reason) && reason.Contains("Equal", StringComparison.Ordinal), $"{node} kept float for the Equal: {string.Join(", ", kept.Keys)}");
+        Assert.IsFalse(kept.ContainsKey("Conv_0") || kept.ContainsKey("Mul_6"), "the body above the head, and what reads the comparison, are not kept");
+        Assert.IsNotNull(int8.Calibration.Find("H", TensorRole.Activation), "the body's output, the head's input, is still quantized");
+        Assert.IsNull(int8.Calibration.Find("C", TensorRole.Activation), "the head's output is not");
+        int peaks = reference.Sum(r => r.Count(v => v != 0)), found = output.Sum(r => r.Count(v => v != 0));
+        int shared = reference.Zip(output).Sum(p => p.First.Zip(p.Second).Count(v => v.First != 0 && v.Second != 0));
+        Assert.IsTrue(found <= peaks * 1.05 && shared >= peaks * 0.9, $"float finds {peaks} peaks, int8 {found}, {shared} of them the same");
+    }
+
+    private static float[] HeadWeights()
+    {
+        var random = new Random(9);
+        return Enumerable.Range(0, 4 * 8 * 9).Select(i => (float)(random.NextDouble() * 0.6 - 0.3) * (i / (8 * 9) == 3 ? 40 : 1)).ToArray();
+    }
 }
