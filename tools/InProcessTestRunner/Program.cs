@@ -1,4 +1,5 @@
-// Runs [TestMethod]s in-process, for QEMU user mode. Usage: InProcessTestRunner TESTS.dll FILTER... (Class.Method contains a filter).
+// Runs [TestMethod]s in-process, for QEMU user mode. Usage: InProcessTestRunner TESTS.dll FILTER... (Class.Method contains a filter);
+// InProcessTestRunner TESTS.dll --list FILTER... prints the selected tests' Class.Method names instead of running them.
 using System.Reflection;
 using System.Runtime.Loader;
 
@@ -7,13 +8,20 @@ var alc = new TestContextAlc(dll);
 var asm = alc.LoadFromAssemblyPath(dll);
 Environment.CurrentDirectory = Path.GetDirectoryName(dll)!;
 int passed = 0, failed = 0;
+bool list = args.Length > 1 && args[1] == "--list";
+var filters = args.Skip(list ? 2 : 1).ToArray();
 static MethodInfo Marked(Type type, string attribute) =>
     type.GetMethods(BindingFlags.Public | BindingFlags.Static).FirstOrDefault(m => m.GetCustomAttributes().Any(a => a.GetType().Name == attribute));
 foreach (var type in asm.GetTypes().Where(t => t.GetCustomAttributes().Any(a => a.GetType().Name == "TestClassAttribute")))
 {
     var selected = type.GetMethods().Where(m => m.GetCustomAttributes().Any(a => a.GetType().Name is "TestMethodAttribute"))
-        .Where(m => args.Skip(1).Any(f => $"{type.Name}.{m.Name}".Contains(f))).ToList();
+        .Where(m => filters.Any(f => $"{type.Name}.{m.Name}".Contains(f))).ToList();
     if (selected.Count == 0) continue;
+    if (list)
+    {
+        foreach (var m in selected) Console.WriteLine($"{type.Name}.{m.Name}");
+        continue;
+    }
     // [ClassInitialize] takes a TestContext, which these tests ignore; [ClassCleanup] runs after the class.
     var init = Marked(type, "ClassInitializeAttribute");
     init?.Invoke(null, init.GetParameters().Length == 0 ? null : new object[] { null });
@@ -35,7 +43,7 @@ foreach (var type in asm.GetTypes().Where(t => t.GetCustomAttributes().Any(a => 
     }
     Marked(type, "ClassCleanupAttribute")?.Invoke(null, null);
 }
-Console.WriteLine($"{passed} passed, {failed} failed");
+if (!list) Console.WriteLine($"{passed} passed, {failed} failed");
 
 // The argument lists of a test: none for a plain one, one per case of its [DataRow]s and [DynamicData] (every MSTest
 // data source answers ITestDataSource.GetData).
