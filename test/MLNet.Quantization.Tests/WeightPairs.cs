@@ -21,7 +21,7 @@ internal static class WeightPairs
             var reader = int8Model.Consumers(dq.Output[0]).FirstOrDefault(n => n.OpType is "Conv" or "MatMul" or "Gemm");
             if (reader is null) continue;
             var dims = values.Dims.ToArray();
-            if (reader.OpType == "Conv" && dims is [var channels, 1, ..] && reader.Attribute.FirstOrDefault(x => x.Name == "group")?.I == channels) continue;
+            if (reader.OpType == "Conv" && global::MLNet.Quantization.Ops.ConvOp.IsDepthwise(reader, dims)) continue;
             int? axis = dq.Attribute.FirstOrDefault(a => a.Name == "axis")?.I is { } a ? (int)a : reader.OpType switch
             {
                 "Conv" => 0,

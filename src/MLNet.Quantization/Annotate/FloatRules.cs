@@ -56,45 +56,36 @@ internal static class FloatRules
     public static Dictionary<string, string> Find(OnnxGraph graph)
     {
         var kept = new Dictionary<string, string>(StringComparer.Ordinal);
+        // From each input of an Equal, up through the ops that carry ties, to the first node that computes new values.
+        // Integer comparisons (of shapes, say) meet a Shape or a constant and keep nothing.
         foreach (var equal in graph.Graph.Node.Where(n => n.OpType == "Equal"))
-            KeepTiesOut(graph, equal, kept);
+            KeepUpstream(graph, equal.Input, $"computes an input of Equal '{OnnxGraph.Label(equal)}': int8 rounds nearby " +
+                "values to one step, and the comparison would find ties that float does not",
+                stop: p => p.OpType is "Shape" or "Size", climb: p => CarryTies.Contains(p.OpType), kept);
+        // From each domain-limited input, up through everything that computes it, to the ops that renormalize.
         foreach (var node in graph.Graph.Node)
-        {
-            var input = DomainInput(graph, node);
-            if (input is null || graph.FindConstant(input) is not null) continue;
-            string reason = $"computes the input of {node.OpType} '{OnnxGraph.Label(node)}', whose domain is limited: " +
-                            "a quantization step there is an unbounded error";
-            var pending = new Stack<string>();
-            pending.Push(input);
-            var seen = new HashSet<string>(StringComparer.Ordinal);
-            while (pending.Count > 0)
-            {
-                var tensor = pending.Pop();
-                if (!seen.Add(tensor) || graph.Producer(tensor) is not { } producer || Stops.Contains(producer.OpType)) continue;
-                kept.TryAdd(OnnxGraph.Label(producer), reason);
-                foreach (var upstream in producer.Input)
-                    if (upstream.Length > 0 && graph.FindConstant(upstream) is null) pending.Push(upstream);
-            }
-        }
+            if (DomainInput(graph, node) is { } input)
+                KeepUpstream(graph, new[] { input }, $"computes the input of {node.OpType} '{OnnxGraph.Label(node)}', whose " +
+                    "domain is limited: a quantization step there is an unbounded error",
+                    stop: p => Stops.Contains(p.OpType), climb: _ => true, kept);
         return kept;
     }
 
-    // From each non-constant input of an Equal, up through the ops that carry ties, to the first node that computes new
-    // values: all kept in float. Integer comparisons (of shapes, say) meet a Shape or a constant and keep nothing.
-    private static void KeepTiesOut(OnnxGraph graph, NodeProto equal, Dictionary<string, string> kept)
+    // Walks up the graph from the non-constant tensors of `starts`: a producer that `stop` names is neither kept nor
+    // passed; every other is kept in float with `reason`, and its non-constant inputs are walked where `climb` says so.
+    private static void KeepUpstream(OnnxGraph graph, IEnumerable<string> starts, string reason, Func<NodeProto, bool> stop,
+        Func<NodeProto, bool> climb, Dictionary<string, string> kept)
     {
-        string reason = $"computes an input of Equal '{OnnxGraph.Label(equal)}': int8 rounds nearby values to one step, " +
-                        "and the comparison would find ties that float does not";
-        var pending = new Stack<string>(equal.Input.Where(i => i.Length > 0 && graph.FindConstant(i) is null));
+        bool Variable(string tensor) => tensor.Length > 0 && graph.FindConstant(tensor) is null;
+        var pending = new Stack<string>(starts.Where(Variable));
         var seen = new HashSet<string>(StringComparer.Ordinal);
         while (pending.Count > 0)
         {
             var tensor = pending.Pop();
-            if (!seen.Add(tensor) || graph.Producer(tensor) is not { } producer || producer.OpType is "Shape" or "Size") continue;
+            if (!seen.Add(tensor) || graph.Producer(tensor) is not { } producer || stop(producer)) continue;
             kept.TryAdd(OnnxGraph.Label(producer), reason);
-            if (!CarryTies.Contains(producer.OpType)) continue;
-            foreach (var upstream in producer.Input)
-                if (upstream.Length > 0 && graph.FindConstant(upstream) is null) pending.Push(upstream);
+            if (!climb(producer)) continue;
+            foreach (var upstream in producer.Input.Where(Variable)) pending.Push(upstream);
         }
     }
 

@@ -49,13 +49,14 @@ internal static class Calibrator
         foreach (var mark in plan.Weights)
         {
             if (weights.ContainsKey(mark.Tensor)) continue;
+            var readers = plan.Weights.Where(w => w.Tensor == mark.Tensor).ToList();
             // The pair bound binds a weight unless every node that reads it multiplies each product on its own.
-            bool unpaired = plan.Weights.Where(w => w.Tensor == mark.Tensor).All(w => w.UnpairedProducts);
+            bool unpaired = readers.All(w => w.UnpairedProducts);
             var format = unpaired ? weightSettings.Format.Unpaired : weightSettings.Format;
             var tensor = graph.FindConstant(mark.Tensor)!;
             var dims = Tensors.Dims(tensor);
             // A weight read by several nodes is per channel only when they all read its channels along the same axis.
-            bool oneAxis = plan.Weights.Where(w => w.Tensor == mark.Tensor).All(w => w.Axis == mark.Axis);
+            bool oneAxis = readers.All(w => w.Axis == mark.Axis);
             int? channelAxis = oneAxis && mark.Axis < dims.Length ? mark.Axis : null;
             TensorRange? custom = null;
             (QuantizedWeight, int) Quantize()

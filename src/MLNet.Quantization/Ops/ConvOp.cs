@@ -15,15 +15,18 @@ internal sealed class ConvOp : IOpAnnotator
 
     public void Annotate(NodeProto node, AnnotationContext context)
     {
-        if (!context.MarkWeight(node, 1, axis: 0, unpairedProducts: IsDepthwise(node, context)))
+        bool depthwise = node.Input.Count > 1 && context.Graph.FindConstant(node.Input[1]) is { } weight && IsDepthwise(node, weight.Dims);
+        if (!context.MarkWeight(node, 1, axis: 0, unpairedProducts: depthwise))
             return;
         context.MarkInput(node, 0);
         context.MarkBias(node, 2, activationIndex: 0, weightIndex: 1);
         context.MarkOutput(node);
     }
 
-    /// <summary>Weights of shape [C, 1, …] in C groups: each group reads one input channel and writes one output channel.</summary>
-    public static bool IsDepthwise(NodeProto node, AnnotationContext context) =>
-        node.Input.Count > 1 && context.Graph.FindConstant(node.Input[1]) is { Dims: [var channels, 1, ..] }
-        && AnnotationContext.Attribute(node, "group", 1) == channels;
+    /// <summary>
+    /// Whether a Conv with weights of these dimensions is depthwise: [C, 1, …] in C groups, each group reading one input
+    /// channel and writing one output channel.
+    /// </summary>
+    public static bool IsDepthwise(NodeProto node, IReadOnlyList<long> weightDims) =>
+        weightDims is [var channels, 1, ..] && AnnotationContext.Attribute(node, "group", 1) == channels;
 }
