@@ -86,6 +86,7 @@ internal static class FitTimeHarness
             watch.Restart();
             using var fitted = ml.Transforms.QuantizeCalibrated(options).Fit(rows);
             double fitSeconds = clock.Elapsed.TotalSeconds;
+            if (fitted.Tuning is { } tuning) Console.Error.WriteLine(tuning.Summary + "\n" + tuning.ToCsv());
             string passes = string.Join(", ", fitted.FitTimings.Select(t => $"{t.Pass} {t.Seconds:F1}"))
                 + "; streams " + string.Join(", ", streams.OrderBy(kv => kv.Key).Select(kv => $"{kv.Key}: {(kv.Value.Last - kv.Value.First).TotalSeconds:F1}"));
             string dropped = options.MinimumOutputCosine is null ? "" : $"; {fitted.Report.FloatNodes.Count} nodes kept float, output cosine {fitted.Report.OutputCosine:F4}";

@@ -90,7 +90,28 @@ public sealed class TensorStatistics
     internal int AddRange(ReadOnlySpan<float> values)
     {
         float min = float.PositiveInfinity, max = float.NegativeInfinity;
-        for (int i = 0; i < values.Length; i++)
+        int i = 0;
+        int width = System.Numerics.Vector<float>.Count;
+        if (System.Numerics.Vector.IsHardwareAccelerated && values.Length >= width)
+        {
+            // v − v is 0 for a finite v and NaN for NaN or ±∞: a block with any other difference holds the first
+            // non-finite value, which the scalar loop below then finds.
+            var low = new System.Numerics.Vector<float>(float.PositiveInfinity);
+            var high = new System.Numerics.Vector<float>(float.NegativeInfinity);
+            for (; i <= values.Length - width; i += width)
+            {
+                var v = new System.Numerics.Vector<float>(values.Slice(i, width));
+                if (!System.Numerics.Vector.EqualsAll(v - v, System.Numerics.Vector<float>.Zero)) break;
+                low = System.Numerics.Vector.Min(low, v);
+                high = System.Numerics.Vector.Max(high, v);
+            }
+            for (int lane = 0; lane < width; lane++)
+            {
+                min = Math.Min(min, low[lane]);
+                max = Math.Max(max, high[lane]);
+            }
+        }
+        for (; i < values.Length; i++)
         {
             float v = values[i];
             if (!float.IsFinite(v)) return i;

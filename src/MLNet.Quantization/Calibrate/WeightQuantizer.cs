@@ -29,7 +29,7 @@ internal static class WeightQuantizer
     {
         var channels = new Channels(dims, channelAxis);
         float limit = threshold ?? float.PositiveInfinity;
-        var (top, second, _) = TopTwo(values.Length, i => values[i] < 0, i => Math.Min(Math.Abs(values[i]), limit), channels);
+        var (top, second, _) = TopTwo(values, limit, channels);
         var required = new float[channels.Count];
         for (int c = 0; c < channels.Count; c++)
             required[c] = RequiredScale(Math.Max(top[2 * c], top[2 * c + 1]),
@@ -39,9 +39,10 @@ internal static class WeightQuantizer
         float shared = required.DefaultIfEmpty(0).Max();
         var scales = separate ? required.Select(s => s > 0 ? s : 1f).ToArray() : new[] { shared > 0 ? shared : 1f };
         var q = new sbyte[values.Length];
-        for (int i = 0; i < values.Length; i++)
+        var walk = separate ? channels.Walk() : new Channels.Walker(1, 1);
+        for (int i = 0; i < values.Length; i++, walk.Next())
         {
-            float scale = scales[separate ? channels.Of(i) : 0];
+            float scale = scales[walk.Channel];
             float w = Math.Clamp(values[i], -limit, limit);
             q[i] = (sbyte)Math.Clamp(Math.Round(w / scale, MidpointRounding.ToEven), -format.QMax, format.QMax);
         }
@@ -79,25 +80,31 @@ internal static class WeightQuantizer
         return (int)first.Zip(second, (a, b) => a + b).DefaultIfEmpty(0).Max();
     }
 
-    private static (float[] First, float[] Second, int[] At) TopTwo(sbyte[] q, Channels channels) =>
-        TopTwo(q.Length, i => q[i] < 0, i => Math.Abs((int)q[i]), channels);
-
     // Per channel and sign (group 2c for positive elements, 2c + 1 for negative ones): the two largest magnitudes and
     // where the largest is. Magnitudes of int8 values are exact in float.
-    private static (float[] First, float[] Second, int[] At) TopTwo(int length, Func<int, bool> negative, Func<int, float> magnitude,
-        Channels channels)
+    private static (float[] First, float[] Second, int[] At) TopTwo(sbyte[] q, Channels channels)
     {
-        var first = new float[2 * channels.Count];
-        var second = new float[2 * channels.Count];
-        var at = new int[2 * channels.Count];
-        for (int i = 0; i < length; i++)
-        {
-            int g = 2 * channels.Of(i) + (negative(i) ? 1 : 0);
-            float v = magnitude(i);
-            if (v > first[g]) { second[g] = first[g]; first[g] = v; at[g] = i; }
-            else if (v > second[g]) second[g] = v;
-        }
+        var (first, second, at) = (new float[2 * channels.Count], new float[2 * channels.Count], new int[2 * channels.Count]);
+        var walk = channels.Walk();
+        for (int i = 0; i < q.Length; i++, walk.Next())
+            Offer(first, second, at, 2 * walk.Channel + (q[i] < 0 ? 1 : 0), Math.Abs((int)q[i]), i);
         return (first, second, at);
+    }
+
+    // The same for float weights, their magnitudes clipped to `limit`.
+    private static (float[] First, float[] Second, int[] At) TopTwo(float[] values, float limit, Channels channels)
+    {
+        var (first, second, at) = (new float[2 * channels.Count], new float[2 * channels.Count], new int[2 * channels.Count]);
+        var walk = channels.Walk();
+        for (int i = 0; i < values.Length; i++, walk.Next())
+            Offer(first, second, at, 2 * walk.Channel + (values[i] < 0 ? 1 : 0), Math.Min(Math.Abs(values[i]), limit), i);
+        return (first, second, at);
+    }
+
+    private static void Offer(float[] first, float[] second, int[] at, int g, float v, int i)
+    {
+        if (v > first[g]) { second[g] = first[g]; first[g] = v; at[g] = i; }
+        else if (v > second[g]) second[g] = v;
     }
 
     // The output channels of a weight: slices along an axis, or the whole tensor when the axis is null or out of range.
@@ -119,7 +126,26 @@ internal static class WeightQuantizer
 
         public int Count { get; }
 
-        public int Of(int index) => Count == 1 ? 0 : (int)(index / _inner % Count);
+        /// <summary>The channel of each element in turn, from the first: no division per element.</summary>
+        public Walker Walk() => new(Count, _inner);
+
+        public struct Walker
+        {
+            private readonly int _count;
+            private readonly long _inner;
+            private long _position;
+
+            public Walker(int count, long inner) => (_count, _inner, _position, Channel) = (count, inner, 0, 0);
+
+            public int Channel { get; private set; }
+
+            public void Next()
+            {
+                if (++_position < _inner) return;
+                _position = 0;
+                if (++Channel == _count) Channel = 0;
+            }
+        }
     }
 
     /// <summary>

@@ -57,6 +57,23 @@ internal sealed class ChannelReducer
             if (sum.Length != channels)
                 throw new InvalidOperationException($"Tensor '{tensor}' changes its size along axis {key.Axis} between rows ({sum.Length}, then {channels}).");
             var max = _maxima[key];
+            if (inner == 1)
+            {
+                // Channels last (a MatMul's output): each run of `channels` values holds one of each, in order.
+                for (int start = 0; start < values.Length; start += channels)
+                {
+                    var row = values.Slice(start, Math.Min(channels, values.Length - start));
+                    for (int c = 0; c < row.Length; c++)
+                    {
+                        float v = row[c];
+                        sum[c] += v;
+                        float a = Math.Abs(v);
+                        if (a > max[c]) max[c] = a;
+                    }
+                }
+                _counts[key] = _counts.GetValueOrDefault(key) + values.Length / channels;
+                continue;
+            }
             // Channel c owns runs of `inner` consecutive values, the runs cycling through the channels.
             for (long start = 0, run = 0; start < values.Length; start += inner, run++)
             {

@@ -31,7 +31,7 @@ internal sealed class Int8Emitter : IQdqEmitter
     public static void DequantizeWeight(OnnxGraph graph, string target, QuantizedWeight w)
     {
         var scaleDims = w.Axis is null ? Array.Empty<long>() : new long[] { w.Scales.Length };
-        Dequantize(graph, target, w.Tensor, Tensors.FromSBytes("", w.Dims, w.Values), w.Scales,
+        Dequantize(graph, target, w.Tensor, WeightPayloads.AsInt8("", w), w.Scales,
             Tensors.FromSBytes("", scaleDims, new sbyte[w.Scales.Length]), w.Axis);
     }
 

@@ -140,7 +140,7 @@ internal sealed class SimulatedEmitter : IQdqEmitter
                 if (!integerWeights.TryGetValue(node.Input[1], out var integer))
                 {
                     integer = g.UniqueName(w.Tensor + "_integer");
-                    g.AddInitializer(Tensors.FromFloats(integer, w.Dims, w.Values.Select(v => (float)v).ToArray()));
+                    g.AddInitializer(WeightPayloads.AsFloatIntegers(integer, w));
                     integerWeights[node.Input[1]] = integer;
                 }
                 inputs[1] = integer;

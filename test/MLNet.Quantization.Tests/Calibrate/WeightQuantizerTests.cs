@@ -101,6 +101,32 @@ public sealed class WeightQuantizerTests
     }
 
     [TestMethod]
+    public void PerChannelAlongAMiddleAxisMatchesEachElementToItsChannel()
+    {
+        // [2, 3, 4] with channels on axis 1: element i is in channel (i / 4) % 3; the channels' largest magnitudes differ
+        // by orders of magnitude, so an element scaled by another channel's scale would be far off.
+        var dims = new long[] { 2, 3, 4 };
+        var random = new Random(11);
+        var values = Enumerable.Range(0, 24).Select(i => (float)(random.NextDouble() * 2 - 1) * MathF.Pow(10, i / 4 % 3)).ToArray();
+        foreach (var format in new[] { Full, PairBounded })
+        {
+            var w = WeightQuantizer.Quantize("W", dims, values, 1, perChannel: true, WeightScaleMethod.Max, format);
+            Assert.AreEqual(1, w.Axis);
+            Assert.AreEqual(3, w.Scales.Length);
+            var back = w.Dequantize();
+            for (int c = 0; c < 3; c++)
+            {
+                var members = Enumerable.Range(0, 24).Where(i => i / 4 % 3 == c).ToList();
+                float largest = members.Max(i => Math.Abs(values[i]));
+                if (format == Full) Assert.AreEqual(largest / 127, w.Scales[c], largest * 1e-6f, $"channel {c}");
+                foreach (int i in members)
+                    Assert.AreEqual(values[i], back[i], w.Scales[c] / 2 + 1e-6f * largest, $"element {i} (channel {c}), {format}");
+            }
+            Assert.IsTrue(WeightQuantizer.LargestPairSum(w.Values, dims, 1) <= (format == Full ? 254 : 128));
+        }
+    }
+
+    [TestMethod]
     public void PowerOfTwoScalesArePowersOfTwo()
     {
         var w = WeightQuantizer.Quantize("W", new long[] { 3 }, new[] { 0.3f, -0.1f, 0.2f }, null, perChannel: false, WeightScaleMethod.PowerOfTwo, Full);
