@@ -37,4 +37,22 @@ public sealed class ChannelReducerTests
             }
         }
     }
+
+    [TestMethod]
+    public void ANaNMakesTheChannelMeanNaNAndLeavesItsLargestMagnitudeToTheNumbers()
+    {
+        var model = new ModelProto { IrVersion = 8, Graph = new GraphProto { Name = "g" } };
+        model.Graph.Node.Add(OnnxGraph.MakeNode("Identity", "copy", new[] { "x" }, new[] { "t" }));
+        var graph = OnnxGraph.Parse(model.ToByteArray(), "a one-node model");
+        var values = Enumerable.Range(0, 64).Select(i => (float)(i - 20)).ToArray(); // [2, 32]: channel 0 is −20..11
+        values[5] = float.NaN;
+        var point = new StatisticPoint("t", 0);
+        var reducer = new ChannelReducer(new[] { point }, graph);
+        reducer.Add("t", values, new long[] { 2, 32 });
+        var result = reducer.Values(1)[point];
+        Assert.IsTrue(double.IsNaN(result.Mean[0]));
+        Assert.AreEqual(20f, result.AbsMax[0], "the largest magnitude among the numbers");
+        Assert.AreEqual(Enumerable.Range(32, 32).Average(i => i - 20.0), result.Mean[1], 1e-12);
+        Assert.AreEqual(43f, result.AbsMax[1]);
+    }
 }
