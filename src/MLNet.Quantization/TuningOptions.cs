@@ -8,7 +8,7 @@ namespace MLNet.Quantization;
 /// <remarks>
 /// <format type="text/markdown"><![CDATA[
 /// The knobs, searched one at a time in this order (each only where the model has the ops it applies to, and only where
-/// the option was not set explicitly): `SmoothQuantAlpha` (off, 0.5, 0.8, 0.95; MatMuls with constant weights),
+/// the option was not set explicitly): `SmoothQuantAlpha` (off, 0.8, 0.5, 0.95; MatMuls with constant weights),
 /// `CrossLayerEqualization` (Conv chains), `ActivationCalibration` (max, mean of per-row min/max, percentile, KL: all
 /// refit from one set of statistics) and `BiasCorrection` (none, fast, full; Conv, Gemm, MatMul layers). Each knob keeps
 /// the value that scores best, so that the model returned is the best one found, whatever the budget cut.
@@ -21,9 +21,10 @@ public sealed class TuningOptions
 
     /// <summary>
     /// The least default budget, in seconds: on small models the first trial is mostly fixed costs (sessions), and twice
-    /// it would not leave room for one trial per knob.
+    /// it would not leave room for one trial per knob. 10 s holds all-MiniLM-L6-v2's SmoothQuant values and more on 200
+    /// rows, and keeps its tuned <c>Fit</c> within about 3x an untuned one (30 s, before, made it 3.6x: docs/benchmarks.md).
     /// </summary>
-    public const double MinimumDefaultBudgetSeconds = 30;
+    public const double MinimumDefaultBudgetSeconds = 10;
 
     /// <summary>What is maximized. Default <see cref="TuningObjective.Auto"/>.</summary>
     public TuningObjective Objective { get; set; } = TuningObjective.Auto;

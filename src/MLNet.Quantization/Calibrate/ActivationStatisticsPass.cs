@@ -6,7 +6,8 @@ namespace MLNet.Quantization.Calibration;
 /// Collect: the ranges and histograms of the plan's activations, from the rows (a range pass, then a histogram pass)
 /// or from the statistics given in the options, once they are shown to fit this model and these settings. Where the
 /// ranges of the same float model and rows are known (a tuning trial that only changes the calibration method), the
-/// histograms take one pass instead of two.
+/// histograms take one pass instead of two. Where the model was rewritten in a way that keeps every tensor's value
+/// (SmoothQuant) after statistics were collected, only the tensors the rewrite added are collected.
 /// </summary>
 internal sealed class ActivationStatisticsPass : IQuantizationPass
 {
@@ -24,8 +25,10 @@ internal sealed class ActivationStatisticsPass : IQuantizationPass
             return;
         }
         var key = (context.ModelVersion, settings.Rows);
+        var known = context.CollectedActivations.GetValueOrDefault(key);
+        var kept = known is null && settings.Rows.RangesFrom is null ? context.StatisticsOfKeptValues(settings.Activations.CollectHistograms) : null;
         context.Statistics = StatisticsCollector.Collect(context.Model, context.Plan, context.Data, settings, context.Fingerprint,
-            context.InputShapes, context.CollectedActivations.GetValueOrDefault(key));
+            context.InputShapes, known, kept);
         context.CollectedActivations[key] = context.Statistics;
     }
 

@@ -23,20 +23,27 @@ internal static class StatisticsCollector
     /// calibration method): with histograms to collect, their ranges fix the bins, so one pass both checks the ranges and
     /// counts. Should any tensor's range come out different, the histograms are counted again in a second pass over the
     /// new ranges, so the result is always that of the two passes.
+    /// <c>kept</c>: statistics collected on a model that this one rewrote keeping every tensor's value (SmoothQuant): the
+    /// tensors they describe are taken from them, and only the others are collected.
     /// </remarks>
     public static CalibrationStatistics Collect(OnnxGraph prepared, QuantizationPlan plan, IDataView data,
         QuantizationSettings settings, string fingerprint, IReadOnlyDictionary<string, string> inputShapes,
-        CalibrationStatistics? known = null)
+        CalibrationStatistics? known = null, CalibrationStatistics? kept = null)
     {
         var inputs = prepared.RealInputs().Select(i => i.Name).ToHashSet();
+        var reused = kept?.ByTensor() is { } byTensor
+            ? plan.Activations.Where(a => a.ShareScaleWith is null && byTensor.ContainsKey(a.Tensor))
+                .ToDictionary(a => a.Tensor, a => byTensor[a.Tensor].Clone(a.Node, a.OpType))
+            : new Dictionary<string, TensorStatistics>();
         // Every marked activation as an extra output (inputs and graph outputs are already readable).
-        using var session = Realize.Sessions.Create(prepared, plan.Activations.Select(a => a.Tensor), $"the float model '{settings.ModelFile}'");
+        using var session = Realize.Sessions.Create(prepared, plan.Activations.Select(a => a.Tensor).Where(t => !reused.ContainsKey(t)),
+            $"the float model '{settings.ModelFile}'");
         // ONNX Runtime reports the inferred type of every extra output: only float tensors are quantized.
-        plan.KeepActivations(t => inputs.Contains(t)
+        plan.KeepActivations(t => reused.ContainsKey(t) || (inputs.Contains(t)
             ? session.InputMetadata[t].ElementDataType == TensorElementType.Float
-            : session.OutputMetadata.TryGetValue(t, out var meta) && meta.ElementDataType == TensorElementType.Float);
+            : session.OutputMetadata.TryGetValue(t, out var meta) && meta.ElementDataType == TensorElementType.Float));
 
-        var stats = plan.Activations.Where(a => a.ShareScaleWith is null)
+        var stats = plan.Activations.Where(a => a.ShareScaleWith is null && !reused.ContainsKey(a.Tensor))
             .ToDictionary(a => a.Tensor, a => new TensorStatistics(a.Tensor, TensorRole.Activation, a.Node, a.OpType));
         string[] outputNames = stats.Keys.Where(t => !inputs.Contains(t)).ToArray();
         var quantizedInputs = stats.Keys.Where(inputs.Contains).ToHashSet();
@@ -75,7 +82,9 @@ internal static class StatisticsCollector
         }
 
         long rows;
-        if (settings.Rows.RangesFrom is { } ranges)
+        if (kept is not null && stats.Count == 0)
+            rows = kept.Rows; // every tensor kept its value: nothing to stream
+        else if (settings.Rows.RangesFrom is { } ranges)
         {
             // Second round of sharded calibration: histograms over the merged ranges, in the same pass as this shard's range.
             var difference = ranges.Difference(fingerprint, inputShapes, settings.Activations.Bins);
@@ -121,7 +130,9 @@ internal static class StatisticsCollector
         }
         if (rows == 0)
             throw new InvalidOperationException("The calibration data has no rows: Fit needs at least one row to calibrate on.");
-        return new CalibrationStatistics(fingerprint, inputShapes, settings.Activations.Bins, rows, stats.Values.ToList());
+        var tensors = plan.Activations.Select(a => stats.GetValueOrDefault(a.Tensor) ?? reused.GetValueOrDefault(a.Tensor))
+            .OfType<TensorStatistics>().ToList();
+        return new CalibrationStatistics(fingerprint, inputShapes, settings.Activations.Bins, rows, tensors);
     }
 
     /// <summary>One pass over the rows; <paramref name="visit"/> sees every requested tensor of every row.</summary>

@@ -78,9 +78,12 @@ public sealed class TensorStatistics
     }
 
     /// <summary>A copy with the same range and a copy of the histogram.</summary>
-    internal TensorStatistics Clone()
+    internal TensorStatistics Clone() => Clone(Node, OpType);
+
+    /// <summary>A copy, as <see cref="Clone()"/>, of the same tensor read by another node (the same values in a rewritten model).</summary>
+    internal TensorStatistics Clone(string node, string opType)
     {
-        var copy = new TensorStatistics(Tensor, Role, Node, OpType) { Histogram = Histogram?.Clone() };
+        var copy = new TensorStatistics(Tensor, Role, node, opType) { Histogram = Histogram?.Clone() };
         copy.Restore(Min, Max, Count);
         copy.RestoreSamples(Samples, SumSampleMin, SumSampleMax);
         return copy;

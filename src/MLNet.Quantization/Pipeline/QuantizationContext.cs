@@ -103,6 +103,7 @@ internal sealed class QuantizationContext
             Source = Source, Conversions = Conversions, _plan = _plan, _statistics = _statistics, _parameters = _parameters,
             _realized = _realized, Dequantized = Dequantized, FloatNodes = FloatNodes, Agreement = Agreement, Timings = Timings,
             ModelVersion = ModelVersion, Collected = Collected, CollectedActivations = CollectedActivations, WeightCache = WeightCache,
+            ValuesKeptFrom = ValuesKeptFrom,
         };
 
     /// <summary>
@@ -111,8 +112,35 @@ internal sealed class QuantizationContext
     /// </summary>
     public object ModelVersion { get; private set; } = new();
 
-    /// <summary>Marks the float model as rewritten, so that statistics collected on it before are not reused.</summary>
-    public void ModelChanged() => ModelVersion = new object();
+    /// <summary>
+    /// Marks the float model as rewritten, so that statistics collected on it before are not reused; with
+    /// <paramref name="keepsValues"/>, the rewrite kept the value of every tensor it did not add (see
+    /// <see cref="ValuesKeptFrom"/>).
+    /// </summary>
+    public void ModelChanged(bool keepsValues = false)
+    {
+        var before = ModelVersion;
+        ModelVersion = new object();
+        if (keepsValues) ValuesKeptFrom[ModelVersion] = before;
+    }
+
+    /// <summary>
+    /// For a float model version made by a rewrite that keeps tensor values (SmoothQuant), the version it was made from:
+    /// activation statistics collected there hold here for every tensor both have. Shared by every <see cref="Fork"/>.
+    /// </summary>
+    public Dictionary<object, object> ValuesKeptFrom { get; private init; } = new(ReferenceEqualityComparer.Instance);
+
+    /// <summary>
+    /// The activation statistics, collected on these rows, of the nearest earlier model version whose tensors keep their
+    /// values in this one; null if there are none (or, where <paramref name="histograms"/>, none with histograms).
+    /// </summary>
+    public CalibrationStatistics? StatisticsOfKeptValues(bool histograms)
+    {
+        for (var version = ModelVersion; ValuesKeptFrom.TryGetValue(version, out var before); version = before)
+            if (CollectedActivations.TryGetValue((before, Settings.Rows), out var statistics) && (!histograms || statistics.HasHistograms))
+                return statistics;
+        return null;
+    }
 
     /// <summary>
     /// The statistics that steps collected on the float model, by its <see cref="ModelVersion"/>, the rows read and the

@@ -11,7 +11,15 @@ namespace MLNet.Quantization.Pipeline;
 /// reads of the settings, so that the tuner can tell two recipes that run the step alike (and reuse its result) from two
 /// that do not; <see cref="ChangesModel"/> says whether it rewrites the float model (which a reused result must not share).
 /// </summary>
-internal sealed record PipelineStep(string Name, object? Key, bool ChangesModel, IReadOnlyList<IQuantizationPass> Passes);
+internal sealed record PipelineStep(string Name, object? Key, bool ChangesModel, IReadOnlyList<IQuantizationPass> Passes)
+{
+    /// <summary>
+    /// Whether the rewrite keeps the value of every tensor the model had (up to float rounding) and only adds tensors:
+    /// the activation statistics of the model before it then hold for the rewritten model, and only the new tensors are
+    /// collected (<see cref="QuantizationContext.ValuesKeptFrom"/>).
+    /// </summary>
+    public bool KeepsTensorValues { get; init; }
+}
 
 /// <summary>
 /// The passes of <c>Fit</c>, grouped into steps as NNCF's post-training pipeline groups its algorithms: the statistics
@@ -36,8 +44,9 @@ internal static class QuantizationPipeline
     {
         Step("cross-layer equalization", settings.Equalization.CrossLayer, changesModel: true,
             settings.Equalization.CrossLayer ? new CrossLayerEqualizationPass() : null),
+        // (X·diag(1/s))·(diag(s)·W) = X·W: every tensor keeps its value, and each smoothed input is a new one.
         Step("SmoothQuant", settings.Equalization.SmoothQuantAlpha, changesModel: true,
-            settings.Equalization.SmoothQuantAlpha is { } alpha ? new SmoothQuantPass(alpha) : null),
+            settings.Equalization.SmoothQuantAlpha is { } alpha ? new SmoothQuantPass(alpha) : null) with { KeepsTensorValues = true },
         Step("statistics", settings.Activations.CollectHistograms, changesModel: false, new AnnotatePass(), new ActivationStatisticsPass()),
         Step("calibration", (settings.Activations, settings.Weights with { BiasCorrection = BiasCorrection.None }), changesModel: false,
             new CalibratePass()),
@@ -76,11 +85,14 @@ internal static class QuantizationPipeline
         foreach (var step in steps) Run(context, step);
     }
 
-    /// <summary>Runs one step; after a step that rewrites the float model, statistics collected on it before are not reused.</summary>
+    /// <summary>
+    /// Runs one step; after a step that rewrites the float model, statistics collected on it before are not reused, but
+    /// for the tensors whose values a step that keeps them left alone.
+    /// </summary>
     public static void Run(QuantizationContext context, PipelineStep step)
     {
         Run(context, step.Passes);
-        if (step.ChangesModel) context.ModelChanged();
+        if (step.ChangesModel) context.ModelChanged(step.KeepsTensorValues);
     }
 
     /// <summary>

@@ -1,6 +1,9 @@
 using Microsoft.ML;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
+using MLNet.Quantization.Annotate;
+using MLNet.Quantization.Calibration;
 using MLNet.Quantization.Equalize;
+using MLNet.Quantization.Pipeline;
 using MLNet.Quantization.Tests.Pipeline;
 
 namespace MLNet.Quantization.Tests.Equalize;
@@ -66,6 +69,65 @@ public sealed class SmoothQuantPassTests
         }
         double plain = Error(null), smoothed = Error(0.5);
         Assert.IsTrue(smoothed < 0.5 * plain, $"relative squared error: {smoothed:G4} smoothed, {plain:G4} without");
+    }
+
+    [TestMethod]
+    public void AfterSmoothingOnlyTheSmoothedTensorsAreCollectedAndTheOthersKeepTheStatisticsOfBefore()
+    {
+        // X → MatMul W1 → H → Relu → R → MatMul W3 → M, and Z = H · Mᵀ, as attention multiplies two activations: the
+        // inputs of that MatMul (H and Mᵀ) keep their values when the MatMuls with weights are smoothed, and those read new,
+        // smoothed tensors.
+        using var directory = new TempDirectory();
+        var model = new TinyModel().Input("X", 4, 16).Output("Z", 4, 4)
+            .Weight("W1", new long[] { 16, 8 }).Weight("W3", new long[] { 8, 8 })
+            .Node("MatMul", new[] { "X", "W1" }, new[] { "H" })
+            .Node("Relu", new[] { "H" }, new[] { "R" })
+            .Node("MatMul", new[] { "R", "W3" }, new[] { "M" })
+            .Node("Transpose", new[] { "M" }, new[] { "T" })
+            .Node("MatMul", new[] { "H", "T" }, new[] { "Z" })
+            .Save(directory.Path);
+        var rows = Outliers(new MLContext(seed: 1));
+        var root = Contexts.For(model, rows);
+        var before = root.Fork(root.Settings, cloneModel: false);
+        QuantizationPipeline.Run(before, new IQuantizationPass[] { new AnnotatePass(), new ActivationStatisticsPass() });
+        var settings = root.Settings with { Equalization = root.Settings.Equalization with { SmoothQuantAlpha = 0.8 } };
+        var steps = QuantizationPipeline.Recipe(settings);
+        QuantizationContext Smoothed()
+        {
+            var context = before.Fork(settings, cloneModel: true);
+            QuantizationPipeline.Run(context, steps.Single(s => s.Name == "SmoothQuant"));
+            QuantizationPipeline.Run(context, steps.Single(s => s.Name == "statistics"));
+            return context;
+        }
+        var smoothed = Smoothed();
+
+        // The same rewritten model, collected from scratch.
+        var fresh = Contexts.For(smoothed.SaveModel(directory.File("smoothed.onnx")), rows);
+        QuantizationPipeline.Run(fresh, new IQuantizationPass[] { new AnnotatePass(), new ActivationStatisticsPass() });
+        var expected = fresh.Statistics.Tensors.ToDictionary(t => t.Tensor);
+        var actual = smoothed.Statistics.Tensors.ToDictionary(t => t.Tensor);
+        CollectionAssert.AreEquivalent(expected.Keys.ToList(), actual.Keys.ToList(), "the same tensors are described");
+        foreach (var (tensor, e) in expected)
+        {
+            var a = actual[tensor];
+            double tolerance = 1e-5 * Math.Max(1, e.AbsMax);
+            Assert.AreEqual(e.Min, a.Min, tolerance, tensor);
+            Assert.AreEqual(e.Max, a.Max, tolerance, tensor);
+            Assert.AreEqual(e.MeanSampleMax, a.MeanSampleMax, tolerance, tensor);
+            Assert.AreEqual(e.Node, a.Node, $"{tensor}: attributed to the node that reads it in the rewritten model");
+        }
+        var kept = before.Statistics.Tensors.Select(t => t.Tensor).Intersect(actual.Keys).ToList();
+        var added = actual.Keys.Except(kept).ToList();
+        Assert.IsTrue(kept.Count > 0 && added.Count > 0 && added.All(t => t.EndsWith("_smoothed", StringComparison.Ordinal)),
+            $"kept {string.Join(", ", kept)}; added {string.Join(", ", added)}");
+
+        // Taken, not streamed: a kept tensor's range altered before the rewrite comes out of the rewritten model's statistics.
+        var altered = before.Statistics.Tensors.First(t => kept.Contains(t.Tensor));
+        altered.Restore(altered.Min, altered.Max + 1000, altered.Count);
+        var again = Smoothed().Statistics.Tensors.ToDictionary(t => t.Tensor);
+        Assert.AreEqual(altered.Max, again[altered.Tensor].Max, $"{altered.Tensor} comes from the statistics of before");
+        foreach (var tensor in added)
+            Assert.AreEqual(actual[tensor].Max, again[tensor].Max, $"{tensor} is collected on the rewritten model");
     }
 
     [TestMethod]
