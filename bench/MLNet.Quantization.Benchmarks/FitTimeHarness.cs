@@ -21,6 +21,7 @@ internal static class FitTimeHarness
         ("+ fast bias correction", o => o.BiasCorrection = BiasCorrection.Fast),
         ("+ full bias correction", o => o.BiasCorrection = BiasCorrection.Full),
         ("full bias correction alone, not tuned", o => { o.Tuning = null; o.BiasCorrection = BiasCorrection.Full; }),
+        ("fast bias correction alone, not tuned", o => { o.Tuning = null; o.BiasCorrection = BiasCorrection.Fast; }),
         ("+ cross-layer equalization", o => o.CrossLayerEqualization = true),
         ("+ SmoothQuant 0.5", o => o.SmoothQuantAlpha = 0.5),
         ("KL divergence", o => o.ActivationCalibration = CalibrationMethod.KlDivergence),

@@ -1,6 +1,9 @@
 using Microsoft.ML;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
+using MLNet.Quantization.Annotate;
 using MLNet.Quantization.Calibration;
+using MLNet.Quantization.Onnx;
+using MLNet.Quantization.Tests.Pipeline;
 
 namespace MLNet.Quantization.Tests.Calibrate;
 
@@ -68,6 +71,51 @@ public sealed class BiasCorrectionTests
                 Assert.IsTrue(corrected[0] < 0.02 + plain[0] * 2, $"{name}, {correction}: channel 0 is not made worse");
             }
         }
+    }
+
+    // X → MatMul W1 → + B1 → Y1 and X → MatMul W2 → + B2 → Y2: the two layers read one input, as a transformer's
+    // projections do. Per-tensor weights, so that rounding moves each output channel's mean.
+    [TestMethod]
+    public void FastCorrectionOfMatMulsFromTheirInputMeansEqualsRecomputingTheLayers()
+    {
+        using var directory = new TempDirectory();
+        var random = new Random(11);
+        float[] Values(int count, float scale) => Enumerable.Range(0, count).Select(_ => scale * (float)(random.NextDouble() * 2 - 1)).ToArray();
+        var model = new TinyModel().Input("X", 4, 16).Output("Y1", 4, 8).Output("Y2", 4, 8)
+            .Constant("W1", new long[] { 16, 8 }, Values(128, 0.5f)).Constant("B1", new long[] { 8 }, Values(8, 0.1f))
+            .Constant("W2", new long[] { 16, 8 }, Values(128, 0.05f).Select((v, i) => i % 8 == 0 ? 2f : v).ToArray())
+            .Constant("B2", new long[] { 8 }, Values(8, 0.1f))
+            .Node("MatMul", new[] { "X", "W1" }, new[] { "M1" }).Node("Add", new[] { "M1", "B1" }, new[] { "Y1" })
+            .Node("MatMul", new[] { "X", "W2" }, new[] { "M2" }).Node("Add", new[] { "M2", "B2" }, new[] { "Y2" })
+            .Save(directory.Path, "projections.onnx");
+        var ml = new MLContext(seed: 1);
+        var rows = TinyData.X(ml, TinyData.Normal(120, 64).Select(r => r.Select(v => 3 * Math.Abs(v) + 1).ToArray()).ToArray(), 64);
+        (IReadOnlyDictionary<string, CorrectedBias> Biases, int Points) Corrected(bool linear)
+        {
+            var context = Contexts.For(model, rows, new QuantizingEstimator.Options { PerChannelWeights = false })
+                .Run(new AnnotatePass(), new ActivationStatisticsPass(), new CalibratePass());
+            var pass = new FastBiasCorrectionPass { LinearMeans = linear };
+            int points = pass.StatisticPoints(context).Count;
+            context.Run(pass);
+            return (context.Parameters.FloatBiases, points);
+        }
+        var (linear, linearPoints) = Corrected(linear: true);
+        var (recomputed, recomputedPoints) = Corrected(linear: false);
+        Assert.AreEqual(2, linearPoints, "X and its quantized form, once for both MatMuls");
+        Assert.AreEqual(4, recomputedPoints, "each layer's output, float and recomputed");
+        CollectionAssert.AreEquivalent(new[] { "B1", "B2" }, linear.Keys.ToList());
+        double largest = 0;
+        foreach (var (tensor, bias) in recomputed)
+        {
+            var original = Tensors.ReadFloats(OnnxGraph.Load(model).FindConstant(tensor)!);
+            for (int c = 0; c < bias.Values.Length; c++)
+            {
+                double shift = bias.Values[c] - original[c];
+                largest = Math.Max(largest, Math.Abs(shift));
+                Assert.AreEqual(bias.Values[c], linear[tensor].Values[c], 1e-4 * (1 + Math.Abs(shift)), $"{tensor}[{c}]");
+            }
+        }
+        Assert.IsTrue(largest > 1e-3, $"the layers' means moved (largest shift {largest:G3}), so the comparison means something");
     }
 
     // X → Conv1 (no bias: nothing to correct; channel 1 rounds to zero) → Relu → Conv2 (bias) → Y. Fast correction
