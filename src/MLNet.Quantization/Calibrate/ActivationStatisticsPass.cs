@@ -7,7 +7,8 @@ namespace MLNet.Quantization.Calibration;
 /// or from the statistics given in the options, once they are shown to fit this model and these settings. Where the
 /// ranges of the same float model and rows are known (a tuning trial that only changes the calibration method), the
 /// histograms take one pass instead of two. Where the model was rewritten in a way that keeps every tensor's value
-/// (SmoothQuant) after statistics were collected, only the tensors the rewrite added are collected.
+/// (SmoothQuant) after statistics were collected, only the tensors the rewrite added are collected. Per-channel points
+/// that a later step will read of this model (<see cref="QuantizationContext.Foreseen"/>) are reduced in the same stream.
 /// </summary>
 internal sealed class ActivationStatisticsPass : IQuantizationPass
 {
@@ -27,9 +28,22 @@ internal sealed class ActivationStatisticsPass : IQuantizationPass
         var key = (context.ModelVersion, settings.Rows);
         var known = context.CollectedActivations.GetValueOrDefault(key);
         var kept = known is null && settings.Rows.RangesFrom is null ? context.StatisticsOfKeptValues(settings.Activations.CollectHistograms) : null;
+        // Point sets that later steps will read of this model, reduced in the same stream (see QuantizationContext.Foreseen).
+        var foreseen = kept is null && settings.Rows.RangesFrom is null
+            ? context.Foreseen.GetValueOrDefault(context.ModelVersion, new()).Select(points => (Points: points, Key: QuantizationPipeline.CollectionKey(context, points, long.MaxValue)))
+                .Where(f => f.Key is { } k && !context.Collected.ContainsKey(k)).ToList()
+            : new();
+        var alongside = foreseen.Count > 0 ? new ChannelReducer(foreseen.SelectMany(f => f.Points).ToList(), context.Model) : null;
         context.Statistics = StatisticsCollector.Collect(context.Model, context.Plan, context.Data, settings, context.Fingerprint,
-            context.InputShapes, known, kept);
+            context.InputShapes, known, kept, alongside);
         context.CollectedActivations[key] = context.Statistics;
+        if (alongside is null) return;
+        // A set is filed only when the stream read each of its tensors (it drops those that are not float or not finite).
+        var streamed = context.Statistics.Tensors.Select(t => t.Tensor).ToHashSet(StringComparer.Ordinal);
+        var values = alongside.Values(context.Statistics.Rows);
+        foreach (var (points, k) in foreseen)
+            if (points.All(p => streamed.Contains(p.Tensor)))
+                context.Collected[k!.Value] = values;
     }
 
     private static CalibrationStatistics Reuse(CalibrationStatistics statistics, QuantizationContext context)

@@ -25,10 +25,12 @@ internal static class StatisticsCollector
     /// new ranges, so the result is always that of the two passes.
     /// <c>kept</c>: statistics collected on a model that this one rewrote keeping every tensor's value (SmoothQuant): the
     /// tensors they describe are taken from them, and only the others are collected.
+    /// <c>alongside</c>: per-channel reductions that the first pass over every calibration row also feeds, from the
+    /// tensors it streams anyway (a tensor it does not stream is left out of them).
     /// </remarks>
     public static CalibrationStatistics Collect(OnnxGraph prepared, QuantizationPlan plan, IDataView data,
         QuantizationSettings settings, string fingerprint, IReadOnlyDictionary<string, string> inputShapes,
-        CalibrationStatistics? known = null, CalibrationStatistics? kept = null)
+        CalibrationStatistics? known = null, CalibrationStatistics? kept = null, Pipeline.ChannelReducer? alongside = null)
     {
         var inputs = prepared.RealInputs().Select(i => i.Name).ToHashSet();
         var reused = kept?.ByTensor() is { } byTensor
@@ -116,14 +118,14 @@ internal static class StatisticsCollector
             {
                 Check(name, values, row);
                 if (!nonFinite.Contains(name)) stats[name].Histogram!.Add(values);
-            });
+            }, alongside);
             DropNonFinite();
             if (rows > 0 && stats.Values.Any(s => s.AbsMax != knownRanges[s.Tensor].AbsMax))
                 CountOverTheseRanges();
         }
         else
         {
-            rows = Pass(session, data, settings, 1, quantizedInputs, outputNames, Check);
+            rows = Pass(session, data, settings, 1, quantizedInputs, outputNames, Check, alongside);
             DropNonFinite();
             if (rows > 0 && settings.Activations.CollectHistograms)
                 CountOverTheseRanges();
@@ -135,20 +137,31 @@ internal static class StatisticsCollector
         return new CalibrationStatistics(fingerprint, inputShapes, settings.Activations.Bins, rows, tensors);
     }
 
-    /// <summary>One pass over the rows; <paramref name="visit"/> sees every requested tensor of every row.</summary>
+    /// <summary>
+    /// One pass over the rows; <paramref name="visit"/> sees every requested tensor of every row, and
+    /// <paramref name="alongside"/> those it reduces.
+    /// </summary>
     private static long Pass(InferenceSession session, IDataView data, QuantizationSettings settings, int pass,
-        IReadOnlySet<string> quantizedInputNames, string[] outputNames, TensorVisitor visit)
+        IReadOnlySet<string> quantizedInputNames, string[] outputNames, TensorVisitor visit, Pipeline.ChannelReducer? alongside = null)
     {
         using var runOptions = new RunOptions();
         return RowReader.ForEach(session, data, settings, pass, settings.Rows.IsCalibrationRow, (row, inputNames, values, feeds) =>
         {
             foreach (var feed in feeds.Where(f => quantizedInputNames.Contains(f.Name)))
+            {
                 visit(feed.Name, feed.Floats, row);
+                if (alongside?.Reads(feed.Name) == true)
+                    alongside.Add(feed.Name, feed.Floats, values[Array.IndexOf(inputNames, feed.Name)].GetTensorTypeAndShape().Shape);
+            }
             if (outputNames.Length == 0) return;
             using var outputs = session.Run(runOptions, inputNames, values, outputNames);
             int k = 0;
             foreach (var output in outputs)
-                visit(outputNames[k++], output.GetTensorDataAsSpan<float>(), row);
+            {
+                string name = outputNames[k++];
+                visit(name, output.GetTensorDataAsSpan<float>(), row);
+                if (alongside?.Reads(name) == true) alongside.Add(name, output);
+            }
         });
     }
 }

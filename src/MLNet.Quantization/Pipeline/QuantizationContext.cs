@@ -103,7 +103,7 @@ internal sealed class QuantizationContext
             Source = Source, Conversions = Conversions, _plan = _plan, _statistics = _statistics, _parameters = _parameters,
             _realized = _realized, Dequantized = Dequantized, FloatNodes = FloatNodes, Agreement = Agreement, Timings = Timings,
             ModelVersion = ModelVersion, Collected = Collected, CollectedActivations = CollectedActivations, WeightCache = WeightCache,
-            ValuesKeptFrom = ValuesKeptFrom,
+            ValuesKeptFrom = ValuesKeptFrom, Foreseen = Foreseen,
         };
 
     /// <summary>
@@ -154,6 +154,14 @@ internal sealed class QuantizationContext
     /// by every <see cref="Fork"/>: a later collection on the same model that needs histograms takes its bins from them.
     /// </summary>
     public Dictionary<(object Version, RowSettings Rows), CalibrationStatistics> CollectedActivations { get; private init; } = new();
+
+    /// <summary>
+    /// Sets of statistic points (without probes), one per step, that later steps will read of a float model version on all calibration rows:
+    /// the activation statistics stream of that version reduces them too and files them in <see cref="Collected"/>, so
+    /// that the step that reads them streams nothing (the tuner's SmoothQuant trials, after a first trial without it).
+    /// Shared by every <see cref="Fork"/>.
+    /// </summary>
+    public Dictionary<object, List<IReadOnlyList<StatisticPoint>>> Foreseen { get; private init; } = new(ReferenceEqualityComparer.Instance);
 
     /// <summary>The int8 weights already made, shared by every <see cref="Fork"/>: the tuner's trials recalibrate the same weights.</summary>
     public WeightCache WeightCache { get; private init; } = new();

@@ -104,10 +104,7 @@ internal static class QuantizationPipeline
         var clock = Stopwatch.StartNew();
         var points = step.SelectMany(p => p.StatisticPoints(context)).ToList();
         long rows = step.Select(p => p.StatisticRows).DefaultIfEmpty(long.MaxValue).Min();
-        // Points that add nodes (a probe) are not compared: two probes are two functions.
-        var key = points.Count > 0 && points.All(p => p.Probe is null)
-            ? (context.ModelVersion, context.Settings.Rows, $"{rows}\n" + string.Join("\n", points.Select(p => $"{p.Tensor}\t{p.Axis}").Distinct().Order(StringComparer.Ordinal)))
-            : default((object, RowSettings, string)?);
+        var key = CollectionKey(context, points, rows);
         if (key is not { } k || !context.Collected.TryGetValue(k, out var statistics))
         {
             statistics = StatisticPointCollector.Collect(context, points, AlgorithmStatisticsPass, maximumRows: rows);
@@ -121,6 +118,16 @@ internal static class QuantizationPipeline
             context.Timings.Add((Name(pass), clock.Elapsed.TotalSeconds));
         }
     }
+
+    /// <summary>
+    /// What identifies a collection of <paramref name="points"/> on the first <paramref name="rows"/> calibration rows of
+    /// the context's float model (see <see cref="QuantizationContext.Collected"/>); null for points that add nodes (a
+    /// probe), which are not compared: two probes are two functions.
+    /// </summary>
+    public static (object Version, RowSettings Rows, string Points)? CollectionKey(QuantizationContext context, IReadOnlyList<StatisticPoint> points, long rows) =>
+        points.Count > 0 && points.All(p => p.Probe is null)
+            ? (context.ModelVersion, context.Settings.Rows, $"{rows}\n" + string.Join("\n", points.Select(p => $"{p.Tensor}\t{p.Axis}").Distinct().Order(StringComparer.Ordinal)))
+            : null;
 
     private static string Name(IQuantizationPass pass) => pass.GetType().Name.Replace("Pass", "");
 

@@ -16,7 +16,9 @@ namespace MLNet.Quantization.Tune;
 ///   already run (`PipelineStep.Key`), starting from that recipe's result. The candidates of one knob share everything
 ///   before the knob's step: the calibration methods refit from one set of statistics, the bias corrections share
 ///   the calibrated parameters, and only SmoothQuant and cross-layer equalization, which change the float model,
-///   collect statistics again. Results are kept for the best recipe's steps and the knob's leading candidate only.
+///   collect statistics again: after SmoothQuant, only of the smoothed tensors (the others keep their values), and the
+///   maxima SmoothQuant itself reads are reduced in the first trial's stream (`TuningKnob.Foresee`). Results are kept
+///   for the best recipe's steps and the knob's leading candidate only.
 /// - **Ranked on the hardest rows, accepted on all**: the hardest rows are the quarter of the held-back rows (at least
 ///   8, or all) where the first trial's cosine was lowest. A candidate leads its knob when it beats the leader on them,
 ///   and only if it is not worse than the best recipe on every row together. Where the objective counts rows (top-1
@@ -49,6 +51,10 @@ internal static class Tuner
         var progress = root.Settings.Rows.Progress;
         var table = new List<TuningTrial>();
 
+        // What the knobs' steps will read of the float model as loaded, whatever their values: reduced in the first stream.
+        if (QuantizationPipeline.Recipe(root.Settings).All(s => !s.ChangesModel))
+            foreach (var knob in TuningKnob.All.Where(k => k.Foresee is not null && !tuning.Pinned.Contains(k.Option) && k.Applies(root)))
+                (root.Foreseen.TryGetValue(root.ModelVersion, out var sets) ? sets : root.Foreseen[root.ModelVersion] = new()).Add(knob.Foresee!(root));
         var first = cache.Build(root.Settings);
         if (measurement.Float.Count == 0)
         {

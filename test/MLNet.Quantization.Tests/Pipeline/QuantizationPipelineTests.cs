@@ -54,6 +54,36 @@ public sealed class QuantizationPipelineTests
         }
     }
 
+    [TestMethod]
+    public void ForeseenPointsAreReducedInTheActivationStreamAsAStreamOfTheirOwnWouldReduceThem()
+    {
+        using var directory = new TempDirectory();
+        var model = Equalize.SmoothQuantPassTests.TwoMatMuls(directory);
+        var rows = new CountingDataView(Equalize.SmoothQuantPassTests.Outliers(new MLContext(seed: 1)));
+        var context = Contexts.For(model, rows);
+        var points = new MLNet.Quantization.Equalize.SmoothQuantPass(0.5).StatisticPoints(context);
+        var unread = new[] { new StatisticPoint("Y1", -1) }; // a MatMul's output: the activation stream does not read it
+        context.Foreseen[context.ModelVersion] = new() { points, unread };
+        context.Run(new MLNet.Quantization.Annotate.AnnotatePass(), new MLNet.Quantization.Calibration.ActivationStatisticsPass());
+
+        Assert.IsFalse(context.Collected.ContainsKey(QuantizationPipeline.CollectionKey(context, unread, long.MaxValue)!.Value),
+            "a set whose tensor was not streamed is not filed");
+        Assert.IsTrue(context.Collected.TryGetValue(QuantizationPipeline.CollectionKey(context, points, long.MaxValue)!.Value, out var foreseen),
+            "filed under the key that the SmoothQuant step looks up");
+        int cursors = rows.Cursors;
+        QuantizationPipeline.Run(context, new IQuantizationPass[] { new MLNet.Quantization.Equalize.SmoothQuantPass(0.5) });
+        Assert.AreEqual(cursors, rows.Cursors, "the SmoothQuant step streams nothing");
+
+        var direct = StatisticPointCollector.Collect(Contexts.For(model, rows), points, 4);
+        foreach (var point in points)
+        {
+            CollectionAssert.AreEqual(direct[point].AbsMax, foreseen[point].AbsMax, point.Tensor);
+            Assert.AreEqual(direct[point].Rows, foreseen[point].Rows, point.Tensor);
+            for (int c = 0; c < direct[point].Mean.Length; c++)
+                Assert.AreEqual(direct[point].Mean[c], foreseen[point].Mean[c], 1e-9 * (1 + Math.Abs(direct[point].Mean[c])), $"{point.Tensor}[{c}]");
+        }
+    }
+
     private static string Model(TempDirectory directory) => new TinyModel().Input("X", 4, 8).Output("Y", 4, 8)
         .Node("Relu", new[] { "X" }, new[] { "R" }).Node("Neg", new[] { "R" }, new[] { "Y" }).Save(directory.Path);
 
