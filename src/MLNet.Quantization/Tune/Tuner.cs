@@ -54,7 +54,10 @@ internal static class Tuner
         // What the knobs' steps will read of the float model as loaded, whatever their values: reduced in the first stream.
         if (QuantizationPipeline.Recipe(root.Settings).All(s => !s.ChangesModel))
             foreach (var knob in TuningKnob.All.Where(k => k.Foresee is not null && !tuning.Pinned.Contains(k.Option) && k.Applies(root)))
-                (root.Foreseen.TryGetValue(root.ModelVersion, out var sets) ? sets : root.Foreseen[root.ModelVersion] = new()).Add(knob.Foresee!(root));
+            {
+                if (!root.Foreseen.TryGetValue(root.ModelVersion, out var sets)) root.Foreseen[root.ModelVersion] = sets = new();
+                sets.Add(knob.Foresee!(root));
+            }
         var first = cache.Build(root.Settings);
         if (measurement.Float.Count == 0)
         {
