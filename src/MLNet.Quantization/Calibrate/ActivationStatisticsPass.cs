@@ -31,7 +31,7 @@ internal sealed class ActivationStatisticsPass : IQuantizationPass
         // Point sets that later steps will read of this model, reduced in the same stream (see QuantizationContext.Foreseen).
         var foreseen = kept is null && settings.Rows.RangesFrom is null
             ? context.Foreseen.GetValueOrDefault(context.ModelVersion, new()).Select(points => (Points: points, Key: QuantizationPipeline.CollectionKey(context, points, long.MaxValue)))
-                .Where(f => f.Key is { } k && !context.Collected.ContainsKey(k)).ToList()
+                .Where(f => f.Key is { } k && !context.Collected.ContainsKey(k)).Select(f => (f.Points, Key: f.Key!.Value)).ToList()
             : new();
         var alongside = foreseen.Count > 0 ? new ChannelReducer(foreseen.SelectMany(f => f.Points).ToList(), context.Model) : null;
         context.Statistics = StatisticsCollector.Collect(context.Model, context.Plan, context.Data, settings, context.Fingerprint,
@@ -43,7 +43,7 @@ internal sealed class ActivationStatisticsPass : IQuantizationPass
         var values = alongside.Values(context.Statistics.Rows);
         foreach (var (points, k) in foreseen)
             if (points.All(p => streamed.Contains(p.Tensor)))
-                context.Collected[k!.Value] = values;
+                context.Collected[k] = values;
     }
 
     private static CalibrationStatistics Reuse(CalibrationStatistics statistics, QuantizationContext context)

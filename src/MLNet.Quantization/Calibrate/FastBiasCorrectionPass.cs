@@ -27,7 +27,7 @@ namespace MLNet.Quantization.Calibration;
 /// </remarks>
 internal sealed class FastBiasCorrectionPass : IQuantizationPass
 {
-    private readonly List<(BiasCorrectionLayers.Layer Layer, StatisticPoint Float, StatisticPoint Quantized, bool Linear)> _layers = new();
+    private readonly List<(BiasCorrectionLayers.Layer Layer, StatisticPoint Float, StatisticPoint Quantized)> _layers = new();
 
     /// <summary>Whether MatMuls are corrected from their input means (the default) or recomputed as convolutions are.</summary>
     internal bool LinearMeans { get; init; } = true;
@@ -51,13 +51,13 @@ internal sealed class FastBiasCorrectionPass : IQuantizationPass
                     });
                     inputs[(input, parameters is not null)] = means;
                 }
-                _layers.Add((layer, means.Float, means.Quantized, true));
+                _layers.Add((layer, means.Float, means.Quantized));
                 continue;
             }
             _layers.Add((layer, layer.FloatOutput, new StatisticPoint(layer.Node.Output[0] + " (quantized layer)", layer.Axis)
             {
                 Probe = g => Recompute(g, layer, context),
-            }, false));
+            }));
         }
         return _layers.SelectMany(l => new[] { l.Float, l.Quantized }).Distinct().ToList();
     }
@@ -69,7 +69,7 @@ internal sealed class FastBiasCorrectionPass : IQuantizationPass
 
     public void Apply(QuantizationContext context, StatisticValues statistics) =>
         context.Parameters = BiasCorrectionLayers.Correct(context.Model, context.Parameters, _layers.ToDictionary(
-            l => l.Layer, l => l.Linear
+            l => l.Layer, l => IsLinear(l.Layer)
                 ? LinearShift(context.Model, l.Layer, statistics[l.Float].Mean, statistics[l.Quantized].Mean)
                 : BiasCorrectionLayers.Shift(statistics[l.Float].Mean, statistics[l.Quantized].Mean)));
 
