@@ -37,13 +37,14 @@ internal static class StatisticsCollector
             ? plan.Activations.Where(a => a.ShareScaleWith is null && byTensor.ContainsKey(a.Tensor))
                 .ToDictionary(a => a.Tensor, a => byTensor[a.Tensor].Clone(a.Node, a.OpType))
             : new Dictionary<string, TensorStatistics>();
-        // Every marked activation as an extra output (inputs and graph outputs are already readable).
-        using var session = Realize.Sessions.Create(prepared, plan.Activations.Select(a => a.Tensor).Where(t => !reused.ContainsKey(t)),
-            $"the float model '{settings.ModelFile}'");
+        // Every marked activation as an extra output (inputs and graph outputs are already readable). Opened on first use:
+        // where every tensor kept its value through a rewrite, nothing reads it.
+        using var session = new Realize.LazySession(() => Realize.Sessions.Create(prepared,
+            plan.Activations.Select(a => a.Tensor).Where(t => !reused.ContainsKey(t)), $"the float model '{settings.ModelFile}'"));
         // ONNX Runtime reports the inferred type of every extra output: only float tensors are quantized.
         plan.KeepActivations(t => reused.ContainsKey(t) || (inputs.Contains(t)
-            ? session.InputMetadata[t].ElementDataType == TensorElementType.Float
-            : session.OutputMetadata.TryGetValue(t, out var meta) && meta.ElementDataType == TensorElementType.Float));
+            ? session.Value.InputMetadata[t].ElementDataType == TensorElementType.Float
+            : session.Value.OutputMetadata.TryGetValue(t, out var meta) && meta.ElementDataType == TensorElementType.Float));
 
         var stats = plan.Activations.Where(a => a.ShareScaleWith is null && !reused.ContainsKey(a.Tensor))
             .ToDictionary(a => a.Tensor, a => new TensorStatistics(a.Tensor, TensorRole.Activation, a.Node, a.OpType));
@@ -80,7 +81,7 @@ internal static class StatisticsCollector
         void CountOverTheseRanges()
         {
             Bins(s => s.AbsMax);
-            Pass(session, data, settings, 2, quantizedInputs, outputNames, (name, values, _) => stats[name].Histogram!.Add(values));
+            Pass(session.Value, data, settings, 2, quantizedInputs, outputNames, (name, values, _) => stats[name].Histogram!.Add(values));
         }
 
         long rows;
@@ -96,7 +97,7 @@ internal static class StatisticsCollector
             Bins(s => (given.GetValueOrDefault(s.Tensor) ?? throw new InvalidOperationException(
                 $"RangesFrom has no range for tensor '{s.Tensor}'.")).AbsMax);
             // One pass that both checks ranges and fills histograms: reported as pass 2, the histogram pass.
-            rows = Pass(session, data, settings, 2, quantizedInputs, outputNames, (name, values, row) =>
+            rows = Pass(session.Value, data, settings, 2, quantizedInputs, outputNames, (name, values, row) =>
             {
                 Check(name, values, row);
                 if (nonFinite.Contains(name)) return;
@@ -114,7 +115,7 @@ internal static class StatisticsCollector
         {
             // Pass 1 and 2 in one: the bins over the ranges already known, checked against the ranges this pass finds.
             Bins(s => knownRanges[s.Tensor].AbsMax);
-            rows = Pass(session, data, settings, 2, quantizedInputs, outputNames, (name, values, row) =>
+            rows = Pass(session.Value, data, settings, 2, quantizedInputs, outputNames, (name, values, row) =>
             {
                 Check(name, values, row);
                 if (!nonFinite.Contains(name)) stats[name].Histogram!.Add(values);
@@ -125,7 +126,7 @@ internal static class StatisticsCollector
         }
         else
         {
-            rows = Pass(session, data, settings, 1, quantizedInputs, outputNames, Check, alongside);
+            rows = Pass(session.Value, data, settings, 1, quantizedInputs, outputNames, Check, alongside);
             DropNonFinite();
             if (rows > 0 && settings.Activations.CollectHistograms)
                 CountOverTheseRanges();

@@ -63,13 +63,7 @@ internal sealed class ChannelReducer
                 for (int start = 0; start < values.Length; start += channels)
                 {
                     var row = values.Slice(start, Math.Min(channels, values.Length - start));
-                    for (int c = 0; c < row.Length; c++)
-                    {
-                        float v = row[c];
-                        sum[c] += v;
-                        float a = Math.Abs(v);
-                        if (a > max[c]) max[c] = a;
-                    }
+                    for (int c = 0; c < row.Length; c++) Accumulate(row[c], ref sum[c], ref max[c]);
                 }
                 _counts[key] = _counts.GetValueOrDefault(key) + values.Length / channels;
                 continue;
@@ -112,14 +106,16 @@ internal sealed class ChannelReducer
             if (float.IsNaN(vectorLargest)) i = 0; // from the start, one at a time
             else (total, largest) = (vectorTotal, vectorLargest);
         }
-        for (; i < block.Length; i++)
-        {
-            float v = block[i];
-            total += v;
-            float a = Math.Abs(v);
-            if (a > largest) largest = a;
-        }
+        for (; i < block.Length; i++) Accumulate(block[i], ref total, ref largest);
         return (total, largest);
+    }
+
+    // One value into a sum and a largest magnitude (a NaN leaves the largest as it was).
+    private static void Accumulate(float value, ref double total, ref float largest)
+    {
+        total += value;
+        float magnitude = Math.Abs(value);
+        if (magnitude > largest) largest = magnitude;
     }
 
     /// <summary>The statistics of the points over <paramref name="rows"/> rows; a point whose tensor never arrived has none.</summary>

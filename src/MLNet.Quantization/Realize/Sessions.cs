@@ -8,6 +8,11 @@ namespace MLNet.Quantization.Realize;
 /// <summary>ONNX Runtime sessions over graphs of <c>Fit</c>, and the output comparison the measuring steps share.</summary>
 internal static class Sessions
 {
+    private static long _opened;
+
+    /// <summary>Sessions opened in this process so far: the benchmarks count them per <c>Fit</c>, and tests that a step opens none.</summary>
+    public static long Opened => Interlocked.Read(ref _opened);
+
     /// <summary>
     /// A session over <paramref name="graph"/> with <paramref name="extraOutputs"/> added as graph outputs (none: the
     /// graph exactly as ML.NET will run it, every fusion intact).
@@ -23,14 +28,20 @@ internal static class Sessions
         }
         try
         {
-            if (threads is null) return new InferenceSession(probe.ToBytes());
-            using var options = new SessionOptions { IntraOpNumThreads = threads.Value };
-            return new InferenceSession(probe.ToBytes(), options);
+            var session = FromBytes(probe, threads);
+            Interlocked.Increment(ref _opened);
+            return session;
         }
         catch (OnnxRuntimeException e)
         {
             throw new InvalidOperationException($"ONNX Runtime cannot load {description}: {e.Message}", e);
         }
+    }
+
+    private static InferenceSession FromBytes(OnnxGraph graph, int? threads)
+    {
+        using var options = threads is null ? null : new SessionOptions { IntraOpNumThreads = threads.Value };
+        return options is null ? new InferenceSession(graph.ToBytes()) : new InferenceSession(graph.ToBytes(), options);
     }
 
     /// <summary>

@@ -38,6 +38,29 @@ public sealed class StatisticsCollectorTests
     }
 
     [TestMethod]
+    public void WhereEveryTensorKeptItsValueNothingIsStreamedAndNoSessionOpened()
+    {
+        // As after a rewrite that keeps every tensor's value: the statistics of before describe every tensor of the plan.
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        var model = ConvModel(directory);
+        var rows = TinyData.X(ml, TinyData.Normal(40, 72, seed: 3), 72);
+        var before = Collect(model, rows, histograms: true, known: null, new HashSet<int>());
+        var passes = new HashSet<int>();
+        var context = Contexts.For(model, rows, new QuantizingEstimator.Options
+        {
+            CollectHistograms = true, Progress = new SynchronousProgress(p => passes.Add(p.Pass)),
+        }).Run(new AnnotatePass());
+        long opened = global::MLNet.Quantization.Realize.Sessions.Opened;
+        var after = StatisticsCollector.Collect(context.Model, context.Plan, context.Data, context.Settings, "", new Dictionary<string, string>(),
+            kept: before);
+        Assert.AreEqual(opened, global::MLNet.Quantization.Realize.Sessions.Opened, "no session is opened");
+        Assert.AreEqual(0, passes.Count, "no rows are streamed");
+        Assert.AreEqual(before.Rows, after.Rows);
+        AssertSame(before, after);
+    }
+
+    [TestMethod]
     public void HistogramsOverTheRangesOfTheSameRowsTakeOnePassAndEqualTheTwoPasses()
     {
         using var directory = new TempDirectory();
