@@ -15,7 +15,8 @@ internal static class Sessions
 
     /// <summary>
     /// A session over <paramref name="graph"/> with <paramref name="extraOutputs"/> added as graph outputs (none: the
-    /// graph exactly as ML.NET will run it, every fusion intact).
+    /// graph exactly as ML.NET will run it, every fusion intact). Its large weights are read in place where
+    /// ONNX Runtime allows it (<see cref="InPlaceWeightsSession"/>).
     /// </summary>
     public static InferenceSession Create(OnnxGraph graph, IEnumerable<string> extraOutputs, string description, int? threads = null)
     {
@@ -28,13 +29,26 @@ internal static class Sessions
         }
         try
         {
-            var session = FromBytes(probe, threads);
+            var session = InPlace(probe, threads) ?? FromBytes(probe, threads);
             Interlocked.Increment(ref _opened);
             return session;
         }
         catch (OnnxRuntimeException e)
         {
             throw new InvalidOperationException($"ONNX Runtime cannot load {description}: {e.Message}", e);
+        }
+    }
+
+    // Null where the model cannot be loaded so; an error is then the plain load's to report.
+    private static InferenceSession? InPlace(OnnxGraph graph, int? threads)
+    {
+        try
+        {
+            return InPlaceWeightsSession.TryCreate(graph.Model, threads);
+        }
+        catch (OnnxRuntimeException)
+        {
+            return null;
         }
     }
 
