@@ -132,14 +132,15 @@ internal sealed class InPlaceWeightsSession : InferenceSession
         ("MatMul", 1), ("Gemm", 1), ("Gather", 0), ("DequantizeLinear", 0), ("MatMulInteger", 1), ("QLinearMatMul", 3),
     };
 
-    // Per tensor read by a node: whether every read is one of ReadInPlace (graph outputs count as other reads).
+    // Per tensor read by a node: whether every read is one of ReadInPlace. A graph output counts as another read, and a
+    // graph input (an initializer that the caller may override, in IR versions before 4) is never handed over.
     private static Dictionary<string, bool> Readers(GraphProto graph)
     {
         var readers = new Dictionary<string, bool>(StringComparer.Ordinal);
         foreach (var node in graph.Node)
             for (int i = 0; i < node.Input.Count; i++)
                 readers[node.Input[i]] = readers.GetValueOrDefault(node.Input[i], true) && ReadInPlace.Contains((node.OpType, i));
-        foreach (var output in graph.Output) readers[output.Name] = false;
+        foreach (var value in graph.Output.Concat(graph.Input)) readers[value.Name] = false;
         return readers;
     }
 
