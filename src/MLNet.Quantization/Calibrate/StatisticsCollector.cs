@@ -143,26 +143,11 @@ internal static class StatisticsCollector
     /// <paramref name="alongside"/> those it reduces.
     /// </summary>
     private static long Pass(InferenceSession session, IDataView data, QuantizationSettings settings, int pass,
-        IReadOnlySet<string> quantizedInputNames, string[] outputNames, TensorVisitor visit, Pipeline.ChannelReducer? alongside = null)
-    {
-        using var runOptions = new RunOptions();
-        return RowReader.ForEach(session, data, settings, pass, settings.Rows.IsCalibrationRow, (row, inputNames, values, feeds) =>
-        {
-            foreach (var feed in feeds.Where(f => quantizedInputNames.Contains(f.Name)))
+        IReadOnlySet<string> quantizedInputNames, string[] outputNames, TensorVisitor visit, Pipeline.ChannelReducer? alongside = null) =>
+        TensorStream.ForEach(session, data, settings, pass, settings.Rows.IsCalibrationRow, quantizedInputNames, outputNames,
+            (name, values, shape, row) =>
             {
-                visit(feed.Name, feed.Floats, row);
-                if (alongside?.Reads(feed.Name) == true)
-                    alongside.Add(feed.Name, feed.Floats, values[Array.IndexOf(inputNames, feed.Name)].GetTensorTypeAndShape().Shape);
-            }
-            if (outputNames.Length == 0) return;
-            using var outputs = session.Run(runOptions, inputNames, values, outputNames);
-            int k = 0;
-            foreach (var output in outputs)
-            {
-                string name = outputNames[k++];
-                visit(name, output.GetTensorDataAsSpan<float>(), row);
-                if (alongside?.Reads(name) == true) alongside.Add(name, output);
-            }
-        });
-    }
+                visit(name, values, row);
+                if (alongside?.Reads(name) == true) alongside.Add(name, values, shape);
+            });
 }

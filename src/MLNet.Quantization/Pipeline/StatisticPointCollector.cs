@@ -24,16 +24,8 @@ internal static class StatisticPointCollector
         var inputs = model.RealInputs().Select(i => i.Name).ToHashSet();
         var outputs = reducer.Tensors.Where(t => !inputs.Contains(t)).ToArray();
         using var session = Sessions.Create(model, outputs, graph is null ? $"the float model '{context.Settings.ModelFile}' with the statistic points" : $"the quantized form of '{context.Settings.ModelFile}' with the statistic points");
-        using var runOptions = new RunOptions();
-
-        long rows = RowReader.ForEach(session, context.Data, context.Settings, pass, context.Settings.Rows.IsCalibrationRow, (_, names, values, feeds) =>
-        {
-            foreach (var feed in feeds.Where(f => reducer.Reads(f.Name)))
-                reducer.Add(feed.Name, feed.Floats, values[Array.IndexOf(names, feed.Name)].GetTensorTypeAndShape().Shape);
-            if (outputs.Length == 0) return;
-            using var results = session.Run(runOptions, names, values, outputs);
-            for (int k = 0; k < outputs.Length; k++) reducer.Add(outputs[k], results[k]);
-        }, maximumRows);
+        long rows = TensorStream.ForEach(session, context.Data, context.Settings, pass, context.Settings.Rows.IsCalibrationRow,
+            inputs.Where(reducer.Reads).ToHashSet(), outputs, (tensor, values, shape, _) => reducer.Add(tensor, values, shape), maximumRows);
         return reducer.Values(rows);
     }
 }

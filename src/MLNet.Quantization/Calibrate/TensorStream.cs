@@ -1,0 +1,42 @@
+using Microsoft.ML;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+
+namespace MLNet.Quantization.Calibration;
+
+/// <summary>
+/// One pass over the rows through a session: every requested tensor of every row, a model input or a graph output, is
+/// handed to the visitors as its float values and shape. The activation ranges and histograms
+/// (<see cref="StatisticsCollector"/>) and the per-channel statistic points (<see cref="Pipeline.ChannelReducer"/>) are
+/// both such visitors, so that one stream can feed both.
+/// </summary>
+internal static class TensorStream
+{
+    public delegate void Visitor(string tensor, ReadOnlySpan<float> values, ReadOnlySpan<long> shape, long row);
+
+    /// <summary>
+    /// Streams the rows that <paramref name="include"/> accepts (at most <paramref name="maximumRows"/>): the inputs named in
+    /// <paramref name="inputs"/> from the data, <paramref name="outputs"/> from one run of <paramref name="session"/> (none:
+    /// the model is not run). Returns the rows visited. A requested tensor that is not float is an error.
+    /// </summary>
+    public static long ForEach(InferenceSession session, IDataView data, QuantizationSettings settings, int pass, Func<long, bool> include,
+        IReadOnlySet<string> inputs, IReadOnlyList<string> outputs, Visitor visit, long maximumRows = long.MaxValue)
+    {
+        using var runOptions = new RunOptions();
+        var names = outputs.ToArray();
+        return RowReader.ForEach(session, data, settings, pass, include, (row, inputNames, values, feeds) =>
+        {
+            foreach (var feed in feeds.Where(f => inputs.Contains(f.Name)))
+                visit(feed.Name, feed.Floats, values[Array.IndexOf(inputNames, feed.Name)].GetTensorTypeAndShape().Shape, row);
+            if (names.Length == 0) return;
+            using var results = session.Run(runOptions, inputNames, values, names);
+            for (int k = 0; k < names.Length; k++)
+            {
+                var info = results[k].GetTensorTypeAndShape();
+                if (info.ElementDataType != TensorElementType.Float)
+                    throw new InvalidOperationException($"Tensor '{names[k]}' is a {info.ElementDataType} tensor, not float.");
+                visit(names[k], results[k].GetTensorDataAsSpan<float>(), info.Shape, row);
+            }
+        }, maximumRows);
+    }
+}
