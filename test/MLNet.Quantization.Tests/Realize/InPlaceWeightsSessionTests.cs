@@ -101,6 +101,30 @@ public sealed class InPlaceWeightsSessionTests
     }
 
     [TestMethod]
+    public void WhereTheTempFolderCannotBeWrittenTheModelIsLoadedFromBytes()
+    {
+        using var directory = new TempDirectory();
+        var graph = MatMuls(directory);
+        string blocked = directory.File("a-file");
+        File.WriteAllText(blocked, "");
+        string? before = Environment.GetEnvironmentVariable("TMPDIR");
+        Environment.SetEnvironmentVariable("TMPDIR", Path.Combine(blocked, "tmp") + "/"); // a folder under a file cannot be made
+        try
+        {
+            Assert.IsNull(InPlaceWeightsSession.TryCreate(graph.Model, threads: null));
+            using var session = Sessions.Create(graph, Array.Empty<string>(), "the tiny model");
+            Assert.IsNotInstanceOfType(session, typeof(InPlaceWeightsSession));
+            var x = TinyData.Normal(1, 128, seed: 5)[0];
+            using var plain = new InferenceSession(graph.ToBytes());
+            CollectionAssert.AreEqual(Run(plain, "X", x, new long[] { 2, 64 }), Run(session, "X", x, new long[] { 2, 64 }));
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("TMPDIR", before);
+        }
+    }
+
+    [TestMethod]
     public void AModelThatOnnxRuntimeCannotLoadIsReportedByNameAndLeavesNoFile()
     {
         using var directory = new TempDirectory();
