@@ -13,8 +13,5 @@ internal sealed class LazySession : IDisposable
     /// <summary>The session, opened now if it was not yet.</summary>
     public InferenceSession Value => _session ??= _open();
 
-    /// <summary>Whether the session was opened.</summary>
-    public bool IsOpen => _session is not null;
-
     public void Dispose() => _session?.Dispose();
 }
