@@ -17,18 +17,18 @@ namespace MLNet.Quantization.Realize;
 ///   opens 5 to 16 of them (docs/benchmarks.md).
 /// - **How:** each initializer of at least `MinimumBytes` that the graph optimizations pass on without reading it
 ///   (`ReadInPlace`) is pinned and handed to ONNX Runtime as a shared initializer (`SessionOptions.AddInitializer`,
-///   which uses the buffer as it is). The model that ONNX Runtime parses keeps a stub of it: its name, type and shape,
-///   with its data "external" in an empty file beside the model. ONNX Runtime requires that file to exist but never
-///   reads it, since the shared initializer takes the stub's place. Both files live in a temp folder only while the
-///   session loads.
+///   which uses the buffer as it is). The model that ONNX Runtime parses, from bytes, keeps a stub of it: its name,
+///   type and shape, with its data "external" at the working folder (`.`). ONNX Runtime requires an external-data path
+///   to exist and to lie within the working folder, but never reads this one, since the shared initializer takes the
+///   stub's place. Nothing is written to disk.
 /// - **Lifetime:** the session holds the pinned arrays (ByteStrings never change, so the graph may) and releases them
 ///   when it is disposed.
 /// - **Same kernels:** with no prepacked-weights container, ONNX Runtime prepacks shared initializers per session, as
 ///   it does those of a session loaded from bytes (a container would make it refuse the integer convolution, which
 ///   cannot share its packed weights).
 /// - **Left as they are:** graphs with subgraphs, initializers whose data is not raw bytes of the size their shape
-///   says, and every graph where an optimization reads a weight handed over all the same (`Sessions.Create` then loads
-///   it from bytes).
+///   says, and every stub that ONNX Runtime refuses (where an optimization reads a weight handed over all the same,
+///   say): `Sessions.Create` then loads the model from bytes.
 /// ]]></format>
 /// </remarks>
 internal sealed class InPlaceWeightsSession : InferenceSession
@@ -36,30 +36,30 @@ internal sealed class InPlaceWeightsSession : InferenceSession
     /// <summary>Initializers smaller than this stay in the model (shape constants and the like).</summary>
     public const int MinimumBytes = 1024;
 
-    /// <summary>The temp folder's name prefix, so that tests (and people) can recognise it.</summary>
-    public const string FolderPrefix = "mlnet-quantization-session-";
-
-    private const string WeightsFile = "weights.bin";
+    /// <summary>
+    /// The stubs' external-data location: ONNX Runtime checks that it exists and lies within the working folder (for
+    /// a model loaded from bytes), and never reads it. The working folder itself always does.
+    /// </summary>
+    private const string ExistingPath = ".";
 
     // Null only while the base constructor runs: should it throw, a finalizer may still see this object.
     private readonly Resources? _resources;
 
-    private InPlaceWeightsSession(string path, Resources resources)
-        : base(path, resources.Options) => _resources = resources;
+    private InPlaceWeightsSession(byte[] stub, Resources resources)
+        : base(stub, resources.Options) => _resources = resources;
 
     /// <summary>The initializers read in place.</summary>
     public IReadOnlyList<string> InPlace => _resources?.Names ?? (IReadOnlyList<string>)Array.Empty<string>();
 
     /// <summary>
-    /// A session over <paramref name="model"/>, or null where no initializer can be read in place or the temp folder
-    /// cannot be written: load it from bytes then. Throws ONNX Runtime's exception where it cannot load the stub.
+    /// A session over <paramref name="model"/>, or null where no initializer can be read in place: load it from bytes
+    /// then. Throws ONNX Runtime's exception where it cannot load the stub.
     /// </summary>
     public static InferenceSession? TryCreate(ModelProto model, int? threads)
     {
         if (model.Graph.Node.Any(n => n.Attribute.Any(a => a.G is not null || a.Graphs.Count > 0))) return null;
         var stub = model.Clone();
         var resources = new Resources();
-        string? folder = null;
         try
         {
             var readers = Readers(stub.Graph);
@@ -71,7 +71,7 @@ internal sealed class InPlaceWeightsSession : InferenceSession
                     tensor.RawData = ByteString.Empty;
                     tensor.DataLocation = TensorProto.Types.DataLocation.External;
                     tensor.ExternalData.Clear();
-                    tensor.ExternalData.Add(new StringStringEntryProto { Key = "location", Value = WeightsFile });
+                    tensor.ExternalData.Add(new StringStringEntryProto { Key = "location", Value = ExistingPath });
                     tensor.ExternalData.Add(new StringStringEntryProto { Key = "offset", Value = "0" });
                     tensor.ExternalData.Add(new StringStringEntryProto { Key = "length", Value = length.ToString(System.Globalization.CultureInfo.InvariantCulture) });
                 }
@@ -81,37 +81,12 @@ internal sealed class InPlaceWeightsSession : InferenceSession
                 return null;
             }
             if (threads is { } t) resources.Options.IntraOpNumThreads = t;
-            folder = Path.Combine(Path.GetTempPath(), FolderPrefix + Guid.NewGuid().ToString("N"));
-            string path = Path.Combine(folder, "model.onnx");
-            try
-            {
-                Directory.CreateDirectory(folder);
-                File.WriteAllBytes(Path.Combine(folder, WeightsFile), Array.Empty<byte>());
-                File.WriteAllBytes(path, stub.ToByteArray());
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                resources.Dispose();
-                return null;
-            }
-            return new InPlaceWeightsSession(path, resources);
+            return new InPlaceWeightsSession(stub.ToByteArray(), resources);
         }
         catch
         {
             resources.Dispose();
             throw;
-        }
-        finally
-        {
-            if (folder is not null)
-                try
-                {
-                    Directory.Delete(folder, recursive: true);
-                }
-                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-                {
-                    // Left for the system's temp cleanup; the session does not need it.
-                }
         }
     }
 
