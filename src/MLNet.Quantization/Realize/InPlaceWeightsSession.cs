@@ -58,27 +58,25 @@ internal sealed class InPlaceWeightsSession : InferenceSession
     public static InferenceSession? TryCreate(ModelProto model, int? threads)
     {
         if (model.Graph.Node.Any(n => n.Attribute.Any(a => a.G is not null || a.Graphs.Count > 0))) return null;
+        var readers = Readers(model.Graph);
+        var handedOver = model.Graph.Initializer.Where(t => readers.GetValueOrDefault(t.Name) && CanPin(t))
+            .Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
+        if (handedOver.Count == 0) return null; // nothing to gain: no copy of the model is made
         var stub = model.Clone();
         var resources = new Resources();
         try
         {
-            var readers = Readers(stub.Graph);
-            foreach (var tensor in stub.Graph.Initializer)
-                if (readers.TryGetValue(tensor.Name, out bool onlyAsWeights) && onlyAsWeights && Pin(tensor) is { } pinned)
-                {
-                    resources.Add(tensor.Name, pinned.Handle, pinned.Value);
-                    long length = tensor.RawData.Length;
-                    tensor.RawData = ByteString.Empty;
-                    tensor.DataLocation = TensorProto.Types.DataLocation.External;
-                    tensor.ExternalData.Clear();
-                    tensor.ExternalData.Add(new StringStringEntryProto { Key = "location", Value = ExistingPath });
-                    tensor.ExternalData.Add(new StringStringEntryProto { Key = "offset", Value = "0" });
-                    tensor.ExternalData.Add(new StringStringEntryProto { Key = "length", Value = length.ToString(System.Globalization.CultureInfo.InvariantCulture) });
-                }
-            if (resources.Count == 0)
+            foreach (var tensor in stub.Graph.Initializer.Where(t => handedOver.Contains(t.Name)))
             {
-                resources.Dispose();
-                return null;
+                var (handle, value) = Pin(tensor);
+                resources.Add(tensor.Name, handle, value);
+                long length = tensor.RawData.Length;
+                tensor.RawData = ByteString.Empty;
+                tensor.DataLocation = TensorProto.Types.DataLocation.External;
+                tensor.ExternalData.Clear();
+                tensor.ExternalData.Add(new StringStringEntryProto { Key = "location", Value = ExistingPath });
+                tensor.ExternalData.Add(new StringStringEntryProto { Key = "offset", Value = "0" });
+                tensor.ExternalData.Add(new StringStringEntryProto { Key = "length", Value = length.ToString(System.Globalization.CultureInfo.InvariantCulture) });
             }
             if (threads is { } t) resources.Options.IntraOpNumThreads = t;
             return new InPlaceWeightsSession(stub.ToByteArray(), resources);
@@ -119,22 +117,28 @@ internal sealed class InPlaceWeightsSession : InferenceSession
         return readers;
     }
 
-    // The tensor's raw bytes pinned and wrapped as a value, where they are an array of the size the shape says.
-    private static (GCHandle Handle, OrtValue Value)? Pin(TensorProto tensor)
+    // Whether the tensor's raw bytes are an array of at least MinimumBytes, of the size its shape says.
+    private static bool CanPin(TensorProto tensor)
     {
         var data = tensor.RawData;
         if (data.Length < MinimumBytes || tensor.DataLocation == TensorProto.Types.DataLocation.External
             || ElementSize(tensor.DataType) is not { } size || !MemoryMarshal.TryGetArray(data.Memory, out var segment) || segment.Array is null)
-            return null;
+            return false;
         long count = 1;
         foreach (long d in tensor.Dims) count *= d;
-        if (count * size != data.Length) return null;
-        var handle = GCHandle.Alloc(segment.Array, GCHandleType.Pinned);
+        return count * size == data.Length;
+    }
+
+    // The tensor's raw bytes (CanPin) pinned and wrapped as a value.
+    private static (GCHandle Handle, OrtValue Value) Pin(TensorProto tensor)
+    {
+        MemoryMarshal.TryGetArray(tensor.RawData.Memory, out var segment);
+        var handle = GCHandle.Alloc(segment.Array!, GCHandleType.Pinned);
         try
         {
             var address = handle.AddrOfPinnedObject() + segment.Offset;
             return (handle, OrtValue.CreateTensorValueWithData(OrtMemoryInfo.DefaultInstance, (TensorElementType)tensor.DataType,
-                tensor.Dims.ToArray(), address, data.Length));
+                tensor.Dims.ToArray(), address, tensor.RawData.Length));
         }
         catch
         {
@@ -163,8 +167,6 @@ internal sealed class InPlaceWeightsSession : InferenceSession
         public List<string> Names { get; } = new();
 
         public SessionOptions Options { get; } = new();
-
-        public int Count => _values.Count;
 
         public void Add(string name, GCHandle handle, OrtValue value)
         {
