@@ -6,10 +6,16 @@ public sealed record OutputComparison
     /// <summary>The output's name.</summary>
     public string Name { get; init; } = "";
 
-    /// <summary>Mean over the rows of the cosine between the float and the quantized output.</summary>
+    /// <summary>
+    /// Mean over the rows of the cosine between the float and the quantized output; for an output of one value per row
+    /// (whose per-row cosine is only a sign test), the cosine of the column of values over the rows.
+    /// </summary>
     public double MeanCosine { get; init; }
 
-    /// <summary>The smallest per-row cosine.</summary>
+    /// <summary>
+    /// The smallest per-row cosine; for an output of one value per row, the smaller of <see cref="MeanCosine"/> and
+    /// 1 − d²/(2·mean f²) for the row farthest off (d its error, f the float values).
+    /// </summary>
     public double WorstCosine { get; init; }
 
     /// <summary>‖float − quantized‖ / ‖float‖ over every measured row (finite values only); 0 when both are zero.</summary>

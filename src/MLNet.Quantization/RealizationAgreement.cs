@@ -25,10 +25,13 @@ public sealed class RealizationAgreement
         Layers = layers.OrderByDescending(l => l.MismatchFraction).Take(10).ToList();
     }
 
-    /// <summary>Mean over the rows of the cosine between the realized and the simulated outputs (float outputs concatenated).</summary>
+    /// <summary>
+    /// The cosine between the realized and the simulated outputs: per float output its mean over the rows (for an output
+    /// of one value per row, the cosine of the column over the rows), and the smallest of them: every output must agree.
+    /// </summary>
     public double OutputCosine { get; }
 
-    /// <summary>The smallest per-row cosine.</summary>
+    /// <summary>The smallest per-row cosine of any output (see <see cref="OutputComparison.WorstCosine"/>).</summary>
     public double WorstCosine { get; }
 
     /// <summary>Rows measured: the held-back rows with <c>MinimumOutputCosine</c>, else the first 64 calibration rows.</summary>

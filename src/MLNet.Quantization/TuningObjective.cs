@@ -10,7 +10,10 @@ public enum TuningObjective
     /// </summary>
     Auto,
 
-    /// <summary>The mean over rows of the cosine between the float and the quantized output (the worst output decides).</summary>
+    /// <summary>
+    /// The mean over rows of the cosine between the float and the quantized output (the worst output decides); for an
+    /// output of one value per row, the cosine of the column over the rows, since one value's cosine is only its sign.
+    /// </summary>
     OutputCosine,
 
     /// <summary>The fraction of positions whose arg-max over the last axis is the float model's (the worst output decides).</summary>

@@ -10,7 +10,8 @@ namespace MLNet.Quantization.Realize;
 /// <summary>
 /// The last step of an int8 <c>Fit</c>: runs the realized model exactly as ML.NET will (no extra outputs, so ONNX
 /// Runtime fuses its QDQ pairs into int8 kernels) beside the simulated model on the measurement rows, and compares
-/// their outputs on the first <see cref="MeasuredRows"/> of them. When they disagree, a second pass reads every
+/// their outputs on the first <see cref="MeasuredRows"/> of them, output by output (<see cref="OutputComparisons"/>:
+/// the agreement is the worst output's, and an output of one value per row is compared across the rows). When they disagree, a second pass reads every
 /// quantized activation's uint8 values from both (the QuantizeLinear outputs of the realized model, the rounded values
 /// of the simulated one) to find where they part.
 /// </summary>
@@ -36,7 +37,7 @@ internal static class AgreementCheck
         var simulatedNames = new Dictionary<string, string>();
         var simulated = QdqWriter.Realize(prepared, plan, parameters, QuantizationMode.Simulated, simulatedNames);
         var outputs = prepared.Graph.Output.Select(o => o.Name).ToArray();
-        double cosines = 0, worst = 1;
+        var comparisons = new OutputComparisons(outputs.Length);
         long rows;
         using (var realizedSession = Sessions.Create(realized, Array.Empty<string>(), "the realized model"))
         using (var simulatedSession = Sessions.Create(simulated, Array.Empty<string>(), "the simulated model"))
@@ -46,13 +47,11 @@ internal static class AgreementCheck
             {
                 using var a = realizedSession.Run(runOptions, names, values, outputs);
                 using var b = simulatedSession.Run(runOptions, names, values, outputs);
-                double cosine = Sessions.Cosine(a, b, outputs.Length);
-                cosines += cosine;
-                worst = Math.Min(worst, cosine);
+                comparisons.Add(a, b);
             }, maximumVisited: MeasuredRows);
         }
         if (rows == 0) return null;
-        double mean = cosines / rows;
+        double mean = comparisons.Worst, worst = comparisons.WorstRow;
         var layers = mean >= RealizationAgreement.Threshold
             ? Array.Empty<LayerDisagreement>()
             : Layers(plan, realized, simulated, realizedNames, simulatedNames, data, settings);

@@ -57,24 +57,11 @@ internal static class Sessions
         using var options = threads is null ? null : new SessionOptions { IntraOpNumThreads = threads.Value };
         return options is null ? new InferenceSession(graph.ToBytes()) : new InferenceSession(graph.ToBytes(), options);
     }
-
-    /// <summary>
-    /// The cosine between two runs' first <paramref name="count"/> outputs, float outputs concatenated, over the positions
-    /// where both are finite (NaN and infinity have no direction); 1 for two zero vectors.
-    /// </summary>
-    public static double Cosine(IReadOnlyList<OrtValue> x, IReadOnlyList<OrtValue> y, int count)
-    {
-        var cosine = new CosineSum();
-        for (int k = 0; k < count; k++)
-            if (x[k].GetTensorTypeAndShape().ElementDataType == TensorElementType.Float)
-                cosine.Add(x[k].GetTensorDataAsSpan<float>(), y[k].GetTensorDataAsSpan<float>());
-        return cosine.Value;
-    }
 }
 
 /// <summary>
-/// Per model output, two runs compared row by row: the mean and worst per-row cosine, the relative error over all rows
-/// and the values made non-finite. <see cref="Worst"/> is the smallest of the outputs' mean cosines, so that on a model
+/// Per model output, two runs compared row by row: the mean and worst cosine (<see cref="OutputCosine"/>: across the
+/// rows for an output of one value per row), the relative error over all rows and the values made non-finite. <see cref="Worst"/> is the smallest of the outputs' mean cosines, so that on a model
 /// with several outputs (a detector's scores and boxes, a segmenter's side outputs) every output must be right, not only
 /// their concatenation.
 /// </summary>
@@ -107,7 +94,11 @@ internal sealed class OutputComparisons
 
     /// <summary>The smallest per-output mean cosine (1 when no output is float); NaN without rows.</summary>
     public double Worst => Rows == 0 ? double.NaN
-        : _outputs.OfType<OutputSums>().Select(o => o.MeanCosine).DefaultIfEmpty(1).Min();
+        : _outputs.OfType<OutputSums>().Select(o => o.Cosine.Mean).DefaultIfEmpty(1).Min();
+
+    /// <summary>The smallest per-output worst cosine (1 when no output is float); NaN without rows.</summary>
+    public double WorstRow => Rows == 0 ? double.NaN
+        : _outputs.OfType<OutputSums>().Select(o => o.Cosine.Worst).DefaultIfEmpty(1).Min();
 
     /// <summary>Each float output's comparison, in output order, named by <paramref name="names"/>.</summary>
     public IReadOnlyList<OutputComparison> ToList(IReadOnlyList<string> names) =>
@@ -115,17 +106,14 @@ internal sealed class OutputComparisons
 
     private sealed class OutputSums
     {
-        private double _cosines, _worst = 1, _error, _signal;
-        private long _nonFinite, _rows;
+        private double _error, _signal;
+        private long _nonFinite;
 
-        public double MeanCosine => _cosines / _rows;
+        public OutputCosine Cosine { get; } = new();
 
         public void Add(ReadOnlySpan<float> x, ReadOnlySpan<float> y)
         {
-            var cosine = new CosineSum();
-            cosine.Add(x, y);
-            _cosines += cosine.Value;
-            _worst = Math.Min(_worst, cosine.Value);
+            Cosine.Add(x, y);
             for (int i = 0; i < x.Length; i++)
             {
                 if (!float.IsFinite(x[i])) continue;
@@ -134,12 +122,11 @@ internal sealed class OutputComparisons
                 _error += d * d;
                 _signal += (double)x[i] * x[i];
             }
-            _rows++;
         }
 
         public OutputComparison ToComparison(string name) => new()
         {
-            Name = name, MeanCosine = MeanCosine, WorstCosine = _worst, NonFiniteIntroduced = _nonFinite,
+            Name = name, MeanCosine = Cosine.Mean, WorstCosine = Cosine.Worst, NonFiniteIntroduced = _nonFinite,
             RelativeError = _signal == 0 ? (_error == 0 ? 0 : double.PositiveInfinity) : Math.Sqrt(_error / _signal),
         };
     }

@@ -50,7 +50,8 @@ internal readonly record struct TrialScore(double Value, double MeanCosine, doub
 /// <remarks>
 /// <format type="text/markdown"><![CDATA[
 /// For rows R and an output with values f_r (float) and q_r (quantized) on row r:
-/// - cosine: (1/|R|) Σ_r ⟨f_r, q_r⟩ / (‖f_r‖ ‖q_r‖), over the positions where both are finite;
+/// - cosine: (1/|R|) Σ_r ⟨f_r, q_r⟩ / (‖f_r‖ ‖q_r‖), over the positions where both are finite; for an output of one
+///   value per row, the cosine of the columns (f_r)_r and (q_r)_r instead (`OutputCosine`: a row's cosine is a sign test);
 /// - top-1 agreement: the fraction of positions p (each run of the last axis) of the rows R where
 ///   argmax f_r[p, ·] = argmax q_r[p, ·];
 /// - nearest-neighbour agreement: with v_r the row's vector (mean over every axis but the last when the output is a
@@ -109,17 +110,32 @@ internal static class TuningScores
             {
                 OutputScoring.TopOne => TopOne(floatRows, quantizedRows, k, (int)Math.Max(1, shapes[k].LastOrDefault()), rows),
                 OutputScoring.Neighbour => Neighbours(floatRows, quantizedRows, k, shapes[k], rows),
-                _ => rows.Average(r => Cosine(floatRows[r][k], quantizedRows[r][k])),
+                _ => Cosine(floatRows, quantizedRows, k, rows),
             };
             worst = Math.Min(worst, value);
         }
         return double.IsPositiveInfinity(worst) ? 1 : worst;
     }
 
-    /// <summary>Per row, the smallest cosine over the float outputs.</summary>
-    public static double[] RowCosines(IReadOnlyList<float[][]> floatRows, IReadOnlyList<float[][]> quantizedRows) =>
-        floatRows.Select((f, r) => f.Select((x, k) => (x, k)).Where(p => p.x.Length > 0)
-            .Select(p => Cosine(p.x, quantizedRows[r][p.k])).DefaultIfEmpty(1).Min()).ToArray();
+    /// <summary>
+    /// Per row, the smallest cosine over the float outputs (<see cref="Realize.OutputCosine.PerRow"/>: for an output of one
+    /// value per row, the row's error on the column's scale).
+    /// </summary>
+    public static double[] RowCosines(IReadOnlyList<float[][]> floatRows, IReadOnlyList<float[][]> quantizedRows)
+    {
+        var cosines = Enumerable.Repeat(1.0, floatRows.Count).ToArray();
+        for (int k = 0; k < (floatRows.Count == 0 ? 0 : floatRows[0].Length); k++)
+        {
+            var kept = Enumerable.Range(0, floatRows.Count).Where(r => floatRows[r][k].Length > 0).ToList();
+            var perRow = Realize.OutputCosine.PerRow(kept.Select(r => floatRows[r][k]).ToList(), kept.Select(r => quantizedRows[r][k]).ToList());
+            for (int i = 0; i < kept.Count; i++) cosines[kept[i]] = Math.Min(cosines[kept[i]], perRow[i]);
+        }
+        return cosines;
+    }
+
+    /// <summary>Output <paramref name="k"/>'s mean cosine over <paramref name="rows"/> (<see cref="Realize.OutputCosine"/>).</summary>
+    private static double Cosine(IReadOnlyList<float[][]> floatRows, IReadOnlyList<float[][]> quantizedRows, int k, IReadOnlyList<int> rows) =>
+        Realize.OutputCosine.Over(floatRows.Select(row => row[k]).ToList(), quantizedRows.Select(row => row[k]).ToList(), rows).Mean;
 
     /// <summary>The cosine over the positions where both are finite; 1 for two zero vectors.</summary>
     public static double Cosine(ReadOnlySpan<float> x, ReadOnlySpan<float> y)
@@ -151,7 +167,7 @@ internal static class TuningScores
 
     private static double Neighbours(IReadOnlyList<float[][]> floatRows, IReadOnlyList<float[][]> quantizedRows, int k, long[] shape, IReadOnlyList<int> rows)
     {
-        if (floatRows.Count < 3) return rows.Average(r => Cosine(floatRows[r][k], quantizedRows[r][k]));
+        if (floatRows.Count < 3) return Cosine(floatRows, quantizedRows, k, rows);
         var f = floatRows.Select(row => Vector(row[k], shape)).ToList();
         var q = quantizedRows.Select(row => Vector(row[k], shape)).ToList();
         return rows.Count(r => Nearest(f, r) == Nearest(q, r)) / (double)rows.Count;
