@@ -176,7 +176,7 @@ public sealed class CalibrationReport
                 .Append("<table><tr><th>output</th><th>mean cosine</th><th>worst cosine</th><th>relative error</th><th>NaN/∞ introduced</th></tr>");
             foreach (var o in check.Outputs)
                 html.Append(CultureInfo.InvariantCulture,
-                    $"<tr><td>{Encode(o.Name)}</td><td>{o.MeanCosine:F5}</td><td>{o.WorstCosine:F5}</td><td>{o.RelativeError:F4}</td><td>{o.NonFiniteIntroduced}</td></tr>");
+                    $"<tr><td>{Encode(o.Name)}{(o.ComparedByEquality ? " (integers: the fraction of values equal, and that differ)" : "")}</td><td>{o.MeanCosine:F5}</td><td>{o.WorstCosine:F5}</td><td>{o.RelativeError:F4}</td><td>{o.NonFiniteIntroduced}</td></tr>");
             html.Append("</table>");
             foreach (var conversion in check.Conversions) html.Append("<p>").Append(Encode(conversion)).Append("</p>");
             if (check.FloatNodes.Count > 0)

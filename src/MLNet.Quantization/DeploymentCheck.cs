@@ -32,7 +32,7 @@ public sealed class DeploymentCheck
     }
 
     /// <summary>
-    /// Every float output of the measured quantized model against the float model, in the model's output order (when
+    /// Every float, double, integer and boolean output (<see cref="OutputComparison.ComparedByEquality"/>) of the measured quantized model against the float model, in the model's output order (when
     /// <see cref="KeptFloat"/>, the returned model is the float model itself and matches exactly).
     /// </summary>
     public IReadOnlyList<OutputComparison> Outputs { get; }

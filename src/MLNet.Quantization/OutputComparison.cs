@@ -1,6 +1,11 @@
 namespace MLNet.Quantization;
 
-/// <summary>One float output of the model: the deployed quantized model against the float model (see <see cref="DeploymentCheck"/>).</summary>
+/// <summary>
+/// One output of the model: the deployed quantized model against the float model (see <see cref="DeploymentCheck"/>).
+/// Float and double outputs are compared by cosine and relative error; integer and boolean outputs (labels, indices,
+/// masks) by equality (<see cref="ComparedByEquality"/>), where the cosines read as the fraction of values equal and
+/// the relative error as the fraction that differ.
+/// </summary>
 public sealed record OutputComparison
 {
     /// <summary>The output's name.</summary>
@@ -23,4 +28,12 @@ public sealed record OutputComparison
 
     /// <summary>Values that are finite in the float output and NaN or infinite in the quantized one.</summary>
     public long NonFiniteIntroduced { get; init; }
+
+    /// <summary>
+    /// Whether the output holds integers or booleans and was compared by equality: <see cref="MeanCosine"/> is then the
+    /// mean over the rows of the fraction of values equal to the float model's, <see cref="WorstCosine"/> the worst
+    /// row's, and <see cref="RelativeError"/> the fraction of all values that differ (so that `MaximumOutputError`
+    /// bounds the share of labels that int8 changed).
+    /// </summary>
+    public bool ComparedByEquality { get; init; }
 }

@@ -2,8 +2,8 @@ namespace MLNet.Quantization;
 
 /// <summary>
 /// The held-back rows as a user metric (<see cref="TuningOptions.Metric"/>) sees them: per row, each model output's
-/// values flattened, for the float model and for the quantized model of one trial. Outputs that are not float hold an
-/// empty array.
+/// values flattened, for the float model and for the quantized model of one trial. Integer and boolean outputs (labels,
+/// indices, masks) hold their values as float (exact up to 2²⁴); outputs of other types (strings) hold an empty array.
 /// </summary>
 public sealed class TuningOutputs
 {

@@ -38,7 +38,7 @@ internal sealed class TinyModel
     /// <summary>An output whose dimensions of −1 are dynamic.</summary>
     public TinyModel DynamicOutput(string name, params long[] dims) => TypedOutput(name, Tensors.Float, dims);
 
-    private TinyModel TypedOutput(string name, int elementType, long[] dims)
+    public TinyModel TypedOutput(string name, int elementType, params long[] dims)
     {
         var value = Value(name, dims);
         value.Type.TensorType.ElemType = elementType;

@@ -4,7 +4,7 @@ using Microsoft.ML.OnnxRuntime.Tensors;
 namespace MLNet.Quantization.Realize;
 
 /// <summary>
-/// The float model's outputs on the measurement rows (null for outputs that are not float), kept for the fallback's
+/// The float model's outputs on the measurement rows (<see cref="OutputValues.Read"/>: null for outputs that are not compared), kept for the fallback's
 /// rounds up to <see cref="DefaultBudget"/> bytes. Past the budget they are all dropped and each round runs the float
 /// model again, so that memory stays bounded whatever the number of rows.
 /// </summary>
@@ -30,10 +30,10 @@ internal sealed class FloatOutputs
         if (!Complete) return;
         var row = new float[]?[count];
         for (int k = 0; k < count; k++)
-            if (outputs[k].GetTensorTypeAndShape().ElementDataType == TensorElementType.Float)
+            if (OutputValues.Read(outputs[k]) is { } values)
             {
-                row[k] = outputs[k].GetTensorDataAsSpan<float>().ToArray();
-                _bytes += row[k]!.Length * sizeof(float);
+                row[k] = values;
+                _bytes += values.Length * sizeof(float);
             }
         if (_bytes > _budget)
         {

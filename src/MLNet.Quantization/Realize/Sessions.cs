@@ -61,9 +61,10 @@ internal static class Sessions
 
 /// <summary>
 /// Per model output, two runs compared row by row: the mean and worst cosine (<see cref="OutputCosine"/>: across the
-/// rows for an output of one value per row), the relative error over all rows and the values made non-finite. <see cref="Worst"/> is the smallest of the outputs' mean cosines, so that on a model
-/// with several outputs (a detector's scores and boxes, a segmenter's side outputs) every output must be right, not only
-/// their concatenation.
+/// rows for a float output of one value per row, by equality for an integer or boolean one), the relative error over
+/// all rows (for an integer or boolean output, the fraction of values that differ) and the values made non-finite.
+/// <see cref="Worst"/> is the smallest of the outputs' mean cosines, so that on a model with several outputs (a
+/// detector's scores and boxes, a segmenter's side outputs) every output must be right, not only their concatenation.
 /// </summary>
 internal sealed class OutputComparisons
 {
@@ -73,47 +74,65 @@ internal sealed class OutputComparisons
 
     public long Rows { get; private set; }
 
-    /// <summary>Adds one row: the float outputs of <paramref name="x"/> (the reference) against those of <paramref name="y"/>.</summary>
+    /// <summary>Adds one row: the compared outputs of <paramref name="x"/> (the reference) against those of <paramref name="y"/>.</summary>
     public void Add(IReadOnlyList<OrtValue> x, IReadOnlyList<OrtValue> y)
     {
         for (int k = 0; k < _outputs.Length; k++)
-            if (x[k].GetTensorTypeAndShape().ElementDataType == TensorElementType.Float)
-                Add(k, x[k].GetTensorDataAsSpan<float>(), y[k].GetTensorDataAsSpan<float>());
+        {
+            var type = x[k].GetTensorTypeAndShape().ElementDataType;
+            if (type == TensorElementType.Float)
+                Add(k, x[k].GetTensorDataAsSpan<float>(), y[k].GetTensorDataAsSpan<float>(), exact: false);
+            else if (OutputValues.IsCompared(type))
+                Add(k, OutputValues.Read(x[k]), OutputValues.Read(y[k]), OutputValues.IsExact(type));
+        }
         Rows++;
     }
 
-    /// <summary>Adds one row whose reference outputs were kept (null: not a float output).</summary>
+    /// <summary>Adds one row whose reference outputs were kept (<see cref="OutputValues.Read"/>; null: not compared).</summary>
     public void Add(float[]?[] x, IReadOnlyList<OrtValue> y)
     {
         for (int k = 0; k < _outputs.Length; k++)
-            if (x[k] is { } u) Add(k, u, y[k].GetTensorDataAsSpan<float>());
+        {
+            if (x[k] is not { } u) continue;
+            var type = y[k].GetTensorTypeAndShape().ElementDataType;
+            if (type == TensorElementType.Float) Add(k, u, y[k].GetTensorDataAsSpan<float>(), exact: false);
+            else Add(k, u, OutputValues.Read(y[k]), OutputValues.IsExact(type));
+        }
         Rows++;
     }
 
-    private void Add(int k, ReadOnlySpan<float> u, ReadOnlySpan<float> v) => (_outputs[k] ??= new OutputSums()).Add(u, v);
+    private void Add(int k, ReadOnlySpan<float> u, ReadOnlySpan<float> v, bool exact) => (_outputs[k] ??= new OutputSums(exact)).Add(u, v);
 
-    /// <summary>The smallest per-output mean cosine (1 when no output is float); NaN without rows.</summary>
+    /// <summary>The smallest per-output mean cosine (1 when no output is compared); NaN without rows.</summary>
     public double Worst => Rows == 0 ? double.NaN
         : _outputs.OfType<OutputSums>().Select(o => o.Cosine.Mean).DefaultIfEmpty(1).Min();
 
-    /// <summary>The smallest per-output worst cosine (1 when no output is float); NaN without rows.</summary>
+    /// <summary>The smallest per-output worst cosine (1 when no output is compared); NaN without rows.</summary>
     public double WorstRow => Rows == 0 ? double.NaN
         : _outputs.OfType<OutputSums>().Select(o => o.Cosine.Worst).DefaultIfEmpty(1).Min();
 
-    /// <summary>Each float output's comparison, in output order, named by <paramref name="names"/>.</summary>
+    /// <summary>Each compared output's comparison, in output order, named by <paramref name="names"/>.</summary>
     public IReadOnlyList<OutputComparison> ToList(IReadOnlyList<string> names) =>
         _outputs.Select((o, k) => o?.ToComparison(names[k])).OfType<OutputComparison>().ToList();
 
     private sealed class OutputSums
     {
+        private readonly bool _exact;
         private double _error, _signal;
         private long _nonFinite;
 
-        public OutputCosine Cosine { get; } = new();
+        public OutputSums(bool exact)
+        {
+            _exact = exact;
+            Cosine = new OutputCosine(exact);
+        }
+
+        public OutputCosine Cosine { get; }
 
         public void Add(ReadOnlySpan<float> x, ReadOnlySpan<float> y)
         {
             Cosine.Add(x, y);
+            if (_exact) return;
             for (int i = 0; i < x.Length; i++)
             {
                 if (!float.IsFinite(x[i])) continue;
@@ -126,8 +145,9 @@ internal sealed class OutputComparisons
 
         public OutputComparison ToComparison(string name) => new()
         {
-            Name = name, MeanCosine = Cosine.Mean, WorstCosine = Cosine.Worst, NonFiniteIntroduced = _nonFinite,
-            RelativeError = _signal == 0 ? (_error == 0 ? 0 : double.PositiveInfinity) : Math.Sqrt(_error / _signal),
+            Name = name, MeanCosine = Cosine.Mean, WorstCosine = Cosine.Worst, NonFiniteIntroduced = _nonFinite, ComparedByEquality = _exact,
+            RelativeError = _exact ? Cosine.Differing
+                : _signal == 0 ? (_error == 0 ? 0 : double.PositiveInfinity) : Math.Sqrt(_error / _signal),
         };
     }
 }

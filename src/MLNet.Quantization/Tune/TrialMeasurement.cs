@@ -23,7 +23,8 @@ internal sealed class TrialMeasurement
     private readonly QuantizationContext _root;
     private readonly string[] _outputs;
     private readonly List<float[][]> _float = new();
-    private readonly bool[] _isFloat;
+    private readonly bool[] _compared;
+    private readonly bool[] _exact;
 
     public TrialMeasurement(QuantizationContext root)
     {
@@ -33,13 +34,19 @@ internal sealed class TrialMeasurement
         using var runOptions = new RunOptions();
         long bytes = 0;
         var shapes = new long[_outputs.Length][];
-        _isFloat = new bool[_outputs.Length];
+        _compared = new bool[_outputs.Length];
+        _exact = new bool[_outputs.Length];
         RowReader.ForEach(session, root.Data, root.Settings, ProgressPass, root.Settings.Rows.IsMeasurementRow, (_, names, values, _) =>
         {
             if (bytes > Budget) return;
             using var results = session.Run(runOptions, names, values, _outputs);
             if (_float.Count == 0)
-                for (int k = 0; k < results.Count; k++) _isFloat[k] = results[k].GetTensorTypeAndShape().ElementDataType == TensorElementType.Float;
+                for (int k = 0; k < results.Count; k++)
+                {
+                    var type = results[k].GetTensorTypeAndShape().ElementDataType;
+                    _compared[k] = OutputValues.IsCompared(type);
+                    _exact[k] = OutputValues.IsExact(type);
+                }
             var row = Read(results, shapes);
             bytes += row.Sum(v => (long)v.Length * sizeof(float));
             if (bytes <= Budget || _float.Count == 0) _float.Add(row);
@@ -50,11 +57,14 @@ internal sealed class TrialMeasurement
     /// <summary>The model's outputs.</summary>
     public IReadOnlyList<string> Outputs => _outputs;
 
-    /// <summary>Per kept row, per output, the float model's values.</summary>
+    /// <summary>Per kept row, per output, the float model's values (<see cref="OutputValues.Read"/>; empty for an output not compared).</summary>
     public IReadOnlyList<float[][]> Float => _float;
 
-    /// <summary>Per kept row, per output, the float model's values, null for an output that is not float (the checks' reference).</summary>
-    public IReadOnlyList<float[]?[]> Reference => _float.Select(row => row.Select((v, k) => _isFloat[k] ? v : null).ToArray()).ToList();
+    /// <summary>Per kept row, per output, the float model's values, null for an output that is not compared (the checks' reference).</summary>
+    public IReadOnlyList<float[]?[]> Reference => _float.Select(row => row.Select((v, k) => _compared[k] ? v : null).ToArray()).ToList();
+
+    /// <summary>Per output, whether it holds integers or booleans, compared by equality (<see cref="OutputValues.IsExact"/>).</summary>
+    public IReadOnlyList<bool> Exact => _exact;
 
     /// <summary>Each output's dimensions on the first row.</summary>
     public IReadOnlyList<long[]> Shapes { get; }
@@ -81,7 +91,7 @@ internal sealed class TrialMeasurement
         {
             var info = results[k].GetTensorTypeAndShape();
             shapes[k] ??= info.Shape;
-            row[k] = info.ElementDataType == TensorElementType.Float ? results[k].GetTensorDataAsSpan<float>().ToArray() : Array.Empty<float>();
+            row[k] = OutputValues.Read(results[k]) ?? Array.Empty<float>();
         }
         return row;
     }

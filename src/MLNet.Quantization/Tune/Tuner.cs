@@ -67,7 +67,7 @@ internal static class Tuner
         }
 
         var rows = Enumerable.Range(0, measurement.Float.Count).ToList();
-        var scorings = TuningScores.Scorings(root.Model, tuning.Objective, measurement.Shapes);
+        var scorings = TuningScores.Scorings(root.Model, tuning.Objective, measurement.Shapes, measurement.Exact);
         string objective = tuning.Metric is not null ? "user metric"
             : string.Join(", ", measurement.Outputs.Zip(scorings, (o, s) => $"{o}: {Describe(s)}").Distinct());
         double Value(IReadOnlyList<float[][]> quantized, IReadOnlyList<int> subset) => tuning.Metric is { } metric
@@ -78,7 +78,7 @@ internal static class Tuner
         IReadOnlyList<int> hard = rows;
         TrialScore Score(IReadOnlyList<float[][]> quantized, IReadOnlyList<int> subset)
         {
-            var cosines = TuningScores.RowCosines(subset.Select(r => measurement.Float[r]).ToList(), subset.Select(r => quantized[r]).ToList());
+            var cosines = TuningScores.RowCosines(subset.Select(r => measurement.Float[r]).ToList(), subset.Select(r => quantized[r]).ToList(), measurement.Exact);
             return new TrialScore(Value(quantized, subset), cosines.DefaultIfEmpty(1).Average(), cosines.DefaultIfEmpty(1).Min(),
                 counted && subset.Count > 0 ? 1.0 / subset.Count : 0);
         }
@@ -86,7 +86,7 @@ internal static class Tuner
         // 1. The recipe as set.
         var quantized = measurement.Run(first.Realized);
         double firstSeconds = clock.Elapsed.TotalSeconds;
-        var rowCosines = TuningScores.RowCosines(measurement.Float, quantized);
+        var rowCosines = TuningScores.RowCosines(measurement.Float, quantized, measurement.Exact);
         if (rows.Count > MinimumHardRows)
             hard = rows.OrderBy(r => rowCosines[r]).ThenBy(r => r)
                 .Take(Math.Max(MinimumHardRows, (int)Math.Ceiling(rows.Count * HardRowsFraction))).OrderBy(r => r).ToList();
@@ -174,6 +174,7 @@ internal static class Tuner
     {
         OutputScoring.TopOne => "top-1 agreement",
         OutputScoring.Neighbour => "nearest-neighbour agreement",
+        OutputScoring.Equality => "values equal",
         _ => "mean cosine",
     };
 }

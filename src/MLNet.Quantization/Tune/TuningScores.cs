@@ -8,6 +8,9 @@ internal enum OutputScoring
     Cosine,
     TopOne,
     Neighbour,
+
+    /// <summary>An integer or boolean output: the fraction of values equal, whatever the objective.</summary>
+    Equality,
 }
 
 /// <summary>
@@ -54,6 +57,8 @@ internal readonly record struct TrialScore(double Value, double MeanCosine, doub
 ///   value per row, the cosine of the columns (f_r)_r and (q_r)_r instead (`OutputCosine`: a row's cosine is a sign test);
 /// - top-1 agreement: the fraction of positions p (each run of the last axis) of the rows R where
 ///   argmax f_r[p, ·] = argmax q_r[p, ·];
+/// - equality, for an integer or boolean output (labels, indices, masks) whatever the objective: the mean over R of the
+///   fraction of the row's values equal;
 /// - nearest-neighbour agreement: with v_r the row's vector (mean over every axis but the last when the output is a
 ///   sequence of vectors), the fraction of r ∈ R for which argmax_{j ≠ r} cos(v_r, v_j) is the same index j for the
 ///   float and the quantized vectors, j ranging over every held-back row.
@@ -69,9 +74,12 @@ internal static class TuningScores
         "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Transpose", "Cast",
     };
 
-    /// <summary>How each output is scored under <paramref name="objective"/>; <paramref name="shapes"/> from the first row.</summary>
-    public static OutputScoring[] Scorings(OnnxGraph model, TuningObjective objective, IReadOnlyList<long[]> shapes) =>
-        model.Graph.Output.Select((output, k) => objective switch
+    /// <summary>
+    /// How each output is scored under <paramref name="objective"/>; <paramref name="shapes"/> from the first row,
+    /// <paramref name="exact"/> per output whether it holds integers or booleans (scored by equality).
+    /// </summary>
+    public static OutputScoring[] Scorings(OnnxGraph model, TuningObjective objective, IReadOnlyList<long[]> shapes, IReadOnlyList<bool>? exact = null) =>
+        model.Graph.Output.Select((output, k) => exact is not null && exact[k] ? OutputScoring.Equality : objective switch
         {
             TuningObjective.OutputCosine => OutputScoring.Cosine,
             TuningObjective.TopOneAgreement => OutputScoring.TopOne,
@@ -110,6 +118,7 @@ internal static class TuningScores
             {
                 OutputScoring.TopOne => TopOne(floatRows, quantizedRows, k, (int)Math.Max(1, shapes[k].LastOrDefault()), rows),
                 OutputScoring.Neighbour => Neighbours(floatRows, quantizedRows, k, shapes[k], rows),
+                OutputScoring.Equality => Realize.OutputCosine.Over(floatRows.Select(row => row[k]).ToList(), quantizedRows.Select(row => row[k]).ToList(), rows, exact: true).Mean,
                 _ => Cosine(floatRows, quantizedRows, k, rows),
             };
             worst = Math.Min(worst, value);
@@ -121,13 +130,14 @@ internal static class TuningScores
     /// Per row, the smallest cosine over the float outputs (<see cref="Realize.OutputCosine.PerRow"/>: for an output of one
     /// value per row, the row's error on the column's scale).
     /// </summary>
-    public static double[] RowCosines(IReadOnlyList<float[][]> floatRows, IReadOnlyList<float[][]> quantizedRows)
+    public static double[] RowCosines(IReadOnlyList<float[][]> floatRows, IReadOnlyList<float[][]> quantizedRows, IReadOnlyList<bool>? exact = null)
     {
         var cosines = Enumerable.Repeat(1.0, floatRows.Count).ToArray();
         for (int k = 0; k < (floatRows.Count == 0 ? 0 : floatRows[0].Length); k++)
         {
             var kept = Enumerable.Range(0, floatRows.Count).Where(r => floatRows[r][k].Length > 0).ToList();
-            var perRow = Realize.OutputCosine.PerRow(kept.Select(r => floatRows[r][k]).ToList(), kept.Select(r => quantizedRows[r][k]).ToList());
+            var perRow = Realize.OutputCosine.PerRow(kept.Select(r => floatRows[r][k]).ToList(), kept.Select(r => quantizedRows[r][k]).ToList(),
+                exact is not null && exact[k]);
             for (int i = 0; i < kept.Count; i++) cosines[kept[i]] = Math.Min(cosines[kept[i]], perRow[i]);
         }
         return cosines;
