@@ -31,12 +31,17 @@ internal static class TensorStream
             if (names.Length == 0) return;
             using var results = session.Run(runOptions, inputNames, values, names);
             for (int k = 0; k < names.Length; k++)
-            {
-                var info = results[k].GetTensorTypeAndShape();
-                if (info.ElementDataType != TensorElementType.Float)
-                    throw new InvalidOperationException($"Tensor '{names[k]}' is a {info.ElementDataType} tensor, not float.");
-                visit(names[k], results[k].GetTensorDataAsSpan<float>(), info.Shape, row);
-            }
+                visit(names[k], Floats(names[k], results[k], out var shape), shape, row);
         }, maximumRows);
+    }
+
+    /// <summary>The values and the shape of <paramref name="value"/>, the tensor named <paramref name="tensor"/>, which must be float.</summary>
+    public static ReadOnlySpan<float> Floats(string tensor, OrtValue value, out long[] shape)
+    {
+        var info = value.GetTensorTypeAndShape();
+        if (info.ElementDataType != TensorElementType.Float)
+            throw new InvalidOperationException($"Tensor '{tensor}' is a {info.ElementDataType} tensor, not float.");
+        shape = info.Shape;
+        return value.GetTensorDataAsSpan<float>();
     }
 }

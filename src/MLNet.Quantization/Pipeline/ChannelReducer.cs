@@ -1,5 +1,4 @@
 using Microsoft.ML.OnnxRuntime;
-using Microsoft.ML.OnnxRuntime.Tensors;
 using MLNet.Quantization.Onnx;
 
 namespace MLNet.Quantization.Pipeline;
@@ -30,13 +29,7 @@ internal sealed class ChannelReducer
     public bool Reads(string tensor) => _keys.Any(k => k.Tensor == tensor);
 
     /// <summary>Adds one row's value of <paramref name="tensor"/>, which must be a float tensor.</summary>
-    public void Add(string tensor, OrtValue value)
-    {
-        var info = value.GetTensorTypeAndShape();
-        if (info.ElementDataType != TensorElementType.Float)
-            throw new InvalidOperationException($"Statistic point '{tensor}' is a {info.ElementDataType} tensor, not float.");
-        Add(tensor, value.GetTensorDataAsSpan<float>(), info.Shape);
-    }
+    public void Add(string tensor, OrtValue value) => Add(tensor, Calibration.TensorStream.Floats(tensor, value, out var shape), shape);
 
     /// <summary>Adds one row's value of <paramref name="tensor"/> to every key that reduces it.</summary>
     public void Add(string tensor, ReadOnlySpan<float> values, ReadOnlySpan<long> shape)
