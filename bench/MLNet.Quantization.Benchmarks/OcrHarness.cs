@@ -37,6 +37,8 @@ internal static class OcrHarness
         ("+ SmoothQuant 0.8 + fast bias correction", o => { o.SmoothQuantAlpha = 0.8; o.BiasCorrection = BiasCorrection.Fast; }),
         ("defaults, fallback to 0.999 output cosine", o => o.MinimumOutputCosine = 0.999),
         ("mean min/max + fast bias correction", o => { o.ActivationCalibration = CalibrationMethod.MeanMinMax; o.BiasCorrection = BiasCorrection.Fast; }),
+        ("squared error + fast bias correction", o => { o.ActivationCalibration = CalibrationMethod.MeanSquaredError; o.BiasCorrection = BiasCorrection.Fast; }),
+        ("squared error + full bias correction", o => { o.ActivationCalibration = CalibrationMethod.MeanSquaredError; o.BiasCorrection = BiasCorrection.Full; }),
     };
 
     public static void Run(string[] args)
