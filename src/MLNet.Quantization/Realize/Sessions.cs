@@ -101,7 +101,13 @@ internal sealed class OutputComparisons
         Rows++;
     }
 
-    private void Add(int k, ReadOnlySpan<float> u, ReadOnlySpan<float> v, bool exact) => (_outputs[k] ??= new OutputSums(exact)).Add(u, v);
+    private void Add(int k, ReadOnlySpan<float> u, ReadOnlySpan<float> v, bool exact)
+    {
+        if (u.Length != v.Length)
+            throw new InvalidOperationException(
+                $"Output {k} of the model holds {u.Length} values in the float run and {v.Length} in the quantized one: the two models do not compute the same output.");
+        (_outputs[k] ??= new OutputSums(exact)).Add(u, v);
+    }
 
     /// <summary>The smallest per-output mean cosine (1 when no output is compared); NaN without rows.</summary>
     public double Worst => Rows == 0 ? double.NaN

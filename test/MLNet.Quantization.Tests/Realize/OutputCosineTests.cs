@@ -1,4 +1,5 @@
 using Microsoft.ML;
+using Microsoft.ML.OnnxRuntime;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
 using MLNet.Quantization.Realize;
 using MLNet.Quantization.Tune;
@@ -59,6 +60,17 @@ public sealed class OutputCosineTests
         Assert.AreEqual(0.5, cosine.Mean, 1e-12); // (0 + 1) / 2
         Assert.AreEqual(0.0, cosine.Worst, 1e-12);
         CollectionAssert.AreEqual(new[] { 0.0, 1.0 }, OutputCosine.PerRow(f, q));
+    }
+
+    [TestMethod]
+    public void OutputsOfDifferentLengthsAreRefusedByNameNotIndexedPastTheirEnd()
+    {
+        using var a = OrtValue.CreateTensorValueFromMemory(new[] { 1f, 2f }, new long[] { 1, 2 });
+        using var b = OrtValue.CreateTensorValueFromMemory(new[] { 1f, 2f, 3f }, new long[] { 1, 3 });
+        var comparisons = new OutputComparisons(1);
+        var e = Assert.ThrowsExactly<InvalidOperationException>(() => comparisons.Add(new[] { b }, new[] { a }));
+        StringAssert.Contains(e.Message, "Output 0");
+        Assert.ThrowsExactly<InvalidOperationException>(() => comparisons.Add(new float[]?[] { new[] { 1f, 2f, 3f } }, new[] { a }));
     }
 
     [TestMethod]
