@@ -75,17 +75,26 @@ internal static class TuningScores
     };
 
     /// <summary>
-    /// How each output is scored under <paramref name="objective"/>; <paramref name="shapes"/> from the first row,
-    /// <paramref name="exact"/> per output whether it holds integers or booleans (scored by equality).
+    /// The fewest held-back rows on which <see cref="TuningObjective.Auto"/> scores an embedding by nearest-neighbour
+    /// agreement: on fewer, each row's nearest other row is one of a handful, one row moves the score by more than 12.5
+    /// points, and the mean cosine is the objective instead.
     /// </summary>
-    public static OutputScoring[] Scorings(OnnxGraph model, TuningObjective objective, IReadOnlyList<long[]> shapes, IReadOnlyList<bool>? exact = null) =>
+    public const int MinimumNeighbourRows = 8;
+
+    /// <summary>
+    /// How each output is scored under <paramref name="objective"/>; <paramref name="shapes"/> from the first row,
+    /// <paramref name="exact"/> per output whether it holds integers or booleans (scored by equality), <paramref name="rows"/>
+    /// the held-back rows.
+    /// </summary>
+    public static OutputScoring[] Scorings(OnnxGraph model, TuningObjective objective, IReadOnlyList<long[]> shapes, IReadOnlyList<bool>? exact = null,
+        int rows = int.MaxValue) =>
         model.Graph.Output.Select((output, k) => exact is not null && exact[k] ? OutputScoring.Equality : objective switch
         {
             TuningObjective.OutputCosine => OutputScoring.Cosine,
             TuningObjective.TopOneAgreement => OutputScoring.TopOne,
             TuningObjective.NeighbourAgreement => OutputScoring.Neighbour,
             _ => IsClassifier(model, output.Name) && shapes[k].LastOrDefault() >= 2 ? OutputScoring.TopOne
-                : IsEmbedding(shapes[k]) ? OutputScoring.Neighbour : OutputScoring.Cosine,
+                : IsEmbedding(shapes[k]) && rows >= MinimumNeighbourRows ? OutputScoring.Neighbour : OutputScoring.Cosine,
         }).ToArray();
 
     /// <summary>Whether a Softmax or LogSoftmax computes <paramref name="tensor"/>, through shape-only ops.</summary>

@@ -50,6 +50,14 @@ public sealed class TuningScoresTests
         Assert.IsTrue(TuningScores.IsEmbedding(new long[] { 1, 128, 384 }));
         Assert.IsFalse(TuningScores.IsEmbedding(new long[] { 1, 8 }), "too short to rank neighbours by");
         Assert.IsFalse(TuningScores.IsEmbedding(new long[] { 1, 3, 64, 64 }), "a feature map");
+        using var directory = new TempDirectory();
+        var model = MLNet.Quantization.Onnx.OnnxGraph.Load(new TinyModel().Input("X", 1, 512).Output("E", 1, 512)
+            .Node("Relu", new[] { "X" }, new[] { "E" }).Save(directory.Path));
+        var shapes = new[] { new long[] { 1, 512 } };
+        Assert.AreEqual(OutputScoring.Neighbour, TuningScores.Scorings(model, TuningObjective.Auto, shapes, rows: 8).Single());
+        Assert.AreEqual(OutputScoring.Cosine, TuningScores.Scorings(model, TuningObjective.Auto, shapes, rows: 7).Single(),
+            "on 7 held-back rows the nearest other row is one of 6: the mean cosine decides");
+        Assert.AreEqual(OutputScoring.Neighbour, TuningScores.Scorings(model, TuningObjective.NeighbourAgreement, shapes, rows: 3).Single(), "asked for");
     }
 
     [TestMethod]
