@@ -223,6 +223,26 @@ internal static class ZooHarness
     {
         var named = Environment.GetEnvironmentVariable("ZOO_EXCLUDE") is { Length: > 0 } e ? e.Split(',') : Array.Empty<string>();
         var mode = Environment.GetEnvironmentVariable("ZOO_FLOAT_DEPTHWISE");
+        // ZOO_FLOAT_HEADS=1: the Convs, Gemms and MatMuls whose output reaches a model output through shape-only ops
+        // and Concat stay float (an experiment on box regressions).
+        if (Environment.GetEnvironmentVariable("ZOO_FLOAT_HEADS") == "1")
+        {
+            var model = global::Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(file)).Graph;
+            var producer = model.Node.SelectMany(n => n.Output.Select(o => (o, n))).GroupBy(p => p.o).ToDictionary(g => g.Key, g => g.First().n);
+            var heads = new List<string>();
+            var pending = new Stack<string>(model.Output.Select(o => o.Name));
+            var seen = new HashSet<string>();
+            while (pending.Count > 0)
+            {
+                var tensor = pending.Pop();
+                if (!seen.Add(tensor) || !producer.TryGetValue(tensor, out var node)) continue;
+                if (node.OpType is "Conv" or "Gemm" or "MatMul") heads.Add(node.Name);
+                else if (node.OpType is "Reshape" or "Transpose" or "Concat" or "Flatten" or "Squeeze" or "Unsqueeze" or "Identity" or "Add")
+                    foreach (var input in node.Input) pending.Push(input);
+            }
+            Console.Error.WriteLine($"float heads: {string.Join(", ", heads)}");
+            return heads.Concat(named).ToArray();
+        }
         if (mode is not ("1" or "16")) return named.Length > 0 ? named : null;
         var graph = global::Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(file));
         // "16": only those whose group count is not a multiple of 16 (ONNX Runtime's symmetric depthwise kernels need one).
