@@ -29,10 +29,7 @@ internal sealed class ActivationStatisticsPass : IQuantizationPass
         var known = context.CollectedActivations.GetValueOrDefault(key);
         var kept = known is null && settings.Rows.RangesFrom is null ? context.StatisticsOfKeptValues(settings.Activations.CollectHistograms) : null;
         // Point sets that later steps will read of this model, reduced in the same stream (see QuantizationContext.Foreseen).
-        var foreseen = kept is null && settings.Rows.RangesFrom is null
-            ? context.Foreseen.GetValueOrDefault(context.ModelVersion, new()).Select(points => (Points: points, Key: QuantizationPipeline.CollectionKey(context, points, long.MaxValue)))
-                .Where(f => f.Key is { } k && !context.Collected.ContainsKey(k)).Select(f => (f.Points, Key: f.Key!.Value)).ToList()
-            : new();
+        var foreseen = kept is null && settings.Rows.RangesFrom is null ? context.PendingForeseen() : Array.Empty<(IReadOnlyList<StatisticPoint>, (object, RowSettings, string))>();
         var alongside = foreseen.Count > 0 ? new ChannelReducer(foreseen.SelectMany(f => f.Points).ToList(), context.Model) : null;
         context.Statistics = StatisticsCollector.Collect(context.Model, context.Plan, context.Data, settings, context.Fingerprint,
             context.InputShapes, known, kept, alongside);

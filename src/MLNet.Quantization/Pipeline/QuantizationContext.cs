@@ -163,6 +163,16 @@ internal sealed class QuantizationContext
     /// </summary>
     public Dictionary<object, List<IReadOnlyList<StatisticPoint>>> Foreseen { get; private init; } = new(ReferenceEqualityComparer.Instance);
 
+    /// <summary>
+    /// The <see cref="Foreseen"/> point sets of this model version not yet in <see cref="Collected"/>, each with the key
+    /// it is filed under (<see cref="QuantizationPipeline.CollectionKey"/>, all rows): what this version's activation
+    /// stream reduces besides.
+    /// </summary>
+    public IReadOnlyList<(IReadOnlyList<StatisticPoint> Points, (object Version, RowSettings Rows, string Points) Key)> PendingForeseen() =>
+        Foreseen.GetValueOrDefault(ModelVersion, new())
+            .Select(points => (Points: points, Key: QuantizationPipeline.CollectionKey(this, points, long.MaxValue)))
+            .Where(f => f.Key is { } k && !Collected.ContainsKey(k)).Select(f => (f.Points, f.Key!.Value)).ToList();
+
     /// <summary>The int8 weights already made, shared by every <see cref="Fork"/>: the tuner's trials recalibrate the same weights.</summary>
     public WeightCache WeightCache { get; private init; } = new();
 
