@@ -29,12 +29,12 @@ internal sealed class ActivationStatisticsPass : IQuantizationPass
         var known = context.CollectedActivations.GetValueOrDefault(key);
         var kept = known is null && settings.Rows.RangesFrom is null ? context.StatisticsOfKeptValues(settings.Activations.CollectHistograms) : null;
         // Point sets that later steps will read of this model, reduced in the same stream (see QuantizationContext.Foreseen).
-        var foreseen = kept is null && settings.Rows.RangesFrom is null ? context.PendingForeseen() : Array.Empty<(IReadOnlyList<StatisticPoint>, (object, RowSettings, string))>();
-        var alongside = foreseen.Count > 0 ? new ChannelReducer(foreseen.SelectMany(f => f.Points).ToList(), context.Model) : null;
+        var foreseen = kept is null && settings.Rows.RangesFrom is null ? context.PendingForeseen() : null;
+        var alongside = foreseen is { Count: > 0 } ? new ChannelReducer(foreseen.SelectMany(f => f.Points).ToList(), context.Model) : null;
         context.Statistics = StatisticsCollector.Collect(context.Model, context.Plan, context.Data, settings, context.Fingerprint,
             context.InputShapes, known, kept, alongside);
         context.CollectedActivations[key] = context.Statistics;
-        if (alongside is null) return;
+        if (alongside is null || foreseen is null) return;
         // A set is filed only when the stream read each of its tensors (it drops those that are not float or not finite).
         var streamed = context.Statistics.Tensors.Select(t => t.Tensor).ToHashSet(StringComparer.Ordinal);
         var values = alongside.Values(context.Statistics.Rows);

@@ -36,9 +36,6 @@ internal sealed class OutputCosine
     /// <summary>An output compared by cosine, or by equality when <paramref name="exact"/> (an integer or boolean output).</summary>
     public OutputCosine(bool exact = false) => _exact = exact;
 
-    /// <summary>The rows compared.</summary>
-    public long Rows => _rows;
-
     /// <summary>Whether every row of a float output held one value, so that the output is compared across the rows.</summary>
     public bool OneValuePerRow => !_exact && _oneValue && _rows > 0;
 

@@ -38,6 +38,18 @@ internal static class OutputValues
         _ => null,
     };
 
+    /// <summary>
+    /// The values of <paramref name="value"/> as <see cref="Read"/> gives them, a float tensor's in place (no copy), and
+    /// whether they are compared by equality; false for a type that is not compared.
+    /// </summary>
+    public static bool TryRead(OrtValue value, out ReadOnlySpan<float> values, out bool exact)
+    {
+        var type = value.GetTensorTypeAndShape().ElementDataType;
+        exact = IsExact(type);
+        values = type == TensorElementType.Float ? value.GetTensorDataAsSpan<float>() : Read(value);
+        return IsCompared(type);
+    }
+
     private static float[] Convert<T>(ReadOnlySpan<T> values, Func<T, float> convert)
     {
         var result = new float[values.Length];

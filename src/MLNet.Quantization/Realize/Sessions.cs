@@ -1,5 +1,4 @@
 using Microsoft.ML.OnnxRuntime;
-using Microsoft.ML.OnnxRuntime.Tensors;
 using MLNet.Quantization.Onnx;
 using Onnx;
 
@@ -78,13 +77,11 @@ internal sealed class OutputComparisons
     public void Add(IReadOnlyList<OrtValue> x, IReadOnlyList<OrtValue> y)
     {
         for (int k = 0; k < _outputs.Length; k++)
-        {
-            var type = x[k].GetTensorTypeAndShape().ElementDataType;
-            if (type == TensorElementType.Float)
-                Add(k, x[k].GetTensorDataAsSpan<float>(), y[k].GetTensorDataAsSpan<float>(), exact: false);
-            else if (OutputValues.IsCompared(type))
-                Add(k, OutputValues.Read(x[k]), OutputValues.Read(y[k]), OutputValues.IsExact(type));
-        }
+            if (OutputValues.TryRead(x[k], out var u, out bool exact))
+            {
+                OutputValues.TryRead(y[k], out var v, out _); // a type not compared reads empty, which Add refuses
+                Add(k, u, v, exact);
+            }
         Rows++;
     }
 
@@ -92,12 +89,11 @@ internal sealed class OutputComparisons
     public void Add(float[]?[] x, IReadOnlyList<OrtValue> y)
     {
         for (int k = 0; k < _outputs.Length; k++)
-        {
-            if (x[k] is not { } u) continue;
-            var type = y[k].GetTensorTypeAndShape().ElementDataType;
-            if (type == TensorElementType.Float) Add(k, u, y[k].GetTensorDataAsSpan<float>(), exact: false);
-            else Add(k, u, OutputValues.Read(y[k]), OutputValues.IsExact(type));
-        }
+            if (x[k] is { } u)
+            {
+                OutputValues.TryRead(y[k], out var v, out bool exact);
+                Add(k, u, v, exact);
+            }
         Rows++;
     }
 

@@ -127,7 +127,7 @@ internal static class TuningScores
             {
                 OutputScoring.TopOne => TopOne(floatRows, quantizedRows, k, (int)Math.Max(1, shapes[k].LastOrDefault()), rows),
                 OutputScoring.Neighbour => Neighbours(floatRows, quantizedRows, k, shapes[k], rows),
-                OutputScoring.Equality => Realize.OutputCosine.Over(floatRows.Select(row => row[k]).ToList(), quantizedRows.Select(row => row[k]).ToList(), rows, exact: true).Mean,
+                OutputScoring.Equality => Cosine(floatRows, quantizedRows, k, rows, exact: true),
                 _ => Cosine(floatRows, quantizedRows, k, rows),
             };
             worst = Math.Min(worst, value);
@@ -152,9 +152,9 @@ internal static class TuningScores
         return cosines;
     }
 
-    /// <summary>Output <paramref name="k"/>'s mean cosine over <paramref name="rows"/> (<see cref="Realize.OutputCosine"/>).</summary>
-    private static double Cosine(IReadOnlyList<float[][]> floatRows, IReadOnlyList<float[][]> quantizedRows, int k, IReadOnlyList<int> rows) =>
-        Realize.OutputCosine.Over(floatRows.Select(row => row[k]).ToList(), quantizedRows.Select(row => row[k]).ToList(), rows).Mean;
+    /// <summary>Output <paramref name="k"/>'s mean cosine over <paramref name="rows"/> (<see cref="Realize.OutputCosine"/>; by equality when <paramref name="exact"/>).</summary>
+    private static double Cosine(IReadOnlyList<float[][]> floatRows, IReadOnlyList<float[][]> quantizedRows, int k, IReadOnlyList<int> rows, bool exact = false) =>
+        Realize.OutputCosine.Over(floatRows.Select(row => row[k]).ToList(), quantizedRows.Select(row => row[k]).ToList(), rows, exact).Mean;
 
     /// <summary>The cosine over the positions where both are finite; 1 for two zero vectors.</summary>
     public static double Cosine(ReadOnlySpan<float> x, ReadOnlySpan<float> y)
