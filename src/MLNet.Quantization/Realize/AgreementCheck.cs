@@ -37,7 +37,7 @@ internal static class AgreementCheck
         var simulatedNames = new Dictionary<string, string>();
         var simulated = QdqWriter.Realize(prepared, plan, parameters, QuantizationMode.Simulated, simulatedNames);
         var outputs = prepared.Graph.Output.Select(o => o.Name).ToArray();
-        var comparisons = new OutputComparisons(outputs.Length);
+        var comparisons = new OutputComparisons(outputs);
         long rows;
         using (var realizedSession = Sessions.Create(realized, Array.Empty<string>(), "the realized model"))
         using (var simulatedSession = Sessions.Create(simulated, Array.Empty<string>(), "the simulated model"))

@@ -44,7 +44,7 @@ internal static class DeploymentMeasurement
         using var floatSession = Sessions.Create(prepared, Array.Empty<string>(), "the float model", threads);
         using var deployedSession = Sessions.Create(deployed, Array.Empty<string>(), "the quantized model", threads);
         using var runOptions = new RunOptions();
-        var comparisons = new OutputComparisons(outputs.Length);
+        var comparisons = new OutputComparisons(outputs);
         var floatTimes = new List<double>();
         var deployedTimes = new List<double>();
         var clock = new Stopwatch();
@@ -99,7 +99,7 @@ internal static class DeploymentMeasurement
             }, maximumVisited: Math.Max(1, (MinimumSamples - before + 1) / 2));
             if (floatTimes.Count == before) break;
         }
-        return new Result(comparisons.ToList(outputs), Median(floatTimes), Median(deployedTimes), rows);
+        return new Result(comparisons.ToList(), Median(floatTimes), Median(deployedTimes), rows);
     }
 
     private static double Median(List<double> values) => values.Count == 0 ? double.NaN : values.OrderBy(v => v).ElementAt(values.Count / 2);

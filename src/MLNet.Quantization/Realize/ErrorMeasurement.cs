@@ -67,7 +67,7 @@ internal sealed class ErrorMeasurement
         using var deployedSession = Sessions.Create(deployed, Array.Empty<string>(), "the quantized model");
         var signal = dequantized.Keys.ToDictionary(t => t, _ => 0.0);
         var noise = dequantized.Keys.ToDictionary(t => t, _ => 0.0);
-        var cosines = new OutputComparisons(outputs.Length);
+        var cosines = new OutputComparisons(outputs);
         using var runOptions = new RunOptions();
         var floatNames = outputs.Concat(tensors).Distinct().ToArray();
         var probeNames = dequantized.Values.Distinct().ToArray();
@@ -106,7 +106,7 @@ internal sealed class ErrorMeasurement
         using var session = Sessions.Create(deployed, Array.Empty<string>(), "the quantized model");
         using var floatSession = floatOutputs.Complete ? null : Sessions.Create(prepared, Array.Empty<string>(), "the float model");
         using var runOptions = new RunOptions();
-        var cosines = new OutputComparisons(outputs.Length);
+        var cosines = new OutputComparisons(outputs);
         int index = 0;
         long rows = RowReader.ForEach(session, data, settings, 3, settings.Rows.IsMeasurementRow, (_, names, values, _) =>
         {

@@ -67,9 +67,15 @@ internal static class Sessions
 /// </summary>
 internal sealed class OutputComparisons
 {
+    private readonly IReadOnlyList<string> _names;
     private readonly OutputSums?[] _outputs;
 
-    public OutputComparisons(int outputs) => _outputs = new OutputSums?[outputs];
+    /// <summary>Compares the outputs named <paramref name="names"/>, in the order the runs give them.</summary>
+    public OutputComparisons(IReadOnlyList<string> names)
+    {
+        _names = names;
+        _outputs = new OutputSums?[names.Count];
+    }
 
     public long Rows { get; private set; }
 
@@ -101,7 +107,7 @@ internal sealed class OutputComparisons
     {
         if (u.Length != v.Length)
             throw new InvalidOperationException(
-                $"Output {k} of the model holds {u.Length} values in the float run and {v.Length} in the quantized one: the two models do not compute the same output.");
+                $"Output '{_names[k]}' of the model holds {u.Length} values in the float run and {v.Length} in the quantized one: the two models do not compute the same output.");
         (_outputs[k] ??= new OutputSums(exact)).Add(u, v);
     }
 
@@ -113,9 +119,9 @@ internal sealed class OutputComparisons
     public double WorstRow => Rows == 0 ? double.NaN
         : _outputs.OfType<OutputSums>().Select(o => o.Cosine.Worst).DefaultIfEmpty(1).Min();
 
-    /// <summary>Each compared output's comparison, in output order, named by <paramref name="names"/>.</summary>
-    public IReadOnlyList<OutputComparison> ToList(IReadOnlyList<string> names) =>
-        _outputs.Select((o, k) => o?.ToComparison(names[k])).OfType<OutputComparison>().ToList();
+    /// <summary>Each compared output's comparison, in output order.</summary>
+    public IReadOnlyList<OutputComparison> ToList() =>
+        _outputs.Select((o, k) => o?.ToComparison(_names[k])).OfType<OutputComparison>().ToList();
 
     private sealed class OutputSums
     {

@@ -15,7 +15,7 @@ public sealed class ErrorMeasurementTests
     {
         // Output 0 is large and exact; output 1 is small and points the other way half the time: concatenated, the
         // large one would hide it (cosine ≈ 1).
-        var cosines = new OutputComparisons(2);
+        var cosines = new OutputComparisons(new[] { "large", "small" });
         for (int row = 0; row < 4; row++)
         {
             var large = Enumerable.Range(0, 64).Select(i => 100f + i).ToArray();

@@ -67,9 +67,9 @@ public sealed class OutputCosineTests
     {
         using var a = OrtValue.CreateTensorValueFromMemory(new[] { 1f, 2f }, new long[] { 1, 2 });
         using var b = OrtValue.CreateTensorValueFromMemory(new[] { 1f, 2f, 3f }, new long[] { 1, 3 });
-        var comparisons = new OutputComparisons(1);
+        var comparisons = new OutputComparisons(new[] { "Y" });
         var e = Assert.ThrowsExactly<InvalidOperationException>(() => comparisons.Add(new[] { b }, new[] { a }));
-        StringAssert.Contains(e.Message, "Output 0");
+        StringAssert.Contains(e.Message, "Output 'Y'");
         Assert.ThrowsExactly<InvalidOperationException>(() => comparisons.Add(new float[]?[] { new[] { 1f, 2f, 3f } }, new[] { a }));
     }
 
