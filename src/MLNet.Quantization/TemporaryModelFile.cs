@@ -3,7 +3,8 @@ using System.Collections.Concurrent;
 namespace MLNet.Quantization;
 
 /// <summary>
-/// A model written to the temp folder for ML.NET's <c>OnnxTransformer</c>, which scores and saves from a file. It is
+/// A model written to the temp folder for ML.NET's <c>OnnxTransformer</c>, which scores and saves from a file, or for an
+/// ONNX Runtime session of <c>Fit</c> to read without an array of the whole model on the managed heap. It is
 /// deleted on <see cref="Dispose"/>, by the finalizer when the owner was never disposed, and at process exit as a last
 /// resort, so that no fit leaves a file behind.
 /// </summary>
@@ -20,12 +21,19 @@ internal sealed class TemporaryModelFile : IDisposable
     };
 
     public TemporaryModelFile(byte[] model)
+        : this(stream => stream.Write(model))
+    {
+    }
+
+    /// <summary>A file that <paramref name="write"/> fills, streamed: no array of the whole model is made.</summary>
+    public TemporaryModelFile(Action<Stream> write)
     {
         Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"{Prefix}{Guid.NewGuid():N}.onnx");
         Live[Path] = 0;
         try
         {
-            File.WriteAllBytes(Path, model);
+            using var stream = new FileStream(Path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16);
+            write(stream);
         }
         catch
         {

@@ -1,3 +1,4 @@
+using Google.Protobuf;
 using Microsoft.ML.OnnxRuntime;
 using MLNet.Quantization.Onnx;
 using Onnx;
@@ -51,10 +52,14 @@ internal static class Sessions
         }
     }
 
+    // Through a file that is deleted once ONNX Runtime has read it: serialized to an array, a model such as ResNet18's
+    // float one (whose Conv weights cannot be read in place) left 45-63 MB of garbage per session, which set the
+    // peak memory of a tuned Fit (docs/benchmarks.md, issue 17).
     private static InferenceSession FromBytes(OnnxGraph graph, int? threads)
     {
-        using var options = threads is null ? null : new SessionOptions { IntraOpNumThreads = threads.Value };
-        return options is null ? new InferenceSession(graph.ToBytes()) : new InferenceSession(graph.ToBytes(), options);
+        using var options = threads is null ? new SessionOptions() : new SessionOptions { IntraOpNumThreads = threads.Value };
+        using var file = new TemporaryModelFile(stream => graph.Model.WriteTo(stream));
+        return new InferenceSession(file.Path, options);
     }
 }
 
