@@ -6,9 +6,10 @@ public enum TuningObjective
     /// <summary>
     /// Chosen per output from the graph: top-1 agreement for an output that a Softmax or LogSoftmax computes (a
     /// classifier), nearest-neighbour agreement for one vector per row (an embedding: one axis besides the batch, or
-    /// a sequence of vectors, mean-pooled) when at least 8 rows are held back (on fewer, a row's nearest other row is
-    /// one of a handful), the mean cosine otherwise; integer and boolean outputs by the fraction of values equal. The
-    /// worst output decides.
+    /// a [batch, sequence, width] sequence of vectors as long as an input's axis, as a token model gives, mean-pooled)
+    /// when at least 8 rows are held back (on fewer, a row's nearest other row is one of a handful), the mean cosine
+    /// otherwise (a detector's anchors, a segmenter's maps); integer and boolean outputs by the fraction of values
+    /// equal. The worst output decides.
     /// </summary>
     Auto,
 

@@ -36,23 +36,31 @@ internal sealed class TrialMeasurement
         var shapes = new long[_outputs.Length][];
         _compared = new bool[_outputs.Length];
         _exact = new bool[_outputs.Length];
+        var inputAxes = new HashSet<long>();
         RowReader.ForEach(session, root.Data, root.Settings, ProgressPass, root.Settings.Rows.IsMeasurementRow, (_, names, values, _) =>
         {
             if (bytes > Budget) return;
             using var results = session.Run(runOptions, names, values, _outputs);
             if (_float.Count == 0)
+            {
+                foreach (var value in values) inputAxes.UnionWith(value.GetTensorTypeAndShape().Shape.Skip(1));
                 for (int k = 0; k < results.Count; k++)
                 {
                     var type = results[k].GetTensorTypeAndShape().ElementDataType;
                     _compared[k] = OutputValues.IsCompared(type);
                     _exact[k] = OutputValues.IsExact(type);
                 }
+            }
             var row = Read(results, shapes);
             bytes += row.Sum(v => (long)v.Length * sizeof(float));
             if (bytes <= Budget || _float.Count == 0) _float.Add(row);
         });
         Shapes = shapes.Select(s => s ?? Array.Empty<long>()).ToArray();
+        InputAxes = inputAxes;
     }
+
+    /// <summary>The lengths of the inputs' axes besides the batch, on the first row (a token model's sequence length).</summary>
+    public IReadOnlySet<long> InputAxes { get; }
 
     /// <summary>The model's outputs.</summary>
     public IReadOnlyList<string> Outputs => _outputs;

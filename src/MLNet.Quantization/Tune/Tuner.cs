@@ -67,7 +67,7 @@ internal static class Tuner
         }
 
         var rows = Enumerable.Range(0, measurement.Float.Count).ToList();
-        var scorings = TuningScores.Scorings(root.Model, tuning.Objective, measurement.Shapes, measurement.Exact, measurement.Float.Count);
+        var scorings = TuningScores.Scorings(root.Model, tuning.Objective, measurement.Shapes, measurement.Exact, measurement.Float.Count, measurement.InputAxes);
         string objective = tuning.Metric is not null ? "user metric"
             : string.Join(", ", measurement.Outputs.Zip(scorings, (o, s) => $"{o}: {Describe(s)}").Distinct());
         double Value(IReadOnlyList<float[][]> quantized, IReadOnlyList<int> subset) => tuning.Metric is { } metric

@@ -84,17 +84,17 @@ internal static class TuningScores
     /// <summary>
     /// How each output is scored under <paramref name="objective"/>; <paramref name="shapes"/> from the first row,
     /// <paramref name="exact"/> per output whether it holds integers or booleans (scored by equality), <paramref name="rows"/>
-    /// the held-back rows.
+    /// the held-back rows, <paramref name="inputAxes"/> the lengths of the inputs' axes besides the batch on the first row.
     /// </summary>
     public static OutputScoring[] Scorings(OnnxGraph model, TuningObjective objective, IReadOnlyList<long[]> shapes, IReadOnlyList<bool>? exact = null,
-        int rows = int.MaxValue) =>
+        int rows = int.MaxValue, IReadOnlySet<long>? inputAxes = null) =>
         model.Graph.Output.Select((output, k) => exact is not null && exact[k] ? OutputScoring.Equality : objective switch
         {
             TuningObjective.OutputCosine => OutputScoring.Cosine,
             TuningObjective.TopOneAgreement => OutputScoring.TopOne,
             TuningObjective.NeighbourAgreement => OutputScoring.Neighbour,
             _ => IsClassifier(model, output.Name) && shapes[k].LastOrDefault() >= 2 ? OutputScoring.TopOne
-                : IsEmbedding(shapes[k]) && rows >= MinimumNeighbourRows ? OutputScoring.Neighbour : OutputScoring.Cosine,
+                : IsEmbedding(shapes[k], inputAxes) && rows >= MinimumNeighbourRows ? OutputScoring.Neighbour : OutputScoring.Cosine,
         }).ToArray();
 
     /// <summary>Whether a Softmax or LogSoftmax computes <paramref name="tensor"/>, through shape-only ops.</summary>
@@ -108,11 +108,21 @@ internal static class TuningScores
         return false;
     }
 
-    /// <summary>One vector per row (one axis of at least 16 besides the batch), or a sequence of them.</summary>
-    public static bool IsEmbedding(long[] shape)
+    /// <summary>
+    /// One vector per row (one axis of at least 16 besides the batch), or a sequence of them as a token model gives it:
+    /// [batch, sequence, width ≥ 16] with the sequence as long as an axis of an input (<paramref name="inputAxes"/>:
+    /// tokens in, one vector per token out).
+    /// </summary>
+    /// <remarks>
+    /// A detector's [batch, anchors, box] (BlazeFace's 896 × 16) and a segmenter's [batch, 1, height, width] map are
+    /// not embeddings: which other row is nearest by their pooled values says nothing about boxes or masks, and the
+    /// mean cosine scores them.
+    /// </remarks>
+    public static bool IsEmbedding(long[] shape, IReadOnlySet<long>? inputAxes)
     {
         var axes = shape.Skip(1).Where(d => d != 1).ToList();
-        return (axes.Count == 1 && axes[0] >= 16) || (axes.Count == 2 && shape[^1] >= 16);
+        return (axes.Count == 1 && axes[0] >= 16)
+            || (shape.Length == 3 && shape[1] > 1 && shape[2] >= 16 && inputAxes is not null && inputAxes.Contains(shape[1]));
     }
 
     /// <summary>The objective over <paramref name="rows"/> (indices into the row lists).</summary>

@@ -46,10 +46,15 @@ public sealed class TuningScoresTests
     [TestMethod]
     public void EmbeddingsAreOneVectorOrASequenceOfVectorsPerRow()
     {
-        Assert.IsTrue(TuningScores.IsEmbedding(new long[] { 1, 512, 1, 1 }));
-        Assert.IsTrue(TuningScores.IsEmbedding(new long[] { 1, 128, 384 }));
-        Assert.IsFalse(TuningScores.IsEmbedding(new long[] { 1, 8 }), "too short to rank neighbours by");
-        Assert.IsFalse(TuningScores.IsEmbedding(new long[] { 1, 3, 64, 64 }), "a feature map");
+        var tokens = new HashSet<long> { 128 }; // input_ids [1, 128]
+        var image = new HashSet<long> { 128, 3 }; // a channels-last image [1, 128, 128, 3]
+        Assert.IsTrue(TuningScores.IsEmbedding(new long[] { 1, 512, 1, 1 }, image));
+        Assert.IsTrue(TuningScores.IsEmbedding(new long[] { 1, 128, 384 }, tokens), "one vector per token");
+        Assert.IsFalse(TuningScores.IsEmbedding(new long[] { 1, 8 }, image), "too short to rank neighbours by");
+        Assert.IsFalse(TuningScores.IsEmbedding(new long[] { 1, 3, 64, 64 }, image), "a feature map");
+        Assert.IsFalse(TuningScores.IsEmbedding(new long[] { 1, 896, 16 }, image), "a detector's 896 anchor boxes");
+        Assert.IsFalse(TuningScores.IsEmbedding(new long[] { 1, 1, 128, 128 }, image), "a segmenter's mask, as long as the image");
+        Assert.IsFalse(TuningScores.IsEmbedding(new long[] { 1, 128, 384 }, null), "no input axis to match");
         using var directory = new TempDirectory();
         var model = MLNet.Quantization.Onnx.OnnxGraph.Load(new TinyModel().Input("X", 1, 512).Output("E", 1, 512)
             .Node("Relu", new[] { "X" }, new[] { "E" }).Save(directory.Path));
