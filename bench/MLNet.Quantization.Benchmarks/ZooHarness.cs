@@ -301,11 +301,14 @@ internal static class ZooHarness
             ? double.Parse(e, System.Globalization.CultureInfo.InvariantCulture) : QuantizationDefaults.MaximumOutputError;
         // ZOO_METHOD=MeanSquaredError: the activation calibration method (pins the tuner's knob); default: the option's default.
         var method = Environment.GetEnvironmentVariable("ZOO_METHOD") is { Length: > 0 } m ? Enum.Parse<CalibrationMethod>(m) : (CalibrationMethod?)null;
+        // ZOO_WEIGHT_RANGE=Full: the weights' number format (default: pair-bounded, safe on CPUs without VNNI).
+        var weightRange = Environment.GetEnvironmentVariable("ZOO_WEIGHT_RANGE") is { Length: > 0 } w
+            ? Enum.Parse<WeightRange>(w) : QuantizationDefaults.WeightRange;
         QuantizingTransformer Fit(QuantizationMode mode)
         {
             var options = new QuantizingEstimator.Options
             {
-                MaximumOutputError = maximumError,
+                MaximumOutputError = maximumError, WeightRange = weightRange,
                 ModelFile = model.File, ShapeDictionary = model.Shapes, IntraOpNumThreads = 1, Mode = mode,
                 InputColumnNames = names, OutputColumnNames = outputs, CheckDeployment = check, ExcludeNodes = depthwise is { Length: > 0 } ? depthwise : null,
                 Tuning = tune ? new TuningOptions() : null,
