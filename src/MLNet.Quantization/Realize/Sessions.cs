@@ -54,12 +54,20 @@ internal static class Sessions
 
     // Through a file that is deleted once ONNX Runtime has read it: serialized to an array, a model such as ResNet18's
     // float one (whose Conv weights cannot be read in place) left 45-63 MB of garbage per session, which set the
-    // peak memory of a tuned Fit (docs/benchmarks.md, issue 17).
+    // peak memory of a tuned Fit (docs/benchmarks.md, issue 17). Where the temp folder cannot be written, from an array.
     private static InferenceSession FromBytes(OnnxGraph graph, int? threads)
     {
         using var options = threads is null ? new SessionOptions() : new SessionOptions { IntraOpNumThreads = threads.Value };
-        using var file = new TemporaryModelFile(stream => graph.Model.WriteTo(stream));
-        return new InferenceSession(file.Path, options);
+        TemporaryModelFile file;
+        try
+        {
+            file = new TemporaryModelFile(stream => graph.Model.WriteTo(stream));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return new InferenceSession(graph.ToBytes(), options);
+        }
+        using (file) return new InferenceSession(file.Path, options);
     }
 }
 

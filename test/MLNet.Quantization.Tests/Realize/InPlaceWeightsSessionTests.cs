@@ -144,6 +144,30 @@ public sealed class InPlaceWeightsSessionTests
     }
 
     [TestMethod]
+    public void WhereTheTempFolderCannotBeWrittenTheModelIsLoadedFromAnArray()
+    {
+        var conv = new TinyModel().Input("X", 1, 8, 6, 6).Output("Y", 1, 16, 6, 6)
+            .Weight("W", new long[] { 16, 8, 3, 3 }).Weight("B", new long[] { 16 })
+            .Node("Conv", new[] { "X", "W", "B" }, new[] { "Y" }, TinyModel.Ints("pads", 1, 1, 1, 1));
+        using var directory = new TempDirectory();
+        var graph = OnnxGraph.Load(conv.Save(directory.Path));
+        var x = TinyData.Normal(1, 288, seed: 4)[0];
+        using var plain = new InferenceSession(graph.ToBytes());
+        string? before = Environment.GetEnvironmentVariable("TMPDIR");
+        Environment.SetEnvironmentVariable("TMPDIR", directory.File("no-such-folder"));
+        try
+        {
+            Assert.IsFalse(Directory.Exists(Path.GetTempPath()), "the temp folder this test points at does not exist");
+            using var session = Sessions.Create(graph, Array.Empty<string>(), "the Conv model");
+            CollectionAssert.AreEqual(Run(plain, "X", x, new long[] { 1, 8, 6, 6 }), Run(session, "X", x, new long[] { 1, 8, 6, 6 }));
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("TMPDIR", before);
+        }
+    }
+
+    [TestMethod]
     public void AModelThatOnnxRuntimeCannotLoadIsReportedByName()
     {
         var before = OurTempFiles();
