@@ -10,7 +10,7 @@ namespace MLNet.Quantization.Benchmarks;
 // each pass's share; and how long the fallback takes. Both at ONNX Runtime's default thread count, as Fit runs.
 // Usage: dotnet run -c Release --project bench/MLNet.Quantization.Benchmarks -- fit-time [resnetRows] [miniLmRows] [only configurations containing this] [resnet|minilm|both]
 // The last column is the process's peak working set so far: run one configuration and one model per process to read it as that Fit's.
-// The passes column ends with the number of ONNX Runtime sessions that the Fit opened.
+// The passes column ends with the number of ONNX Runtime sessions that the Fit opened and the managed memory it allocated.
 internal static class FitTimeHarness
 {
     private static readonly (string Name, Action<QuantizingEstimator.Options> Set)[] Configurations =
@@ -87,12 +87,14 @@ internal static class FitTimeHarness
             var clock = Stopwatch.StartNew();
             watch.Restart();
             long sessions = Realize.Sessions.Opened;
+            long allocated = GC.GetTotalAllocatedBytes(precise: true);
             using var fitted = ml.Transforms.QuantizeCalibrated(options).Fit(rows);
             double fitSeconds = clock.Elapsed.TotalSeconds;
+            allocated = GC.GetTotalAllocatedBytes(precise: true) - allocated;
             if (fitted.Tuning is { } tuning) Console.Error.WriteLine(tuning.Summary + "\n" + tuning.ToCsv());
             string passes = string.Join(", ", fitted.FitTimings.Select(t => $"{t.Pass} {t.Seconds:F1}"))
                 + "; streams " + string.Join(", ", streams.OrderBy(kv => kv.Key).Select(kv => $"{kv.Key}: {(kv.Value.Last - kv.Value.First).TotalSeconds:F1}"))
-                + $"; {Realize.Sessions.Opened - sessions} sessions";
+                + $"; {Realize.Sessions.Opened - sessions} sessions; {allocated / 1e6:F0} MB allocated";
             string dropped = options.MinimumOutputCosine is null ? "" : $"; {fitted.Report.FloatNodes.Count} nodes kept float, output cosine {fitted.Report.OutputCosine:F4}";
             Console.WriteLine($"| {name} | {count} | {configuration} | {floatSeconds:F1} s | {fitSeconds:F1} s | {fitSeconds / floatSeconds:F2}x | {passes}{dropped} | {Process.GetCurrentProcess().PeakWorkingSet64 / 1e6:F0} MB |");
         }
