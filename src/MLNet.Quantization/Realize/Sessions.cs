@@ -29,7 +29,7 @@ internal static class Sessions
         }
         try
         {
-            var session = InPlace(probe, threads) ?? FromBytes(probe, threads);
+            var session = InPlace(probe, threads) ?? ReadWhole(probe, threads);
             Interlocked.Increment(ref _opened);
             return session;
         }
@@ -55,7 +55,7 @@ internal static class Sessions
     // Through a file that is deleted once ONNX Runtime has read it: serialized to an array, a model such as ResNet18's
     // float one (whose Conv weights cannot be read in place) left 45-63 MB of garbage per session, which set the
     // peak memory of a tuned Fit (docs/benchmarks.md, issue 17). Where the temp folder cannot be written, from an array.
-    private static InferenceSession FromBytes(OnnxGraph graph, int? threads)
+    private static InferenceSession ReadWhole(OnnxGraph graph, int? threads)
     {
         using var options = threads is null ? new SessionOptions() : new SessionOptions { IntraOpNumThreads = threads.Value };
         TemporaryModelFile file;
