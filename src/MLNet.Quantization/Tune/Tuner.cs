@@ -61,9 +61,13 @@ internal static class Tuner
         var first = cache.Build(root.Settings);
         if (measurement.Float.Count == 0)
         {
-            first.Tuning = new TuningResult(table, "none", 1, 0,
-                "no held-back rows (every fifth row is held back: give at least 5 rows)", clock.Elapsed.TotalSeconds);
-            return first;
+            // Fewer than 5 rows: none was held back, so every row calibrated. The checks then measure on those rows, as
+            // without tuning, rather than on none (which would leave the model unchecked in silence).
+            var unheld = first.Fork(first.Settings with { Rows = first.Settings.Rows with { HoldBack = false } }, cloneModel: false);
+            unheld.Tuning = new TuningResult(table, "none", 1, 0,
+                "no held-back rows (every fifth row is held back: give at least 5 rows); the checks measure on the calibration rows",
+                clock.Elapsed.TotalSeconds);
+            return unheld;
         }
 
         var rows = Enumerable.Range(0, measurement.Float.Count).ToList();

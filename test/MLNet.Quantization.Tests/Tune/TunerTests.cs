@@ -293,14 +293,18 @@ public sealed class TunerTests
     {
         using var directory = new TempDirectory();
         var ml = new MLContext(seed: 1);
-        using var fitted = Fit(ml, SmoothQuantPassTests.Outliers(ml, 4), new QuantizingEstimator.Options
-        {
-            ModelFile = SmoothQuantPassTests.TwoMatMuls(directory), CheckDeployment = false,
-        });
+        var model = SmoothQuantPassTests.TwoMatMuls(directory);
+        using var fitted = Fit(ml, SmoothQuantPassTests.Outliers(ml, 4), new QuantizingEstimator.Options { ModelFile = model, CheckDeployment = false });
         Assert.AreEqual(0, fitted.Tuning!.Trials.Count);
         StringAssert.Contains(fitted.Tuning.StoppedBecause, "at least 5 rows");
         Assert.AreEqual(4, fitted.Statistics.Rows);
         Assert.IsTrue(fitted.Calibration.Count > 0);
+        // Not unchecked in silence: the agreement and the deployment check measure on the 4 calibration rows.
+        Assert.AreEqual(4, fitted.Agreement?.Rows, "the realized model is compared with its simulation");
+        using var checkedFit = Fit(ml, SmoothQuantPassTests.Outliers(ml, 4), new QuantizingEstimator.Options { ModelFile = model });
+        Assert.IsNotNull(checkedFit.Deployment, "the deployment check measured the model");
+        Assert.AreEqual(4, checkedFit.Deployment.Rows, "on the 4 calibration rows");
+        Assert.IsTrue(checkedFit.Deployment.Outputs.Count > 0, "every output compared");
     }
 
     [TestMethod]
