@@ -9,6 +9,10 @@ internal sealed class TempDirectory : IDisposable
 
     public string File(string name) => System.IO.Path.Combine(Path, name);
 
+    /// <summary>The library's temp model files (<see cref="TemporaryModelFile.Prefix"/>) now in the temp folder.</summary>
+    public static List<string> ModelFiles() =>
+        Directory.GetFiles(System.IO.Path.GetTempPath(), TemporaryModelFile.Prefix + "*").ToList();
+
     public void Dispose()
     {
         if (Directory.Exists(Path)) Directory.Delete(Path, recursive: true);

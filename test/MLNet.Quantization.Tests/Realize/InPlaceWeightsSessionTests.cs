@@ -109,11 +109,8 @@ public sealed class InPlaceWeightsSessionTests
     {
         // ONNX Runtime reorders a Conv's weights when it optimizes the graph, so they are not handed over; nor is a bias
         // under the size limit.
-        var conv = new TinyModel().Input("X", 1, 8, 6, 6).Output("Y", 1, 16, 6, 6)
-            .Weight("W", new long[] { 16, 8, 3, 3 }).Weight("B", new long[] { 16 })
-            .Node("Conv", new[] { "X", "W", "B" }, new[] { "Y" }, TinyModel.Ints("pads", 1, 1, 1, 1));
         using var directory = new TempDirectory();
-        var graph = OnnxGraph.Load(conv.Save(directory.Path));
+        var graph = FloatConv(directory, 8, 16, 6);
         Assert.IsNull(InPlaceWeightsSession.TryCreate(graph.Model, threads: null));
         var x = TinyData.Normal(1, 288, seed: 2)[0];
         using var plain = new InferenceSession(graph.ToBytes());
@@ -125,19 +122,16 @@ public sealed class InPlaceWeightsSessionTests
     public void AModelLoadedWholeIsStreamedThroughAFileThatIsDeletedAndNeverCopiedOnTheManagedHeap()
     {
         // A 2.4 MB float Conv (whose weights are not handed over) serialized to an array would allocate its size again.
-        var conv = new TinyModel().Input("X", 1, 256, 4, 4).Output("Y", 1, 256, 4, 4)
-            .Weight("W", new long[] { 256, 256, 3, 3 }).Weight("B", new long[] { 256 })
-            .Node("Conv", new[] { "X", "W", "B" }, new[] { "Y" }, TinyModel.Ints("pads", 1, 1, 1, 1));
         using var directory = new TempDirectory();
-        var graph = OnnxGraph.Load(conv.Save(directory.Path));
+        var graph = FloatConv(directory, 256, 256, 4);
         long weights = 256L * 256 * 9 * sizeof(float);
-        var before = OurTempFiles();
+        var before = TempDirectory.ModelFiles();
         Sessions.Create(graph, Array.Empty<string>(), "the Conv model").Dispose(); // warm-up: ONNX Runtime's first session
         long allocated = GC.GetAllocatedBytesForCurrentThread();
         using var session = Sessions.Create(graph, Array.Empty<string>(), "the Conv model");
         allocated = GC.GetAllocatedBytesForCurrentThread() - allocated;
         Assert.IsTrue(allocated < weights / 4, $"{allocated} bytes allocated for a model of {weights} bytes of weights");
-        CollectionAssert.AreEquivalent(before, OurTempFiles(), "the model's file is deleted once the session is loaded");
+        CollectionAssert.AreEquivalent(before, TempDirectory.ModelFiles(), "the model's file is deleted once the session is loaded");
         var x = TinyData.Normal(1, 256 * 16, seed: 3)[0];
         using var plain = new InferenceSession(graph.ToBytes());
         CollectionAssert.AreEqual(Run(plain, "X", x, new long[] { 1, 256, 4, 4 }), Run(session, "X", x, new long[] { 1, 256, 4, 4 }));
@@ -146,11 +140,8 @@ public sealed class InPlaceWeightsSessionTests
     [TestMethod]
     public void WhereTheTempFolderCannotBeWrittenTheModelIsLoadedFromAnArray()
     {
-        var conv = new TinyModel().Input("X", 1, 8, 6, 6).Output("Y", 1, 16, 6, 6)
-            .Weight("W", new long[] { 16, 8, 3, 3 }).Weight("B", new long[] { 16 })
-            .Node("Conv", new[] { "X", "W", "B" }, new[] { "Y" }, TinyModel.Ints("pads", 1, 1, 1, 1));
         using var directory = new TempDirectory();
-        var graph = OnnxGraph.Load(conv.Save(directory.Path));
+        var graph = FloatConv(directory, 8, 16, 6);
         var x = TinyData.Normal(1, 288, seed: 4)[0];
         using var plain = new InferenceSession(graph.ToBytes());
         string? before = Environment.GetEnvironmentVariable("TMPDIR");
@@ -170,16 +161,19 @@ public sealed class InPlaceWeightsSessionTests
     [TestMethod]
     public void AModelThatOnnxRuntimeCannotLoadIsReportedByName()
     {
-        var before = OurTempFiles();
+        var before = TempDirectory.ModelFiles();
         using var directory = new TempDirectory();
         var graph = MatMuls(directory);
         graph.Model.Graph.Node.Add(new NodeProto { OpType = "NoSuchOp", Name = "mystery", Input = { "Y" }, Output = { "Z" } });
         graph.Model.Graph.Output[0].Name = "Z";
         var e = Assert.ThrowsExactly<InvalidOperationException>(() => Sessions.Create(graph, Array.Empty<string>(), "the broken model"));
         StringAssert.Contains(e.Message, "ONNX Runtime cannot load the broken model");
-        CollectionAssert.AreEquivalent(before, OurTempFiles(), "no file is left behind by a model that fails to load");
+        CollectionAssert.AreEquivalent(before, TempDirectory.ModelFiles(), "no file is left behind by a model that fails to load");
     }
 
-    private static List<string> OurTempFiles() =>
-        Directory.GetFiles(Path.GetTempPath(), TemporaryModelFile.Prefix + "*").ToList();
+    // A float 3×3 Conv with bias and padding, `size` × `size`: its weights are never handed over (ONNX Runtime reorders them).
+    private static OnnxGraph FloatConv(TempDirectory directory, int channelsIn, int channelsOut, int size) =>
+        OnnxGraph.Load(new TinyModel().Input("X", 1, channelsIn, size, size).Output("Y", 1, channelsOut, size, size)
+            .Weight("W", new long[] { channelsOut, channelsIn, 3, 3 }).Weight("B", new long[] { channelsOut })
+            .Node("Conv", new[] { "X", "W", "B" }, new[] { "Y" }, TinyModel.Ints("pads", 1, 1, 1, 1)).Save(directory.Path));
 }

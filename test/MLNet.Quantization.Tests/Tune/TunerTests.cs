@@ -351,7 +351,7 @@ public sealed class TunerTests
         var model = SmoothQuantPassTests.TwoMatMuls(directory);
         var rows = SmoothQuantPassTests.Outliers(ml, 80);
         var progress = new List<CalibrationProgress>();
-        int before = Directory.GetFiles(Path.GetTempPath(), "mlnet-quantized-*").Length;
+        int before = TempDirectory.ModelFiles().Count;
         using (var fitted = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
         {
             ModelFile = model, Progress = new SynchronousProgress(progress.Add),
@@ -376,6 +376,6 @@ public sealed class TunerTests
             Assert.AreEqual(0, TinyData.MaxAbsDifference(expected, actual));
             (loaded as IDisposable)?.Dispose();
         }
-        Assert.AreEqual(before, Directory.GetFiles(Path.GetTempPath(), "mlnet-quantized-*").Length, "no temp model left behind");
+        Assert.AreEqual(before, TempDirectory.ModelFiles().Count, "no temp model left behind");
     }
 }
