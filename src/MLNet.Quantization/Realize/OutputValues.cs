@@ -22,7 +22,21 @@ internal static class OutputValues
     /// The values of <paramref name="value"/> as float (integers exactly up to 2²⁴ in magnitude: labels, indices and
     /// counts), or null for a type that is not compared.
     /// </summary>
-    public static float[]? Read(OrtValue value) => value.GetTensorTypeAndShape().ElementDataType switch
+    public static float[]? Read(OrtValue value) => Converted(value, value.GetTensorTypeAndShape().ElementDataType);
+
+    /// <summary>
+    /// The values of <paramref name="value"/> as <see cref="Read"/> gives them, a float tensor's in place (no copy), and
+    /// whether they are compared by equality; false for a type that is not compared.
+    /// </summary>
+    public static bool TryRead(OrtValue value, out ReadOnlySpan<float> values, out bool exact)
+    {
+        var type = value.GetTensorTypeAndShape().ElementDataType;
+        exact = IsExact(type);
+        values = type == TensorElementType.Float ? value.GetTensorDataAsSpan<float>() : Converted(value, type);
+        return IsCompared(type);
+    }
+
+    private static float[]? Converted(OrtValue value, TensorElementType type) => type switch
     {
         TensorElementType.Float => value.GetTensorDataAsSpan<float>().ToArray(),
         TensorElementType.Double => Convert(value.GetTensorDataAsSpan<double>(), v => (float)v),
@@ -37,18 +51,6 @@ internal static class OutputValues
         TensorElementType.Bool => Convert(value.GetTensorDataAsSpan<bool>(), v => v ? 1f : 0f),
         _ => null,
     };
-
-    /// <summary>
-    /// The values of <paramref name="value"/> as <see cref="Read"/> gives them, a float tensor's in place (no copy), and
-    /// whether they are compared by equality; false for a type that is not compared.
-    /// </summary>
-    public static bool TryRead(OrtValue value, out ReadOnlySpan<float> values, out bool exact)
-    {
-        var type = value.GetTensorTypeAndShape().ElementDataType;
-        exact = IsExact(type);
-        values = type == TensorElementType.Float ? value.GetTensorDataAsSpan<float>() : Read(value);
-        return IsCompared(type);
-    }
 
     private static float[] Convert<T>(ReadOnlySpan<T> values, Func<T, float> convert)
     {
