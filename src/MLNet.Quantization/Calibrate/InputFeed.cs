@@ -17,14 +17,18 @@ internal abstract class InputFeed
 
     protected int[] Dims { get; }
 
-    /// <summary>Reads the current row into a new tensor; the caller disposes it.</summary>
+    /// <summary>
+    /// Reads the current row into a new tensor; the caller disposes it. The tensor lies over one of the feed's buffers,
+    /// which the read after the next <c>slots - 1</c> reads (see <see cref="Create"/>) fills again: so many rows' tensors
+    /// can be in use at once.
+    /// </summary>
     public abstract OrtValue Read(long row);
 
-    /// <summary>The current row's values as floats when the input is float (for inputs that are quantized themselves).</summary>
-    public abstract ReadOnlySpan<float> Floats { get; }
-
-    /// <summary>Checks the column against the model input and binds a getter on <paramref name="cursor"/>.</summary>
-    public static InputFeed Create(DataViewRow cursor, DataViewSchema.Column column, NodeMetadata input, int[] dims)
+    /// <summary>
+    /// Checks the column against the model input and binds a getter on <paramref name="cursor"/>; the rows are read
+    /// into <paramref name="slots"/> buffers in turn.
+    /// </summary>
+    public static InputFeed Create(DataViewRow cursor, DataViewSchema.Column column, NodeMetadata input, int[] dims, int slots = 1)
     {
         var itemType = column.Type is VectorDataViewType vector ? vector.ItemType.RawType : column.Type.RawType;
         if (itemType != input.ElementType)
@@ -43,11 +47,11 @@ internal abstract class InputFeed
                 $"[{string.Join(",", dims)}] needs {expected}.");
         return itemType switch
         {
-            _ when itemType == typeof(float) => new Typed<float>(cursor, column, dims),
-            _ when itemType == typeof(double) => new Typed<double>(cursor, column, dims),
-            _ when itemType == typeof(long) => new Typed<long>(cursor, column, dims),
-            _ when itemType == typeof(int) => new Typed<int>(cursor, column, dims),
-            _ when itemType == typeof(bool) => new Typed<bool>(cursor, column, dims),
+            _ when itemType == typeof(float) => new Typed<float>(cursor, column, dims, slots),
+            _ when itemType == typeof(double) => new Typed<double>(cursor, column, dims, slots),
+            _ when itemType == typeof(long) => new Typed<long>(cursor, column, dims, slots),
+            _ when itemType == typeof(int) => new Typed<int>(cursor, column, dims, slots),
+            _ when itemType == typeof(bool) => new Typed<bool>(cursor, column, dims, slots),
             _ => throw new ArgumentException($"Column '{column.Name}' has type {itemType.Name}, which model inputs cannot take."),
         };
     }
@@ -57,35 +61,37 @@ internal abstract class InputFeed
         private readonly ValueGetter<VBuffer<T>>? _vectorGetter;
         private readonly ValueGetter<T>? _scalarGetter;
         private VBuffer<T> _buffer;
-        private T[] _dense = Array.Empty<T>();
+        private readonly T[][] _slots;
+        private long _reads;
 
-        public Typed(DataViewRow cursor, DataViewSchema.Column column, int[] dims) : base(column.Name, dims)
+        public Typed(DataViewRow cursor, DataViewSchema.Column column, int[] dims, int slots) : base(column.Name, dims)
         {
+            _slots = Enumerable.Repeat(Array.Empty<T>(), Math.Max(1, slots)).ToArray();
             if (column.Type is VectorDataViewType)
                 _vectorGetter = cursor.GetGetter<VBuffer<T>>(column);
             else
                 _scalarGetter = cursor.GetGetter<T>(column);
         }
 
-        public override ReadOnlySpan<float> Floats =>
-            typeof(T) == typeof(float) ? System.Runtime.InteropServices.MemoryMarshal.Cast<T, float>(_dense.AsSpan()) : default;
-
         public override OrtValue Read(long row)
         {
+            int slot = (int)(_reads++ % _slots.Length);
+            var dense = _slots[slot];
             if (_vectorGetter is not null)
             {
                 _vectorGetter(ref _buffer);
-                if (_dense.Length != _buffer.Length) _dense = new T[_buffer.Length];
-                _buffer.CopyTo(_dense);
+                if (dense.Length != _buffer.Length) dense = new T[_buffer.Length];
+                _buffer.CopyTo(dense);
             }
             else
             {
                 T value = default;
                 _scalarGetter!(ref value);
-                if (_dense.Length != 1) _dense = new T[1];
-                _dense[0] = value;
+                if (dense.Length != 1) dense = new T[1];
+                dense[0] = value;
             }
-            return OrtValue.CreateTensorValueFromMemory(_dense, Shape(_dense.Length, row));
+            _slots[slot] = dense;
+            return OrtValue.CreateTensorValueFromMemory(dense, Shape(dense.Length, row));
         }
 
         private long[] Shape(int length, long row)

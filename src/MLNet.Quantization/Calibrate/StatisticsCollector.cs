@@ -40,7 +40,7 @@ internal static class StatisticsCollector
         // Every marked activation as an extra output (inputs and graph outputs are already readable). Opened on first use:
         // where every tensor kept its value through a rewrite, nothing reads it.
         using var session = new Realize.LazySession(() => Realize.Sessions.Create(prepared,
-            plan.Activations.Select(a => a.Tensor).Where(t => !reused.ContainsKey(t)), $"the float model '{settings.ModelFile}'"));
+            plan.Activations.Select(a => a.Tensor).Where(t => !reused.ContainsKey(t)), $"the float model '{settings.ModelFile}'", RowReader.SessionThreads));
         // ONNX Runtime reports the inferred type of every extra output: only float tensors are quantized.
         plan.KeepActivations(t => reused.ContainsKey(t) || (inputs.Contains(t)
             ? session.Value.InputMetadata[t].ElementDataType == TensorElementType.Float

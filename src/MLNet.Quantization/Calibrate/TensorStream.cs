@@ -24,15 +24,18 @@ internal static class TensorStream
     {
         using var runOptions = new RunOptions();
         var names = outputs.ToArray();
-        return RowReader.ForEach(session, data, settings, pass, include, (row, inputNames, values, feeds) =>
-        {
-            foreach (var feed in feeds.Where(f => inputs.Contains(f.Name)))
-                visit(feed.Name, feed.Floats, values[Array.IndexOf(inputNames, feed.Name)].GetTensorTypeAndShape().Shape, row);
-            if (names.Length == 0) return;
-            using var results = session.Run(runOptions, inputNames, values, names);
-            for (int k = 0; k < names.Length; k++)
-                visit(names[k], Floats(names[k], results[k], out var shape), shape, row);
-        }, maximumRows);
+        // The model runs on several rows at once; the visitors see the rows in order, so what they add up does not change.
+        return RowReader.ForEachInOrder(session, data, settings, pass, include,
+            (inputNames, values) => names.Length == 0 ? null : session.Run(runOptions, inputNames, values, names),
+            (row, inputNames, values, results) =>
+            {
+                for (int i = 0; i < inputNames.Length; i++)
+                    if (inputs.Contains(inputNames[i]))
+                        visit(inputNames[i], Floats(inputNames[i], values[i], out var inputShape), inputShape, row);
+                if (results is null) return;
+                for (int k = 0; k < names.Length; k++)
+                    visit(names[k], Floats(names[k], results[k], out var shape), shape, row);
+            }, results => results is null ? 0 : RowReader.Bytes(results), maximumRows);
     }
 
     /// <summary>The values and the shape of <paramref name="value"/>, the tensor named <paramref name="tensor"/>, which must be float.</summary>

@@ -85,7 +85,7 @@ internal sealed class WaveStream
         LastWaveNodes = nodes.Count;
         var fetch = wanted.Where(t => !reads.Contains(t)).ToArray();
         using var session = Sessions.Create(Extract(graph, nodes, reads, fetch),
-            Array.Empty<string>(), $"the quantized form of '{_context.Settings.ModelFile}' for bias correction");
+            Array.Empty<string>(), $"the quantized form of '{_context.Settings.ModelFile}' for bias correction", RowReader.SessionThreads);
         var next = cut.ToDictionary(t => t, _ => new List<KeptTensor>(), StringComparer.Ordinal);
         long before = _kept?.Values.Sum(Bytes) ?? 0;
         // Reading kept rows, a kept tensor that the next wave reads is carried over; reading the data, it is copied.
@@ -111,10 +111,11 @@ internal sealed class WaveStream
             list.Add(new KeptTensor(info.ElementDataType, info.Shape, raw.ToArray()));
         }
 
-        void Visit(string[] names, OrtValue[] values)
+        // The rows run several at once; their tensors are taken in row order, so the kept rows stay in order.
+        IDisposableReadOnlyCollection<OrtValue> Run(string[] names, OrtValue[] values) => session.Run(runOptions, names, values, fetch);
+        void Visit(string[] names, OrtValue[] values, IReadOnlyList<OrtValue> results)
         {
             for (int i = 0; i < names.Length; i++) Take(names[i], values[i]);
-            using var results = session.Run(runOptions, names, values, fetch);
             for (int k = 0; k < fetch.Length; k++) Take(fetch[k], results[k]);
         }
 
@@ -122,26 +123,30 @@ internal sealed class WaveStream
         if (_kept is null)
         {
             DataStreams++;
-            rows = RowReader.ForEach(session, _context.Data, _context.Settings, _pass, _context.Settings.Rows.IsCalibrationRow,
-                (_, names, values, _) => Visit(names, values), _maximumRows);
+            rows = RowReader.ForEachInOrder(session, _context.Data, _context.Settings, _pass, _context.Settings.Rows.IsCalibrationRow,
+                Run, (_, names, values, results) => Visit(names, values, results), RowReader.Bytes, _maximumRows);
         }
         else
         {
             var names = session.InputMetadata.Keys.ToArray();
-            var values = new OrtValue[names.Length];
-            for (rows = 0; rows < _keptRows; rows++)
+            using var flight = new OrderedRuns<IDisposableReadOnlyCollection<OrtValue>>(RowReader.Workers,
+                (_, values, results) => Visit(names, values, results), RowReader.Bytes);
+            for (int row = 0; row < _keptRows; row++)
             {
+                var values = new OrtValue[names.Length];
                 try
                 {
-                    for (int i = 0; i < names.Length; i++) values[i] = _kept[names[i]][(int)rows].ToOrtValue();
-                    Visit(names, values);
+                    for (int i = 0; i < names.Length; i++) values[i] = _kept[names[i]][row].ToOrtValue();
                 }
-                finally
+                catch
                 {
                     foreach (var v in values) v?.Dispose();
-                    Array.Clear(values);
+                    throw;
                 }
+                flight.Add(row, values, inputs => Run(names, inputs));
             }
+            flight.Finish();
+            rows = flight.Taken;
         }
 
         foreach (var t in carry) next[t] = _kept![t]; // final already: carried, not copied

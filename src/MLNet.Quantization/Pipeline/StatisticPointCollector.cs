@@ -23,7 +23,7 @@ internal static class StatisticPointCollector
         var reducer = new ChannelReducer(points, model);
         var inputs = model.RealInputs().Select(i => i.Name).ToHashSet();
         var outputs = reducer.Tensors.Where(t => !inputs.Contains(t)).ToArray();
-        using var session = Sessions.Create(model, outputs, graph is null ? $"the float model '{context.Settings.ModelFile}' with the statistic points" : $"the quantized form of '{context.Settings.ModelFile}' with the statistic points");
+        using var session = Sessions.Create(model, outputs, graph is null ? $"the float model '{context.Settings.ModelFile}' with the statistic points" : $"the quantized form of '{context.Settings.ModelFile}' with the statistic points", Calibration.RowReader.SessionThreads);
         long rows = TensorStream.ForEach(session, context.Data, context.Settings, pass, context.Settings.Rows.IsCalibrationRow,
             inputs.Where(reducer.Reads).ToHashSet(), outputs, (tensor, values, shape, _) => reducer.Add(tensor, values, shape), maximumRows);
         return reducer.Values(rows);

@@ -39,16 +39,13 @@ internal static class AgreementCheck
         var outputs = prepared.Graph.Output.Select(o => o.Name).ToArray();
         var comparisons = new OutputComparisons(outputs);
         long rows;
-        using (var realizedSession = Sessions.Create(realized, Array.Empty<string>(), "the realized model"))
-        using (var simulatedSession = Sessions.Create(simulated, Array.Empty<string>(), "the simulated model"))
+        using (var realizedSession = Sessions.Create(realized, Array.Empty<string>(), "the realized model", RowReader.SessionThreads))
+        using (var simulatedSession = Sessions.Create(simulated, Array.Empty<string>(), "the simulated model", RowReader.SessionThreads))
         using (var runOptions = new RunOptions())
         {
-            rows = RowReader.ForEach(realizedSession, data, settings, 3, settings.Rows.IsMeasurementRow, (_, names, values, _) =>
-            {
-                using var a = realizedSession.Run(runOptions, names, values, outputs);
-                using var b = simulatedSession.Run(runOptions, names, values, outputs);
-                comparisons.Add(a, b);
-            }, maximumVisited: MeasuredRows);
+            rows = RowReader.ForEachInOrder(realizedSession, data, settings, 3, settings.Rows.IsMeasurementRow,
+                (names, values) => new RowResults(realizedSession.Run(runOptions, names, values, outputs), simulatedSession.Run(runOptions, names, values, outputs)),
+                (_, _, _, results) => comparisons.Add(results[0], results[1]), results => results.Bytes, maximumVisited: MeasuredRows);
         }
         if (rows == 0) return null;
         double mean = comparisons.Worst, worst = comparisons.WorstRow;
@@ -76,13 +73,14 @@ internal static class AgreementCheck
         var counts = pairs.ToDictionary(p => p.Tensor, _ => 0L);
         var realizedOutputs = pairs.Select(p => p.Realized!).Distinct().ToArray();
         var simulatedOutputs = pairs.Select(p => p.Simulated!).Distinct().ToArray();
-        using var realizedSession = Sessions.Create(realized, realizedOutputs, "the realized model");
-        using var simulatedSession = Sessions.Create(simulated, simulatedOutputs, "the simulated model");
+        using var realizedSession = Sessions.Create(realized, realizedOutputs, "the realized model", RowReader.SessionThreads);
+        using var simulatedSession = Sessions.Create(simulated, simulatedOutputs, "the simulated model", RowReader.SessionThreads);
         using var runOptions = new RunOptions();
-        RowReader.ForEach(realizedSession, data, settings, 3, settings.Rows.IsMeasurementRow, (_, names, values, _) =>
+        RowReader.ForEachInOrder(realizedSession, data, settings, 3, settings.Rows.IsMeasurementRow,
+            (names, values) => new RowResults(realizedSession.Run(runOptions, names, values, realizedOutputs), simulatedSession.Run(runOptions, names, values, simulatedOutputs)),
+            (_, _, _, results) =>
         {
-            using var a = realizedSession.Run(runOptions, names, values, realizedOutputs);
-            using var b = simulatedSession.Run(runOptions, names, values, simulatedOutputs);
+            var (a, b) = (results[0], results[1]);
             foreach (var (tensor, r, s) in pairs)
             {
                 var q = a[Array.IndexOf(realizedOutputs, r)].GetTensorDataAsSpan<byte>();
@@ -99,7 +97,7 @@ internal static class AgreementCheck
                 steps[tensor] += total;
                 counts[tensor] += Math.Min(q.Length, f.Length);
             }
-        });
+        }, results => results.Bytes);
         return pairs.Select(p => p.Tensor).Where(t => counts[t] > 0 && mismatched[t] > 0)
             .Select(t =>
             {

@@ -57,7 +57,7 @@ internal static class DeploymentMeasurement
             if (keep) times.Add(clock.Elapsed.TotalMilliseconds);
             return result;
         }
-        long rows = RowReader.ForEach(floatSession, data, settings, 3, settings.Rows.IsMeasurementRow, (_, names, values, _) =>
+        long rows = RowReader.ForEach(floatSession, data, settings, 3, settings.Rows.IsMeasurementRow, (_, names, values) =>
         {
             long row = index++;
             var kept = floatOutputs is not null && row < floatOutputs.Count ? floatOutputs[(int)row] : null;
@@ -88,7 +88,7 @@ internal static class DeploymentMeasurement
         while (time && rows > 0 && floatTimes.Count < MinimumSamples && floatTimes.Sum() < BudgetMilliseconds)
         {
             int before = floatTimes.Count;
-            RowReader.ForEach(floatSession, data, settings, 3, settings.Rows.IsMeasurementRow, (_, names, values, _) =>
+            RowReader.ForEach(floatSession, data, settings, 3, settings.Rows.IsMeasurementRow, (_, names, values) =>
             {
                 for (int round = 0; round < 2 && floatTimes.Count < MinimumSamples; round++)
                 {

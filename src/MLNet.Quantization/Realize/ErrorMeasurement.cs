@@ -62,26 +62,28 @@ internal sealed class ErrorMeasurement
         var inputs = prepared.RealInputs().Select(i => i.Name).ToHashSet();
         var outputs = prepared.Graph.Output.Select(o => o.Name).ToArray();
         var tensors = dequantized.Keys.Where(t => !inputs.Contains(t)).ToArray();
-        using var floatSession = Sessions.Create(prepared, tensors, "the float model");
-        using var probeSession = Sessions.Create(probe, dequantized.Values, "the quantized model");
-        using var deployedSession = Sessions.Create(deployed, Array.Empty<string>(), "the quantized model");
+        using var floatSession = Sessions.Create(prepared, tensors, "the float model", RowReader.SessionThreads);
+        using var probeSession = Sessions.Create(probe, dequantized.Values, "the quantized model", RowReader.SessionThreads);
+        using var deployedSession = Sessions.Create(deployed, Array.Empty<string>(), "the quantized model", RowReader.SessionThreads);
         var signal = dequantized.Keys.ToDictionary(t => t, _ => 0.0);
         var noise = dequantized.Keys.ToDictionary(t => t, _ => 0.0);
         var cosines = new OutputComparisons(outputs);
         using var runOptions = new RunOptions();
         var floatNames = outputs.Concat(tensors).Distinct().ToArray();
         var probeNames = dequantized.Values.Distinct().ToArray();
-        long rows = RowReader.ForEach(floatSession, data, settings, 3, settings.Rows.IsMeasurementRow, (_, names, values, feeds) =>
+        long rows = RowReader.ForEachInOrder(floatSession, data, settings, 3, settings.Rows.IsMeasurementRow,
+            (names, values) => new RowResults(floatSession.Run(runOptions, names, values, floatNames), deployedSession.Run(runOptions, names, values, outputs),
+                probeNames.Length == 0 ? null : probeSession.Run(runOptions, names, values, probeNames)),
+            (_, names, values, results) =>
         {
-            using var reference = floatSession.Run(runOptions, names, values, floatNames);
+            var reference = results[0];
             floatOutputs?.Add(reference, outputs.Length);
-            using (var deployedOutputs = deployedSession.Run(runOptions, names, values, outputs))
-                cosines.Add(reference, deployedOutputs);
+            cosines.Add(reference, results[1]);
             if (probeNames.Length == 0) return;
-            using var quantized = probeSession.Run(runOptions, names, values, probeNames);
+            var quantized = results[2];
             foreach (var (tensor, target) in dequantized)
             {
-                var x = inputs.Contains(tensor) ? feeds.First(f => f.Name == tensor).Floats
+                var x = inputs.Contains(tensor) ? values[Array.IndexOf(names, tensor)].GetTensorDataAsSpan<float>()
                     : reference[Array.IndexOf(floatNames, tensor)].GetTensorDataAsSpan<float>();
                 var y = quantized[Array.IndexOf(probeNames, target)].GetTensorDataAsSpan<float>();
                 double s = 0, e = 0;
@@ -89,7 +91,7 @@ internal sealed class ErrorMeasurement
                 signal[tensor] += s;
                 noise[tensor] += e;
             }
-        });
+        }, results => results.Bytes);
         var sqnr = dequantized.Keys.ToDictionary(t => t, t => noise[t] == 0 ? double.PositiveInfinity : 10 * Math.Log10(signal[t] / noise[t]));
         return new ErrorMeasurement(sqnr, cosines.Worst, rows);
     }
@@ -103,22 +105,19 @@ internal sealed class ErrorMeasurement
         IDataView data, QuantizationSettings settings)
     {
         var outputs = prepared.Graph.Output.Select(o => o.Name).ToArray();
-        using var session = Sessions.Create(deployed, Array.Empty<string>(), "the quantized model");
-        using var floatSession = floatOutputs.Complete ? null : Sessions.Create(prepared, Array.Empty<string>(), "the float model");
+        using var session = Sessions.Create(deployed, Array.Empty<string>(), "the quantized model", RowReader.SessionThreads);
+        using var floatSession = floatOutputs.Complete ? null : Sessions.Create(prepared, Array.Empty<string>(), "the float model", RowReader.SessionThreads);
         using var runOptions = new RunOptions();
         var cosines = new OutputComparisons(outputs);
         int index = 0;
-        long rows = RowReader.ForEach(session, data, settings, 3, settings.Rows.IsMeasurementRow, (_, names, values, _) =>
-        {
-            using var results = session.Run(runOptions, names, values, outputs);
-            if (floatSession is not null)
+        RowReader.ForEachInOrder(session, data, settings, 3, settings.Rows.IsMeasurementRow,
+            (names, values) => new RowResults(session.Run(runOptions, names, values, outputs),
+                floatSession?.Run(runOptions, names, values, outputs)),
+            (_, _, _, results) =>
             {
-                using var reference = floatSession.Run(runOptions, names, values, outputs);
-                cosines.Add(reference, results);
-                return;
-            }
-            cosines.Add(floatOutputs[index++], results);
-        });
+                if (floatSession is not null) cosines.Add(results[1], results[0]);
+                else cosines.Add(floatOutputs[index++], results[0]);
+            }, results => results.Bytes);
         return cosines.Worst;
     }
 }

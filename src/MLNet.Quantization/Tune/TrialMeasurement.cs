@@ -30,31 +30,32 @@ internal sealed class TrialMeasurement
     {
         _root = root;
         _outputs = root.Model.Graph.Output.Select(o => o.Name).ToArray();
-        using var session = Sessions.Create(root.Model, Array.Empty<string>(), $"the float model '{root.Settings.ModelFile}'", root.Settings.Realization.IntraOpNumThreads);
+        using var session = Sessions.Create(root.Model, Array.Empty<string>(), $"the float model '{root.Settings.ModelFile}'", root.Settings.Realization.IntraOpNumThreads ?? RowReader.SessionThreads);
         using var runOptions = new RunOptions();
         long bytes = 0;
         var shapes = new long[_outputs.Length][];
         _compared = new bool[_outputs.Length];
         _exact = new bool[_outputs.Length];
         var inputAxes = new HashSet<long>();
-        RowReader.ForEach(session, root.Data, root.Settings, ProgressPass, root.Settings.Rows.IsMeasurementRow, (_, names, values, _) =>
-        {
-            if (bytes > Budget) return;
-            using var results = session.Run(runOptions, names, values, _outputs);
-            if (_float.Count == 0)
+        RowReader.ForEachInOrder(session, root.Data, root.Settings, ProgressPass, root.Settings.Rows.IsMeasurementRow,
+            (names, values) => Volatile.Read(ref bytes) > Budget ? null : session.Run(runOptions, names, values, _outputs),
+            (_, _, values, results) =>
             {
-                foreach (var value in values) inputAxes.UnionWith(value.GetTensorTypeAndShape().Shape.Skip(1));
-                for (int k = 0; k < results.Count; k++)
+                if (results is null || bytes > Budget) return;
+                if (_float.Count == 0)
                 {
-                    var type = results[k].GetTensorTypeAndShape().ElementDataType;
-                    _compared[k] = OutputValues.IsCompared(type);
-                    _exact[k] = OutputValues.IsExact(type);
+                    foreach (var value in values) inputAxes.UnionWith(value.GetTensorTypeAndShape().Shape.Skip(1));
+                    for (int k = 0; k < results.Count; k++)
+                    {
+                        var type = results[k].GetTensorTypeAndShape().ElementDataType;
+                        _compared[k] = OutputValues.IsCompared(type);
+                        _exact[k] = OutputValues.IsExact(type);
+                    }
                 }
-            }
-            var row = Read(results, shapes);
-            bytes += row.Sum(v => (long)v.Length * sizeof(float));
-            if (bytes <= Budget || _float.Count == 0) _float.Add(row);
-        });
+                var row = Read(results, shapes);
+                Volatile.Write(ref bytes, bytes + row.Sum(v => (long)v.Length * sizeof(float)));
+                if (bytes <= Budget || _float.Count == 0) _float.Add(row);
+            }, results => results is null ? 0 : RowReader.Bytes(results));
         Shapes = shapes.Select(s => s ?? Array.Empty<long>()).ToArray();
         InputAxes = inputAxes;
     }
@@ -80,15 +81,13 @@ internal sealed class TrialMeasurement
     /// <summary>Runs <paramref name="realized"/> over the kept rows; per row, per output, its values.</summary>
     public List<float[][]> Run(OnnxGraph realized)
     {
-        using var session = Sessions.Create(realized, Array.Empty<string>(), "a tuning trial's quantized model", _root.Settings.Realization.IntraOpNumThreads);
+        using var session = Sessions.Create(realized, Array.Empty<string>(), "a tuning trial's quantized model", _root.Settings.Realization.IntraOpNumThreads ?? RowReader.SessionThreads);
         using var runOptions = new RunOptions();
         var rows = new List<float[][]>(_float.Count);
         var shapes = new long[_outputs.Length][];
-        RowReader.ForEach(session, _root.Data, _root.Settings, ProgressPass, _root.Settings.Rows.IsMeasurementRow, (_, names, values, _) =>
-        {
-            using var results = session.Run(runOptions, names, values, _outputs);
-            rows.Add(Read(results, shapes));
-        }, _float.Count);
+        RowReader.ForEachInOrder(session, _root.Data, _root.Settings, ProgressPass, _root.Settings.Rows.IsMeasurementRow,
+            (names, values) => session.Run(runOptions, names, values, _outputs),
+            (_, _, _, results) => rows.Add(Read(results, shapes)), RowReader.Bytes, _float.Count);
         return rows;
     }
 
