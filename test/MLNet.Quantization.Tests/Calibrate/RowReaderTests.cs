@@ -18,18 +18,14 @@ public sealed class RowReaderTests
     private sealed record Seen(long Row, float[] Input, float[] Output);
 
     private static List<Seen> Pass(InferenceSession session, MLNet.Quantization.Pipeline.QuantizationContext context, int workers, Func<long, bool> include,
-        long maximum = long.MaxValue, Func<IReadOnlyList<OrtValue>, long>? bytes = null, Action? during = null)
+        long maximum = long.MaxValue)
     {
         var seen = new List<Seen>();
         using var runOptions = new RunOptions();
         long visited = RowReader.ForEachInOrder(session, context.Data, context.Settings, 1, include,
-            (names, values) =>
-            {
-                during?.Invoke();
-                return session.Run(runOptions, names, values, new[] { "Y" });
-            },
+            (names, values) => session.Run(runOptions, names, values, new[] { "Y" }),
             (row, _, values, results) => seen.Add(new Seen(row, values[0].GetTensorDataAsSpan<float>().ToArray(), results[0].GetTensorDataAsSpan<float>().ToArray())),
-            bytes ?? RowReader.Bytes, maximum, workers);
+            RowReader.Bytes, maximum, workers);
         Assert.AreEqual(seen.Count, visited);
         return seen;
     }
@@ -59,41 +55,61 @@ public sealed class RowReaderTests
     [TestMethod]
     public void RowsRunAtOnceOnlyWithinTheBytesInFlight()
     {
-        using var directory = new TempDirectory();
-        var context = Contexts.For(Model(directory), TinyData.X(new MLContext(seed: 1), TinyData.Normal(12, 6), 6));
-        using var session = Sessions.Create(context.Model, Array.Empty<string>(), "the tiny model");
-        int running = 0, most = 0;
-        void During()
+        // Small results: after the first row (run alone, to learn the size), rows 1 and 2 are both running before
+        // either is taken.
+        using var gate = new ManualResetEventSlim();
+        using var started = new CountdownEvent(2);
+        var taken = new List<long>();
+        using (var flight = new OrderedRuns<int>(3, (row, _, _) => taken.Add(row), _ => 100))
         {
-            int now = Interlocked.Increment(ref running);
-            lock (session) most = Math.Max(most, now);
-            Thread.Sleep(30);
-            Interlocked.Decrement(ref running);
+            flight.Add(0, Array.Empty<OrtValue>(), _ => 0);
+            foreach (long row in new long[] { 1, 2 })
+                flight.Add(row, Array.Empty<OrtValue>(), _ =>
+                {
+                    started.Signal();
+                    gate.Wait(TimeSpan.FromSeconds(30));
+                    return 0;
+                });
+            Assert.IsTrue(started.Wait(TimeSpan.FromSeconds(30)), "rows 1 and 2 run at once");
+            CollectionAssert.AreEqual(new long[] { 0 }, taken, "neither is taken while it runs");
+            gate.Set();
+            flight.Finish();
         }
-        Pass(session, context, 3, _ => true, during: During);
-        Assert.IsTrue(most >= 2, $"small results: rows run at once (at most {most} did)");
-        most = 0;
-        Pass(session, context, 3, _ => true, bytes: _ => RowReader.InFlightBudget, during: During);
-        Assert.AreEqual(1, most, "a result as large as the budget: one row at a time");
+        CollectionAssert.AreEqual(new long[] { 0, 1, 2 }, taken);
+
+        // A result as large as the budget: each row is taken before the next one starts.
+        int running = 0, most = 0;
+        using (var flight = new OrderedRuns<int>(3, (_, _, _) => { }, _ => RowReader.InFlightBudget))
+            for (long row = 0; row < 5; row++)
+            {
+                flight.Add(row, Array.Empty<OrtValue>(), _ =>
+                {
+                    most = Math.Max(most, Interlocked.Increment(ref running));
+                    Interlocked.Decrement(ref running);
+                    return 0;
+                });
+                Assert.AreEqual(row + 1, flight.Taken, "taken before the next row is read");
+            }
+        Assert.AreEqual(1, most);
     }
 
     [TestMethod]
     public void AFailureOnOneRowIsThrownAsItWasAndNoLaterRowIsTaken()
     {
         using var directory = new TempDirectory();
-        var context = Contexts.For(Model(directory), TinyData.X(new MLContext(seed: 1), TinyData.Normal(12, 6), 6));
+        var data = TinyData.Normal(12, 6, seed: 8);
+        var context = Contexts.For(Model(directory), TinyData.X(new MLContext(seed: 1), data, 6));
         using var session = Sessions.Create(context.Model, Array.Empty<string>(), "the tiny model");
         var taken = new List<long>();
-        int runs = 0;
         var e = Assert.ThrowsExactly<InvalidDataException>(() => RowReader.ForEachInOrder(session, context.Data, context.Settings, 1, _ => true,
             (_, values) =>
             {
-                if (Interlocked.Increment(ref runs) == 5) throw new InvalidDataException("row five");
-                return values[0].GetTensorDataAsSpan<float>().ToArray();
+                var row = values[0].GetTensorDataAsSpan<float>().ToArray();
+                if (row[0] == data[4][0]) throw new InvalidDataException("row four");
+                return row;
             },
             (row, _, _, _) => taken.Add(row), _ => 24, workers: 3));
-        Assert.AreEqual("row five", e.Message);
-        Assert.IsTrue(taken.Count <= 4 && taken.SequenceEqual(Enumerable.Range(0, taken.Count).Select(r => (long)r)),
-            $"the rows before the failure, in order: {string.Join(",", taken)}");
+        Assert.AreEqual("row four", e.Message);
+        CollectionAssert.AreEqual(new long[] { 0, 1, 2, 3 }, taken, "the rows before the failure, in order, and none after");
     }
 }
