@@ -28,6 +28,11 @@ public static class QuantizeCommand
         ["none"] = BiasCorrection.None, ["fast"] = BiasCorrection.Fast, ["full"] = BiasCorrection.Full,
     };
 
+    private static readonly Dictionary<string, WeightRounding> WeightRoundings = new(StringComparer.Ordinal)
+    {
+        ["balanced"] = WeightRounding.Balanced, ["nearest"] = WeightRounding.Nearest,
+    };
+
     private static readonly Dictionary<string, WeightRange> WeightRanges = new(StringComparer.Ordinal)
     {
         ["pair-bounded"] = WeightRange.PairBounded, ["seven-bit"] = WeightRange.SevenBit, ["full"] = WeightRange.Full,
@@ -71,6 +76,12 @@ public static class QuantizeCommand
             DefaultValueFactory = _ => "pair-bounded",
         };
         weightRange.AcceptOnlyFromAmong(WeightRanges.Keys.ToArray());
+        var weightRounding = new Option<string>("--weight-rounding")
+        {
+            Description = "balanced (default: rounding errors cancel within each kernel and output channel) or nearest.",
+            DefaultValueFactory = _ => "balanced",
+        };
+        weightRounding.AcceptOnlyFromAmong(WeightRoundings.Keys.ToArray());
         var biasCorrection = new Option<string>("--bias-correction") { Description = "none, fast or full.", DefaultValueFactory = _ => "none" };
         biasCorrection.AcceptOnlyFromAmong(BiasCorrections.Keys.ToArray());
         var equalize = new Option<bool>("--cross-layer-equalization") { Description = "Equalize Conv → (Relu) → Conv chains first (exact in float)." };
@@ -92,7 +103,7 @@ public static class QuantizeCommand
         var json = new Option<bool>("--json") { Description = "Print the summary as one JSON object." };
         var tune = new Option<bool>("--tune")
         {
-            Description = "Search the recipe (the default): SmoothQuant, cross-layer equalization, the method and bias correction, " +
+            Description = "Search the recipe (the default): SmoothQuant, cross-layer equalization, the method, weight rounding and bias correction, " +
                 "each where the model has the ops for it and the option is not given, scored on held-back rows.",
         };
         var noTune = new Option<bool>("--no-tune") { Description = "Quantize with the recipe as given, calibrated on every row." };
@@ -106,7 +117,7 @@ public static class QuantizeCommand
         var root = new RootCommand("Calibrates a float ONNX model and quantizes it to int8 (MLNet.Quantization).")
         {
             model, calibration, kind, outputFile, imageSize, layout, channels, scale, mean, std, vocab, sequenceLength, method, mode, rows,
-            excludeNode, excludeOp, perTensor, minCosine, weightRange, biasCorrection, equalize, smoothQuant, report, statistics, fromStatistics,
+            excludeNode, excludeOp, perTensor, minCosine, weightRange, weightRounding, biasCorrection, equalize, smoothQuant, report, statistics, fromStatistics,
             inputShape, noDeploymentCheck, minSpeedup, json, tune, noTune, tuneBudget, tuneTolerance,
         };
         var parsed = root.Parse(args);
@@ -206,6 +217,7 @@ public static class QuantizeCommand
             bool Given(Option option) => parsed.GetResult(option) is { Implicit: false };
             if (Given(method)) options.ActivationCalibration = Methods[parsed.GetValue(method)!];
             if (Given(biasCorrection)) options.BiasCorrection = BiasCorrections[parsed.GetValue(biasCorrection)!];
+            if (Given(weightRounding)) options.WeightRounding = WeightRoundings[parsed.GetValue(weightRounding)!];
             if (Given(equalize)) options.CrossLayerEqualization = parsed.GetValue(equalize);
             if (Given(smoothQuant)) options.SmoothQuantAlpha = parsed.GetValue(smoothQuant);
             if (Given(minCosine)) options.MinimumOutputCosine = parsed.GetValue(minCosine);

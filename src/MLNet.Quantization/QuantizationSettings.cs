@@ -148,6 +148,9 @@ internal sealed record WeightSettings
 
     public bool PerChannel { get; init; }
 
+    /// <summary>How values are rounded to the int8 steps.</summary>
+    public WeightRounding Rounding { get; init; }
+
     /// <summary>Whether layer output means are corrected after calibration.</summary>
     public BiasCorrection BiasCorrection { get; init; }
 

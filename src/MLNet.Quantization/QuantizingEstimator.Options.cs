@@ -43,6 +43,13 @@ public sealed partial class QuantizingEstimator
         public bool PerChannelWeights { get; set; } = QuantizationDefaults.PerChannelWeights;
 
         /// <summary>
+        /// How weights are rounded to their int8 steps (see <see cref="MLNet.Quantization.WeightRounding"/>). Default:
+        /// <see cref="WeightRounding.Balanced"/>, whose rounding errors cancel within each kernel and output channel.
+        /// </summary>
+        /// <remarks>Setting it pins it: <see cref="Tuning"/> then leaves it as set.</remarks>
+        public WeightRounding WeightRounding { get => _weightRounding; set { _weightRounding = value; Pin(nameof(WeightRounding)); } }
+
+        /// <summary>
         /// Corrects each quantized layer's per-channel output mean towards the float model's, on the calibration rows
         /// (see <see cref="MLNet.Quantization.BiasCorrection"/>). Default: <see cref="BiasCorrection.None"/>, chosen by the
         /// evaluation in docs/benchmarks.md.
@@ -71,7 +78,7 @@ public sealed partial class QuantizingEstimator
 
         /// <summary>
         /// The search over the recipe that <c>Fit</c> runs (see <see cref="TuningOptions"/>), on by default: SmoothQuant's
-        /// α, cross-layer equalization, the activation calibration method and bias correction, each searched where the
+        /// α, cross-layer equalization, the activation calibration method, weight rounding and bias correction, each searched where the
         /// model has the ops it applies to and the option was not set explicitly, one at a time, each trial scored
         /// label-free on held-back rows (every fifth row, which calibration then skips) as ML.NET runs the model. The
         /// best recipe found is returned, with the trials table in <see cref="QuantizingTransformer.Tuning"/>. Null: the
@@ -81,6 +88,7 @@ public sealed partial class QuantizingEstimator
 
         private CalibrationMethod _method = QuantizationDefaults.ActivationCalibration;
         private BiasCorrection _biasCorrection = QuantizationDefaults.BiasCorrection;
+        private WeightRounding _weightRounding = QuantizationDefaults.WeightRounding;
         private bool _crossLayer = QuantizationDefaults.CrossLayerEqualization;
         private double? _smoothQuantAlpha = QuantizationDefaults.SmoothQuantAlpha;
         private readonly HashSet<string> _pinned = new(StringComparer.Ordinal);
@@ -205,6 +213,7 @@ public sealed partial class QuantizingEstimator
             CheckDefined(WeightScale, nameof(WeightScale));
             CheckDefined(WeightRange, nameof(WeightRange));
             CheckDefined(BiasCorrection, nameof(BiasCorrection));
+            CheckDefined(WeightRounding, nameof(WeightRounding));
             if (SmoothQuantAlpha is { } alpha && !(alpha >= 0 && alpha <= 1))
                 throw new ArgumentOutOfRangeException(nameof(SmoothQuantAlpha), alpha, "Must lie in [0, 1], or be null for no smoothing.");
             if (MaximumCalibrationRows is <= 0)
@@ -249,7 +258,7 @@ public sealed partial class QuantizingEstimator
                     Method = ActivationCalibration, Asymmetric = AsymmetricActivations, Bins = Bins, QuantizedBins = QuantizedBins,
                     Percentile = Percentile, Custom = CustomCalibration, Search = ActivationSearch, CollectHistogramsOption = CollectHistograms,
                 },
-                Weights = new WeightSettings { Scale = WeightScale, Range = WeightRange, PerChannel = PerChannelWeights, BiasCorrection = BiasCorrection },
+                Weights = new WeightSettings { Scale = WeightScale, Range = WeightRange, PerChannel = PerChannelWeights, Rounding = WeightRounding, BiasCorrection = BiasCorrection },
                 Equalization = new EqualizationSettings { CrossLayer = CrossLayerEqualization, SmoothQuantAlpha = SmoothQuantAlpha },
                 Realization = new RealizationSettings { Mode = Mode, IntraOpNumThreads = IntraOpNumThreads, CheckDeployment = CheckDeployment,
                     MaximumOutputError = MaximumOutputError,

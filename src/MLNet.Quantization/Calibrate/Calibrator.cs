@@ -64,7 +64,7 @@ internal static class Calibrator
                 var values = Tensors.ReadFloats(tensor);
                 custom = activationSettings.Custom is null ? null : Custom(WeightStatistics(mark, values, activationSettings.Bins), activationSettings);
                 var q = WeightQuantizer.Quantize(mark.Tensor, dims, values, channelAxis, weightSettings.PerChannel,
-                    weightSettings.Scale, format, custom?.Threshold);
+                    weightSettings.Scale, format, custom?.Threshold, weightSettings.Rounding);
                 return (q, unpaired ? 0 : WeightQuantizer.LargestPairSum(q.Values, dims, channelAxis));
             }
             // A user's calibration function sees every weight on every calibration: those are not cached.

@@ -17,14 +17,14 @@ internal sealed class WeightCache
 {
     private readonly ConditionalWeakTable<ByteString, Dictionary<Key, (QuantizedWeight Weight, int LargestPairSum)>> _entries = new();
 
-    private readonly record struct Key(string Dims, int? Axis, bool PerChannel, WeightScaleMethod Scale, WeightFormat Format);
+    private readonly record struct Key(string Dims, int? Axis, bool PerChannel, WeightScaleMethod Scale, WeightRounding Rounding, WeightFormat Format);
 
     /// <summary>The quantized weight of <paramref name="raw"/> under these settings and format, made by <paramref name="quantize"/> once.</summary>
     public (QuantizedWeight Weight, int LargestPairSum) GetOrAdd(ByteString? raw, string tensor, long[] dims, int? axis, WeightSettings settings,
         WeightFormat format, Func<(QuantizedWeight, int)> quantize)
     {
         if (raw is null || raw.IsEmpty) return quantize();
-        var key = new Key(string.Join(",", dims), axis, settings.PerChannel, settings.Scale, format);
+        var key = new Key(string.Join(",", dims), axis, settings.PerChannel, settings.Scale, settings.Rounding, format);
         var byKey = _entries.GetValue(raw, _ => new Dictionary<Key, (QuantizedWeight, int)>());
         lock (byKey)
         {

@@ -20,12 +20,13 @@ internal static class WeightQuantizer
     /// <item><see cref="WeightScaleMethod.PowerOfTwo"/>: s = 2^ceil(log2 max(a / (Q + 1), p / L)) (TVM's power2 for Q = 127);</item>
     /// <item>a threshold T: s = max(T / Q, p / L).</item>
     /// </list>
-    /// A shared scale is the largest channel scale. Then q = clamp(round_half_even(clip(w, ±T) / s), −Q, Q). Rounding
+    /// A shared scale is the largest channel scale. Then q = clamp(round_half_even(clip(w, ±T) / s), −Q, Q), and with
+    /// <paramref name="rounding"/> <see cref="WeightRounding.Balanced"/> some q round the other way (see <c>Balance</c>). Rounding
     /// can lift a pair's p / s ≤ L to L + 1 (each term by at most ½); the larger |q| of such a pair then steps one
     /// towards zero, so that the bound holds exactly. A channel of zeros gets s = 1.
     /// </remarks>
     public static QuantizedWeight Quantize(string tensor, long[] dims, float[] values, int? channelAxis, bool perChannel,
-        WeightScaleMethod method, WeightFormat format, float? threshold = null)
+        WeightScaleMethod method, WeightFormat format, float? threshold = null, WeightRounding rounding = WeightRounding.Nearest)
     {
         var channels = new Channels(dims, channelAxis);
         float limit = threshold ?? float.PositiveInfinity;
@@ -48,7 +49,126 @@ internal static class WeightQuantizer
         }
         if (format.PairLimit is { } pairLimit)
             EnforcePairLimit(q, channels, pairLimit);
+        if (rounding == WeightRounding.Balanced)
+            Balance(values, q, scales, dims, channels, separate, format.QMax, format.PairLimit, limit);
         return new QuantizedWeight(tensor, dims, q, scales, separate ? channels.Axis : null);
+    }
+
+    /// <summary>
+    /// <see cref="WeightRounding.Balanced"/>: flips the rounding of some weights of each output channel so that the
+    /// rounding errors of each kernel, then of the channel, sum to within ½ step where the weights allow it.
+    /// </summary>
+    /// <remarks>
+    /// With x = clip(w)/s and e = q − x (|e| ≤ ½ after nearest rounding), a channel's output error on an input patch a is
+    /// s·Σᵢ eᵢaᵢ = s·(ā·Σᵢ eᵢ + Σₖ (āₖ − ā)·Eₖ + Σᵢ eᵢ(aᵢ − ā_k(i))), with Eₖ the error sum of kernel k (a Conv's weights
+    /// over one input channel's window) and ā, āₖ the patch's and the window's means. Inputs of a window are alike, so
+    /// the first two terms carry most of the error, and with independent rounding they grow as √n. SQuant (Guo et al.,
+    /// ICLR 2022, its diagonal-Hessian approximation) bounds them:
+    /// <list type="number">
+    /// <item>per kernel (rank-4 weights with the channels first: [Cout, Cin/g, kh, kw]), while |Eₖ| &gt; ½ the weight whose
+    /// error leans most the same way rounds the other way (e → e ∓ 1);</item>
+    /// <item>per channel, while |Σ e| &gt; ½, one more flip, in the kernel whose Eₖ leans most the same way (for other weights,
+    /// every element is its own kernel).</item>
+    /// </list>
+    /// A flip never touches an exact weight (e = 0), and a flip away from zero never passes ±qmax, nor the pair bound
+    /// with the channel's largest weight of its sign (the rounding is balanced after the pair bound is enforced, and
+    /// keeps it). Each q stays within one step of x. Ties in the choice go to the lower index, so the result is a pure
+    /// function of the values.
+    /// </remarks>
+    private static void Balance(float[] values, sbyte[] q, float[] scales, long[] dims, Channels channels, bool separate, int qmax,
+        int? pairLimit, float limit)
+    {
+        // The elements of one output channel: `outer` runs of `inner` contiguous ones, `stride` apart.
+        long inner = 1, outer = 1;
+        int axis = channels.Axis ?? -1;
+        for (int d = axis + 1; d < dims.Length; d++) inner *= dims[d];
+        for (int d = 0; d < axis; d++) outer *= dims[d];
+        if (axis < 0) inner = values.Length;
+        long stride = axis < 0 ? 0 : inner * channels.Count;
+        int kernel = axis == 0 && dims.Length == 4 ? (int)(dims[2] * dims[3]) : 1;
+        int length = (int)(outer * inner);
+        var index = new int[length];
+        var error = new double[length];
+        var kernelSums = new double[(length + kernel - 1) / kernel];
+        // The channel's largest magnitude of each sign (0: positive, 1: negative), never lowered while it is balanced:
+        // a weight may grow only while it and that largest one stay within the pair bound.
+        var largest = new int[2];
+        for (int c = 0; c < channels.Count; c++)
+        {
+            float scale = scales[separate ? c : 0];
+            int n = 0;
+            largest[0] = largest[1] = 0;
+            for (long o = 0; o < outer; o++)
+                for (long i = 0; i < inner; i++, n++)
+                {
+                    int at = (int)(o * stride + c * inner + i);
+                    index[n] = at;
+                    error[n] = q[at] - Math.Clamp(values[at], -limit, limit) / (double)scale;
+                    int sign = q[at] < 0 ? 1 : 0;
+                    largest[sign] = Math.Max(largest[sign], Math.Abs((int)q[at]));
+                }
+            int kernels = (length + kernel - 1) / kernel;
+            for (int k = 0; k < kernels; k++)
+            {
+                int from = k * kernel, to = Math.Min(length, from + kernel);
+                double sum = 0;
+                for (int j = from; j < to; j++) sum += error[j];
+                if (kernel > 1)
+                    while (Math.Abs(sum) > 0.5 && Flip(from, to, sum) is { } flipped) sum += flipped;
+                kernelSums[k] = sum;
+            }
+            double total = 0;
+            for (int k = 0; k < kernels; k++) total += kernelSums[k];
+            for (int guard = 0; guard < length && Math.Abs(total) > 0.5; guard++)
+            {
+                // The kernel whose sum leans most the way the channel's does gives one flip (the lowest index on a tie).
+                int best = -1;
+                double lean = double.NegativeInfinity;
+                for (int k = 0; k < kernels; k++)
+                {
+                    double l = Math.Sign(total) * kernelSums[k];
+                    if (l > lean && Leaning(k * kernel, Math.Min(length, k * kernel + kernel), total)) (best, lean) = (k, l);
+                }
+                if (best < 0) break;
+                double change = Flip(best * kernel, Math.Min(length, best * kernel + kernel), total)!.Value;
+                kernelSums[best] += change;
+                total += change;
+            }
+        }
+
+        // A weight in [from, to) that can round the other way against `sum`'s sign.
+        bool Leaning(int from, int to, double sum)
+        {
+            for (int j = from; j < to; j++)
+                if (CanFlip(j, sum)) return true;
+            return false;
+        }
+
+        // Against a positive sum the weight steps down, against a negative one up; stepping away from zero it must stay
+        // within ±qmax and, with the largest weight of its sign, within the pair bound.
+        bool CanFlip(int j, double sum)
+        {
+            if (Math.Sign(error[j]) != Math.Sign(sum)) return false;
+            int now = q[index[j]], next = now - Math.Sign(sum);
+            if (Math.Abs(next) <= Math.Abs(now)) return true;
+            int sign = next < 0 ? 1 : 0;
+            return Math.Abs(next) <= qmax && (pairLimit is not { } l || Math.Abs(next) + largest[sign] <= l);
+        }
+
+        // Flips the weight in [from, to) whose error leans most the way of `sum`; returns the change of the error sum.
+        double? Flip(int from, int to, double sum)
+        {
+            int pick = -1;
+            for (int j = from; j < to; j++)
+                if (CanFlip(j, sum) && (pick < 0 || Math.Abs(error[j]) > Math.Abs(error[pick]))) pick = j;
+            if (pick < 0) return null;
+            int step = -Math.Sign(sum);
+            int next = q[index[pick]] + step;
+            q[index[pick]] = (sbyte)next;
+            error[pick] += step;
+            largest[next < 0 ? 1 : 0] = Math.Max(largest[next < 0 ? 1 : 0], Math.Abs(next));
+            return step;
+        }
     }
 
     private static float RequiredScale(float largest, float pair, WeightScaleMethod method, WeightFormat format, float? threshold)

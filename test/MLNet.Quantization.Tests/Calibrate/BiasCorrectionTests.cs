@@ -39,12 +39,14 @@ public sealed class BiasCorrectionTests
         .Save(directory.Path, "matmul.onnx");
 
     // Per output channel of Y, |mean of fp32 − quantized| over the rows of `scored`, whose fp32 outputs are `reference`;
-    // the model quantized on `rows` with per-tensor weights and `correction`.
-    private static double[] MeanErrors(MLContext ml, string model, IDataView rows, IDataView scored, float[][] reference, BiasCorrection correction)
+    // the model quantized on `rows` with per-tensor weights, `correction` and `rounding` (nearest: it loses channel 1's mean).
+    private static double[] MeanErrors(MLContext ml, string model, IDataView rows, IDataView scored, float[][] reference, BiasCorrection correction,
+        WeightRounding rounding = WeightRounding.Nearest)
     {
         using var fitted = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
         {
             CheckDeployment = false, Tuning = null, ModelFile = model, PerChannelWeights = false, BiasCorrection = correction,
+            WeightRounding = rounding,
         }).Fit(rows);
         var output = TinyData.Column(fitted.Transform(scored), "Y");
         return Enumerable.Range(0, reference[0].Length)
@@ -70,6 +72,25 @@ public sealed class BiasCorrectionTests
                 Assert.IsTrue(corrected[1] < 0.1 * plain[1], $"{name}, {correction}: corrected mean error {corrected[1]:G3}, uncorrected {plain[1]:G3}");
                 Assert.IsTrue(corrected[0] < 0.02 + plain[0] * 2, $"{name}, {correction}: channel 0 is not made worse");
             }
+        }
+    }
+
+    // Channel 1's weights are all 0.76 of a step: nearest rounding makes each of them 1 and adds 0.24 × 64 steps to the
+    // channel's sum, where balanced rounding rounds a quarter of them down and keeps the mean without any data.
+    [TestMethod]
+    public void BalancedRoundingKeepsTheMeanThatNearestRoundingLoses()
+    {
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        var rows = TinyData.X(ml, TinyData.Normal(200, 64).Select(r => r.Select(v => Math.Abs(v) + 1).ToArray()).ToArray(), 64);
+        foreach (var model in new[] { Conv(directory), MatMulAdd(directory) })
+        {
+            var reference = TinyData.Column(ml.Transforms.ApplyOnnxModel(model).Fit(rows).Transform(rows), "Y");
+            string name = Path.GetFileName(model);
+            var nearest = MeanErrors(ml, model, rows, rows, reference, BiasCorrection.None);
+            var balanced = MeanErrors(ml, model, rows, rows, reference, BiasCorrection.None, WeightRounding.Balanced);
+            Assert.IsTrue(balanced[1] < 0.1 * nearest[1], $"{name}: balanced mean error {balanced[1]:G3}, nearest {nearest[1]:G3}");
+            Assert.IsTrue(balanced[0] < 0.02 + nearest[0] * 2, $"{name}: channel 0 is not made worse ({balanced[0]:G3}, nearest {nearest[0]:G3})");
         }
     }
 

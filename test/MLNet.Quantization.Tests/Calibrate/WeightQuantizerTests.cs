@@ -10,6 +10,89 @@ public sealed class WeightQuantizerTests
     private static readonly WeightFormat PairBounded = WeightFormat.For(WeightRange.PairBounded);
     private static readonly WeightFormat SevenBit = WeightFormat.For(WeightRange.SevenBit);
 
+    // Per channel of w (channels along `axis`), the elements' rounding errors q − w/s.
+    private static List<double[]> Errors(QuantizedWeight w, float[] values, int axis)
+    {
+        long inner = 1, outer = 1;
+        for (int d = axis + 1; d < w.Dims.Length; d++) inner *= w.Dims[d];
+        for (int d = 0; d < axis; d++) outer *= w.Dims[d];
+        int count = (int)w.Dims[axis];
+        var errors = new List<double[]>();
+        for (int c = 0; c < count; c++)
+        {
+            var e = new List<double>();
+            for (long o = 0; o < outer; o++)
+                for (long i = 0; i < inner; i++)
+                {
+                    long at = (o * count + c) * inner + i;
+                    e.Add(w.Values[at] - values[at] / (double)w.Scales[c]);
+                }
+            errors.Add(e.ToArray());
+        }
+        return errors;
+    }
+
+    [TestMethod]
+    public void BalancedRoundingCancelsTheErrorsOfEachKernelAndOutputChannel()
+    {
+        var random = new Random(5);
+        // 12 output channels of 6 input channels × 3×3, normal weights, and one channel with an outlier at each sign.
+        var values = new float[12 * 54];
+        for (int i = 0; i < values.Length; i++) values[i] = (float)(Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble()));
+        values[54] = 9; values[55] = -9;
+        var dims = new long[] { 12, 6, 3, 3 };
+        var nearest = WeightQuantizer.Quantize("W", dims, values, 0, true, WeightScaleMethod.Max, PairBounded);
+        var balanced = WeightQuantizer.Quantize("W", dims, values, 0, true, WeightScaleMethod.Max, PairBounded, rounding: WeightRounding.Balanced);
+        CollectionAssert.AreEqual(nearest.Scales, balanced.Scales, "the rounding does not change the scales");
+        var nearestErrors = Errors(nearest, values, 0);
+        var balancedErrors = Errors(balanced, values, 0);
+        Assert.IsTrue(nearestErrors.Any(e => Math.Abs(e.Sum()) > 1), "nearest rounding leaves channels whose errors add up");
+        for (int c = 0; c < 12; c++)
+        {
+            var e = balancedErrors[c];
+            Assert.IsTrue(e.All(x => Math.Abs(x) < 1), $"channel {c}: every weight within one step of its value");
+            Assert.IsTrue(Math.Abs(e.Sum()) <= 0.5 + 1e-9, $"channel {c}: error sum {e.Sum():F3}");
+            for (int k = 0; k < 6; k++)
+            {
+                double kernel = e.Skip(9 * k).Take(9).Sum();
+                Assert.IsTrue(Math.Abs(kernel) <= 1 + 1e-9, $"channel {c}, kernel {k}: error sum {kernel:F3}");
+            }
+            Assert.IsTrue(e.Count(x => Math.Abs(x) > 0.5) < e.Length / 2, $"channel {c}: most weights keep their nearest step");
+        }
+        Assert.IsTrue(WeightQuantizer.LargestPairSum(balanced.Values, dims, 0) <= 128, "the pair bound holds");
+        Assert.IsTrue(balanced.Values.All(q => Math.Abs((int)q) <= 127));
+        // A pure function of the values.
+        CollectionAssert.AreEqual(balanced.Values,
+            WeightQuantizer.Quantize("W", dims, values, 0, true, WeightScaleMethod.Max, PairBounded, rounding: WeightRounding.Balanced).Values);
+    }
+
+    [TestMethod]
+    public void BalancedRoundingOfAMatMulWeightBalancesEachColumn()
+    {
+        var random = new Random(6);
+        // [K = 40, N = 7], per output column (axis 1): a column's elements are 7 apart.
+        var values = Enumerable.Range(0, 280).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
+        var dims = new long[] { 40, 7 };
+        var w = WeightQuantizer.Quantize("W", dims, values, 1, true, WeightScaleMethod.Max, Full, rounding: WeightRounding.Balanced);
+        var nearest = Errors(WeightQuantizer.Quantize("W", dims, values, 1, true, WeightScaleMethod.Max, Full), values, 1);
+        Assert.IsTrue(nearest.Any(e => Math.Abs(e.Sum()) > 0.5), "nearest rounding leaves columns whose errors add up");
+        foreach (var e in Errors(w, values, 1))
+        {
+            Assert.IsTrue(Math.Abs(e.Sum()) <= 0.5 + 1e-9, $"error sum {e.Sum():F3}");
+            Assert.IsTrue(e.All(x => Math.Abs(x) < 1));
+        }
+    }
+
+    [TestMethod]
+    public void BalancedRoundingNeverPassesTheFormatsLargestStep()
+    {
+        // Every weight just below a step that rounds up; the largest ones at the format's edge cannot round further out.
+        var values = Enumerable.Range(0, 36).Select(i => (i % 2 == 0 ? 1 : -1) * (1f + 0.001f * i)).ToArray();
+        var w = WeightQuantizer.Quantize("W", new long[] { 4, 1, 3, 3 }, values, 0, true, WeightScaleMethod.Max, SevenBit,
+            rounding: WeightRounding.Balanced);
+        Assert.IsTrue(w.Values.All(q => Math.Abs((int)q) <= 63), string.Join(",", w.Values));
+    }
+
     [TestMethod]
     public void PairBoundedChannelsKeepTheirTwoLargestMagnitudesWithin128()
     {

@@ -30,7 +30,7 @@ public sealed class TunerTests
         using var fitted = Fit(ml, SmoothQuantPassTests.Outliers(ml, 80), new QuantizingEstimator.Options
         {
             ModelFile = SmoothQuantPassTests.TwoMatMuls(directory), CheckDeployment = false,
-            ActivationCalibration = CalibrationMethod.Max, // pinned: SmoothQuant is the only knob
+            ActivationCalibration = CalibrationMethod.Max, WeightRounding = WeightRounding.Nearest, // pinned: SmoothQuant is the only knob
             // Every α, however slow the machine (the default budget scales with the first trial, at least 10 s in all).
             Tuning = new TuningOptions { TimeBudget = TimeSpan.FromMinutes(10) },
         });
@@ -126,7 +126,7 @@ public sealed class TunerTests
         var data = TinyData.Normal(100, 64).Select((r, i) => i % 10 == 3 ? r.Select((v, j) => j == i % 64 ? 300f : v).ToArray() : r).ToArray();
         using var fitted = Fit(ml, TinyData.X(ml, data, 64), new QuantizingEstimator.Options
         {
-            ModelFile = model, CheckDeployment = false, SmoothQuantAlpha = null, // pinned: the method is the only knob
+            ModelFile = model, CheckDeployment = false, SmoothQuantAlpha = null, WeightRounding = WeightRounding.Nearest, // pinned: the method is the only knob
         });
         var tuning = fitted.Tuning!;
         Assert.IsTrue(tuning.Trials.All(t => t.Knob is "recipe as set" or nameof(QuantizingEstimator.Options.ActivationCalibration)), tuning.ToCsv());
@@ -145,7 +145,7 @@ public sealed class TunerTests
         using var fitted = Fit(ml, TinyData.X(ml, TinyData.Normal(40, 192), 192), new QuantizingEstimator.Options
         {
             ModelFile = CrossLayerEqualizationPassTests.Chain(directory), CheckDeployment = false, PerChannelWeights = false,
-            ActivationCalibration = CalibrationMethod.Max, BiasCorrection = BiasCorrection.None,
+            ActivationCalibration = CalibrationMethod.Max, BiasCorrection = BiasCorrection.None, WeightRounding = WeightRounding.Nearest,
         });
         var tuning = fitted.Tuning!;
         Assert.AreEqual(2, tuning.Trials.Count, tuning.ToCsv());
@@ -161,12 +161,33 @@ public sealed class TunerTests
         using var fitted = Fit(ml, rows, new QuantizingEstimator.Options
         {
             ModelFile = BiasCorrectionTests.Conv(directory), CheckDeployment = false, PerChannelWeights = false,
-            ActivationCalibration = CalibrationMethod.Max,
+            ActivationCalibration = CalibrationMethod.Max, WeightRounding = WeightRounding.Nearest,
         });
         var tuning = fitted.Tuning!;
         Assert.AreEqual(3, tuning.Trials.Count, tuning.ToCsv()); // none, fast, full
         Assert.IsFalse(tuning.Best!.Recipe.Contains("BiasCorrection=None", StringComparison.Ordinal), tuning.ToCsv());
         AssertBestIsNeverWorseThanTheRecipeAsSet(tuning);
+    }
+
+    [TestMethod]
+    public void WhereNearestRoundingLosesAChannelsMeanTheTunerKeepsBalancedRounding()
+    {
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        var rows = TinyData.X(ml, TinyData.Normal(200, 64).Select(r => r.Select(v => Math.Abs(v) + 1).ToArray()).ToArray(), 64);
+        using var fitted = Fit(ml, rows, new QuantizingEstimator.Options
+        {
+            ModelFile = BiasCorrectionTests.Conv(directory), CheckDeployment = false, PerChannelWeights = false,
+            ActivationCalibration = CalibrationMethod.Max, BiasCorrection = BiasCorrection.None, // pinned: rounding is the only knob
+            Tuning = new TuningOptions { Objective = TuningObjective.OutputCosine },
+        });
+        var tuning = fitted.Tuning!;
+        Assert.AreEqual(2, tuning.Trials.Count, tuning.ToCsv()); // balanced (the default), nearest
+        var nearest = tuning.Trials[1];
+        Assert.AreEqual(nameof(QuantizingEstimator.Options.WeightRounding), nearest.Knob, tuning.ToCsv());
+        Assert.AreEqual(nameof(WeightRounding.Nearest), nearest.Value, tuning.ToCsv());
+        Assert.IsTrue(nearest.MeanCosine < tuning.Trials[0].MeanCosine - 1e-3, tuning.ToCsv());
+        StringAssert.Contains(tuning.Best!.Recipe, "WeightRounding=Balanced", tuning.ToCsv());
     }
 
     [TestMethod]
@@ -253,6 +274,7 @@ public sealed class TunerTests
         using var fitted = Fit(ml, rows, new QuantizingEstimator.Options
         {
             ModelFile = model, CheckDeployment = false, ActivationCalibration = CalibrationMethod.Max, SmoothQuantAlpha = null, // the fallback is the only knob
+            WeightRounding = WeightRounding.Nearest,
             Tuning = new TuningOptions { Objective = TuningObjective.OutputCosine, AbsoluteTolerance = 1e-6 },
         });
         var tuning = fitted.Tuning!;
