@@ -18,7 +18,7 @@ internal static class EvaluationHarness
     // weights the default; they keep them, so that their rows stay comparable.
     private sealed record Configuration(string Name, CalibrationMethod Activations, WeightScaleMethod Weights, bool PerChannel,
         bool Asymmetric = false, double? MinimumOutputCosine = null, WeightRange Range = WeightRange.Full,
-        BiasCorrection Bias = BiasCorrection.None, bool Cle = false, bool Tuned = false);
+        BiasCorrection Bias = BiasCorrection.None, bool Cle = false, bool Tuned = false, WeightRounding? Rounding = null);
 
     private static readonly Configuration[] Configurations =
     {
@@ -46,6 +46,11 @@ internal static class EvaluationHarness
             Asymmetric: true, Range: WeightRange.PairBounded),
         new("issue 17: defaults, tuned", CalibrationMethod.Max, WeightScaleMethod.Max, true, Asymmetric: true, Range: WeightRange.PairBounded, Tuned: true),
         new("issue 17: defaults, not tuned", CalibrationMethod.Max, WeightScaleMethod.Max, true, Asymmetric: true, Range: WeightRange.PairBounded),
+        // The defaults before balanced weight rounding (sixth session of issues 16 and 17).
+        new("nearest rounding: defaults, tuned", CalibrationMethod.Max, WeightScaleMethod.Max, true, Asymmetric: true, Range: WeightRange.PairBounded,
+            Tuned: true, Rounding: WeightRounding.Nearest),
+        new("nearest rounding: defaults, not tuned", CalibrationMethod.Max, WeightScaleMethod.Max, true, Asymmetric: true, Range: WeightRange.PairBounded,
+            Rounding: WeightRounding.Nearest),
         new("squared error: MSE search, asymmetric, per channel, pair-bounded, not tuned", CalibrationMethod.MeanSquaredError, WeightScaleMethod.Max, true,
             Asymmetric: true, Range: WeightRange.PairBounded),
         new("squared error: percentile, asymmetric, per channel, pair-bounded, not tuned", CalibrationMethod.Percentile, WeightScaleMethod.Max, true,
@@ -158,6 +163,7 @@ internal static class EvaluationHarness
                     AsymmetricActivations = configuration.Asymmetric, MinimumOutputCosine = configuration.MinimumOutputCosine,
                     WeightRange = configuration.Range,
                 };
+                if (configuration.Rounding is { } rounding) options.WeightRounding = rounding;
                 // A fixed recipe sets every knob and searches nothing; a tuned row leaves them to the tuner.
                 if (!configuration.Tuned)
                     (options.ActivationCalibration, options.BiasCorrection, options.CrossLayerEqualization, options.Tuning) =

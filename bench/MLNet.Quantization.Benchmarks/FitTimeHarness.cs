@@ -19,6 +19,7 @@ internal static class FitTimeHarness
         ("defaults without the deployment check", o => o.CheckDeployment = false),
         ("issue 17: recipe defaults, not tuned", o => o.Tuning = null),
         ("issue 17: defaults, tuned", _ => { }),
+        ("nearest rounding: defaults, tuned", o => o.WeightRounding = WeightRounding.Nearest),
         ("+ fast bias correction", o => o.BiasCorrection = BiasCorrection.Fast),
         ("+ full bias correction", o => o.BiasCorrection = BiasCorrection.Full),
         ("full bias correction alone, not tuned", o => { o.Tuning = null; o.BiasCorrection = BiasCorrection.Full; }),

@@ -13,7 +13,7 @@ internal static class MiniLmEvaluation
 {
     // The configurations of issue 5 were measured with full 8-bit weights, before issue 9; they keep them.
     private sealed record Configuration(string Name, CalibrationMethod Activations, bool Asymmetric, bool PerChannel, WeightRange Range = WeightRange.Full,
-        BiasCorrection Bias = BiasCorrection.None, double? Alpha = null, bool Tuned = false);
+        BiasCorrection Bias = BiasCorrection.None, double? Alpha = null, bool Tuned = false, WeightRounding? Rounding = null);
 
     private static readonly Configuration[] Configurations =
     {
@@ -41,6 +41,9 @@ internal static class MiniLmEvaluation
         // Issue 17: the defaults, tuned (no recipe option set), against the same recipe untuned.
         new("issue 17: defaults, tuned", CalibrationMethod.Max, true, true, WeightRange.PairBounded, Tuned: true),
         new("issue 17: defaults, not tuned", CalibrationMethod.Max, true, true, WeightRange.PairBounded),
+        // The defaults before balanced weight rounding (sixth session of issues 16 and 17).
+        new("nearest rounding: defaults, tuned", CalibrationMethod.Max, true, true, WeightRange.PairBounded, Tuned: true, Rounding: WeightRounding.Nearest),
+        new("nearest rounding: defaults, not tuned", CalibrationMethod.Max, true, true, WeightRange.PairBounded, Rounding: WeightRounding.Nearest),
         new("squared error: MSE search, asymmetric, per channel, pair-bounded, not tuned", CalibrationMethod.MeanSquaredError, true, true, WeightRange.PairBounded),
     };
 
@@ -97,6 +100,7 @@ internal static class MiniLmEvaluation
                 ModelFile = MiniLm.ModelFile, OutputColumnNames = new[] { MiniLm.Output },
                 AsymmetricActivations = c.Asymmetric, PerChannelWeights = c.PerChannel, WeightRange = c.Range,
             };
+            if (c.Rounding is { } rounding) options.WeightRounding = rounding;
             if (!c.Tuned)
             {
                 // A fixed recipe: every knob set, nothing searched.

@@ -36,6 +36,9 @@ internal static class OcrHarness
         ("+ SmoothQuant 0.95", o => o.SmoothQuantAlpha = 0.95),
         ("+ SmoothQuant 0.8 + fast bias correction", o => { o.SmoothQuantAlpha = 0.8; o.BiasCorrection = BiasCorrection.Fast; }),
         ("defaults, fallback to 0.999 output cosine", o => o.MinimumOutputCosine = 0.999),
+        // The defaults before balanced weight rounding (sixth session of issues 16 and 17).
+        ("nearest rounding: defaults, tuned", o => o.WeightRounding = WeightRounding.Nearest),
+        ("nearest rounding: recipe defaults, not tuned", o => { o.Tuning = null; o.WeightRounding = WeightRounding.Nearest; }),
         ("mean min/max + fast bias correction", o => { o.ActivationCalibration = CalibrationMethod.MeanMinMax; o.BiasCorrection = BiasCorrection.Fast; }),
         ("squared error + fast bias correction", o => { o.ActivationCalibration = CalibrationMethod.MeanSquaredError; o.BiasCorrection = BiasCorrection.Fast; }),
         ("squared error + full bias correction", o => { o.ActivationCalibration = CalibrationMethod.MeanSquaredError; o.BiasCorrection = BiasCorrection.Full; }),
@@ -81,7 +84,7 @@ internal static class OcrHarness
                     InputColumnNames = new[] { input }, OutputColumnNames = new[] { output },
                 };
                 // Every row but the two tuned ones is a fixed recipe (issue 11's table): nothing tuned.
-                if (name is not ("defaults" or "issue 17: tuned, no deployment check")) options.Tuning = null;
+                if (name is not ("defaults" or "issue 17: tuned, no deployment check" or "nearest rounding: defaults, tuned")) options.Tuning = null;
                 set(options);
                 // OCR_NO_CHECK=1: every row without the deployment check, so that the int8 model of each recipe is the one
                 // compared (on a CPU where the check returns the float model).

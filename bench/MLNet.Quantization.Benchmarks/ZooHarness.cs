@@ -314,6 +314,8 @@ internal static class ZooHarness
                 Tuning = tune ? new TuningOptions() : null,
             };
             if (method is { } chosen) options.ActivationCalibration = chosen;
+            // ZOO_WEIGHT_ROUNDING=Nearest: how weights are rounded (pins the tuner's knob); default: the option's default.
+            if (Environment.GetEnvironmentVariable("ZOO_WEIGHT_ROUNDING") is { Length: > 0 } r) options.WeightRounding = Enum.Parse<WeightRounding>(r);
             return ml.Transforms.QuantizeCalibrated(options).Fit(calibration);
         }
         var clock = Stopwatch.StartNew();

@@ -22,8 +22,8 @@ internal static class QuantizationDefaults
     public const double MinimumSpeedup = 1.1;
     // The accuracy algorithms of issue 11, each chosen by the evaluation in docs/benchmarks.md.
     public const BiasCorrection BiasCorrection = MLNet.Quantization.BiasCorrection.None;
-    // Issue 16: ResNet18's output error 0.070 → 0.050 and the openWakeWord embedding's 0.074 → 0.063, MiniLM's
-    // neighbour agreement 87.8% → 89.0%, all data-free (docs/benchmarks.md, sixth session); the tuner tries Nearest too.
+    // Issue 16: ResNet18's output error 0.070 → 0.050 and the openWakeWord embedding's 0.074 → 0.063, data-free
+    // (docs/benchmarks.md, sixth session); only convolutions are balanced, and the tuner tries Nearest too.
     public const WeightRounding WeightRounding = MLNet.Quantization.WeightRounding.Balanced;
     public const bool CrossLayerEqualization = false;
     // SmoothQuant stays off by default although it wins on all-MiniLM-L6-v2 (nearest-neighbour agreement 87.8% → 93.2%,

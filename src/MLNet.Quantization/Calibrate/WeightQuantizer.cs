@@ -49,10 +49,16 @@ internal static class WeightQuantizer
         }
         if (format.PairLimit is { } pairLimit)
             EnforcePairLimit(q, channels, pairLimit);
-        if (rounding == WeightRounding.Balanced)
+        if (rounding == WeightRounding.Balanced && IsConvolution(dims, channels.Axis))
             Balance(values, q, scales, dims, channels, separate, format.QMax, format.PairLimit, limit);
         return new QuantizedWeight(tensor, dims, q, scales, separate ? channels.Axis : null);
     }
+
+    /// <summary>
+    /// Whether a weight is a convolution's, [Cout, Cin/group, k…] with the output channels first: the weights that
+    /// <see cref="WeightRounding.Balanced"/> balances.
+    /// </summary>
+    public static bool IsConvolution(long[] dims, int? channelAxis) => channelAxis == 0 && dims.Length >= 3;
 
     /// <summary>
     /// <see cref="WeightRounding.Balanced"/>: flips the rounding of some weights of each output channel so that the
@@ -65,10 +71,9 @@ internal static class WeightQuantizer
     /// the first two terms carry most of the error, and with independent rounding they grow as √n. SQuant (Guo et al.,
     /// ICLR 2022, its diagonal-Hessian approximation) bounds them:
     /// <list type="number">
-    /// <item>per kernel (rank-4 weights with the channels first: [Cout, Cin/g, kh, kw]), while |Eₖ| &gt; ½ the weight whose
+    /// <item>per kernel ([Cout, Cin/g, k…]: the k… elements of one input channel), while |Eₖ| &gt; ½ the weight whose
     /// error leans most the same way rounds the other way (e → e ∓ 1);</item>
-    /// <item>per channel, while |Σ e| &gt; ½, one more flip, in the kernel whose Eₖ leans most the same way (for other weights,
-    /// every element is its own kernel).</item>
+    /// <item>per channel, while |Σ e| &gt; ½, one more flip, in the kernel whose Eₖ leans most the same way.</item>
     /// </list>
     /// A flip never touches an exact weight (e = 0), and a flip away from zero never passes ±qmax, nor the pair bound
     /// with the channel's largest weight of its sign (the rounding is balanced after the pair bound is enforced, and
@@ -85,7 +90,7 @@ internal static class WeightQuantizer
         for (int d = 0; d < axis; d++) outer *= dims[d];
         if (axis < 0) inner = values.Length;
         long stride = axis < 0 ? 0 : inner * channels.Count;
-        int kernel = axis == 0 && dims.Length == 4 ? (int)(dims[2] * dims[3]) : 1;
+        int kernel = (int)dims.Skip(2).Aggregate(1L, (a, d) => a * d);
         int length = (int)(outer * inner);
         var index = new int[length];
         var error = new double[length];

@@ -28,6 +28,10 @@ internal sealed record TuningKnob(string Option, Func<QuantizationContext, bool>
     /// </summary>
     public bool UntilWithin { get; init; }
 
+    // Balanced rounding changes only convolutions' weights: elsewhere its trial would be the recipe as set again.
+    private static bool BalancedRoundingApplies(QuantizationContext context) =>
+        context.Plan.Weights.Any(w => context.Model.FindConstant(w.Tensor) is { } tensor && WeightQuantizer.IsConvolution(Onnx.Tensors.Dims(tensor), w.Axis));
+
     public static string Label(object? value) => value switch
     {
         null => "off",
@@ -70,9 +74,8 @@ internal sealed record TuningKnob(string Option, Func<QuantizationContext, bool>
                 ? "the statistics given hold ranges only" : null,
         },
         // Weights only, no stream: balanced rounding (the default) lowered ResNet18's and the wake-word embedding's output
-        // error and raised MiniLM's agreement, and lost on one wake-word head; before bias correction, which corrects
-        // whatever rounding leaves.
-        new TuningKnob(nameof(QuantizingEstimator.Options.WeightRounding), c => c.Plan.Weights.Count > 0,
+        // error; before bias correction, which corrects whatever rounding leaves. Only convolutions are balanced.
+        new TuningKnob(nameof(QuantizingEstimator.Options.WeightRounding), BalancedRoundingApplies,
             new object?[] { WeightRounding.Balanced, WeightRounding.Nearest },
             s => s.Weights.Rounding, (s, v) => s with { Weights = s.Weights with { Rounding = (WeightRounding)v! } }),
         // Bright images and the recognizer gain from fast correction; the classifier from full correction after CLE.

@@ -67,20 +67,23 @@ public sealed class WeightQuantizerTests
     }
 
     [TestMethod]
-    public void BalancedRoundingOfAMatMulWeightBalancesEachColumn()
+    public void BalancedRoundingBalancesConvolutionsOfAnyRankAndLeavesMatMulWeightsNearest()
     {
         var random = new Random(6);
-        // [K = 40, N = 7], per output column (axis 1): a column's elements are 7 apart.
         var values = Enumerable.Range(0, 280).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
-        var dims = new long[] { 40, 7 };
-        var w = WeightQuantizer.Quantize("W", dims, values, 1, true, WeightScaleMethod.Max, Full, rounding: WeightRounding.Balanced);
-        var nearest = Errors(WeightQuantizer.Quantize("W", dims, values, 1, true, WeightScaleMethod.Max, Full), values, 1);
-        Assert.IsTrue(nearest.Any(e => Math.Abs(e.Sum()) > 0.5), "nearest rounding leaves columns whose errors add up");
-        foreach (var e in Errors(w, values, 1))
+        // A 1-d convolution [Cout = 7, Cin = 8, k = 5]: each channel's 40 errors sum to within half a step.
+        var conv = new long[] { 7, 8, 5 };
+        var nearest = Errors(WeightQuantizer.Quantize("W", conv, values, 0, true, WeightScaleMethod.Max, Full), values, 0);
+        Assert.IsTrue(nearest.Any(e => Math.Abs(e.Sum()) > 0.5), "nearest rounding leaves channels whose errors add up");
+        foreach (var e in Errors(WeightQuantizer.Quantize("W", conv, values, 0, true, WeightScaleMethod.Max, Full, rounding: WeightRounding.Balanced), values, 0))
         {
             Assert.IsTrue(Math.Abs(e.Sum()) <= 0.5 + 1e-9, $"error sum {e.Sum():F3}");
             Assert.IsTrue(e.All(x => Math.Abs(x) < 1));
         }
+        // A MatMul's [K = 40, N = 7], per output column: rounded to nearest either way.
+        var matMul = new long[] { 40, 7 };
+        CollectionAssert.AreEqual(WeightQuantizer.Quantize("W", matMul, values, 1, true, WeightScaleMethod.Max, Full).Values,
+            WeightQuantizer.Quantize("W", matMul, values, 1, true, WeightScaleMethod.Max, Full, rounding: WeightRounding.Balanced).Values);
     }
 
     [TestMethod]
