@@ -10,7 +10,7 @@ namespace MLNet.Quantization;
 /// The knobs, searched one at a time in this order (each only where the model has the ops it applies to, and only where
 /// the option was not set explicitly): `SmoothQuantAlpha` (off, 0.8, 0.5, 0.95; MatMuls with constant weights),
 /// `CrossLayerEqualization` (Conv chains), `ActivationCalibration` (max, mean of per-row min/max, percentile, KL: all
-/// refit from one set of statistics), `WeightRounding` (balanced, nearest; any quantized weight) and `BiasCorrection`
+/// refit from one set of statistics), `WeightRounding` (balanced, nearest; convolutions) and `BiasCorrection`
 /// (none, fast, full; Conv, Gemm, MatMul layers). Each knob keeps
 /// the value that scores best, so that the model returned is the best one found, whatever the budget cut.
 /// ]]></format>

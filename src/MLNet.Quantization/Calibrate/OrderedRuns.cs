@@ -37,6 +37,25 @@ internal sealed class OrderedRuns<T> : IDisposable
         while (_flight.Count >= _allowed) Take();
     }
 
+    /// <summary>
+    /// As <see cref="Add(long, OrtValue[], Func{OrtValue[], T})"/>, on the <paramref name="count"/> inputs that
+    /// <paramref name="read"/> makes by index; where a read fails, the inputs made before it are disposed.
+    /// </summary>
+    public void Add(long row, int count, Func<int, OrtValue> read, Func<OrtValue[], T> run)
+    {
+        var inputs = new OrtValue[count];
+        try
+        {
+            for (int i = 0; i < count; i++) inputs[i] = read(i);
+        }
+        catch
+        {
+            foreach (var v in inputs) v?.Dispose();
+            throw;
+        }
+        Add(row, inputs, run);
+    }
+
     /// <summary>Takes every result in flight.</summary>
     public void Finish()
     {

@@ -5,8 +5,8 @@ using Microsoft.ML.OnnxRuntime;
 namespace MLNet.Quantization.Calibration;
 
 /// <summary>
-/// Reads the rows of an IDataView as the input tensors of a model, reporting progress: one row at a time, or with the
-/// models run on several rows at once and their results taken in row order (<see cref="ForEachInOrder"/>).
+/// Reads the rows of an IDataView as the input tensors of a model, reporting progress: with the models run on several
+/// rows at once and their results taken in row order (<see cref="ForEachInOrder"/>), or one row at a time.
 /// </summary>
 internal static class RowReader
 {
@@ -50,7 +50,9 @@ internal static class RowReader
     {
         int count = workers ?? Workers;
         var inputNames = session.InputMetadata.Keys.ToArray();
-        var columns = Columns(session, data, inputNames);
+        var columns = inputNames.Select(name => data.Schema.GetColumnOrNull(name) ?? throw new ArgumentException(
+            $"The data has no column '{name}', which model input '{name}' reads. Columns: {string.Join(", ", data.Schema.Select(c => c.Name))}.",
+            nameof(data))).ToArray();
         using var cursor = data.GetRowCursor(columns);
         // One buffer per row in flight, and one for the row being read.
         var feeds = inputNames.Select((name, i) => InputFeed.Create(cursor, columns[i], session.InputMetadata[name],
@@ -66,17 +68,7 @@ internal static class RowReader
         {
             if (include(row))
             {
-                var values = new OrtValue[feeds.Length];
-                try
-                {
-                    for (int i = 0; i < feeds.Length; i++) values[i] = feeds[i].Read(row);
-                }
-                catch
-                {
-                    foreach (var v in values) v?.Dispose();
-                    throw;
-                }
-                flight.Add(row, values, inputs => run(inputNames, inputs));
+                flight.Add(row, feeds.Length, i => feeds[i].Read(row), inputs => run(inputNames, inputs));
                 read++;
             }
             row++;
@@ -92,48 +84,14 @@ internal static class RowReader
     /// <paramref name="maximumVisited"/> visited; returns how many were visited.
     /// </summary>
     public static long ForEach(InferenceSession session, IDataView data, QuantizationSettings settings, int pass,
-        Func<long, bool> include, RowVisitor visit, long maximumVisited = long.MaxValue)
-    {
-        var inputNames = session.InputMetadata.Keys.ToArray();
-        var columns = Columns(session, data, inputNames);
-        using var cursor = data.GetRowCursor(columns);
-        var feeds = inputNames.Select((name, i) => InputFeed.Create(cursor, columns[i], session.InputMetadata[name],
-            settings.ShapeDictionary?.GetValueOrDefault(name) ?? session.InputMetadata[name].Dimensions)).ToArray();
-        long row = 0, visited = 0;
-        long limit = settings.Rows.MaximumCalibrationRows ?? long.MaxValue;
-        var values = new OrtValue[feeds.Length];
-        var clock = Stopwatch.StartNew();
-        while (row < limit && visited < maximumVisited && cursor.MoveNext())
-        {
-            if (include(row))
-            {
-                try
-                {
-                    for (int i = 0; i < feeds.Length; i++) values[i] = feeds[i].Read(row);
-                    visit(row, inputNames, values);
-                }
-                finally
-                {
-                    foreach (var v in values) v?.Dispose();
-                    Array.Clear(values);
-                }
-                visited++;
-                if (visited % 32 == 0) Report(settings, pass, visited, clock);
-            }
-            row++;
-        }
-        Report(settings, pass, visited, clock);
-        return visited;
-    }
+        Func<long, bool> include, RowVisitor visit, long maximumVisited = long.MaxValue) =>
+        // One row at a time, on this thread: the visitor runs the models itself (the deployment check times them).
+        ForEachInOrder(session, data, settings, pass, include, (_, _) => true, (row, names, values, _) => visit(row, names, values),
+            _ => 0, maximumVisited, workers: 1);
 
     /// <summary>The bytes of <paramref name="values"/>' tensors (4 per element: a size for <see cref="ForEachInOrder"/>'s budget).</summary>
     public static long Bytes(IEnumerable<OrtValue?> values) =>
         values.Where(v => v is { OnnxType: OnnxValueType.ONNX_TYPE_TENSOR }).Sum(v => v!.GetTensorTypeAndShape().ElementCount * 4L);
-
-    private static DataViewSchema.Column[] Columns(InferenceSession session, IDataView data, string[] inputNames) =>
-        inputNames.Select(name => data.Schema.GetColumnOrNull(name) ?? throw new ArgumentException(
-            $"The data has no column '{name}', which model input '{name}' reads. Columns: {string.Join(", ", data.Schema.Select(c => c.Name))}.",
-            nameof(data))).ToArray();
 
     private static void Report(QuantizationSettings settings, int pass, long rows, Stopwatch clock) =>
         settings.Rows.Progress?.Report(new CalibrationProgress(pass, rows, rows / Math.Max(clock.Elapsed.TotalSeconds, 1e-9)));

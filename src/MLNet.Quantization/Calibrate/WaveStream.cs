@@ -132,19 +132,7 @@ internal sealed class WaveStream
             using var flight = new OrderedRuns<IDisposableReadOnlyCollection<OrtValue>>(RowReader.Workers,
                 (_, values, results) => Visit(names, values, results), RowReader.Bytes);
             for (int row = 0; row < _keptRows; row++)
-            {
-                var values = new OrtValue[names.Length];
-                try
-                {
-                    for (int i = 0; i < names.Length; i++) values[i] = _kept[names[i]][row].ToOrtValue();
-                }
-                catch
-                {
-                    foreach (var v in values) v?.Dispose();
-                    throw;
-                }
-                flight.Add(row, values, inputs => Run(names, inputs));
-            }
+                flight.Add(row, names.Length, i => _kept[names[i]][row].ToOrtValue(), inputs => Run(names, inputs));
             flight.Finish();
             rows = flight.Taken;
         }

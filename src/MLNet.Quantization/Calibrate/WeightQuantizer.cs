@@ -83,39 +83,27 @@ internal static class WeightQuantizer
     private static void Balance(float[] values, sbyte[] q, float[] scales, long[] dims, Channels channels, bool separate, int qmax,
         int? pairLimit, float limit)
     {
-        // The elements of one output channel: `outer` runs of `inner` contiguous ones, `stride` apart.
-        long inner = 1, outer = 1;
-        int axis = channels.Axis ?? -1;
-        for (int d = axis + 1; d < dims.Length; d++) inner *= dims[d];
-        for (int d = 0; d < axis; d++) outer *= dims[d];
-        if (axis < 0) inner = values.Length;
-        long stride = axis < 0 ? 0 : inner * channels.Count;
+        // A convolution's output channel c is the contiguous block [c·length, (c + 1)·length), its kernels runs of `kernel`.
         int kernel = (int)dims.Skip(2).Aggregate(1L, (a, d) => a * d);
-        int length = (int)(outer * inner);
-        var index = new int[length];
+        int length = values.Length / channels.Count, kernels = length / kernel, start = 0;
         var error = new double[length];
-        var kernelSums = new double[(length + kernel - 1) / kernel];
+        var kernelSums = new double[kernels];
         // The channel's largest magnitude of each sign (0: positive, 1: negative), never lowered while it is balanced:
         // a weight may grow only while it and that largest one stay within the pair bound.
         var largest = new int[2];
-        for (int c = 0; c < channels.Count; c++)
+        for (int c = 0; c < channels.Count; c++, start += length)
         {
             float scale = scales[separate ? c : 0];
-            int n = 0;
             largest[0] = largest[1] = 0;
-            for (long o = 0; o < outer; o++)
-                for (long i = 0; i < inner; i++, n++)
-                {
-                    int at = (int)(o * stride + c * inner + i);
-                    index[n] = at;
-                    error[n] = q[at] - Math.Clamp(values[at], -limit, limit) / (double)scale;
-                    int sign = q[at] < 0 ? 1 : 0;
-                    largest[sign] = Math.Max(largest[sign], Math.Abs((int)q[at]));
-                }
-            int kernels = (length + kernel - 1) / kernel;
+            for (int j = 0; j < length; j++)
+            {
+                error[j] = q[start + j] - Math.Clamp(values[start + j], -limit, limit) / (double)scale;
+                int sign = q[start + j] < 0 ? 1 : 0;
+                largest[sign] = Math.Max(largest[sign], Math.Abs((int)q[start + j]));
+            }
             for (int k = 0; k < kernels; k++)
             {
-                int from = k * kernel, to = Math.Min(length, from + kernel);
+                int from = k * kernel, to = from + kernel;
                 double sum = 0;
                 for (int j = from; j < to; j++) sum += error[j];
                 if (kernel > 1)
@@ -132,10 +120,10 @@ internal static class WeightQuantizer
                 for (int k = 0; k < kernels; k++)
                 {
                     double l = Math.Sign(total) * kernelSums[k];
-                    if (l > lean && Leaning(k * kernel, Math.Min(length, k * kernel + kernel), total)) (best, lean) = (k, l);
+                    if (l > lean && Leaning(k * kernel, k * kernel + kernel, total)) (best, lean) = (k, l);
                 }
                 if (best < 0) break;
-                double change = Flip(best * kernel, Math.Min(length, best * kernel + kernel), total)!.Value;
+                double change = Flip(best * kernel, best * kernel + kernel, total)!.Value;
                 kernelSums[best] += change;
                 total += change;
             }
@@ -154,7 +142,7 @@ internal static class WeightQuantizer
         bool CanFlip(int j, double sum)
         {
             if (Math.Sign(error[j]) != Math.Sign(sum)) return false;
-            int now = q[index[j]], next = now - Math.Sign(sum);
+            int now = q[start + j], next = now - Math.Sign(sum);
             if (Math.Abs(next) <= Math.Abs(now)) return true;
             int sign = next < 0 ? 1 : 0;
             return Math.Abs(next) <= qmax && (pairLimit is not { } l || Math.Abs(next) + largest[sign] <= l);
@@ -168,8 +156,8 @@ internal static class WeightQuantizer
                 if (CanFlip(j, sum) && (pick < 0 || Math.Abs(error[j]) > Math.Abs(error[pick]))) pick = j;
             if (pick < 0) return null;
             int step = -Math.Sign(sum);
-            int next = q[index[pick]] + step;
-            q[index[pick]] = (sbyte)next;
+            int next = q[start + pick] + step;
+            q[start + pick] = (sbyte)next;
             error[pick] += step;
             largest[next < 0 ? 1 : 0] = Math.Max(largest[next < 0 ? 1 : 0], Math.Abs(next));
             return step;

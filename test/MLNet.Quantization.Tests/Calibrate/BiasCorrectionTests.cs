@@ -25,6 +25,10 @@ public sealed class BiasCorrectionTests
         return w;
     }
 
+    // Rows of 64 inputs |x| + 1, x normal: every input positive, so that a channel's rounding error moves its output mean.
+    internal static IDataView PositiveRows(MLContext ml, int count) =>
+        TinyData.X(ml, TinyData.Normal(count, 64).Select(r => r.Select(v => Math.Abs(v) + 1).ToArray()).ToArray(), 64);
+
     internal static string Conv(TempDirectory directory) => new TinyModel()
         .Input("X", 1, 64, 1, 1).Output("Y", 1, 2, 1, 1)
         .Constant("W", new long[] { 2, 64, 1, 1 }, Weights(conv: true)).Constant("B", new long[] { 2 }, new[] { 0f, 0f })
@@ -58,7 +62,7 @@ public sealed class BiasCorrectionTests
     {
         using var directory = new TempDirectory();
         var ml = new MLContext(seed: 1);
-        var rows = TinyData.X(ml, TinyData.Normal(200, 64).Select(r => r.Select(v => Math.Abs(v) + 1).ToArray()).ToArray(), 64);
+        var rows = PositiveRows(ml, 200);
         foreach (var model in new[] { Conv(directory), MatMulAdd(directory) })
         {
             var reference = TinyData.Column(ml.Transforms.ApplyOnnxModel(model).Fit(rows).Transform(rows), "Y");
@@ -83,7 +87,7 @@ public sealed class BiasCorrectionTests
     {
         using var directory = new TempDirectory();
         var ml = new MLContext(seed: 1);
-        var rows = TinyData.X(ml, TinyData.Normal(200, 64).Select(r => r.Select(v => Math.Abs(v) + 1).ToArray()).ToArray(), 64);
+        var rows = PositiveRows(ml, 200);
         var model = Conv(directory);
         var reference = TinyData.Column(ml.Transforms.ApplyOnnxModel(model).Fit(rows).Transform(rows), "Y");
         var nearest = MeanErrors(ml, model, rows, rows, reference, BiasCorrection.None);
@@ -152,7 +156,7 @@ public sealed class BiasCorrectionTests
             .Node("Conv", new[] { "R1", "W2", "B2" }, new[] { "Y" })
             .Save(directory.Path, "chain.onnx");
         var ml = new MLContext(seed: 1);
-        var rows = TinyData.X(ml, TinyData.Normal(200, 64).Select(r => r.Select(v => Math.Abs(v) + 1).ToArray()).ToArray(), 64);
+        var rows = PositiveRows(ml, 200);
         var reference = TinyData.Column(ml.Transforms.ApplyOnnxModel(model).Fit(rows).Transform(rows), "Y");
         double MeanError(BiasCorrection correction) => MeanErrors(ml, model, rows, rows, reference, correction)[0];
         double none = MeanError(BiasCorrection.None), fast = MeanError(BiasCorrection.Fast), full = MeanError(BiasCorrection.Full);
@@ -185,7 +189,7 @@ public sealed class BiasCorrectionTests
     {
         using var directory = new TempDirectory();
         var ml = new MLContext(seed: 1);
-        var rows = TinyData.X(ml, TinyData.Normal(50, 64).Select(r => r.Select(v => Math.Abs(v) + 1).ToArray()).ToArray(), 64);
+        var rows = PositiveRows(ml, 50);
         using var fitted = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
         {
             CheckDeployment = false, Tuning = null, ModelFile = Conv(directory), PerChannelWeights = false, BiasCorrection = BiasCorrection.Fast,

@@ -157,7 +157,7 @@ public sealed class TunerTests
     {
         using var directory = new TempDirectory();
         var ml = new MLContext(seed: 1);
-        var rows = TinyData.X(ml, TinyData.Normal(200, 64).Select(r => r.Select(v => Math.Abs(v) + 1).ToArray()).ToArray(), 64);
+        var rows = BiasCorrectionTests.PositiveRows(ml, 200);
         using var fitted = Fit(ml, rows, new QuantizingEstimator.Options
         {
             ModelFile = BiasCorrectionTests.Conv(directory), CheckDeployment = false, PerChannelWeights = false,
@@ -174,7 +174,7 @@ public sealed class TunerTests
     {
         using var directory = new TempDirectory();
         var ml = new MLContext(seed: 1);
-        var rows = TinyData.X(ml, TinyData.Normal(200, 64).Select(r => r.Select(v => Math.Abs(v) + 1).ToArray()).ToArray(), 64);
+        var rows = BiasCorrectionTests.PositiveRows(ml, 200);
         using var fitted = Fit(ml, rows, new QuantizingEstimator.Options
         {
             ModelFile = BiasCorrectionTests.Conv(directory), CheckDeployment = false, PerChannelWeights = false,
