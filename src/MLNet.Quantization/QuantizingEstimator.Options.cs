@@ -128,9 +128,10 @@ public sealed partial class QuantizingEstimator
         public CalibrationStatistics? RangesFrom { get; set; }
 
         /// <summary>
-        /// When set, the layers most responsible for output error are kept in float, fewest first, until the quantized
-        /// model's mean output cosine to the float model reaches this value on held-back calibration rows (every fifth
-        /// row, which calibration then skips), for every output of the model: the worst output decides. Label-free.
+        /// When set, the fewest of the layers most responsible for output error are kept in float for the quantized
+        /// model's mean output cosine to the float model to reach this value on held-back calibration rows (every fifth
+        /// row, which calibration then skips), for every output of the model: the worst output decides. The count is
+        /// found by galloping (1, 2, 4… layers) then bisection, so that it costs about 2·log2 of it in measured models. Label-free.
         /// In (0, 1]; default null (off). With <see cref="Tuning"/> and a tolerance set there, the tuner searches this
         /// value last, towards the tolerance; setting it pins it.
         /// </summary>
@@ -150,8 +151,9 @@ public sealed partial class QuantizingEstimator
 
         /// <summary>
         /// With <see cref="CheckDeployment"/>: the largest relative error ‖fp32 − int8‖ / ‖fp32‖ any output may keep on the
-        /// measured rows. Past it, the layers that add the most noise go back to float, one, then two, four… at a time,
-        /// until every output is within it (and if int8 is then no faster, the float model is returned). Default 0.25, a
+        /// measured rows. Past it, the fewest of the layers that add the most noise go back to float for every output to
+        /// be within it, counted by galloping (1, 2, 4… layers) then bisection (and if int8 is then no faster, the float
+        /// model is returned). Default 0.25, a
         /// guard against a broken model rather than a quality target (for that, see <see cref="MinimumOutputCosine"/>);
         /// positive, or null for no bound.
         /// </summary>

@@ -22,9 +22,6 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
     /// </summary>
     public const int LayersPerRound = 4;
 
-    /// <summary>Layers sent back to float in the first round of the error guard; each round doubles it.</summary>
-    public const int FirstErrorBatch = 1;
-
     public void Apply(QuantizationContext context, StatisticValues statistics)
     {
         var settings = context.Settings;
@@ -48,8 +45,8 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
                 context.Data, settings);
         }
 
-        // 2. Every output compared and both models timed. An output whose relative error exceeds the bound: the layers
-        //    that add the most noise go back to float, in batches that double, until every output is within it.
+        // 2. Every output compared and both models timed. An output whose relative error exceeds the bound: the fewest
+        //    of the layers that add the most noise go back to float for every output to be within it.
         var measured = DeploymentMeasurement.Measure(model, context.Realized, context.Data, settings, floatOutputs: context.FloatOutputs);
         if (measured.Rows == 0)
         {
@@ -59,17 +56,17 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
         if (settings.Realization.MaximumOutputError is { } bound && measured.WorstRelativeError > bound && context.Parameters.Table.Count > 0)
         {
             // The rounds compare outputs only; the model they leave is timed once, below.
+            string reason = $"output relative error {measured.WorstRelativeError:F3} exceeded MaximumOutputError {bound}; " +
+                "this layer is among the fewest that add the most noise whose return to float brings every output within it";
             var noise = ErrorMeasurement.Measure(model, context.Realized, context.Dequantized, context.Realized, context.Data, settings);
-            var ranking = new Queue<string>(noise.AddedNoise(model).OrderByDescending(kv => kv.Value)
-                .ThenBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => kv.Key));
-            for (int batch = FirstErrorBatch; measured.WorstRelativeError > bound && ranking.Count > 0; batch *= 2)
+            var ranking = noise.AddedNoise(model).OrderByDescending(kv => kv.Value).ThenBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => kv.Key);
+            var added = FloatLayerSearch.SendBack(context, context.FloatNodes.Concat(sentBack), ranking, calibrated, () =>
+                DeploymentMeasurement.Measure(model, context.Realized, context.Data, settings, time: false, floatOutputs: context.FloatOutputs)
+                    .WorstRelativeError <= bound);
+            foreach (var node in added)
             {
-                string reason = $"output relative error {measured.WorstRelativeError:F3} exceeded MaximumOutputError {bound}; this layer adds the most noise";
-                int added = 0;
-                while (added == 0 && ranking.Count > 0)
-                    for (int i = 0; i < batch && ranking.Count > 0; i++) added += SendBack(model, ranking.Dequeue(), sentBack, floatNodes, reason);
-                RealizePass.Without(context, context.FloatNodes.Concat(sentBack), calibrated);
-                measured = DeploymentMeasurement.Measure(model, context.Realized, context.Data, settings, time: false, floatOutputs: context.FloatOutputs);
+                sentBack.Add(node);
+                floatNodes.TryAdd(node, reason);
             }
             measured = DeploymentMeasurement.Measure(model, context.Realized, context.Data, settings, floatOutputs: context.FloatOutputs);
         }

@@ -6,20 +6,20 @@ using MLNet.Quantization.Pipeline;
 namespace MLNet.Quantization.Realize;
 
 /// <summary>
-/// With <c>MinimumOutputCosine</c>: while the realized model's mean output cosine to the float model (run as ML.NET
-/// runs it, QDQ pairs fused), on the held-back rows, stays below the target for any of its outputs, the layer (the quantized nodes around a
-/// tensor) that adds the most noise of its own is kept in float, one at a time. Label-free: it needs only the
-/// calibration rows.
+/// With <c>MinimumOutputCosine</c>: where the realized model's mean output cosine to the float model (run as ML.NET runs
+/// it, QDQ pairs fused), on the held-back rows, is below the target for any of its outputs, the fewest of the layers
+/// (each the quantized nodes around a tensor) that add the most noise of their own are kept in float for every output to
+/// reach it (<see cref="FloatLayerSearch"/>). Label-free: it needs only the calibration rows.
 /// </summary>
 /// <remarks>
-/// It works on the plan, not on the model: the layers are ranked once, from the full model's per-tensor noise, and
-/// the float model's outputs on the held-back rows are computed once (within <see cref="FloatOutputs"/>' budget). Each round then drops a layer from the plan
-/// (annotation is data-free), keeps the calibrated parameters of what remains, realizes again and runs only the
-/// realized model. Nothing is calibrated twice.
+/// It works on the plan, not on the model: the layers are ranked once, from the full model's per-tensor noise, and the
+/// float model's outputs on the held-back rows are computed once (within <see cref="FloatOutputs"/>' budget). Each count
+/// that the search measures drops the first layers of the ranking from the plan (annotation is data-free), keeps the
+/// calibrated parameters of what remains, realizes again and runs only the realized model. Nothing is calibrated twice.
 /// </remarks>
 internal sealed class FallbackPass : IQuantizationPass
 {
-    /// <summary>The float and realized models once on the held-back rows, then one realized run per layer sent back: about two streams.</summary>
+    /// <summary>The float and realized models once on the held-back rows, then one realized run per count of layers that the search measures: about two streams.</summary>
     public double EstimatedStreams(QuantizationContext context) => 2;
 
     public void Apply(QuantizationContext context, StatisticValues statistics)
@@ -32,20 +32,10 @@ internal sealed class FallbackPass : IQuantizationPass
         if (measured.Rows == 0)
             throw new InvalidOperationException(
                 "MinimumOutputCosine measures on held-back rows (every fifth row), and the data holds none: give at least 5 rows.");
-        var ranking = measured.AddedNoise(model).OrderByDescending(kv => kv.Value).ThenBy(kv => kv.Key, StringComparer.Ordinal)
-            .Select(kv => Layer(model, kv.Key)).ToList();
-        var known = context.Statistics.ByTensor();
-        var floatNodes = new List<string>();
-        double cosine = measured.OutputCosine;
-        foreach (var layer in ranking)
-        {
-            if (cosine >= target) break;
-            var added = layer.Where(n => !floatNodes.Contains(n)).ToList();
-            if (added.Count == 0) continue;
-            floatNodes.AddRange(added);
-            RealizePass.Without(context, floatNodes, known);
-            cosine = ErrorMeasurement.DeployedCosine(model, context.Realized, reference, context.Data, settings);
-        }
+        var ranking = measured.AddedNoise(model).OrderByDescending(kv => kv.Value).ThenBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => kv.Key);
+        var floatNodes = measured.OutputCosine >= target ? new List<string>()
+            : FloatLayerSearch.SendBack(context, Array.Empty<string>(), ranking, context.Statistics.ByTensor(),
+                () => ErrorMeasurement.DeployedCosine(model, context.Realized, reference, context.Data, settings) >= target);
         context.FloatNodes = floatNodes;
     }
 

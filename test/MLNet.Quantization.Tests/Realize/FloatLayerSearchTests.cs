@@ -1,0 +1,112 @@
+using Microsoft.ML;
+using Microsoft.VisualStudio.TestTools.UnitTesting;
+using MLNet.Quantization.Calibration;
+using MLNet.Quantization.Realize;
+
+namespace MLNet.Quantization.Tests.Realize;
+
+/// <summary>
+/// How many of the noisiest layers go back to float: the fewest measured to meet the bound, found by galloping then
+/// bisection, never the overshoot of doubling alone.
+/// </summary>
+[TestClass]
+public sealed class FloatLayerSearchTests
+{
+    [TestMethod]
+    public void EveryAnswerOfAMonotoneBoundIsFoundInAboutTwoLogMeasurements()
+    {
+        foreach (int count in new[] { 1, 2, 3, 7, 8, 100, 213 })
+            for (int answer = 1; answer <= count; answer++)
+            {
+                var measured = new List<int>();
+                int found = FloatLayerSearch.Fewest(count, k => { measured.Add(k); return k >= answer; });
+                Assert.AreEqual(answer, found, $"{count} layers, the bound met from {answer}: measured {string.Join(", ", measured)}");
+                Assert.IsTrue(measured.All(k => k >= 1 && k <= count), string.Join(", ", measured));
+                Assert.AreEqual(measured.Count, measured.Distinct().Count(), $"no count measured twice: {string.Join(", ", measured)}");
+                int bound = 2 * (int)Math.Ceiling(Math.Log2(answer)) + 1;
+                Assert.IsTrue(measured.Count <= bound, $"{count} layers, answer {answer}: {measured.Count} measured, more than {bound}");
+                Assert.IsTrue(measured.Max() < 2 * answer, $"never more than twice the answer: {string.Join(", ", measured)}");
+            }
+    }
+
+    [TestMethod]
+    public void WhenNoCountMeetsTheBoundEveryLayerGoesBack()
+    {
+        var measured = new List<int>();
+        Assert.AreEqual(10, FloatLayerSearch.Fewest(10, k => { measured.Add(k); return false; }));
+        CollectionAssert.AreEqual(new[] { 1, 2, 4, 8, 10 }, measured);
+        Assert.AreEqual(0, FloatLayerSearch.Fewest(0, _ => throw new AssertFailedException("nothing to measure")));
+    }
+
+    [TestMethod]
+    public void WhereMoreLayersInFloatDoNotLowerTheErrorTheAnswerIsStillACountMeasuredWithin()
+    {
+        // Within at 1 and at 4 and above, not at 2 or 3: noise that cancels.
+        var within = new HashSet<int> { 1, 4, 5, 6, 7, 8, 9 };
+        Assert.AreEqual(1, FloatLayerSearch.Fewest(9, within.Contains));
+        var later = new HashSet<int> { 3, 6, 7, 8, 9 };
+        int found = FloatLayerSearch.Fewest(9, later.Contains);
+        Assert.IsTrue(later.Contains(found), $"{found}");
+    }
+
+    // Seven branches from X, each Conv → Relu → Conv to its own output, fitted with the first five Relus crippled.
+    private static readonly string[] Crippled = { "R1", "R2", "R3", "R4", "R5" };
+
+    private static readonly string[] CrippledConvs =
+        { "Conv_0", "Conv_11", "Conv_12", "Conv_14", "Conv_2", "Conv_3", "Conv_5", "Conv_6", "Conv_8", "Conv_9" };
+
+    private static QuantizingTransformer FitSevenBranches(TempDirectory directory, Action<QuantizingEstimator.Options> set)
+    {
+        var model = new TinyModel().Input("X", 1, 2, 6, 6);
+        for (int i = 1; i <= 7; i++)
+            model.Output($"Y{i}", 1, 1, 6, 6)
+                .Weight($"W{i}", new long[] { 4, 2, 3, 3 }).Weight($"V{i}", new long[] { 1, 4, 3, 3 })
+                .Node("Conv", new[] { "X", $"W{i}" }, new[] { $"A{i}" }, TinyModel.Ints("pads", 1, 1, 1, 1))
+                .Node("Relu", new[] { $"A{i}" }, new[] { $"R{i}" })
+                .Node("Conv", new[] { $"R{i}", $"V{i}" }, new[] { $"Y{i}" }, TinyModel.Ints("pads", 1, 1, 1, 1));
+        var ml = new MLContext(seed: 1);
+        var options = new QuantizingEstimator.Options
+        {
+            ModelFile = model.Save(directory.Path), Tuning = null,
+            // Deliberately bad thresholds: R1 to R5 clipped to a fiftieth of their ranges.
+            CustomCalibration = s => Crippled.Contains(s.Tensor) ? new TensorRange(0, (float)s.Max / 50) : null,
+        };
+        set(options);
+        return ml.Transforms.QuantizeCalibrated(options).Fit(CalibrationReportTests.Rows(ml));
+    }
+
+    [TestMethod]
+    public void TheErrorBoundSendsBackTheCrippledLayersAndNoMore()
+    {
+        using var directory = new TempDirectory();
+        using var model = FitSevenBranches(directory, o => (o.MaximumOutputError, o.MinimumSpeedup) = (0.25, 0));
+
+        var check = model.Deployment!;
+        Assert.IsFalse(check.KeptFloat, check.Summary);
+        Assert.IsTrue(check.WorstRelativeError <= 0.25, $"every output within the bound: {string.Join("; ", check.Outputs)}");
+        var sentBack = check.FloatNodes.Where(kv => kv.Value.Contains("MaximumOutputError")).Select(kv => kv.Key).OrderBy(n => n, StringComparer.Ordinal).ToArray();
+        // Batches that double send back 1, then 2, then 4 more layers: two more than the five crippled ones. The search
+        // measures 1, 2, 4 and 8 layers, then 6 and 5.
+        CollectionAssert.AreEqual(CrippledConvs, sentBack,
+            $"the crippled branches' Convs, and no more: {string.Join("; ", check.FloatNodes)}");
+        foreach (var tensor in new[] { "R6", "R7" })
+            Assert.IsNotNull(model.Calibration.Find(tensor, TensorRole.Activation), $"{tensor} stays quantized");
+        foreach (var tensor in Crippled)
+            Assert.IsNull(model.Calibration.Find(tensor, TensorRole.Activation), $"{tensor} is no longer quantized");
+    }
+
+    [TestMethod]
+    public void TheFallbackKeepsTheCrippledLayersInFloatAndGivesTheOthersTheirParametersBack()
+    {
+        using var directory = new TempDirectory();
+        using var model = FitSevenBranches(directory, o => (o.MinimumOutputCosine, o.CheckDeployment) = (0.99, false));
+
+        var report = model.Report;
+        Assert.IsTrue(report.OutputCosine >= 0.99, $"{report.OutputCosine}");
+        CollectionAssert.AreEqual(CrippledConvs, report.FloatNodes.OrderBy(n => n, StringComparer.Ordinal).ToArray(),
+            $"kept in float: {string.Join(", ", report.FloatNodes)}");
+        // The search measured eight layers in float before it settled on five: the others come back with their parameters.
+        foreach (var tensor in new[] { "R6", "R7" })
+            Assert.IsNotNull(model.Calibration.Find(tensor, TensorRole.Activation), $"{tensor} stays quantized");
+    }
+}
