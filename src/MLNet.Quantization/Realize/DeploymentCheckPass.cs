@@ -56,13 +56,14 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
         if (settings.Realization.MaximumOutputError is { } bound && measured.WorstRelativeError > bound && context.Parameters.Table.Count > 0)
         {
             // The rounds compare outputs only; the model they leave is timed once, below.
-            string reason = $"output relative error {measured.WorstRelativeError:F3} exceeded MaximumOutputError {bound}; " +
-                "this layer is among the fewest that add the most noise whose return to float brings every output within it";
+            double error = measured.WorstRelativeError;
             var noise = ErrorMeasurement.Measure(model, context.Realized, context.Dequantized, context.Realized, context.Data, settings);
             var ranking = noise.AddedNoise(model).OrderByDescending(kv => kv.Value).ThenBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => kv.Key);
             var added = FloatLayerSearch.SendBack(context, context.FloatNodes.Concat(sentBack), ranking, calibrated, () =>
                 DeploymentMeasurement.Measure(model, context.Realized, context.Data, settings, time: false, floatOutputs: context.FloatOutputs)
                     .WorstRelativeError <= bound);
+            string reason = $"output relative error {error:F3} exceeded MaximumOutputError {bound}: the {added.Count} nodes of the " +
+                "noisiest layers, the fewest whose return to float brings every output within it";
             foreach (var node in added)
             {
                 sentBack.Add(node);
