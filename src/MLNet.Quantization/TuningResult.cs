@@ -10,12 +10,14 @@ namespace MLNet.Quantization;
 /// </summary>
 public sealed class TuningResult
 {
-    internal TuningResult(IReadOnlyList<TuningTrial> trials, string objective, double reference, long rows, string stoppedBecause, double seconds)
+    internal TuningResult(IReadOnlyList<TuningTrial> trials, string objective, double reference, long rows, string stoppedBecause, double seconds,
+        long heldBack = 0)
     {
         Trials = trials;
         Objective = objective;
         ReferenceScore = reference;
         Rows = rows;
+        HeldBackRows = Math.Max(rows, heldBack);
         StoppedBecause = stoppedBecause;
         Seconds = seconds;
     }
@@ -35,6 +37,13 @@ public sealed class TuningResult
     /// <summary>Held-back rows each trial was scored on.</summary>
     public long Rows { get; }
 
+    /// <summary>
+    /// The rows held back from calibration: more than <see cref="Rows"/> when the float model's outputs on the later ones
+    /// did not fit the 64 MB that the tuner keeps (a segmenter's full-resolution maps, say), so that the trials were
+    /// scored on the first ones only. The deployment check still compares every held-back row.
+    /// </summary>
+    public long HeldBackRows { get; }
+
     /// <summary>Why the search ended: every knob searched, the tolerance met, or the trial or time budget spent.</summary>
     public string StoppedBecause { get; }
 
@@ -50,7 +59,7 @@ public sealed class TuningResult
 
     /// <summary>This result with the first trial chosen instead, for <paramref name="because"/>.</summary>
     internal TuningResult WithRecipeAsSet(string because) =>
-        new(Trials.Select((t, i) => t with { Chosen = i == 0 }).ToList(), Objective, ReferenceScore, Rows, StoppedBecause, Seconds)
+        new(Trials.Select((t, i) => t with { Chosen = i == 0 }).ToList(), Objective, ReferenceScore, Rows, StoppedBecause, Seconds, HeldBackRows)
         {
             Fallback = because,
         };
@@ -58,7 +67,11 @@ public sealed class TuningResult
     /// <summary>One line: the recipe chosen, its score against the first trial's, and the number of trials.</summary>
     public string Summary => Best is not { } best ? $"No trial ran: {StoppedBecause}." :
         string.Create(CultureInfo.InvariantCulture,
-            $"{best.Recipe}: {Objective} {best.Score:F4} (recipe as set {Trials[0].Score:F4}), {Trials.Count(t => t.Skipped is null)} trials in {Seconds:F1} s on {Rows} held-back rows; stopped: {StoppedBecause}.{(Fallback is null ? "" : " " + Fallback)}");
+            $"{best.Recipe}: {Objective} {best.Score:F4} (recipe as set {Trials[0].Score:F4}), {Trials.Count(t => t.Skipped is null)} trials in {Seconds:F1} s on {RowsText}; stopped: {StoppedBecause}.{(Fallback is null ? "" : " " + Fallback)}");
+
+    private string RowsText => HeldBackRows > Rows
+        ? $"{Rows} of {HeldBackRows} held-back rows (the float outputs of the others did not fit the {Tune.TrialMeasurement.Budget >> 20} MB kept for scoring)"
+        : Rows == 1 ? "1 held-back row" : $"{Rows} held-back rows";
 
     /// <summary>The trials table as CSV, one row per trial.</summary>
     public string ToCsv()

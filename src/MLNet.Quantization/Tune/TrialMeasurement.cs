@@ -37,7 +37,7 @@ internal sealed class TrialMeasurement
         _compared = new bool[_outputs.Length];
         _exact = new bool[_outputs.Length];
         var inputAxes = new HashSet<long>();
-        RowReader.ForEachInOrder(session, root.Data, root.Settings, ProgressPass, root.Settings.Rows.IsMeasurementRow,
+        HeldBack = RowReader.ForEachInOrder(session, root.Data, root.Settings, ProgressPass, root.Settings.Rows.IsMeasurementRow,
             (names, values) => Volatile.Read(ref bytes) > Budget ? null : session.Run(runOptions, names, values, _outputs),
             (_, _, values, results) =>
             {
@@ -59,6 +59,12 @@ internal sealed class TrialMeasurement
         Shapes = shapes.Select(s => s ?? Array.Empty<long>()).ToArray();
         InputAxes = inputAxes;
     }
+
+    /// <summary>
+    /// The held-back rows read; more than <see cref="Float"/>'s when the float outputs of the later ones did not fit
+    /// <see cref="Budget"/>.
+    /// </summary>
+    public long HeldBack { get; }
 
     /// <summary>The lengths of the inputs' axes besides the batch, on the first row (a token model's sequence length).</summary>
     public IReadOnlySet<long> InputAxes { get; }

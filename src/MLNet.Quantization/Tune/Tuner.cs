@@ -152,7 +152,7 @@ internal static class Tuner
             : timeSpent ? "the time budget is spent"
             : knobs.Count == 0 ? "no knob applies to this model, or every knob is pinned" : "every knob searched";
         table[best.Index] = table[best.Index] with { Chosen = true };
-        best.Context.Tuning = new TuningResult(table, objective, reference, rows.Count, stopped, clock.Elapsed.TotalSeconds);
+        best.Context.Tuning = new TuningResult(table, objective, reference, rows.Count, stopped, clock.Elapsed.TotalSeconds, measurement.HeldBack);
         best.Context.FloatOutputs = measurement.Reference; // the checks compare with these: the float model need not run on every row again
         best.Context.RecipeAsSet = best.Index == 0 ? null : first;
         return best.Context;

@@ -117,6 +117,18 @@ public sealed class TunerTests
     }
 
     [TestMethod]
+    public void TheSummarySaysWhenTheTrialsWereScoredOnFewerRowsThanWereHeldBack()
+    {
+        var trials = new[] { new TuningTrial { Number = 1, Knob = "recipe as set", Value = "", Recipe = "a", Score = 0.9, Chosen = true } };
+        var all = new TuningResult(trials, "mean cosine", 1, 2, "every knob searched", 1.0, heldBack: 2);
+        StringAssert.Contains(all.Summary, "on 2 held-back rows;");
+        Assert.AreEqual(2L, all.HeldBackRows);
+        var first = new TuningResult(trials, "mean cosine", 1, 1, "every knob searched", 1.0, heldBack: 2);
+        StringAssert.Contains(first.Summary, "on 1 of 2 held-back rows (the float outputs of the others did not fit the 64 MB kept for scoring)");
+        StringAssert.Contains(first.WithRecipeAsSet("too slow").Summary, "1 of 2 held-back rows");
+    }
+
+    [TestMethod]
     public void OnRareSpikesInTheCalibrationRowsTheTunerClipsInsteadOfMax()
     {
         using var directory = new TempDirectory();
