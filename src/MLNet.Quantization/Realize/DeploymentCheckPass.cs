@@ -56,13 +56,11 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
         if (settings.Realization.MaximumOutputError is { } bound && measured.WorstRelativeError > bound && context.Parameters.Table.Count > 0)
         {
             // The rounds compare outputs only; the model they leave is timed once, below.
-            double error = measured.WorstRelativeError;
             var noise = ErrorMeasurement.Measure(model, context.Realized, context.Dequantized, context.Realized, context.Data, settings);
-            var ranking = noise.AddedNoise(model).OrderByDescending(kv => kv.Value).ThenBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => kv.Key);
-            var added = FloatLayerSearch.SendBack(context, context.FloatNodes.Concat(sentBack), ranking, calibrated, () =>
+            var added = FloatLayerSearch.SendBack(context, context.FloatNodes.Concat(sentBack), noise.NoisiestFirst(model), calibrated, () =>
                 DeploymentMeasurement.Measure(model, context.Realized, context.Data, settings, time: false, floatOutputs: context.FloatOutputs)
                     .WorstRelativeError <= bound);
-            string reason = $"output relative error {error:F3} exceeded MaximumOutputError {bound}: the {added.Count} nodes of the " +
+            string reason = $"output relative error {measured.WorstRelativeError:F3} exceeded MaximumOutputError {bound}: the {added.Count} nodes of the " +
                 "noisiest layers, the fewest whose return to float brings every output within it";
             foreach (var node in added)
             {
@@ -102,7 +100,7 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
     private static int SendBack(OnnxGraph model, string tensor, List<string> sentBack, Dictionary<string, string> floatNodes, string reason)
     {
         int added = 0;
-        foreach (var node in FallbackPass.Layer(model, tensor).Where(n => !sentBack.Contains(n)))
+        foreach (var node in FloatLayerSearch.Layer(model, tensor).Where(n => !sentBack.Contains(n)))
         {
             sentBack.Add(node);
             floatNodes.TryAdd(node, reason);

@@ -51,6 +51,10 @@ internal sealed class ErrorMeasurement
         });
     }
 
+    /// <summary>The quantized tensors by <see cref="AddedNoise"/>, the noisiest first (ties by name).</summary>
+    public IEnumerable<string> NoisiestFirst(OnnxGraph model) =>
+        AddedNoise(model).OrderByDescending(kv => kv.Value).ThenBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => kv.Key);
+
     /// <summary>
     /// Measures SQNR with <paramref name="probe"/> and the output cosine with <paramref name="deployed"/>; the float
     /// model's outputs on each row are kept in <paramref name="floatOutputs"/> when it is given, for

@@ -1,4 +1,3 @@
-using MLNet.Quantization.Annotate;
 using MLNet.Quantization.Calibration;
 using MLNet.Quantization.Onnx;
 using MLNet.Quantization.Pipeline;
@@ -32,20 +31,9 @@ internal sealed class FallbackPass : IQuantizationPass
         if (measured.Rows == 0)
             throw new InvalidOperationException(
                 "MinimumOutputCosine measures on held-back rows (every fifth row), and the data holds none: give at least 5 rows.");
-        var ranking = measured.AddedNoise(model).OrderByDescending(kv => kv.Value).ThenBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => kv.Key);
         var floatNodes = measured.OutputCosine >= target ? new List<string>()
-            : FloatLayerSearch.SendBack(context, Array.Empty<string>(), ranking, context.Statistics.ByTensor(),
+            : FloatLayerSearch.SendBack(context, Array.Empty<string>(), measured.NoisiestFirst(model), context.Statistics.ByTensor(),
                 () => ErrorMeasurement.DeployedCosine(model, context.Realized, reference, context.Data, settings) >= target);
         context.FloatNodes = floatNodes;
-    }
-
-    // The quantized nodes around a tensor (its producer and its readers, seen through a Relu): keeping the tensor's
-    // layer in float means keeping all of them, or one of them would quantize the tensor again.
-    internal static List<string> Layer(OnnxGraph model, string tensor)
-    {
-        var nodes = new List<global::Onnx.NodeProto>();
-        if (model.ProducerThroughClamp(tensor, out _) is { } producer) nodes.Add(producer);
-        nodes.AddRange(model.ConsumersThroughClamp(tensor));
-        return nodes.Where(n => OpRegistry.Find(n.OpType) is not null).Select(n => n.Name).Distinct().ToList();
     }
 }

@@ -1,3 +1,4 @@
+using MLNet.Quantization.Annotate;
 using MLNet.Quantization.Calibration;
 using MLNet.Quantization.Onnx;
 using MLNet.Quantization.Pipeline;
@@ -47,6 +48,16 @@ internal static class FloatLayerSearch
         return met;
     }
 
+    // The quantized nodes around a tensor (its producer and its readers, seen through a Relu): keeping the tensor's
+    // layer in float means keeping all of them, or one of them would quantize the tensor again.
+    internal static List<string> Layer(OnnxGraph model, string tensor)
+    {
+        var nodes = new List<global::Onnx.NodeProto>();
+        if (model.ProducerThroughClamp(tensor, out _) is { } producer) nodes.Add(producer);
+        nodes.AddRange(model.ConsumersThroughClamp(tensor));
+        return nodes.Where(n => OpRegistry.Find(n.OpType) is not null).Select(n => n.Name).Distinct().ToList();
+    }
+
     /// <summary>
     /// Sends the fewest of <paramref name="ranking"/>'s layers (tensors, noisiest first) back to float, besides
     /// <paramref name="alreadyFloat"/>, for <paramref name="within"/> (a measure of <c>context.Realized</c>) to hold.
@@ -63,7 +74,7 @@ internal static class FloatLayerSearch
         var layers = new List<List<string>>();
         foreach (var tensor in ranking)
         {
-            var added = FallbackPass.Layer(context.Model, tensor).Where(seen.Add).ToList();
+            var added = Layer(context.Model, tensor).Where(seen.Add).ToList();
             if (added.Count > 0) layers.Add(added);
         }
         var parameters = context.Parameters;
