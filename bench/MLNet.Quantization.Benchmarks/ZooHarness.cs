@@ -291,8 +291,13 @@ internal static class ZooHarness
             var rows = model.Rows(skip, count).Select(r => inputs.Select(i => r[i.Name]).ToArray()).ToList();
             return new RowsDataView(schema, () => rows);
         }
-        var calibration = View(0, model.Calibration);
-        var heldOut = View(model.Calibration, model.HeldOut);
+        // ZOO_CALIBRATION_FROM=n, ZOO_HELD_OUT_FROM=m: the first calibration and held-out rows (default 0 and the row after
+        // the calibration rows); with m inside the calibration rows, the held-out rows are ones the model was calibrated
+        // on, which separates an error of range (held-out values outside the calibrated ranges) from one of resolution.
+        int calibrationFrom = Environment.GetEnvironmentVariable("ZOO_CALIBRATION_FROM") is { Length: > 0 } cf ? int.Parse(cf) : 0;
+        int heldOutFrom = Environment.GetEnvironmentVariable("ZOO_HELD_OUT_FROM") is { Length: > 0 } hf ? int.Parse(hf) : calibrationFrom + model.Calibration;
+        var calibration = View(calibrationFrom, model.Calibration);
+        var heldOut = View(heldOutFrom, model.HeldOut);
         var names = inputs.Select(i => i.Name).ToArray();
         // ZOO_FLOAT_DEPTHWISE=1: grouped convolutions stay float (an experiment on their int8 speed).
         var depthwise = FloatDepthwise(model.File);
@@ -327,7 +332,9 @@ internal static class ZooHarness
         // ZOO_REPORT=dir: the int8 fit's report (per-tensor SQNR and added noise) as dir/<model>.csv.
         if (Environment.GetEnvironmentVariable("ZOO_REPORT") is { Length: > 0 } reportDirectory)
             int8.Report.WriteCsv(Path.Combine(reportDirectory, string.Concat(model.Name.Split(Path.GetInvalidFileNameChars())) + ".csv"));
-        using var simulated = Fit(QuantizationMode.Simulated);
+        // ZOO_NO_SIMULATED=1: no simulated fit (its column reads "-"), for a model whose checked Fit takes many minutes.
+        bool simulate = Environment.GetEnvironmentVariable("ZOO_NO_SIMULATED") != "1";
+        using var simulated = simulate ? Fit(QuantizationMode.Simulated) : null;
         // ML.NET cannot run a float16 model at all: its float32 form (exact) is the baseline.
         var floatFile = model.File;
         var source = Onnx.OnnxGraph.Load(model.File);
@@ -343,7 +350,7 @@ internal static class ZooHarness
         }).Fit(calibration);
         var reference = Score(fp32, heldOut, outputs);
         var quantized = Score(int8, heldOut, outputs);
-        var simulatedValues = Score(simulated, heldOut, outputs);
+        var simulatedValues = simulated is null ? quantized : Score(simulated, heldOut, outputs);
         // Per output: int8 vs fp32 (cosine, relative error) and int8 vs simulated (relative error).
         var cosines = Enumerable.Range(0, outputs.Length).Select(k => Cosine(reference.Values, quantized.Values, k)).ToArray();
         var errors = Enumerable.Range(0, outputs.Length).Select(k => Relative(reference.Values, quantized.Values, k)).ToArray();
@@ -352,7 +359,8 @@ internal static class ZooHarness
         double agreement = departures.Max();
         // Realized vs simulated means nothing where the int8 fit returned a float model: the simulated fit, tuned and
         // checked on its own, may keep layers quantized that the int8 fit sent back.
-        string agreementText = int8.Deployment?.KeptFloat == true ? "- (float returned)"
+        string agreementText = simulated is null ? "- (not fitted)"
+            : int8.Deployment?.KeptFloat == true ? "- (float returned)"
             : !int8.Calibration.Any(c => c.Role == TensorRole.Weight || c.Role == TensorRole.Activation) ? "- (nothing quantized)"
             : agreement.ToString("F4");
         long nan = quantized.Values.Sum(row => row.Sum(o => o.Count(v => !float.IsFinite(v))))
@@ -542,9 +550,14 @@ internal static class ZooHarness
             16, 8, (s, c) => Texts("x", s, c, 48, 320), new() { ["x"] = new[] { 1, 3, 48, 320 } });
         yield return new Model("PaddleOCR v2 direction classifier", Path.Combine(ocr, "ch_ppocr_mobile_v2.0_cls_infer.onnx"), "tiny classifier, depthwise",
             16, 8, (s, c) => Texts("x", s, c, 48, 192), new() { ["x"] = new[] { 1, 3, 48, 192 } });
-        // 12 calibration rows, as issue 16 calibrated its models: on fewer than 5 no row is held back and nothing is tuned.
+        // 12 calibration rows of natural photos, as issue 16 calibrated its models (on fewer than 5 no row is held back and
+        // nothing is tuned): crops of the photos, planar RGB in [-0.5, 0.5] as imgly's background removal feeds it.
+        // ZOO_ISNET_FASHION=1: Fashion-MNIST pictures scaled up to 1024 × 1024 instead (the rows of the sessions before).
+        bool fashionPictures = Environment.GetEnvironmentVariable("ZOO_ISNET_FASHION") == "1";
         yield return new Model("ISNet fp16 (imgly medium)", Path.Combine(zoo, "isnet_fp16.onnx"), "fp16 weights, segmenter, 12 outputs, Resize",
-            12, 2, (s, c) => Pictures("input", s, c, 1024, 1024, new[] { 0.5f, 0.5f, 0.5f }, new[] { 1f, 1f, 1f }), new() { ["input"] = new[] { 1, 3, 1024, 1024 } });
+            12, 2, (s, c) => fashionPictures ? Pictures("input", s, c, 1024, 1024, new[] { 0.5f, 0.5f, 0.5f }, new[] { 1f, 1f, 1f })
+                : Enumerable.Range(s, c).Select(i => new Dictionary<string, Array> { ["input"] = Planar(Photo(i, 1024), v => v / 255f - 0.5f) }),
+            new() { ["input"] = new[] { 1, 3, 1024, 1024 } });
         yield return new Model("ISNet dynamic int8 (imgly small)", Path.Combine(zoo, "isnet_dynamic_int8.onnx"), "already quantized (ConvInteger)",
             2, 1, (s, c) => Pictures("input", s, c, 1024, 1024, new[] { 0.5f, 0.5f, 0.5f }, new[] { 1f, 1f, 1f }), new() { ["input"] = new[] { 1, 3, 1024, 1024 } });
 
@@ -618,6 +631,16 @@ internal static class ZooHarness
             result[i * 3 + 2] = pixels[i].Blue;
         }
         return result;
+    }
+
+    // Channels-last RGB to planar (channels first), each value through normalize.
+    private static float[] Planar(float[] rgb, Func<float, float> normalize)
+    {
+        int pixels = rgb.Length / 3;
+        var planar = new float[rgb.Length];
+        for (int i = 0; i < pixels; i++)
+            for (int c = 0; c < 3; c++) planar[c * pixels + i] = normalize(rgb[i * 3 + c]);
+        return planar;
     }
 
     private static float[] WithAlpha(float[] rgb)

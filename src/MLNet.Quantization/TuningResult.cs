@@ -11,13 +11,14 @@ namespace MLNet.Quantization;
 public sealed class TuningResult
 {
     internal TuningResult(IReadOnlyList<TuningTrial> trials, string objective, double reference, long rows, string stoppedBecause, double seconds,
-        long heldBack = 0)
+        long heldBack = 0, int sampledEvery = 1)
     {
         Trials = trials;
         Objective = objective;
         ReferenceScore = reference;
         Rows = rows;
         HeldBackRows = Math.Max(rows, heldBack);
+        SampledEvery = Math.Max(1, sampledEvery);
         StoppedBecause = stoppedBecause;
         Seconds = seconds;
     }
@@ -39,10 +40,19 @@ public sealed class TuningResult
 
     /// <summary>
     /// The rows held back from calibration: more than <see cref="Rows"/> when the float model's outputs on the later ones
-    /// did not fit the 64 MB that the tuner keeps (a segmenter's full-resolution maps, say), so that the trials were
+    /// did not fit the 64 MB that the tuner keeps, even sampled (see <see cref="SampledEvery"/>), so that the trials were
     /// scored on the first ones only. The deployment check still compares every held-back row.
     /// </summary>
     public long HeldBackRows { get; }
+
+    /// <summary>
+    /// 1 when the trials compared every value of every output. Else the held-back rows' outputs did not fit the 64 MB
+    /// that the tuner keeps (a segmenter's full-resolution maps, say), and the large outputs scored by their cosine were
+    /// compared on every n-th value (n = this, the largest over the outputs), the same values on every row and trial, so
+    /// that every held-back row could score the trials. Outputs under 8,192 values, a classifier's, an embedding's and
+    /// integer ones are always compared whole. The deployment check compares every value.
+    /// </summary>
+    public int SampledEvery { get; }
 
     /// <summary>Why the search ended: every knob searched, the tolerance met, or the trial or time budget spent.</summary>
     public string StoppedBecause { get; }
@@ -59,7 +69,7 @@ public sealed class TuningResult
 
     /// <summary>This result with the first trial chosen instead, for <paramref name="because"/>.</summary>
     internal TuningResult WithRecipeAsSet(string because) =>
-        new(Trials.Select((t, i) => t with { Chosen = i == 0 }).ToList(), Objective, ReferenceScore, Rows, StoppedBecause, Seconds, HeldBackRows)
+        new(Trials.Select((t, i) => t with { Chosen = i == 0 }).ToList(), Objective, ReferenceScore, Rows, StoppedBecause, Seconds, HeldBackRows, SampledEvery)
         {
             Fallback = because,
         };
@@ -69,9 +79,12 @@ public sealed class TuningResult
         string.Create(CultureInfo.InvariantCulture,
             $"{best.Recipe}: {Objective} {best.Score:F4} (recipe as set {Trials[0].Score:F4}), {Trials.Count(t => t.Skipped is null)} trials in {Seconds:F1} s on {RowsText}; stopped: {StoppedBecause}.{(Fallback is null ? "" : " " + Fallback)}");
 
-    private string RowsText => HeldBackRows > Rows
-        ? $"{Rows} of {HeldBackRows} held-back rows (the float outputs of the others did not fit the {Tune.TrialMeasurement.Budget >> 20} MB kept for scoring)"
-        : Rows == 1 ? "1 held-back row" : $"{Rows} held-back rows";
+    private string RowsText => (HeldBackRows > Rows
+        ? $"{Rows} of {HeldBackRows} held-back rows (the float outputs of the others did not fit the {Tune.TrialMeasurement.Budget >> 20} MB kept for scoring{(SampledEvery > 1 ? ", even sampled" : "")})"
+        : Rows == 1 ? "1 held-back row" : $"{Rows} held-back rows")
+        + (SampledEvery > 1 ? $" (large outputs compared on every {Ordinal(SampledEvery)} value, to fit the {Tune.TrialMeasurement.Budget >> 20} MB kept for scoring)" : "");
+
+    private static string Ordinal(int n) => n.ToString(CultureInfo.InvariantCulture) + ((n % 100) is 11 or 12 or 13 ? "th" : (n % 10) switch { 1 => "st", 2 => "nd", 3 => "rd", _ => "th" });
 
     /// <summary>The trials table as CSV, one row per trial.</summary>
     public string ToCsv()

@@ -152,8 +152,9 @@ internal static class Tuner
             : timeSpent ? "the time budget is spent"
             : knobs.Count == 0 ? "no knob applies to this model, or every knob is pinned" : "every knob searched";
         table[best.Index] = table[best.Index] with { Chosen = true };
-        best.Context.Tuning = new TuningResult(table, objective, reference, rows.Count, stopped, clock.Elapsed.TotalSeconds, measurement.HeldBack);
-        best.Context.FloatOutputs = measurement.Reference; // the checks compare with these: the float model need not run on every row again
+        best.Context.Tuning = new TuningResult(table, objective, reference, rows.Count, stopped, clock.Elapsed.TotalSeconds, measurement.HeldBack,
+            measurement.SampledEvery);
+        best.Context.FloatOutputs = measurement.Reference; // the checks compare with these (none where sampled): the float model need not run on every row again
         best.Context.RecipeAsSet = best.Index == 0 ? null : first;
         return best.Context;
     }

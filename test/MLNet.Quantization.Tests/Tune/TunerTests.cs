@@ -126,6 +126,10 @@ public sealed class TunerTests
         var first = new TuningResult(trials, "mean cosine", 1, 1, "every knob searched", 1.0, heldBack: 2);
         StringAssert.Contains(first.Summary, "on 1 of 2 held-back rows (the float outputs of the others did not fit the 64 MB kept for scoring)");
         StringAssert.Contains(first.WithRecipeAsSet("too slow").Summary, "1 of 2 held-back rows");
+        var sampled = new TuningResult(trials, "mean cosine", 1, 2, "every knob searched", 1.0, heldBack: 2, sampledEvery: 16);
+        StringAssert.Contains(sampled.Summary, "on 2 held-back rows (large outputs compared on every 16th value, to fit the 64 MB kept for scoring);");
+        Assert.AreEqual(16, sampled.WithRecipeAsSet("too slow").SampledEvery);
+        Assert.AreEqual(1, all.SampledEvery);
     }
 
     [TestMethod]
