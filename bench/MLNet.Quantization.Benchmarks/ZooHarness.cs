@@ -274,7 +274,9 @@ internal static class ZooHarness
         var graph = global::Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(model.File));
         var initializers = graph.Graph.Initializer.Select(i => i.Name).ToHashSet();
         var inputs = graph.Graph.Input.Where(i => !initializers.Contains(i.Name)).ToList();
-        var outputs = graph.Graph.Output.Select(o => o.Name).ToArray();
+        // ZOO_OUTPUTS=a,b: only these outputs, as OutputColumnNames of both models (default: every output).
+        var outputs = Environment.GetEnvironmentVariable("ZOO_OUTPUTS") is { Length: > 0 } only ? only.Split(',')
+            : graph.Graph.Output.Select(o => o.Name).ToArray();
         var builder = new DataViewSchema.Builder();
         foreach (var input in inputs)
         {

@@ -11,7 +11,11 @@ public sealed partial class QuantizingEstimator
         /// <summary>The model inputs to feed, which are also the names of the input columns. Null: all of the model's inputs.</summary>
         public string[]? InputColumnNames { get; set; }
 
-        /// <summary>The model outputs to produce, which are also the names of the output columns. Null: all of the model's outputs.</summary>
+        /// <summary>
+        /// The model outputs to produce, which are also the names of the output columns. Null: all of the model's outputs.
+        /// Only these are quantized for, compared by the tuner and the checks, and computed: the quantized model drops
+        /// the nodes that compute only the other outputs.
+        /// </summary>
         public string[]? OutputColumnNames { get; set; }
 
         /// <summary>Realized int8 (the default) or simulated quantization.</summary>

@@ -94,6 +94,8 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
         CheckShapes(source, settings);
         var model = Prepare(source, settings.ModelFile);
         CheckColumnNames(model, settings);
+        // Only the outputs asked for are computed, quantized for, compared and timed.
+        if (settings.OutputColumnNames is { } wanted) GraphPreparation.KeepOutputs(model, wanted);
         var exclusions = Exclusions.Create(model, settings.ExcludeNodes, settings.ExcludeOpTypes);
         return new QuantizationContext(settings, input, model, exclusions,
             CalibrationStatistics.Fingerprint(settings.ModelFile), InputShapes(model, settings)) { Conversions = conversions, Source = source };

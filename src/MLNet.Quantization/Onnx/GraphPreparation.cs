@@ -179,6 +179,41 @@ internal static class GraphPreparation
         RemoveDeadConstants(graph);
     }
 
+    /// <summary>
+    /// Keeps only the graph outputs named in <paramref name="outputs"/> (in the graph's order), and drops every node
+    /// that none of them needs, with the initializers that only those nodes read. The graph inputs stay as declared, so
+    /// the model takes the same columns. Returns how many nodes were dropped.
+    /// </summary>
+    /// <remarks>
+    /// ONNX Runtime runs every node of a session whatever outputs a run asks for, so a model whose unused outputs are
+    /// left in place computes them on every row; and a quantizer that compared them would judge the model on values
+    /// that nobody reads (a segmenter's decoder features beside the mask that is wanted).
+    /// </remarks>
+    public static int KeepOutputs(OnnxGraph graph, IReadOnlyCollection<string> outputs)
+    {
+        var wanted = new HashSet<string>(outputs, StringComparer.Ordinal);
+        foreach (var output in graph.Graph.Output.Where(o => !wanted.Contains(o.Name)).ToList()) graph.Graph.Output.Remove(output);
+        graph.Invalidate();
+        var needed = new HashSet<string>(wanted, StringComparer.Ordinal);
+        var kept = new HashSet<NodeProto>();
+        // Nodes are in topological order: walking back, a node is kept when it writes a tensor that a kept node or a
+        // kept output reads.
+        for (int i = graph.Graph.Node.Count - 1; i >= 0; i--)
+        {
+            var node = graph.Graph.Node[i];
+            if (!node.Output.Any(needed.Contains)) continue;
+            kept.Add(node);
+            needed.UnionWith(node.Input.Where(t => t.Length > 0));
+            needed.UnionWith(OnnxGraph.ImplicitInputs(node));
+        }
+        var dropped = graph.Graph.Node.Where(n => !kept.Contains(n)).ToList();
+        foreach (var node in dropped) graph.RemoveNode(node);
+        RemoveUnusedInitializers(graph);
+        foreach (var info in graph.Graph.ValueInfo.Where(v => !needed.Contains(v.Name)).ToList()) graph.Graph.ValueInfo.Remove(info);
+        graph.Invalidate();
+        return dropped.Count;
+    }
+
     /// <summary>Removes <c>Constant</c> nodes whose output nothing reads.</summary>
     public static void RemoveDeadConstants(OnnxGraph graph)
     {

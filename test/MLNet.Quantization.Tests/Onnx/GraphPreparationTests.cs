@@ -126,4 +126,36 @@ public sealed class GraphPreparationTests
         var after = Run(prepared.ToBytes(), input, new long[] { 1, 8, 2, 2 }, "Y");
         CollectionAssert.AreEqual(before, after, "the same computation at opset 13");
     }
+
+    [TestMethod]
+    public void KeepingOneOutputDropsTheNodesAndWeightsOfTheOthers()
+    {
+        using var directory = new TempDirectory();
+        // X → MatMul(W1) → Relu → Y, and a second branch X → MatMul(W2) → Z that only the output Z reads; a shared
+        // Relu output H also read by Z's Add keeps the node that computes it.
+        var path = new TinyModel().Input("X", 1, 8).Output("Y", 1, 4).Output("Z", 1, 4)
+            .Weight("W1", new long[] { 8, 4 }).Weight("W2", new long[] { 8, 4 })
+            .Node("MatMul", new[] { "X", "W1" }, new[] { "A" })
+            .Node("Relu", new[] { "A" }, new[] { "Y" })
+            .Node("MatMul", new[] { "X", "W2" }, new[] { "B" })
+            .Node("Add", new[] { "B", "Y" }, new[] { "Z" })
+            .Save(directory.Path);
+        var input = Enumerable.Range(0, 8).Select(i => i / 4f - 1).ToArray();
+        var whole = GraphPreparation.Prepare(OnnxGraph.Load(path));
+
+        var y = GraphPreparation.Prepare(OnnxGraph.Load(path));
+        Assert.AreEqual(2, GraphPreparation.KeepOutputs(y, new[] { "Y" }));
+        CollectionAssert.AreEqual(new[] { "Y" }, y.Graph.Output.Select(o => o.Name).ToArray());
+        CollectionAssert.AreEqual(new[] { "MatMul", "Relu" }, y.Graph.Node.Select(n => n.OpType).ToArray());
+        CollectionAssert.AreEqual(new[] { "W1" }, y.Graph.Initializer.Select(i => i.Name).ToArray());
+        CollectionAssert.AreEqual(new[] { "X" }, y.Graph.Input.Select(i => i.Name).ToArray(), "the inputs stay as declared");
+        CollectionAssert.AreEqual(Run(whole.ToBytes(), input, new long[] { 1, 8 }, "Y"), Run(y.ToBytes(), input, new long[] { 1, 8 }, "Y"));
+
+        // Z reads Y, so keeping Z keeps every node.
+        var z = GraphPreparation.Prepare(OnnxGraph.Load(path));
+        Assert.AreEqual(0, GraphPreparation.KeepOutputs(z, new[] { "Z" }));
+        CollectionAssert.AreEqual(new[] { "Z" }, z.Graph.Output.Select(o => o.Name).ToArray());
+        Assert.AreEqual(4, z.Graph.Node.Count);
+        CollectionAssert.AreEqual(Run(whole.ToBytes(), input, new long[] { 1, 8 }, "Z"), Run(z.ToBytes(), input, new long[] { 1, 8 }, "Z"));
+    }
 }

@@ -1,0 +1,73 @@
+using Microsoft.ML;
+using Microsoft.VisualStudio.TestTools.UnitTesting;
+using MLNet.Quantization.Onnx;
+
+namespace MLNet.Quantization.Tests;
+
+/// <summary><c>OutputColumnNames</c>: only the outputs asked for are quantized for, compared and computed.</summary>
+[TestClass]
+public sealed class QuantizingEstimatorOutputTests
+{
+    // Y = Relu(X·W1), and Z = X·W2 on a branch that only Z reads.
+    private static string TwoBranches(TempDirectory directory) => new TinyModel().Input("X", 1, 16).Output("Y", 1, 8).Output("Z", 1, 8)
+        .Weight("W1", new long[] { 16, 8 }).Weight("W2", new long[] { 16, 8 })
+        .Node("MatMul", new[] { "X", "W1" }, new[] { "A" })
+        .Node("Relu", new[] { "A" }, new[] { "Y" })
+        .Node("MatMul", new[] { "X", "W2" }, new[] { "Z" })
+        .Save(directory.Path);
+
+    [TestMethod]
+    public void OnlyTheOutputsAskedForAreQuantizedComparedAndComputed()
+    {
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        var rows = TinyData.Normal(40, 16);
+        using var fitted = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
+        {
+            ModelFile = TwoBranches(directory), OutputColumnNames = new[] { "Y" }, MinimumSpeedup = 0, // a tiny model is kept int8 whatever its speed
+        }).Fit(TinyData.X(ml, rows, 16));
+
+        Assert.IsTrue(fitted.Calibration.Any(c => c.Tensor.StartsWith("W1", StringComparison.Ordinal)), "the branch asked for is quantized");
+        Assert.IsFalse(fitted.Calibration.Any(c => c.Tensor.StartsWith("W2", StringComparison.Ordinal)), "the other branch is not");
+        CollectionAssert.AreEqual(new[] { "Y" }, fitted.Deployment!.Outputs.Select(o => o.Name).ToArray(), "only Y is compared");
+        Assert.AreEqual(1, fitted.Tuning!.Objective.Split(':').Length - 1, fitted.Tuning.Objective);
+
+        fitted.ExportOnnx(directory.File("int8.onnx"));
+        var exported = OnnxGraph.Load(directory.File("int8.onnx"));
+        CollectionAssert.AreEqual(new[] { "Y" }, exported.Graph.Output.Select(o => o.Name).ToArray());
+        Assert.IsFalse(exported.Graph.Initializer.Any(i => i.Name.StartsWith("W2", StringComparison.Ordinal)), "Z's weights are gone");
+        CollectionAssert.AreEqual(new[] { "X" }, exported.Graph.Input.Select(i => i.Name).ToArray());
+
+        var scored = TinyData.Column(fitted.Transform(TinyData.X(ml, rows, 16)), "Y");
+        Assert.AreEqual(rows.Length, scored.Length);
+        Assert.IsTrue(scored.Zip(rows).All(p => TinyData.Cosine(p.First, Relu(p.Second, directory)) > 0.99), "Y is still Relu(X·W1)");
+    }
+
+    [TestMethod]
+    public void WithoutOutputColumnNamesEveryOutputIsQuantizedAndCompared()
+    {
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        using var fitted = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
+        {
+            ModelFile = TwoBranches(directory), MinimumSpeedup = 0,
+        }).Fit(TinyData.X(ml, TinyData.Normal(40, 16), 16));
+        Assert.IsTrue(fitted.Calibration.Any(c => c.Tensor.StartsWith("W2", StringComparison.Ordinal)));
+        CollectionAssert.AreEqual(new[] { "Y", "Z" }, fitted.Deployment!.Outputs.Select(o => o.Name).ToArray());
+    }
+
+    // The float model's Y for one row.
+    private static float[] Relu(float[] x, TempDirectory directory)
+    {
+        var model = OnnxGraph.Load(Path.Combine(directory.Path, "tiny.onnx"));
+        var w = Tensors.ReadFloats(model.Graph.Initializer.Single(i => i.Name == "W1"));
+        var y = new float[8];
+        for (int j = 0; j < 8; j++)
+        {
+            double sum = 0;
+            for (int i = 0; i < 16; i++) sum += x[i] * w[i * 8 + j];
+            y[j] = (float)Math.Max(0, sum);
+        }
+        return y;
+    }
+}
