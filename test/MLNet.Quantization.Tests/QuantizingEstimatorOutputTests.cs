@@ -44,6 +44,23 @@ public sealed class QuantizingEstimatorOutputTests
     }
 
     [TestMethod]
+    public void AFloatModelReturnedForSpeedKeepsOnlyTheOutputsAskedFor()
+    {
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        using var fitted = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
+        {
+            ModelFile = TwoBranches(directory), OutputColumnNames = new[] { "Y" }, MinimumSpeedup = 1000, // no int8 model is that fast
+        }).Fit(TinyData.X(ml, TinyData.Normal(40, 16), 16));
+        Assert.IsTrue(fitted.Deployment!.KeptFloat);
+        fitted.ExportOnnx(directory.File("float.onnx"));
+        var exported = OnnxGraph.Load(directory.File("float.onnx"));
+        CollectionAssert.AreEqual(new[] { "Y" }, exported.Graph.Output.Select(o => o.Name).ToArray());
+        CollectionAssert.AreEqual(new[] { "MatMul", "Relu" }, exported.Graph.Node.Select(n => n.OpType).ToArray());
+        Assert.IsFalse(exported.Graph.Initializer.Any(i => i.Name == "W2"));
+    }
+
+    [TestMethod]
     public void WithoutOutputColumnNamesEveryOutputIsQuantizedAndCompared()
     {
         using var directory = new TempDirectory();

@@ -80,8 +80,10 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
             var plan = new QuantizationPlan();
             var parameters = context.Parameters.Restrict(plan);
             (context.Plan, context.Parameters, context.Dequantized) = (plan, parameters, new Dictionary<string, string>());
-            // The user's own model (its opset, its BatchNormalizations), with an empty calibration table in its metadata.
+            // The user's own model (its opset, its BatchNormalizations), with an empty calibration table in its metadata,
+            // and only the outputs asked for.
             var original = (context.Source ?? model).Clone();
+            if (settings.OutputColumnNames is { } wanted) GraphPreparation.KeepOutputs(original, wanted);
             QdqWriter.Stamp(original, parameters.Table, settings.Realization.Mode);
             context.Realized = original;
             context.Agreement = null; // there is no int8 model left to agree or disagree

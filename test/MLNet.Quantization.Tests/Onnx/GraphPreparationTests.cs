@@ -151,6 +151,16 @@ public sealed class GraphPreparationTests
         CollectionAssert.AreEqual(new[] { "X" }, y.Graph.Input.Select(i => i.Name).ToArray(), "the inputs stay as declared");
         CollectionAssert.AreEqual(Run(whole.ToBytes(), input, new long[] { 1, 8 }, "Y"), Run(y.ToBytes(), input, new long[] { 1, 8 }, "Y"));
 
+        // The same with the nodes listed out of order (as ISNet's fp16 export lists its Resizes after the Sigmoids
+        // that read them; ONNX Runtime sorts them itself): the producers are found all the same.
+        var shuffled = GraphPreparation.Prepare(OnnxGraph.Load(path));
+        var reversed = shuffled.Graph.Node.Reverse().ToList();
+        shuffled.Graph.Node.Clear();
+        shuffled.Graph.Node.AddRange(reversed);
+        shuffled.Invalidate();
+        Assert.AreEqual(2, GraphPreparation.KeepOutputs(shuffled, new[] { "Y" }));
+        CollectionAssert.AreEquivalent(new[] { "MatMul", "Relu" }, shuffled.Graph.Node.Select(n => n.OpType).ToArray());
+
         // Z reads Y, so keeping Z keeps every node.
         var z = GraphPreparation.Prepare(OnnxGraph.Load(path));
         Assert.AreEqual(0, GraphPreparation.KeepOutputs(z, new[] { "Z" }));
