@@ -55,10 +55,14 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
         }
         if (settings.Realization.MaximumOutputError is { } bound && measured.WorstRelativeError > bound && context.Parameters.Table.Count > 0)
         {
-            // The rounds compare outputs only; the model they leave is timed once, below.
-            var noise = ErrorMeasurement.Measure(model, context.Realized, context.Dequantized, context.Realized, context.Data, settings);
+            // The rounds compare outputs only; the model they leave is timed once, below. They compare with the float
+            // outputs that the tuner kept, or else with those that the noise measurement keeps (within FloatOutputs'
+            // budget), so that no round runs the float model again.
+            var kept = new FloatOutputs();
+            var noise = ErrorMeasurement.Measure(model, context.Realized, context.Dequantized, context.Realized, context.Data, settings, kept);
+            var reference = context.FloatOutputs is { Count: > 0 } tuned ? tuned : kept.Complete ? kept.Rows : null;
             var added = FloatLayerSearch.SendBack(context, context.FloatNodes.Concat(sentBack), noise.NoisiestFirst(model), calibrated, () =>
-                DeploymentMeasurement.Measure(model, context.Realized, context.Data, settings, time: false, floatOutputs: context.FloatOutputs)
+                DeploymentMeasurement.Measure(model, context.Realized, context.Data, settings, time: false, floatOutputs: reference)
                     .WorstRelativeError <= bound);
             string reason = $"output relative error {measured.WorstRelativeError:F3} exceeded MaximumOutputError {bound}: the {added.Count} nodes of the " +
                 "noisiest layers, the fewest whose return to float brings every output within it";

@@ -41,7 +41,8 @@ internal static class DeploymentMeasurement
     {
         var outputs = prepared.Graph.Output.Select(o => o.Name).ToArray();
         int? threads = settings.Realization.IntraOpNumThreads;
-        using var floatSession = Sessions.Create(prepared, Array.Empty<string>(), "the float model", threads);
+        // The float model is loaded only if a row needs it: not where its outputs were kept and nothing is timed.
+        using var floatSession = new LazySession(() => Sessions.Create(prepared, Array.Empty<string>(), "the float model", threads));
         using var deployedSession = Sessions.Create(deployed, Array.Empty<string>(), "the quantized model", threads);
         using var runOptions = new RunOptions();
         var comparisons = new OutputComparisons(outputs);
@@ -57,7 +58,7 @@ internal static class DeploymentMeasurement
             if (keep) times.Add(clock.Elapsed.TotalMilliseconds);
             return result;
         }
-        long rows = RowReader.ForEach(floatSession, data, settings, 3, settings.Rows.IsMeasurementRow, (_, names, values) =>
+        long rows = RowReader.ForEach(deployedSession, data, settings, 3, settings.Rows.IsMeasurementRow, (_, names, values) =>
         {
             long row = index++;
             var kept = floatOutputs is not null && row < floatOutputs.Count ? floatOutputs[(int)row] : null;
@@ -69,13 +70,13 @@ internal static class DeploymentMeasurement
             }
             else if (row % 2 == 0)
             {
-                reference = Timed(floatSession, names, values, floatTimes, time && row > 0);
+                reference = Timed(floatSession.Value, names, values, floatTimes, time && row > 0);
                 quantized = Timed(deployedSession, names, values, deployedTimes, time && row > 0);
             }
             else
             {
                 quantized = Timed(deployedSession, names, values, deployedTimes, time);
-                reference = Timed(floatSession, names, values, floatTimes, time);
+                reference = Timed(floatSession.Value, names, values, floatTimes, time);
             }
             using (reference)
             using (quantized)
@@ -88,13 +89,13 @@ internal static class DeploymentMeasurement
         while (time && rows > 0 && floatTimes.Count < MinimumSamples && floatTimes.Sum() < BudgetMilliseconds)
         {
             int before = floatTimes.Count;
-            RowReader.ForEach(floatSession, data, settings, 3, settings.Rows.IsMeasurementRow, (_, names, values) =>
+            RowReader.ForEach(deployedSession, data, settings, 3, settings.Rows.IsMeasurementRow, (_, names, values) =>
             {
                 for (int round = 0; round < 2 && floatTimes.Count < MinimumSamples; round++)
                 {
                     bool floatFirst = round == 0;
-                    Timed(floatFirst ? floatSession : deployedSession, names, values, floatFirst ? floatTimes : deployedTimes, true).Dispose();
-                    Timed(floatFirst ? deployedSession : floatSession, names, values, floatFirst ? deployedTimes : floatTimes, true).Dispose();
+                    Timed(floatFirst ? floatSession.Value : deployedSession, names, values, floatFirst ? floatTimes : deployedTimes, true).Dispose();
+                    Timed(floatFirst ? deployedSession : floatSession.Value, names, values, floatFirst ? deployedTimes : floatTimes, true).Dispose();
                 }
             }, maximumVisited: Math.Max(1, (MinimumSamples - before + 1) / 2));
             if (floatTimes.Count == before) break;

@@ -24,6 +24,9 @@ internal sealed class FloatOutputs
 
     public float[]?[] this[int row] => _rows[row];
 
+    /// <summary>Every row kept, in order: all the rows measured when <see cref="Complete"/>, else none.</summary>
+    public IReadOnlyList<float[]?[]> Rows => _rows;
+
     /// <summary>Keeps the first <paramref name="count"/> outputs of one row.</summary>
     public void Add(IReadOnlyList<OrtValue> outputs, int count)
     {

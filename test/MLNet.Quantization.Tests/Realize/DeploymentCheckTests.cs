@@ -53,6 +53,14 @@ public sealed class DeploymentCheckTests
         var doubled = kept.Select(r => r.Select(v => v!.Select(x => 2 * x).ToArray()).ToArray<float[]?>()).ToList();
         var wrong = DeploymentMeasurement.Measure(prepared, deployed, data, settings, time: false, floatOutputs: doubled);
         Assert.IsTrue(wrong.Outputs.All(o => o.RelativeError > 0.4), string.Join("; ", wrong.Outputs));
+
+        // Every row kept and nothing timed (the error bound's rounds): the float model is not even loaded, so one that
+        // ONNX Runtime cannot load measures all the same.
+        var unloadable = prepared.Clone();
+        unloadable.Graph.Node[0].OpType = "NoSuchOp";
+        Assert.ThrowsExactly<InvalidOperationException>(() => DeploymentMeasurement.Measure(unloadable, deployed, data, settings, time: false));
+        var unloaded = DeploymentMeasurement.Measure(unloadable, deployed, data, settings, time: false, floatOutputs: kept);
+        Assert.AreEqual(reused.Outputs[0].RelativeError, unloaded.Outputs[0].RelativeError, 1e-9);
     }
 
     [TestMethod]
