@@ -194,17 +194,14 @@ internal static class GraphPreparation
         var wanted = new HashSet<string>(outputs, StringComparer.Ordinal);
         foreach (var output in graph.Graph.Output.Where(o => !wanted.Contains(o.Name)).ToList()) graph.Graph.Output.Remove(output);
         graph.Invalidate();
-        // From the kept outputs back through the producers (in any node order): a node is kept when it writes a tensor
-        // that a kept node or a kept output reads.
-        var producers = new Dictionary<string, NodeProto>(StringComparer.Ordinal);
-        foreach (var node in graph.Graph.Node)
-            foreach (var output in node.Output.Where(o => o.Length > 0)) producers[output] = node;
+        // From the kept outputs back through the producers (the graph's index, whatever the node order): a node is kept
+        // when it writes a tensor that a kept node or a kept output reads.
         var needed = new HashSet<string>(wanted, StringComparer.Ordinal);
         var kept = new HashSet<NodeProto>();
         var pending = new Stack<string>(wanted);
         while (pending.Count > 0)
         {
-            if (!producers.TryGetValue(pending.Pop(), out var node) || !kept.Add(node)) continue;
+            if (graph.Producer(pending.Pop()) is not { } node || !kept.Add(node)) continue;
             foreach (var input in node.Input.Where(t => t.Length > 0).Concat(OnnxGraph.ImplicitInputs(node)))
                 if (needed.Add(input)) pending.Push(input);
         }

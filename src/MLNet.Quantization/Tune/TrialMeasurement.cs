@@ -68,19 +68,21 @@ internal sealed class TrialMeasurement
                 if (_float.Count == 0)
                 {
                     foreach (var value in values) inputAxes.UnionWith(value.GetTensorTypeAndShape().Shape.Skip(1));
+                    var counts = new long[results.Count];
                     for (int k = 0; k < results.Count; k++)
                     {
                         var info = results[k].GetTensorTypeAndShape();
                         _compared[k] = OutputValues.IsCompared(info.ElementDataType);
                         _exact[k] = OutputValues.IsExact(info.ElementDataType);
                         shapes[k] = info.Shape;
+                        counts[k] = info.ElementCount;
                     }
                     var scorings = root.Settings.Tuning is { Metric: null } tuning
                         ? TuningScores.Scorings(root.Model, tuning.Objective, shapes.Select(d => d ?? Array.Empty<long>()).ToArray(), _exact, inputAxes: inputAxes)
                         : null;
                     for (int k = 0; k < results.Count; k++)
                         _strides[k] = scorings is not null && scorings[k] == OutputScoring.Cosine && _compared[k]
-                            && results[k].GetTensorTypeAndShape().ElementCount >= 2L * MinimumSampledValues ? 1 : 0;
+                            && counts[k] >= 2L * MinimumSampledValues ? 1 : 0;
                 }
                 var row = Read(results, shapes, _strides);
                 bytes += Bytes(row);

@@ -8,11 +8,15 @@ namespace MLNet.Quantization.Tests.Pipeline;
 /// <summary>Contexts for running single passes on tiny models.</summary>
 internal static class Contexts
 {
-    public static QuantizationContext For(string modelFile, IDataView rows, QuantizingEstimator.Options? options = null)
+    /// <summary>
+    /// The context of <paramref name="modelFile"/>'s prepared model. <paramref name="tuning"/> null: a pass under test runs
+    /// alone, on every row; else the tuner's root context, every fifth row held back.
+    /// </summary>
+    public static QuantizationContext For(string modelFile, IDataView rows, QuantizingEstimator.Options? options = null, TuningOptions? tuning = null)
     {
         var o = options ?? new QuantizingEstimator.Options();
         o.ModelFile = modelFile;
-        o.Tuning = null; // a pass under test runs alone, on every row
+        o.Tuning = tuning;
         var model = GraphPreparation.Prepare(OnnxGraph.Load(modelFile));
         return new QuantizationContext(o.Freeze(), rows, model, Exclusions.Create(model, null, null), "", new Dictionary<string, string>());
     }

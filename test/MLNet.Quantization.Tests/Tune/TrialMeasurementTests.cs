@@ -1,8 +1,7 @@
 using Microsoft.ML;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
-using MLNet.Quantization.Annotate;
-using MLNet.Quantization.Onnx;
 using MLNet.Quantization.Pipeline;
+using MLNet.Quantization.Tests.Pipeline;
 using MLNet.Quantization.Tune;
 
 namespace MLNet.Quantization.Tests.Tune;
@@ -21,12 +20,8 @@ public sealed class TrialMeasurementTests
         .Save(directory.Path);
 
     // The context that Fit gives the tuner: the prepared float model, tuning on (every fifth row held back).
-    private static QuantizationContext Root(string model, IDataView rows)
-    {
-        var options = new QuantizingEstimator.Options { ModelFile = model, Tuning = new TuningOptions() };
-        var graph = GraphPreparation.Prepare(OnnxGraph.Load(model));
-        return new QuantizationContext(options.Freeze(), rows, graph, Exclusions.Create(graph, null, null), "", new Dictionary<string, string>());
-    }
+    private static QuantizationContext Root(string model, IDataView rows, TuningOptions? tuning = null) =>
+        Contexts.For(model, rows, tuning: tuning ?? new TuningOptions());
 
     private static float[] Every(float[] values, int stride) => values.Where((_, i) => i % stride == 0).ToArray();
 
@@ -98,11 +93,7 @@ public sealed class TrialMeasurementTests
     {
         using var directory = new TempDirectory();
         var data = TinyData.Normal(50, Width);
-        var model = MapAndClassifier(directory);
-        var options = new QuantizingEstimator.Options { ModelFile = model, Tuning = new TuningOptions { Metric = _ => 1 } };
-        var graph = GraphPreparation.Prepare(OnnxGraph.Load(model));
-        var root = new QuantizationContext(options.Freeze(), TinyData.X(new MLContext(seed: 1), data, Width), graph,
-            Exclusions.Create(graph, null, null), "", new Dictionary<string, string>());
+        var root = Root(MapAndClassifier(directory), TinyData.X(new MLContext(seed: 1), data, Width), new TuningOptions { Metric = _ => 1 });
         var measurement = new TrialMeasurement(root, budget: 800 << 10);
         Assert.AreEqual(1, measurement.SampledEvery);
         Assert.AreEqual(Width, measurement.Float[0][0].Length);
