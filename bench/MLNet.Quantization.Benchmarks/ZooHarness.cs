@@ -331,6 +331,7 @@ internal static class ZooHarness
         using var int8 = Fit(QuantizationMode.Int8);
         double fitSeconds = clock.Elapsed.TotalSeconds;
         if (int8.Tuning is { } tuning) Console.Error.WriteLine($"{model.Name}: {tuning.Summary}\n{tuning.ToCsv()}");
+        Console.Error.WriteLine($"{model.Name}: Fit passes (s): " + string.Join(", ", int8.FitTimings.Select(t => $"{t.Pass} {t.Seconds:F1}")));
         // ZOO_REPORT=dir: the int8 fit's report (per-tensor SQNR and added noise) as dir/<model>.csv.
         if (Environment.GetEnvironmentVariable("ZOO_REPORT") is { Length: > 0 } reportDirectory)
             int8.Report.WriteCsv(Path.Combine(reportDirectory, string.Concat(model.Name.Split(Path.GetInvalidFileNameChars())) + ".csv"));

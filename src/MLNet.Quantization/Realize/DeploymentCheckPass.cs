@@ -61,17 +61,35 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
             var kept = new FloatOutputs();
             var noise = ErrorMeasurement.Measure(model, context.Realized, context.Dequantized, context.Realized, context.Data, settings, kept);
             var reference = context.FloatOutputs is { Count: > 0 } tuned ? tuned : kept.Complete ? kept.Rows : null;
-            var added = FloatLayerSearch.SendBack(context, context.FloatNodes.Concat(sentBack), noise.NoisiestFirst(model), calibrated, () =>
-                DeploymentMeasurement.Measure(model, context.Realized, context.Data, settings, time: false, floatOutputs: reference)
-                    .WorstRelativeError <= bound);
-            string reason = $"output relative error {measured.WorstRelativeError:F3} exceeded MaximumOutputError {bound}: the {added.Count} nodes of the " +
-                "noisiest layers, the fewest whose return to float brings every output within it";
+            // Where speed decides, the fastest model that could meet the bound is timed once the search has bracketed the
+            // answer: if it gains nothing, neither can the answer, and the bisection is not run (FloatLayerSearch).
+            DeploymentMeasurement.Result? timed = null;
+            bool speedDecides = settings.Realization.Mode == QuantizationMode.Int8 && settings.Realization.MinimumSpeedup > 0;
+            var (added, noGain) = FloatLayerSearch.SendBack(context, context.FloatNodes.Concat(sentBack), noise.NoisiestFirst(model), calibrated,
+                () => DeploymentMeasurement.Measure(model, context.Realized, context.Data, settings, time: false, floatOutputs: reference)
+                    .WorstRelativeError <= bound,
+                speedDecides ? () =>
+                {
+                    timed = DeploymentMeasurement.Measure(model, context.Realized, context.Data, settings, floatOutputs: reference);
+                    return !(timed.FloatMs < settings.Realization.MinimumSpeedup * timed.DeployedMs); // as step 3 decides
+                } : null);
+            string exceeded = $"output relative error {measured.WorstRelativeError:F3} exceeded MaximumOutputError {bound}";
+            var within = measured.Outputs.Where(o => o.RelativeError <= bound).Select(o => $"'{o.Name}'").ToList();
+            string hint = settings.OutputColumnNames is null && within.Count > 0
+                ? $" ({string.Join(", ", within)} {(within.Count == 1 ? "was" : "were")} within it with every layer quantized: if only " +
+                  $"{(within.Count == 1 ? "that output is" : "those outputs are")} read, set OutputColumnNames, and only they are quantized for)"
+                : "";
+            string reason = noGain
+                ? $"{exceeded}{hint}: it takes more of the noisiest layers in float than these {added.Count} nodes, and with these in float " +
+                  $"the model already ran at {timed!.FloatMs / timed.DeployedMs:F2}x the float model's speed, below MinimumSpeedup " +
+                  $"{settings.Realization.MinimumSpeedup}: no model within the bound gains, so the search stopped there"
+                : $"{exceeded}{hint}: the {added.Count} nodes of the noisiest layers, the fewest whose return to float brings every output within it";
             foreach (var node in added)
             {
                 sentBack.Add(node);
                 floatNodes.TryAdd(node, reason);
             }
-            measured = DeploymentMeasurement.Measure(model, context.Realized, context.Data, settings, floatOutputs: context.FloatOutputs);
+            measured = noGain ? timed! : DeploymentMeasurement.Measure(model, context.Realized, context.Data, settings, floatOutputs: context.FloatOutputs);
         }
         context.FloatNodes = context.FloatNodes.Concat(sentBack).ToList();
 

@@ -33,7 +33,7 @@ internal sealed class FallbackPass : IQuantizationPass
                 "MinimumOutputCosine measures on held-back rows (every fifth row), and the data holds none: give at least 5 rows.");
         var floatNodes = measured.OutputCosine >= target ? new List<string>()
             : FloatLayerSearch.SendBack(context, Array.Empty<string>(), measured.NoisiestFirst(model), context.Statistics.ByTensor(),
-                () => ErrorMeasurement.DeployedCosine(model, context.Realized, reference, context.Data, settings) >= target);
+                () => ErrorMeasurement.DeployedCosine(model, context.Realized, reference, context.Data, settings) >= target).Nodes;
         context.FloatNodes = floatNodes;
     }
 }

@@ -21,6 +21,13 @@ namespace MLNet.Quantization.Realize;
 /// More layers in float need not mean less error (noise can cancel), so the bisection may pass over a smaller count that
 /// meets the bound. The answer is always a count that was measured to meet it, or every layer when none did.
 /// </para>
+/// <para>
+/// **No gain, found early.** Once the galloping has bracketed the answer in (m, M], every count that could be the answer
+/// keeps at least m + 1 layers in float. Each layer sent back gives up its int8 gain, so of those models the one with
+/// m + 1 layers is the fastest (assumed: more layers in float never run faster). Where a speed test is given, that model
+/// is timed once before the bisection; if it is not fast enough, no model within the bound can be, and the search stops
+/// there instead of bisecting (about log2(M − m) more measured models) for an answer that would be discarded.
+/// </para>
 /// </remarks>
 internal static class FloatLayerSearch
 {
@@ -28,25 +35,39 @@ internal static class FloatLayerSearch
     /// The smallest count k in [1, <paramref name="count"/>] found with <paramref name="within"/>(k) true, by galloping then
     /// bisection; <paramref name="count"/> when no count measured is within (0 for an empty ranking).
     /// </summary>
-    public static int Fewest(int count, Func<int, bool> within)
+    public static int Fewest(int count, Func<int, bool> within) => Search(count, within).Count;
+
+    /// <summary>
+    /// <see cref="Fewest(int, Func{int, bool})"/>, with <paramref name="fastEnough"/> asked once, of the smallest count
+    /// that could still be the answer, when the galloping leaves a bisection to run: where it says no, the search stops
+    /// with that count and <see cref="Answer.NoGain"/> set.
+    /// </summary>
+    public static Answer Search(int count, Func<int, bool> within, Func<int, bool>? fastEnough = null)
     {
         ArgumentNullException.ThrowIfNull(within);
-        if (count <= 0) return 0;
+        if (count <= 0) return new Answer(0, false);
         int missed = 0, met = 1;
         while (!within(met))
         {
             missed = met;
-            if (met == count) return count;
+            if (met == count) return new Answer(count, false);
             met = Math.Min(count, 2 * met);
         }
+        if (fastEnough is not null && met - missed > 1 && missed > 0 && !fastEnough(missed + 1)) return new Answer(missed + 1, true);
         while (met - missed > 1)
         {
             int middle = missed + (met - missed) / 2;
             if (within(middle)) met = middle;
             else missed = middle;
         }
-        return met;
+        return new Answer(met, false);
     }
+
+    /// <summary>
+    /// A search's answer: the count of layers in float, or, with <paramref name="NoGain"/>, the smallest count that could
+    /// have been the answer, whose model was not fast enough.
+    /// </summary>
+    public readonly record struct Answer(int Count, bool NoGain);
 
     // The quantized nodes around a tensor (its producer and its readers, seen through a Relu): keeping the tensor's
     // layer in float means keeping all of them, or one of them would quantize the tensor again.
@@ -63,10 +84,11 @@ internal static class FloatLayerSearch
     /// <paramref name="alreadyFloat"/>, for <paramref name="within"/> (a measure of <c>context.Realized</c>) to hold.
     /// Each count is realized from the parameters as they were on entry, so that a smaller count after a larger one gets
     /// its layers' parameters back. Leaves the context realized with the answer and returns the nodes it added, in
-    /// ranking order.
+    /// ranking order; with <paramref name="fastEnough"/> (a timing of <c>context.Realized</c>), see
+    /// <see cref="Search"/>: where it says no, the context is left realized with that count and the result says so.
     /// </summary>
-    public static List<string> SendBack(QuantizationContext context, IEnumerable<string> alreadyFloat, IEnumerable<string> ranking,
-        IReadOnlyDictionary<string, TensorStatistics> calibrated, Func<bool> within)
+    public static (List<string> Nodes, bool NoGain) SendBack(QuantizationContext context, IEnumerable<string> alreadyFloat,
+        IEnumerable<string> ranking, IReadOnlyDictionary<string, TensorStatistics> calibrated, Func<bool> within, Func<bool>? fastEnough = null)
     {
         var kept = alreadyFloat.ToList();
         var seen = new HashSet<string>(kept, StringComparer.Ordinal);
@@ -85,12 +107,16 @@ internal static class FloatLayerSearch
             RealizePass.Without(context, kept.Concat(layers.Take(count).SelectMany(l => l)), calibrated, parameters);
             realized = count;
         }
-        int fewest = Fewest(layers.Count, count =>
+        var answer = Search(layers.Count, count =>
         {
             Realize(count);
             return within();
+        }, fastEnough is null ? null : count =>
+        {
+            Realize(count);
+            return fastEnough();
         });
-        Realize(fewest);
-        return layers.Take(fewest).SelectMany(l => l).ToList();
+        Realize(answer.Count);
+        return (layers.Take(answer.Count).SelectMany(l => l).ToList(), answer.NoGain);
     }
 }

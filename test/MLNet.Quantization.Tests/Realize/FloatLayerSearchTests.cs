@@ -49,6 +49,37 @@ public sealed class FloatLayerSearchTests
         Assert.IsTrue(later.Contains(found), $"{found}");
     }
 
+    [TestMethod]
+    public void TheFastestModelThatCouldMeetTheBoundIsTimedOnceBeforeTheBisection()
+    {
+        // 100 layers, the bound met from 40: the galloping brackets the answer in (32, 64], so every answer keeps at
+        // least 33 layers in float, and the model with 33 is the one timed.
+        foreach (bool fast in new[] { false, true })
+        {
+            var measured = new List<int>();
+            var timed = new List<int>();
+            var answer = FloatLayerSearch.Search(100, k => { measured.Add(k); return k >= 40; }, k => { timed.Add(k); return fast; });
+            CollectionAssert.AreEqual(new[] { 33 }, timed, $"fast enough: {fast}");
+            if (fast)
+            {
+                Assert.AreEqual(new FloatLayerSearch.Answer(40, false), answer);
+            }
+            else
+            {
+                Assert.AreEqual(new FloatLayerSearch.Answer(33, true), answer);
+                CollectionAssert.AreEqual(new[] { 1, 2, 4, 8, 16, 32, 64 }, measured, "no bisection once no answer can gain");
+            }
+        }
+
+        // Nothing to bisect (the first count within, two counts one apart) or nothing within: no timing.
+        foreach (var (count, from) in new[] { (100, 1), (100, 2), (10, 11) })
+        {
+            var answer = FloatLayerSearch.Search(count, k => k >= from, _ => throw new AssertFailedException($"timed: {count} layers, within from {from}"));
+            Assert.AreEqual(Math.Min(count, from), answer.Count);
+            Assert.IsFalse(answer.NoGain);
+        }
+    }
+
     // Seven branches from X, each Conv → Relu → Conv to its own output, fitted with the first five Relus crippled.
     private static readonly string[] Crippled = { "R1", "R2", "R3", "R4", "R5" };
 
@@ -93,6 +124,38 @@ public sealed class FloatLayerSearchTests
             Assert.IsNotNull(model.Calibration.Find(tensor, TensorRole.Activation), $"{tensor} stays quantized");
         foreach (var tensor in Crippled)
             Assert.IsNull(model.Calibration.Find(tensor, TensorRole.Activation), $"{tensor} is no longer quantized");
+        // The two branches that were within the bound from the start are named, with the option that quantizes for them alone.
+        StringAssert.Contains(check.FloatNodes["Conv_0"], "'Y6', 'Y7' were within it with every layer quantized");
+        StringAssert.Contains(check.FloatNodes["Conv_0"], "set OutputColumnNames");
+    }
+
+    [TestMethod]
+    public void WhereTheFastestModelWithinReachGainsNothingTheSearchStopsAndTheFloatModelIsReturned()
+    {
+        // No int8 model runs 1000 times as fast as the float one: once the search has bracketed the answer (more than 4
+        // layers, at most 8), the model with 5 in float is timed, gains nothing, and no bisection follows.
+        using var directory = new TempDirectory();
+        using var model = FitSevenBranches(directory, o => (o.MaximumOutputError, o.MinimumSpeedup) = (0.25, 1000));
+
+        var check = model.Deployment!;
+        Assert.IsTrue(check.KeptFloat, check.Summary);
+        var stopped = check.FloatNodes.Where(kv => kv.Value.Contains("the search stopped there")).Select(kv => kv.Key)
+            .OrderBy(n => n, StringComparer.Ordinal).ToArray();
+        CollectionAssert.AreEqual(CrippledConvs, stopped, $"the five noisiest layers, timed: {string.Join("; ", check.FloatNodes)}");
+        StringAssert.Contains(check.FloatNodes["Conv_0"], "below MinimumSpeedup 1000");
+        Assert.IsTrue(check.Speedup < 1000, check.Summary);
+    }
+
+    [TestMethod]
+    public void OutputsAskedForAreNotNamedAsAChoice()
+    {
+        using var directory = new TempDirectory();
+        using var model = FitSevenBranches(directory, o => (o.MaximumOutputError, o.MinimumSpeedup, o.OutputColumnNames) =
+            (0.25, 0, Enumerable.Range(1, 7).Select(i => $"Y{i}").ToArray()));
+
+        var reasons = model.Deployment!.FloatNodes.Values.Where(r => r.Contains("MaximumOutputError")).ToList();
+        Assert.IsTrue(reasons.Count > 0, string.Join("; ", model.Deployment.FloatNodes));
+        Assert.IsFalse(reasons.Any(r => r.Contains("OutputColumnNames")), reasons[0]);
     }
 
     [TestMethod]
