@@ -86,6 +86,19 @@ public sealed class DeploymentCheck
     /// <summary>The realization mode measured. In <see cref="QuantizationMode.Simulated"/> mode speed decides nothing.</summary>
     public QuantizationMode Mode { get; }
 
+    /// <summary>
+    /// How many of <see cref="FloatNodes"/> went back to float for every output to be within <c>MaximumOutputError</c>
+    /// (0 when no output exceeded it).
+    /// </summary>
+    public int NodesFloatForErrorBound { get; internal init; }
+
+    /// <summary>
+    /// Where some outputs exceeded <c>MaximumOutputError</c> with every layer quantized and <c>OutputColumnNames</c> was
+    /// not set: the outputs that were within it. A model that is read through those alone quantizes better with
+    /// <c>OutputColumnNames</c> set to them, since only the outputs asked for are quantized for.
+    /// </summary>
+    public IReadOnlyList<string> OutputsWithinErrorBound { get; internal init; } = Array.Empty<string>();
+
     /// <summary>The largest relative error over the outputs.</summary>
     public double WorstRelativeError => Outputs.Select(o => o.RelativeError).DefaultIfEmpty(0).Max();
 
@@ -95,6 +108,11 @@ public sealed class DeploymentCheck
         get
         {
             var floatNote = FloatNodes.Count == 0 ? "" : $" {FloatNodes.Count} quantizable nodes stay float (see FloatNodes).";
+            if (NodesFloatForErrorBound > 0)
+                floatNote += $" {NodesFloatForErrorBound} of them went back to float for every output to be within MaximumOutputError" +
+                    (OutputsWithinErrorBound.Count == 0 ? "."
+                        : $"; {string.Join(", ", OutputsWithinErrorBound.Select(o => $"'{o}'"))} {(OutputsWithinErrorBound.Count == 1 ? "was" : "were")} " +
+                          "within it with every layer quantized: if only they are read, set OutputColumnNames to them, and only they are quantized for.");
             if (!KeptFloat && QuantizedNothing)
                 return $"Nothing in this model is quantized (FloatNodes says why where a rule decided): the float model is returned.{floatNote}";
             return KeptFloat

@@ -53,6 +53,8 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
             context.FloatNodes = context.FloatNodes.Concat(sentBack).ToList();
             return;
         }
+        int errorBoundNodes = 0;
+        IReadOnlyList<string> withinBound = Array.Empty<string>();
         if (settings.Realization.MaximumOutputError is { } bound && measured.WorstRelativeError > bound && context.Parameters.Table.Count > 0)
         {
             // The rounds compare outputs only; the model they leave is timed once, below. They compare with the float
@@ -74,8 +76,9 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
                     return !(timed.FloatMs < settings.Realization.MinimumSpeedup * timed.DeployedMs); // as step 3 decides
                 } : null);
             string exceeded = $"output relative error {measured.WorstRelativeError:F3} exceeded MaximumOutputError {bound}";
-            var within = measured.Outputs.Where(o => o.RelativeError <= bound).Select(o => $"'{o.Name}'").ToList();
-            string hint = settings.OutputColumnNames is null && within.Count > 0
+            if (settings.OutputColumnNames is null) withinBound = measured.Outputs.Where(o => o.RelativeError <= bound).Select(o => o.Name).ToList();
+            var within = withinBound.Select(o => $"'{o}'").ToList();
+            string hint = within.Count > 0
                 ? $" ({string.Join(", ", within)} {(within.Count == 1 ? "was" : "were")} within it with every layer quantized: if only " +
                   $"{(within.Count == 1 ? "that output is" : "those outputs are")} read, set OutputColumnNames, and only they are quantized for)"
                 : "";
@@ -84,6 +87,7 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
                   $"the model already ran at {timed!.FloatMs / timed.DeployedMs:F2}x the float model's speed, below MinimumSpeedup " +
                   $"{settings.Realization.MinimumSpeedup}: no model within the bound gains, so the search stopped there"
                 : $"{exceeded}{hint}: the {added.Count} nodes of the noisiest layers, the fewest whose return to float brings every output within it";
+            errorBoundNodes = added.Count;
             foreach (var node in added)
             {
                 sentBack.Add(node);
@@ -114,6 +118,8 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
             measured.DeployedMs, keepFloat, floatNodes, context.Conversions, measured.Rows, CpuFeatures.Describe(), settings.Realization.Mode)
         {
             QuantizedNothing = !quantized,
+            NodesFloatForErrorBound = errorBoundNodes,
+            OutputsWithinErrorBound = withinBound,
             MinimumSpeedup = settings.Realization.MinimumSpeedup,
             CpuHasVnni = CpuFeatures.HasVnni,
             CpuIsX86 = CpuFeatures.IsX86,

@@ -127,6 +127,9 @@ public sealed class FloatLayerSearchTests
         // The two branches that were within the bound from the start are named, with the option that quantizes for them alone.
         StringAssert.Contains(check.FloatNodes["Conv_0"], "'Y6', 'Y7' were within it with every layer quantized");
         StringAssert.Contains(check.FloatNodes["Conv_0"], "set OutputColumnNames");
+        Assert.AreEqual(10, check.NodesFloatForErrorBound);
+        CollectionAssert.AreEqual(new[] { "Y6", "Y7" }, check.OutputsWithinErrorBound.ToArray());
+        StringAssert.Contains(check.Summary, "10 of them went back to float for every output to be within MaximumOutputError; 'Y6', 'Y7' were within it");
     }
 
     [TestMethod]
@@ -144,6 +147,8 @@ public sealed class FloatLayerSearchTests
         CollectionAssert.AreEqual(CrippledConvs, stopped, $"the five noisiest layers, timed: {string.Join("; ", check.FloatNodes)}");
         StringAssert.Contains(check.FloatNodes["Conv_0"], "below MinimumSpeedup 1000");
         Assert.IsTrue(check.Speedup < 1000, check.Summary);
+        StringAssert.Contains(check.Summary, "The model stays float");
+        StringAssert.Contains(check.Summary, "went back to float for every output to be within MaximumOutputError; 'Y6', 'Y7' were within it");
     }
 
     [TestMethod]
@@ -156,6 +161,8 @@ public sealed class FloatLayerSearchTests
         var reasons = model.Deployment!.FloatNodes.Values.Where(r => r.Contains("MaximumOutputError")).ToList();
         Assert.IsTrue(reasons.Count > 0, string.Join("; ", model.Deployment.FloatNodes));
         Assert.IsFalse(reasons.Any(r => r.Contains("OutputColumnNames")), reasons[0]);
+        Assert.AreEqual(0, model.Deployment.OutputsWithinErrorBound.Count);
+        Assert.IsFalse(model.Deployment.Summary.Contains("OutputColumnNames"), model.Deployment.Summary);
     }
 
     [TestMethod]
