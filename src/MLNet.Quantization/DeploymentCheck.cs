@@ -99,6 +99,13 @@ public sealed class DeploymentCheck
     /// </summary>
     public IReadOnlyList<string> OutputsWithinErrorBound { get; internal init; } = Array.Empty<string>();
 
+    // The quantized model's speed-up before any layer went back to float for the error bound (NaN when none did).
+    internal double SpeedupBeforeErrorBound { get; init; } = double.NaN;
+
+    // Whether the int8 model was fast enough until layers went back to float for accuracy: kept float for that alone, so
+    // another recipe would be faster only by being more accurate.
+    internal bool SlowedByErrorBoundOnly => KeptFloat && NodesFloatForErrorBound > 0 && SpeedupBeforeErrorBound >= MinimumSpeedup;
+
     /// <summary>The largest relative error over the outputs.</summary>
     public double WorstRelativeError => Outputs.Select(o => o.RelativeError).DefaultIfEmpty(0).Max();
 

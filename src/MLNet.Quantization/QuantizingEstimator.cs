@@ -68,12 +68,14 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
 
     // The tuner weighs accuracy only, so the recipe it chose may be the one that int8 does not make faster (SmoothQuant's
     // Muls on a CPU without VNNI): when the deployment check returns it in float, the recipe as set is checked too and
-    // returned if its int8 model is fast enough, with the trials table saying so.
+    // returned if its int8 model is fast enough, with the trials table saying so. Not where the chosen recipe was fast
+    // enough until layers went back to float for the error bound: the recipe as set, less accurate on the same rows,
+    // would not need fewer, and its check (on a large model, minutes) would only confirm the float model.
     private static QuantizationContext RecipeAsSetIfFaster(QuantizationContext chosen)
     {
         var asSet = chosen.RecipeAsSet;
         chosen.RecipeAsSet = null;
-        if (asSet is null || chosen.Deployment is not { KeptFloat: true } slow || chosen.Tuning is null)
+        if (asSet is null || chosen.Deployment is not { KeptFloat: true } slow || chosen.Tuning is null || slow.SlowedByErrorBoundOnly)
             return chosen;
         asSet.FloatOutputs = chosen.FloatOutputs;
         QuantizationPipeline.Run(asSet, QuantizationPipeline.Checks(asSet.Settings));

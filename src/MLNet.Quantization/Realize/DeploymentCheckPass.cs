@@ -54,9 +54,11 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
             return;
         }
         int errorBoundNodes = 0;
+        double speedupBefore = double.NaN;
         IReadOnlyList<string> withinBound = Array.Empty<string>();
         if (settings.Realization.MaximumOutputError is { } bound && measured.WorstRelativeError > bound && context.Parameters.Table.Count > 0)
         {
+            var initial = measured;
             // The rounds compare outputs only; the model they leave is timed once, below. They compare with the float
             // outputs that the tuner kept, or else with those that the noise measurement keeps (within FloatOutputs'
             // budget), so that no round runs the float model again.
@@ -88,6 +90,7 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
                   $"{settings.Realization.MinimumSpeedup}: no model within the bound gains, so the search stopped there"
                 : $"{exceeded}{hint}: the {added.Count} nodes of the noisiest layers, the fewest whose return to float brings every output within it";
             errorBoundNodes = added.Count;
+            speedupBefore = initial.FloatMs / initial.DeployedMs;
             foreach (var node in added)
             {
                 sentBack.Add(node);
@@ -120,6 +123,7 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
             QuantizedNothing = !quantized,
             NodesFloatForErrorBound = errorBoundNodes,
             OutputsWithinErrorBound = withinBound,
+            SpeedupBeforeErrorBound = speedupBefore,
             MinimumSpeedup = settings.Realization.MinimumSpeedup,
             CpuHasVnni = CpuFeatures.HasVnni,
             CpuIsX86 = CpuFeatures.IsX86,

@@ -100,6 +100,21 @@ public sealed class TunerTests
     }
 
     [TestMethod]
+    public void ARecipeKeptFloatOnlyBecauseTheErrorBoundSlowedItDoesNotCheckTheRecipeAsSet()
+    {
+        DeploymentCheck Check(bool keptFloat, int nodesForBound, double speedupBefore) =>
+            new(Array.Empty<OutputComparison>(), 1, 1, 1, keptFloat, new Dictionary<string, string>(), Array.Empty<string>(), 16, "cpu",
+                QuantizationMode.Int8) { NodesFloatForErrorBound = nodesForBound, SpeedupBeforeErrorBound = speedupBefore, MinimumSpeedup = 1.1 };
+
+        // Fast enough (1.8x) until 40 nodes went back to float for accuracy: another, less accurate, recipe would not gain.
+        Assert.IsTrue(Check(true, 40, 1.8).SlowedByErrorBoundOnly);
+        // Too slow with every layer quantized (SmoothQuant's Muls without VNNI): the recipe as set may be faster.
+        Assert.IsFalse(Check(true, 40, 1.05).SlowedByErrorBoundOnly);
+        Assert.IsFalse(Check(true, 0, double.NaN).SlowedByErrorBoundOnly);
+        Assert.IsFalse(Check(false, 40, 1.8).SlowedByErrorBoundOnly);
+    }
+
+    [TestMethod]
     public void ARecipeAsSetReturnedInsteadIsTheChosenTrialWithTheReason()
     {
         var tuning = new TuningResult(new[]
