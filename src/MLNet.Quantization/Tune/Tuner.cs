@@ -21,9 +21,11 @@ namespace MLNet.Quantization.Tune;
 ///   for the best recipe's steps and the knob's leading candidate only.
 /// - **Ranked on the hardest rows, accepted on all**: the hardest rows are the quarter of the held-back rows (at least
 ///   8, or all) where the first trial's cosine was lowest. A candidate leads its knob when it beats the leader on them,
-///   and only if it is not worse than the best recipe on every row together. Where the objective counts rows (top-1
-///   or nearest-neighbour agreement), scores one row apart tie and the mean, then the worst, cosine decide
-///   (`TrialScore`): a one-row difference on 8 hard rows is noise, a cosine over every row is not.
+///   and only if it is not worse, on every row together, than any recipe that was the best so far (the recipe as set
+///   included). Where the objective counts rows (top-1 or nearest-neighbour agreement), scores one row apart tie and
+///   the mean, then the worst, cosine decide (`TrialScore`): a one-row difference on 8 hard rows is noise, a cosine
+///   over every row is not. Ties are not transitive, so comparing with the last best alone would let the objective
+///   drift down one row per knob; every earlier best bounds it.
 /// - **Always the best found**: the budget (trials, time) ends the search between trials, and the best recipe so far is
 ///   returned; a trial that the time left cannot hold by estimate is skipped, and the table says so.
 /// - **Tolerance**: once the best score is within the tolerance of the float model's own, the search ends. With a
@@ -98,6 +100,7 @@ internal static class Tuner
         string Recipe(QuantizationSettings s) => knobs.Count == 0 ? "the recipe as set"
             : string.Join(", ", knobs.Select(k => $"{k.Option}={TuningKnob.Label(k.Get(s))}"));
         var best = new Trial(root.Settings, first, Score(quantized, rows), Score(quantized, hard), 0);
+        var bests = new List<Trial> { best };
         table.Add(Row(1, "recipe as set", "", Recipe(root.Settings), best, firstSeconds));
         Report(progress, table, clock);
 
@@ -137,12 +140,12 @@ internal static class Tuner
                 table.Add(Row(number, knob.Option, label, Recipe(settings), trial, (clock.Elapsed - started).TotalSeconds));
                 Report(progress, table, clock);
                 bool within = knob.UntilWithin && Within(trial.All.Value, reference, tuning);
-                if (knob.UntilWithin ? trial.All > (leader ?? best).All || within : trial.Hard > (leader ?? best).Hard && trial.All >= best.All)
+                if (knob.UntilWithin ? trial.All > (leader ?? best).All || within : Leads(trial.Hard, trial.All, (leader ?? best).Hard, bests.Select(b => b.All)))
                     leader = trial;
                 cache.Keep(best.Settings, leader?.Settings);
                 if (within) break;
             }
-            if (leader is not null) best = leader;
+            if (leader is not null) bests.Add(best = leader);
             cache.Keep(best.Settings, null);
             if (trialsSpent) break;
         }
@@ -158,6 +161,13 @@ internal static class Tuner
         best.Context.RecipeAsSet = best.Index == 0 ? null : first;
         return best.Context;
     }
+
+    /// <summary>
+    /// Whether a candidate leads its knob: it beats the leader (<paramref name="leaderHard"/>) on the hard rows, and on
+    /// every row together it is not worse than any recipe that was the best so far (<paramref name="bests"/>).
+    /// </summary>
+    internal static bool Leads(TrialScore hard, TrialScore all, TrialScore leaderHard, IEnumerable<TrialScore> bests) =>
+        hard > leaderHard && bests.All(b => all >= b);
 
     private static bool Within(double score, double reference, TuningSettings tuning)
     {

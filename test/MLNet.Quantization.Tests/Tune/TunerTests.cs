@@ -2,6 +2,7 @@ using Microsoft.ML;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
 using MLNet.Quantization.Tests.Calibrate;
 using MLNet.Quantization.Tests.Equalize;
+using MLNet.Quantization.Tune;
 
 namespace MLNet.Quantization.Tests.Tune;
 
@@ -97,6 +98,25 @@ public sealed class TunerTests
             Assert.IsNull(fast.Tuning!.Fallback);
             Assert.AreNotEqual(1, fast.Tuning.Best!.Number);
         }
+    }
+
+    [TestMethod]
+    public void TiesCannotLetTheObjectiveDriftDownOneRowPerKnob()
+    {
+        // Nearest-neighbour agreement on 40 rows (a row is 0.025): the recipe as set agrees on 38, the first knob's best
+        // on 37 with closer outputs (a tie, the cosines decide). A candidate on 36 with closer outputs still ties the
+        // last best, but is two rows below the recipe as set: it does not lead.
+        const double row = 1.0 / 40;
+        var asSet = new TrialScore(38 * row, 0.990, 0.90, row);
+        var firstKnob = new TrialScore(37 * row, 0.995, 0.95, row);
+        var drifting = new TrialScore(36 * row, 0.999, 0.98, row);
+        var weakLeader = new TrialScore(0.5, 0.5, 0.5, row);
+        Assert.IsTrue(firstKnob >= asSet && drifting >= firstKnob, "each one a tie with the one before, won on the cosines");
+        Assert.IsTrue(Tuner.Leads(drifting, drifting, weakLeader, new[] { firstKnob }), "against the last best alone it would lead");
+        Assert.IsFalse(Tuner.Leads(drifting, drifting, weakLeader, new[] { asSet, firstKnob }));
+        var steady = new TrialScore(37 * row, 0.999, 0.98, row);
+        Assert.IsTrue(Tuner.Leads(steady, steady, weakLeader, new[] { asSet, firstKnob }), "one row below every best, with closer outputs");
+        Assert.IsFalse(Tuner.Leads(steady, steady, steady, new[] { asSet }), "not better than the leader on the hard rows");
     }
 
     [TestMethod]
