@@ -79,10 +79,22 @@ public sealed class TuningResult
         string.Create(CultureInfo.InvariantCulture,
             $"{best.Recipe}: {Objective} {best.Score:F4} (recipe as set {Trials[0].Score:F4}), {Trials.Count(t => t.Skipped is null)} trials in {Seconds:F1} s on {RowsText}; stopped: {StoppedBecause}.{(Fallback is null ? "" : " " + Fallback)}");
 
-    private string RowsText => (HeldBackRows > Rows
-        ? $"{Rows} of {HeldBackRows} held-back rows (the float outputs of the others did not fit the {Tune.TrialMeasurement.Budget >> 20} MB kept for scoring{(SampledEvery > 1 ? ", even sampled" : "")})"
-        : Rows == 1 ? "1 held-back row" : $"{Rows} held-back rows")
-        + (SampledEvery > 1 ? $" (large outputs compared on every {Ordinal(SampledEvery)} value, to fit the {Tune.TrialMeasurement.Budget >> 20} MB kept for scoring)" : "");
+    private string RowsText
+    {
+        get
+        {
+            long budget = Tune.TrialMeasurement.Budget >> 20;
+            string rows = HeldBackRows > Rows ? $"{Rows} of {HeldBackRows} held-back rows" : Rows == 1 ? "1 held-back row" : $"{Rows} held-back rows";
+            string sampled = $"large outputs compared on every {Ordinal(SampledEvery)} value";
+            return (HeldBackRows > Rows, SampledEvery > 1) switch
+            {
+                (true, true) => $"{rows} ({sampled}; the float outputs of the others did not fit the {budget} MB kept for scoring even so)",
+                (true, false) => $"{rows} (the float outputs of the others did not fit the {budget} MB kept for scoring)",
+                (false, true) => $"{rows} ({sampled}, to fit the {budget} MB kept for scoring)",
+                _ => rows,
+            };
+        }
+    }
 
     private static string Ordinal(int n) => n.ToString(CultureInfo.InvariantCulture) + ((n % 100) is 11 or 12 or 13 ? "th" : (n % 10) switch { 1 => "st", 2 => "nd", 3 => "rd", _ => "th" });
 

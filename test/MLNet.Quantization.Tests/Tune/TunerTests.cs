@@ -165,6 +165,10 @@ public sealed class TunerTests
         StringAssert.Contains(sampled.Summary, "on 2 held-back rows (large outputs compared on every 16th value, to fit the 64 MB kept for scoring);");
         Assert.AreEqual(16, sampled.WithRecipeAsSet("too slow").SampledEvery);
         Assert.AreEqual(1, all.SampledEvery);
+        // Both at once: one parenthesis, not two.
+        var both = new TuningResult(trials, "mean cosine", 1, 1, "every knob searched", 1.0, heldBack: 2, sampledEvery: 4);
+        StringAssert.Contains(both.Summary,
+            "on 1 of 2 held-back rows (large outputs compared on every 4th value; the float outputs of the others did not fit the 64 MB kept for scoring even so);");
     }
 
     [TestMethod]
