@@ -159,8 +159,8 @@ public sealed partial class QuantizingEstimator
         /// be within it, counted by galloping (1, 2, 4… layers) then bisection (and if int8 is then no faster, the float
         /// model is returned). Where <see cref="MinimumSpeedup"/> decides, the fastest model that could still meet the
         /// bound is timed before the bisection, and if it misses <see cref="MinimumSpeedup"/> the search stops and the float
-        /// model is returned. The reason in <see cref="DeploymentCheck.FloatNodes"/> names the outputs that were within
-        /// the bound with every layer quantized, for <see cref="OutputColumnNames"/>. Default 0.25, a
+        /// model is returned. <see cref="DeploymentCheck.OutputsWithinErrorBound"/> and the summary name the outputs that
+        /// were within the bound with every layer quantized, for <see cref="OutputColumnNames"/>. Default 0.25, a
         /// guard against a broken model rather than a quality target (for that, see <see cref="MinimumOutputCosine"/>);
         /// positive, or null for no bound.
         /// </summary>

@@ -78,17 +78,13 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
                     return !(timed.FloatMs < settings.Realization.MinimumSpeedup * timed.DeployedMs); // as step 3 decides
                 } : null);
             string exceeded = $"output relative error {measured.WorstRelativeError:F3} exceeded MaximumOutputError {bound}";
-            if (settings.OutputColumnNames is null) withinBound = measured.Outputs.Where(o => o.RelativeError <= bound).Select(o => o.Name).ToList();
-            var within = withinBound.Select(o => $"'{o}'").ToList();
-            string hint = within.Count > 0
-                ? $" ({string.Join(", ", within)} {(within.Count == 1 ? "was" : "were")} within it with every layer quantized: if only " +
-                  $"{(within.Count == 1 ? "that output is" : "those outputs are")} read, set OutputColumnNames, and only they are quantized for)"
-                : "";
             string reason = noGain
-                ? $"{exceeded}{hint}: it takes more of the noisiest layers in float than these {added.Count} nodes, and with these in float " +
+                ? $"{exceeded}: it takes more of the noisiest layers in float than these {added.Count} nodes, and with these in float " +
                   $"the model already ran at {timed!.FloatMs / timed.DeployedMs:F2}x the float model's speed, below MinimumSpeedup " +
                   $"{settings.Realization.MinimumSpeedup}: no model within the bound gains, so the search stopped there"
-                : $"{exceeded}{hint}: the {added.Count} nodes of the noisiest layers, the fewest whose return to float brings every output within it";
+                : $"{exceeded}: the {added.Count} nodes of the noisiest layers, the fewest whose return to float brings every output within it";
+            // The outputs that int8 got right anyway: a user who reads only those can ask for them alone (the summary says so).
+            if (settings.OutputColumnNames is null) withinBound = measured.Outputs.Where(o => o.RelativeError <= bound).Select(o => o.Name).ToList();
             errorBoundNodes = added.Count;
             speedupBefore = initial.FloatMs / initial.DeployedMs;
             foreach (var node in added)
