@@ -99,12 +99,12 @@ public sealed class DeploymentCheck
     /// </summary>
     public IReadOnlyList<string> OutputsWithinErrorBound { get; internal init; } = Array.Empty<string>();
 
-    // The quantized model's speed-up before any layer went back to float for the error bound (NaN when none did).
-    internal double SpeedupBeforeErrorBound { get; init; } = double.NaN;
+    // Whether the quantized model met MinimumSpeedup before any layer went back to float for the error bound (false when none did).
+    internal bool FastBeforeErrorBound { get; init; }
 
     // Whether the int8 model was fast enough until layers went back to float for accuracy: kept float for that alone, so
     // another recipe would be faster only by being more accurate.
-    internal bool SlowedByErrorBoundOnly => KeptFloat && NodesFloatForErrorBound > 0 && SpeedupBeforeErrorBound >= MinimumSpeedup;
+    internal bool SlowedByErrorBoundOnly => KeptFloat && NodesFloatForErrorBound > 0 && FastBeforeErrorBound;
 
     /// <summary>The largest relative error over the outputs.</summary>
     public double WorstRelativeError => Outputs.Select(o => o.RelativeError).DefaultIfEmpty(0).Max();

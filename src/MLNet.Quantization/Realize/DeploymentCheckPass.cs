@@ -53,8 +53,11 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
             context.FloatNodes = context.FloatNodes.Concat(sentBack).ToList();
             return;
         }
+        // Step 3's verdict, which the error bound's search also asks: an int8 model not MinimumSpeedup times as fast.
+        bool TooSlow(DeploymentMeasurement.Result result) =>
+            settings.Realization.Mode == QuantizationMode.Int8 && result.FloatMs < settings.Realization.MinimumSpeedup * result.DeployedMs;
         int errorBoundNodes = 0;
-        double speedupBefore = double.NaN;
+        bool fastBefore = false;
         IReadOnlyList<string> withinBound = Array.Empty<string>();
         if (settings.Realization.MaximumOutputError is { } bound && measured.WorstRelativeError > bound && context.Parameters.Table.Count > 0)
         {
@@ -75,7 +78,7 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
                 speedDecides ? () =>
                 {
                     timed = DeploymentMeasurement.Measure(model, context.Realized, context.Data, settings, floatOutputs: reference);
-                    return !(timed.FloatMs < settings.Realization.MinimumSpeedup * timed.DeployedMs); // as step 3 decides
+                    return !TooSlow(timed);
                 } : null);
             string exceeded = $"output relative error {measured.WorstRelativeError:F3} exceeded MaximumOutputError {bound}";
             string reason = noGain
@@ -86,7 +89,7 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
             // The outputs that int8 got right anyway: a user who reads only those can ask for them alone (the summary says so).
             if (settings.OutputColumnNames is null) withinBound = measured.Outputs.Where(o => o.RelativeError <= bound).Select(o => o.Name).ToList();
             errorBoundNodes = added.Count;
-            speedupBefore = initial.FloatMs / initial.DeployedMs;
+            fastBefore = !TooSlow(initial);
             foreach (var node in added)
             {
                 sentBack.Add(node);
@@ -99,7 +102,7 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
         // 3. An int8 model that is not at least MinimumSpeedup times as fast is replaced by the user's float model.
         var outputs = measured.Outputs;
         bool quantized = context.Parameters.Table.Count > 0;
-        bool keepFloat = settings.Realization.Mode == QuantizationMode.Int8 && quantized && measured.FloatMs < settings.Realization.MinimumSpeedup * measured.DeployedMs;
+        bool keepFloat = quantized && TooSlow(measured);
         if (keepFloat || !quantized)
         {
             var plan = new QuantizationPlan();
@@ -119,7 +122,7 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
             QuantizedNothing = !quantized,
             NodesFloatForErrorBound = errorBoundNodes,
             OutputsWithinErrorBound = withinBound,
-            SpeedupBeforeErrorBound = speedupBefore,
+            FastBeforeErrorBound = fastBefore,
             MinimumSpeedup = settings.Realization.MinimumSpeedup,
             CpuHasVnni = CpuFeatures.HasVnni,
             CpuIsX86 = CpuFeatures.IsX86,

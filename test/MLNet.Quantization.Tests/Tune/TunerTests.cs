@@ -122,16 +122,16 @@ public sealed class TunerTests
     [TestMethod]
     public void ARecipeKeptFloatOnlyBecauseTheErrorBoundSlowedItDoesNotCheckTheRecipeAsSet()
     {
-        DeploymentCheck Check(bool keptFloat, int nodesForBound, double speedupBefore) =>
+        DeploymentCheck Check(bool keptFloat, int nodesForBound, bool fastBefore) =>
             new(Array.Empty<OutputComparison>(), 1, 1, 1, keptFloat, new Dictionary<string, string>(), Array.Empty<string>(), 16, "cpu",
-                QuantizationMode.Int8) { NodesFloatForErrorBound = nodesForBound, SpeedupBeforeErrorBound = speedupBefore, MinimumSpeedup = 1.1 };
+                QuantizationMode.Int8) { NodesFloatForErrorBound = nodesForBound, FastBeforeErrorBound = fastBefore, MinimumSpeedup = 1.1 };
 
-        // Fast enough (1.8x) until 40 nodes went back to float for accuracy: another, less accurate, recipe would not gain.
-        Assert.IsTrue(Check(true, 40, 1.8).SlowedByErrorBoundOnly);
+        // Fast enough (say 1.8x) until 40 nodes went back to float for accuracy: another, less accurate, recipe would not gain.
+        Assert.IsTrue(Check(true, 40, fastBefore: true).SlowedByErrorBoundOnly);
         // Too slow with every layer quantized (SmoothQuant's Muls without VNNI): the recipe as set may be faster.
-        Assert.IsFalse(Check(true, 40, 1.05).SlowedByErrorBoundOnly);
-        Assert.IsFalse(Check(true, 0, double.NaN).SlowedByErrorBoundOnly);
-        Assert.IsFalse(Check(false, 40, 1.8).SlowedByErrorBoundOnly);
+        Assert.IsFalse(Check(true, 40, fastBefore: false).SlowedByErrorBoundOnly);
+        Assert.IsFalse(Check(true, 0, fastBefore: false).SlowedByErrorBoundOnly);
+        Assert.IsFalse(Check(false, 40, fastBefore: true).SlowedByErrorBoundOnly);
     }
 
     [TestMethod]
