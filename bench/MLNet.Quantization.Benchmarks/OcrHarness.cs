@@ -89,10 +89,14 @@ internal static class OcrHarness
                 // OCR_NO_CHECK=1: every row without the deployment check, so that the int8 model of each recipe is the one
                 // compared (on a CPU where the check returns the float model).
                 if (Environment.GetEnvironmentVariable("OCR_NO_CHECK") == "1") options.CheckDeployment = false;
+                // OCR_SIMULATED=1: every row in simulated mode (fake quantization in float), to tell the arithmetic from the realization.
+                if (Environment.GetEnvironmentVariable("OCR_SIMULATED") == "1") options.Mode = QuantizationMode.Simulated;
                 var clock = Stopwatch.StartNew();
                 using var int8 = ml.Transforms.QuantizeCalibrated(options).Fit(calibration);
                 double fitSeconds = clock.Elapsed.TotalSeconds;
                 if (int8.Tuning is { } tuning) Console.Error.WriteLine(tuning.Summary + "\n" + tuning.ToCsv());
+                // OCR_REPORT=file.csv: the report of the (last) row's fit, per tensor: range, SQNR, added noise.
+                if (Environment.GetEnvironmentVariable("OCR_REPORT") is { Length: > 0 } reportFile) int8.Report.WriteCsv(reportFile);
                 var fp32 = ml.Transforms.ApplyOnnxModel(new OnnxOptions
                 {
                     ModelFile = path, ShapeDictionary = shapes, InputColumns = new[] { input }, OutputColumns = new[] { output },

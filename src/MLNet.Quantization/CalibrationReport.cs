@@ -64,10 +64,11 @@ public sealed class CalibrationReport
     {
         var dequantized = new Dictionary<string, string>();
         var simulated = QdqWriter.Realize(model, plan, parameters, QuantizationMode.Simulated, dequantized);
-        var measured = ErrorMeasurement.Measure(model, simulated, dequantized, realized, data, settings);
+        var measured = ErrorMeasurement.Measure(model, simulated, dequantized, realized, data, settings, plan);
         var stats = statistics.ByTensor();
         var added = measured.AddedNoise(model);
         var histograms = new Dictionary<string, Histogram>();
+        var clamps = plan.ReaderClamps();
         var rows = parameters.Table.Select(entry =>
         {
             var histogram = entry.Role == TensorRole.Activation ? stats.GetValueOrDefault(entry.Tensor)?.Histogram : null;
@@ -79,7 +80,8 @@ public sealed class CalibrationReport
             {
                 Tensor = entry.Tensor, Node = entry.Node, OpType = entry.OpType, Role = entry.Role, Method = entry.Method,
                 Threshold = entry.Threshold, Scale = entry.Scale, ZeroPoint = entry.ZeroPoint, RangeMin = low, RangeMax = high,
-                ClippedFraction = histogram is null ? double.NaN : Clipped(histogram, low, high),
+                ClippedFraction = histogram is null ? double.NaN
+                    : Clipped(histogram, low, high, entry.Role == TensorRole.Activation ? clamps.GetValueOrDefault(entry.Tensor, ClampBounds.Unbounded) : ClampBounds.Unbounded),
                 KlDivergence = histogram is null ? double.NaN : Divergence(histogram, entry, settings),
                 SqnrDb = entry.Role switch
                 {
@@ -97,13 +99,14 @@ public sealed class CalibrationReport
     }
 
     // The fraction of the histogram's values in bins that lie wholly outside [low, high], the range the tensor represents
-    // (a bin the range cuts counts as kept, so the figure can miss up to one bin's worth at each end).
-    private static double Clipped(Histogram h, double low, double high)
+    // (a bin the range cuts counts as kept, so the figure can miss up to one bin's worth at each end), and not wholly
+    // past the readers' clamp, where no reader sees the difference.
+    private static double Clipped(Histogram h, double low, double high, ClampBounds clamp)
     {
         if (h.Total == 0) return 0;
         long beyond = 0;
         for (int i = 0; i < h.Bins; i++)
-            if (h.Edge(i) >= high || h.Edge(i + 1) <= low) beyond += h.Counts[i];
+            if ((h.Edge(i) >= high && h.Edge(i + 1) <= clamp.High) || (h.Edge(i + 1) <= low && h.Edge(i) >= clamp.Low)) beyond += h.Counts[i];
         return (double)beyond / h.Total;
     }
 

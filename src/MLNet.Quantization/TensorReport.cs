@@ -38,7 +38,9 @@ public sealed record TensorReport
 
     /// <summary>
     /// Fraction of the calibration values outside [<see cref="RangeMin"/>, <see cref="RangeMax"/>], counted over the
-    /// histogram bins that lie wholly outside it (NaN without a histogram).
+    /// histogram bins that lie wholly outside it (NaN without a histogram). Where the tensor's readers clamp it (a
+    /// LeakyRelu then Max, a Clip) and its range stops at the clamp, the values past the clamp are not counted: the
+    /// readers compute the same from them.
     /// </summary>
     public double ClippedFraction { get; init; }
 

@@ -43,7 +43,23 @@ internal static class Annotator
             plan.Biases.AddRange(marks.Biases);
         }
         MoveMarksPastRelu(graph, plan);
+        BoundByReaders(graph, plan);
+        SharedGrids.Share(graph, plan);
         return plan;
+    }
+
+    // A tensor whose quantized readers all clamp it needs no range past the clamp (see ReaderClamps). A tensor whose
+    // scale others share keeps its range: they are read elsewhere.
+    private static void BoundByReaders(OnnxGraph graph, QuantizationPlan plan)
+    {
+        var shared = plan.Activations.Where(a => a.ShareScaleWith is not null).Select(a => a.ShareScaleWith!).ToHashSet(StringComparer.Ordinal);
+        for (int i = 0; i < plan.Activations.Count; i++)
+        {
+            var mark = plan.Activations[i];
+            if (mark.ShareScaleWith is not null || shared.Contains(mark.Tensor)) continue;
+            var bounds = ReaderClamps.Of(graph, plan, mark.Tensor);
+            if (bounds.IsBounded) plan.Activations[i] = mark with { ReadersClamp = bounds };
+        }
     }
 
     private static HashSet<string> Readers(QuantizationPlan plan, string tensor)

@@ -1,7 +1,10 @@
 namespace MLNet.Quantization.Annotate;
 
-/// <summary>An activation tensor to be quantized. <see cref="ShareScaleWith"/> names a tensor whose parameters it reuses.</summary>
-internal sealed record ActivationMark(string Tensor, string Node, string OpType, string? ShareScaleWith = null);
+/// <summary>
+/// An activation tensor to be quantized. <see cref="ShareScaleWith"/> names a tensor whose parameters it reuses;
+/// <see cref="ReadersClamp"/>, where its readers clamp it, the values they can tell apart (see <see cref="ReaderClamps"/>).
+/// </summary>
+internal sealed record ActivationMark(string Tensor, string Node, string OpType, string? ShareScaleWith = null, ClampBounds? ReadersClamp = null);
 
 /// <summary>
 /// A constant weight read by <see cref="Node"/> at input <see cref="InputIndex"/>, quantized per channel along
@@ -53,6 +56,10 @@ internal sealed class QuantizationPlan
     /// <summary>Whether <paramref name="reader"/> reads the quantized form of <paramref name="tensor"/>.</summary>
     public bool ReadsQuantized(string tensor, string reader) =>
         QuantizedOutputs.Contains(tensor) || (QuantizedReaders.TryGetValue(tensor, out var readers) && readers.Contains(reader));
+
+    /// <summary>The activations whose readers clamp them, with the values those readers can tell apart.</summary>
+    public Dictionary<string, ClampBounds> ReaderClamps() =>
+        Activations.Where(a => a.ReadersClamp is not null).ToDictionary(a => a.Tensor, a => a.ReadersClamp!.Value, StringComparer.Ordinal);
 
     public ActivationMark? FindActivation(string tensor) => Activations.FirstOrDefault(a => a.Tensor == tensor);
 

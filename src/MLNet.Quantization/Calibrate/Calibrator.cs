@@ -20,13 +20,18 @@ internal static class Calibrator
                 : stats.Histogram is null ? Extremes(stats) : search.Search(stats.Histogram));
             if (activationSettings.Asymmetric && custom is null && range.Min < 0)
                 range = new TensorRange((float)Math.Max(stats.Min, range.Min), (float)Math.Min(stats.Max, range.Max));
+            // Past its readers' clamp the tensor's values are all alike to them: the range stops there (ReaderClamps).
+            var searched = range;
+            if (custom is null && mark.ReadersClamp is { } clamp)
+                range = clamp.Narrow(range);
             var p = ActivationParameters(range, activationSettings.Asymmetric);
             if (!float.IsFinite(range.Min) || !float.IsFinite(range.Max) || !float.IsFinite(p.Scale) || !(p.Scale > 0))
                 throw new InvalidOperationException(
                     $"Tensor '{mark.Tensor}' ({mark.OpType} '{mark.Node}') ranges over [{stats.Min:G6}, {stats.Max:G6}] on the calibration rows, " +
                     $"which gives no finite uint8 scale ({p.Scale:G6}). Keep its node in float with ExcludeNodes, or calibrate on data without such values.");
             activations[mark.Tensor] = p;
-            table.Add(Entry(mark, range.Threshold, p, custom is not null ? "Custom" : activationSettings.Search?.GetType().Name ?? activationSettings.Method.ToString()));
+            table.Add(Entry(mark, range.Threshold, p, custom is not null ? "Custom" : activationSettings.Search?.GetType().Name ?? activationSettings.Method.ToString())
+                with { Note = range == searched ? "" : $"range [{searched.Min:G4}, {searched.Max:G4}] cut to [{range.Min:G4}, {range.Max:G4}], where its readers clamp it" });
         }
         // Shared scales may chain (a Reshape after a MaxPool); resolve them in as many rounds as the chains are long.
         var pending = plan.Activations.Where(a => a.ShareScaleWith is not null).ToList();

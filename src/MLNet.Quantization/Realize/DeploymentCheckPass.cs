@@ -66,7 +66,7 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
             // outputs that the tuner kept, or else with those that the noise measurement keeps (within FloatOutputs'
             // budget), so that no round runs the float model again.
             var kept = new FloatOutputs();
-            var noise = ErrorMeasurement.Measure(model, context.Realized, context.Dequantized, context.Realized, context.Data, settings, kept);
+            var noise = ErrorMeasurement.Measure(model, context.Realized, context.Dequantized, context.Realized, context.Data, settings, context.Plan, kept);
             var reference = context.FloatOutputs is { Count: > 0 } tuned ? tuned : kept.Complete ? kept.Rows : null;
             // Where speed decides, the fastest model that could meet the bound is timed once the search has bracketed the
             // answer: if it gains nothing, neither can the answer, and the bisection is not run (FloatLayerSearch).

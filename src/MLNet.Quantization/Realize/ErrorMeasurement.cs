@@ -1,5 +1,6 @@
 using Microsoft.ML;
 using Microsoft.ML.OnnxRuntime;
+using MLNet.Quantization.Annotate;
 using MLNet.Quantization.Calibration;
 using MLNet.Quantization.Onnx;
 using Onnx;
@@ -60,9 +61,14 @@ internal sealed class ErrorMeasurement
     /// model's outputs on each row are kept in <paramref name="floatOutputs"/> when it is given, for
     /// <see cref="DeployedCosine"/> to reuse.
     /// </summary>
+    /// <remarks>
+    /// A tensor whose readers clamp it (<see cref="ActivationMark.ReadersClamp"/> in <paramref name="plan"/>) is compared
+    /// within the clamp: its quantized range stops there, and past it the readers see no difference.
+    /// </remarks>
     public static ErrorMeasurement Measure(OnnxGraph prepared, OnnxGraph probe, IReadOnlyDictionary<string, string> dequantized,
-        OnnxGraph deployed, IDataView data, QuantizationSettings settings, FloatOutputs? floatOutputs = null)
+        OnnxGraph deployed, IDataView data, QuantizationSettings settings, QuantizationPlan plan, FloatOutputs? floatOutputs = null)
     {
+        var clamps = plan.ReaderClamps();
         var inputs = prepared.RealInputs().Select(i => i.Name).ToHashSet();
         var outputs = prepared.Graph.Output.Select(o => o.Name).ToArray();
         var tensors = dequantized.Keys.Where(t => !inputs.Contains(t)).ToArray();
@@ -91,7 +97,19 @@ internal sealed class ErrorMeasurement
                     : reference[Array.IndexOf(floatNames, tensor)].GetTensorDataAsSpan<float>();
                 var y = quantized[Array.IndexOf(probeNames, target)].GetTensorDataAsSpan<float>();
                 double s = 0, e = 0;
-                for (int i = 0; i < x.Length; i++) { s += (double)x[i] * x[i]; double d = x[i] - y[i]; e += d * d; }
+                if (clamps.TryGetValue(tensor, out var clamp))
+                {
+                    for (int i = 0; i < x.Length; i++)
+                    {
+                        double a = Math.Clamp(x[i], clamp.Low, clamp.High), b = Math.Clamp(y[i], clamp.Low, clamp.High), d = a - b;
+                        s += a * a;
+                        e += d * d;
+                    }
+                }
+                else
+                {
+                    for (int i = 0; i < x.Length; i++) { s += (double)x[i] * x[i]; double d = x[i] - y[i]; e += d * d; }
+                }
                 signal[tensor] += s;
                 noise[tensor] += e;
             }

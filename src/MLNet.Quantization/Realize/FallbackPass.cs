@@ -27,7 +27,7 @@ internal sealed class FallbackPass : IQuantizationPass
         double target = settings.Rows.MinimumOutputCosine ?? throw new InvalidOperationException("The fallback needs MinimumOutputCosine.");
         var model = context.Model;
         var reference = new FloatOutputs();
-        var measured = ErrorMeasurement.Measure(model, context.Realized, context.Dequantized, context.Realized, context.Data, settings, reference);
+        var measured = ErrorMeasurement.Measure(model, context.Realized, context.Dequantized, context.Realized, context.Data, settings, context.Plan, reference);
         if (measured.Rows == 0)
             throw new InvalidOperationException(
                 "MinimumOutputCosine measures on held-back rows (every fifth row), and the data holds none: give at least 5 rows.");

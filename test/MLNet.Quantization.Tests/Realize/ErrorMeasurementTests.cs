@@ -39,8 +39,8 @@ public sealed class ErrorMeasurementTests
             .Run(new AnnotatePass(), new ActivationStatisticsPass(), new CalibratePass(), new RealizePass());
         var kept = new FloatOutputs();
         var none = new FloatOutputs(budget: 0);
-        var measured = ErrorMeasurement.Measure(context.Model, context.Realized, context.Dequantized, context.Realized, context.Data, context.Settings, kept);
-        ErrorMeasurement.Measure(context.Model, context.Realized, context.Dequantized, context.Realized, context.Data, context.Settings, none);
+        var measured = ErrorMeasurement.Measure(context.Model, context.Realized, context.Dequantized, context.Realized, context.Data, context.Settings, context.Plan, kept);
+        ErrorMeasurement.Measure(context.Model, context.Realized, context.Dequantized, context.Realized, context.Data, context.Settings, context.Plan, none);
         Assert.IsTrue(kept.Complete);
         Assert.IsFalse(none.Complete, "a budget of 0 bytes keeps nothing");
         Assert.IsTrue(measured.OutputCosine is > 0.9 and < 1, $"{measured.OutputCosine}");
