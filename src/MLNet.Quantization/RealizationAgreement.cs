@@ -2,8 +2,9 @@ namespace MLNet.Quantization;
 
 /// <summary>
 /// How closely the realized int8 model, run by ONNX Runtime as ML.NET runs it (QDQ pairs fused into int8 kernels),
-/// reproduces the simulated model, the exact arithmetic of the chosen scales, on the measured calibration rows of the
-/// fitting machine. A cosine well below 0.999 means that the kernels of this CPU compute something else: on x86-64
+/// reproduces the simulated model, the exact arithmetic of the chosen scales, on the measured rows of the fitting
+/// machine. It describes the model that <c>Fit</c> returns: measured again after the deployment check sent layers back
+/// to float for the error bound. A cosine well below 0.999 means that the kernels of this CPU compute something else: on x86-64
 /// without VNNI, int16 saturation of uint8 × int8 pairs when the weights use <see cref="WeightRange.Full"/>.
 /// </summary>
 public sealed class RealizationAgreement
@@ -12,8 +13,11 @@ public sealed class RealizationAgreement
     public const double Threshold = 0.999;
 
     internal RealizationAgreement(double outputCosine, double worstCosine, long rows, string cpu, bool pairsSaturate,
-        WeightRange weightRange, int largestPairSum, IReadOnlyList<LayerDisagreement> layers)
+        WeightRange weightRange, int largestPairSum, IReadOnlyList<LayerDisagreement> layers, IReadOnlyList<OutputComparison> outputs,
+        int quantizedActivations)
     {
+        Outputs = outputs;
+        QuantizedActivations = quantizedActivations;
         OutputCosine = outputCosine;
         WorstCosine = worstCosine;
         Rows = rows;
@@ -34,7 +38,25 @@ public sealed class RealizationAgreement
     /// <summary>The smallest per-row cosine of any output (see <see cref="OutputComparison.WorstCosine"/>).</summary>
     public double WorstCosine { get; }
 
-    /// <summary>Rows measured: the held-back rows with <c>MinimumOutputCosine</c>, else the first 64 calibration rows.</summary>
+    /// <summary>
+    /// Each float output compared, the simulated model's output taken as the reference: its cosines and its relative
+    /// error ‖simulated − realized‖ / ‖simulated‖ over the measured rows.
+    /// </summary>
+    public IReadOnlyList<OutputComparison> Outputs { get; }
+
+    /// <summary>
+    /// The activations quantized in the model compared: those of the model that <c>Fit</c> returns (its calibration
+    /// table's), since the agreement is measured again after layers went back to float.
+    /// </summary>
+    public int QuantizedActivations { get; }
+
+    /// <summary>The largest <see cref="OutputComparison.RelativeError"/> of <see cref="Outputs"/> (0 when none is compared).</summary>
+    public double WorstRelativeError => Outputs.Select(o => o.RelativeError).DefaultIfEmpty(0).Max();
+
+    /// <summary>
+    /// Rows measured: the first 64 of the held-back rows where the fit holds some back (tuning, <c>MinimumOutputCosine</c>),
+    /// else the first 64 calibration rows.
+    /// </summary>
     public long Rows { get; }
 
     /// <summary>The fitting machine's CPU as the int8 kernels see it, for example "X64 with AVX2, no VNNI".</summary>
@@ -72,5 +94,5 @@ public sealed class RealizationAgreement
 
     /// <inheritdoc/>
     public override string ToString() =>
-        $"realized vs simulated cosine {OutputCosine:F5} (worst {WorstCosine:F5}) on {Rows} rows, {Cpu}, {WeightRange} weights (largest pair sum {LargestPairSum})";
+        $"realized vs simulated cosine {OutputCosine:F5} (worst {WorstCosine:F5}), relative error {WorstRelativeError:F4}, on {Rows} rows, {Cpu}, {WeightRange} weights (largest pair sum {LargestPairSum})";
 }

@@ -54,7 +54,8 @@ internal static class AgreementCheck
             : Layers(plan, realized, simulated, realizedNames, simulatedNames, data, settings);
         int largestPair = parameters.Table.Where(t => t.Role == TensorRole.Weight).Select(t => t.LargestPairSum).DefaultIfEmpty(0).Max();
         return new RealizationAgreement(mean, worst, rows, CpuFeatures.Describe(), CpuFeatures.PairsSaturate,
-            settings.Weights.Range, largestPair, layers);
+            settings.Weights.Range, largestPair, layers, comparisons.ToList(),
+            parameters.Table.Count(t => t.Role == TensorRole.Activation));
     }
 
     // Per quantized activation, how its uint8 values differ: QuantizeLinear's output in the realized model (read as an

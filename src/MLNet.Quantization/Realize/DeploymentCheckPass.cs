@@ -8,7 +8,8 @@ namespace MLNet.Quantization.Realize;
 /// <summary>
 /// The last pass of <c>Fit</c> (see <see cref="DeploymentCheck"/>), three steps on the realized model: layers where the
 /// int8 kernels part from the simulation go back to float; while an output's relative error to the float model exceeds
-/// <c>MaximumOutputError</c>, the layers that add the most noise go back to float; then, where int8 is not at least
+/// <c>MaximumOutputError</c>, the layers that add the most noise go back to float, and the model they leave is checked
+/// against its simulation again (step 1 once more); then, where int8 is not at least
 /// <c>MinimumSpeedup</c> times as fast (1.1 by default), or nothing was quantized, the user's float model is returned instead.
 /// </summary>
 internal sealed class DeploymentCheckPass : IQuantizationPass
@@ -33,17 +34,22 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
 
         // 1. Where the int8 kernels part from the simulation, the first such layers in graph order go back to float.
         var order = model.Graph.Node.Select((n, i) => (n, i)).ToDictionary(p => OnnxGraph.Label(p.n), p => p.i, StringComparer.Ordinal);
-        for (int round = 0; round < AgreementRounds && context.Agreement is { Agrees: false, AllLayers.Count: > 0 } agreement; round++)
+        void Agree()
         {
-            var first = agreement.AllLayers.OrderBy(l => order.GetValueOrDefault(l.Node, int.MaxValue)).Take(LayersPerRound);
-            int added = first.Sum(layer => SendBack(model, layer.Tensor, sentBack, floatNodes,
-                $"the int8 kernels of this CPU part from the simulation at '{layer.Tensor}' " +
-                $"({layer.MismatchFraction:P1} of its uint8 values differ by more than one step)"));
-            if (added == 0) break;
-            RealizePass.Without(context, context.FloatNodes.Concat(sentBack), calibrated);
-            context.Agreement = AgreementCheck.Measure(model, context.Plan, context.Parameters, context.Realized, context.Dequantized,
-                context.Data, settings);
+            for (int round = 0; round < AgreementRounds && context.Agreement is { Agrees: false, AllLayers.Count: > 0 } agreement; round++)
+            {
+                var first = agreement.AllLayers.OrderBy(l => order.GetValueOrDefault(l.Node, int.MaxValue)).Take(LayersPerRound);
+                int added = first.Sum(layer => SendBack(model, layer.Tensor, sentBack, floatNodes,
+                    $"the int8 kernels of this CPU part from the simulation at '{layer.Tensor}' " +
+                    $"({layer.MismatchFraction:P1} of its uint8 values differ by more than one step)"));
+                if (added == 0) break;
+                RealizePass.Without(context, context.FloatNodes.Concat(sentBack), calibrated);
+                MeasureAgreement();
+            }
         }
+        void MeasureAgreement() => context.Agreement = AgreementCheck.Measure(model, context.Plan, context.Parameters, context.Realized,
+            context.Dequantized, context.Data, settings);
+        Agree();
 
         // 2. Every output compared and both models timed. An output whose relative error exceeds the bound: the fewest
         //    of the layers that add the most noise go back to float for every output to be within it.
@@ -94,6 +100,13 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
             {
                 sentBack.Add(node);
                 floatNodes.TryAdd(node, reason);
+            }
+            // The model the error bound left is a new realization: its agreement is measured again, so that what Fit
+            // reports is that of the model it returns, and step 1 applies to it (not where it is about to be replaced).
+            if (added.Count > 0 && !noGain && settings.Realization.Mode == QuantizationMode.Int8 && context.Agreement is not null)
+            {
+                MeasureAgreement();
+                Agree();
             }
             measured = noGain ? timed! : DeploymentMeasurement.Measure(model, context.Realized, context.Data, settings, floatOutputs: context.FloatOutputs);
         }

@@ -124,6 +124,11 @@ public sealed class FloatLayerSearchTests
             Assert.IsNotNull(model.Calibration.Find(tensor, TensorRole.Activation), $"{tensor} stays quantized");
         foreach (var tensor in Crippled)
             Assert.IsNull(model.Calibration.Find(tensor, TensorRole.Activation), $"{tensor} is no longer quantized");
+        // Realized vs simulated describes the model returned, measured again after the layers went back to float.
+        var agreement = model.Agreement!;
+        Assert.AreEqual(model.Calibration.Count(c => c.Role == TensorRole.Activation), agreement.QuantizedActivations, agreement.ToString());
+        Assert.IsTrue(agreement.Agrees && agreement.WorstRelativeError < 0.01, agreement.ToString());
+        CollectionAssert.AreEquivalent(Enumerable.Range(1, 7).Select(i => $"Y{i}").ToArray(), agreement.Outputs.Select(o => o.Name).ToArray());
         // The two branches that were within the bound from the start are named, with the option that quantizes for them alone.
         Assert.AreEqual(10, check.NodesFloatForErrorBound);
         CollectionAssert.AreEqual(new[] { "Y6", "Y7" }, check.OutputsWithinErrorBound.ToArray());
