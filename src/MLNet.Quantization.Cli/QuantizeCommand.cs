@@ -284,6 +284,7 @@ public static class QuantizeCommand
                     OutputCosine = quantizedReport is { Rows: > 0 } q ? q.OutputCosine : null,
                     MeasuredRows = quantizedReport?.Rows ?? 0,
                     RealizedVsSimulatedCosine = fitted.Agreement?.OutputCosine,
+                    RealizedVsSimulatedRelativeError = fitted.Agreement?.WorstRelativeError,
                     Cpu = fitted.Agreement?.Cpu ?? "",
                     WeightRange = options.WeightRange.ToString(),
                     FloatNodes = quantizedReport?.FloatNodes ?? Array.Empty<string>(),
@@ -364,7 +365,7 @@ public static class QuantizeCommand
         table.AddRow("quantized tensors", Markup.Escape(string.Join(", ", s.QuantizedTensorsByOpType.Select(kv => $"{kv.Key} {kv.Value}"))));
         table.AddRow("output cosine vs fp32", s.OutputCosine is { } c ? $"{c.ToString("F5", CultureInfo.InvariantCulture)} on {s.MeasuredRows} rows" : "not measured");
         table.AddRow("realized vs simulated", agreement is null ? "-" : Markup.Escape(
-            $"{agreement.OutputCosine.ToString("F5", CultureInfo.InvariantCulture)} on {s.Cpu}{(agreement.Agrees ? "" : ": " + agreement.Explanation)}"));
+            $"cosine {agreement.OutputCosine.ToString("F5", CultureInfo.InvariantCulture)}, relative error {agreement.WorstRelativeError.ToString("F4", CultureInfo.InvariantCulture)} on {s.Cpu}{(agreement.Agrees ? "" : ": " + agreement.Explanation)}"));
         if (s.FloatNodes.Count > 0) table.AddRow("kept in float", Markup.Escape(string.Join(", ", s.FloatNodes)));
         if (s.Tuning is { } tuning) table.AddRow("tuning", Markup.Escape(tuning));
         foreach (var t in s.Trials)

@@ -36,6 +36,9 @@ public sealed record Summary
     /// <summary>Realized int8 vs simulated output cosine on this machine's CPU; null in simulated mode.</summary>
     public double? RealizedVsSimulatedCosine { get; init; }
 
+    /// <summary>Realized int8 vs simulated relative error of the worst output on this machine's CPU; null in simulated mode.</summary>
+    public double? RealizedVsSimulatedRelativeError { get; init; }
+
     /// <summary>The CPU the agreement was measured on.</summary>
     public string Cpu { get; init; } = "";
 

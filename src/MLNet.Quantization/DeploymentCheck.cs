@@ -6,8 +6,9 @@ namespace MLNet.Quantization;
 /// <see cref="QuantizingEstimator.Options.CheckDeployment"/>.
 /// </summary>
 /// <remarks>
-/// The check runs after the realized-vs-simulated agreement (int8 only). Where that agreement falls below
-/// <see cref="RealizationAgreement.Threshold"/>, the layers where the int8 kernels first part from the simulation are
+/// The check runs after the realized-vs-simulated agreement (int8 only). Where the two disagree (an output cosine below
+/// <see cref="RealizationAgreement.Threshold"/>, or an output's relative error above
+/// <see cref="RealizationAgreement.MaximumRelativeError"/>), the layers where the int8 kernels first part from the simulation are
 /// kept in float and the model is realized again, a few rounds at most. Next, while an output's relative error exceeds
 /// <c>MaximumOutputError</c>, the layers that add the most noise go back to float. Then, where the int8 model is not at
 /// least <c>MinimumSpeedup</c> (1.1x by default) as fast as the float model (smaller gains are within the timing's noise), the returned model is the user's own float model (float16 widened to float32), with

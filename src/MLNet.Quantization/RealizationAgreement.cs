@@ -12,6 +12,13 @@ public sealed class RealizationAgreement
     /// <summary>The cosine below which the realized model is said to disagree with the simulated one.</summary>
     public const double Threshold = 0.999;
 
+    /// <summary>
+    /// The relative error above which the realized model is said to disagree with the simulated one, whatever the
+    /// cosine: a cosine of 0.999 still allows a relative error of about 0.045 (‖a − b‖/‖a‖ ≈ √(2(1 − cos)) for vectors
+    /// of equal norms), so the two are checked together.
+    /// </summary>
+    public const double MaximumRelativeError = 0.02;
+
     internal RealizationAgreement(double outputCosine, double worstCosine, long rows, string cpu, bool pairsSaturate,
         WeightRange weightRange, int largestPairSum, IReadOnlyList<LayerDisagreement> layers, IReadOnlyList<OutputComparison> outputs,
         int quantizedActivations)
@@ -73,8 +80,15 @@ public sealed class RealizationAgreement
     /// <summary>The largest sum of two same-sign |q| within an output channel of any weight: above 128, CPUs without VNNI can saturate.</summary>
     public int LargestPairSum { get; }
 
-    /// <summary>Whether <see cref="OutputCosine"/> reaches <see cref="Threshold"/>.</summary>
-    public bool Agrees => OutputCosine >= Threshold;
+    /// <summary>
+    /// Whether <see cref="OutputCosine"/> reaches <see cref="Threshold"/> and no output's relative error exceeds
+    /// <see cref="MaximumRelativeError"/>.
+    /// </summary>
+    public bool Agrees => Accepts(OutputCosine, WorstRelativeError);
+
+    /// <summary>The rule of <see cref="Agrees"/>, for a cosine and a worst relative error.</summary>
+    internal static bool Accepts(double outputCosine, double worstRelativeError) =>
+        outputCosine >= Threshold && worstRelativeError <= MaximumRelativeError;
 
     /// <summary>
     /// When the model disagrees, the ten quantized activations whose uint8 values differ most between the realized and

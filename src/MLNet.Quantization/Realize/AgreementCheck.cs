@@ -45,16 +45,17 @@ internal static class AgreementCheck
         {
             rows = RowReader.ForEachInOrder(realizedSession, data, settings, 3, settings.Rows.IsMeasurementRow,
                 (names, values) => new RowResults(realizedSession.Run(runOptions, names, values, outputs), simulatedSession.Run(runOptions, names, values, outputs)),
-                (_, _, _, results) => comparisons.Add(results[0], results[1]), results => results.Bytes, maximumVisited: MeasuredRows);
+                (_, _, _, results) => comparisons.Add(results[1], results[0]), results => results.Bytes, maximumVisited: MeasuredRows);
         }
         if (rows == 0) return null;
         double mean = comparisons.Worst, worst = comparisons.WorstRow;
-        var layers = mean >= RealizationAgreement.Threshold
+        var compared = comparisons.ToList();
+        var layers = RealizationAgreement.Accepts(mean, compared.Select(o => o.RelativeError).DefaultIfEmpty(0).Max())
             ? Array.Empty<LayerDisagreement>()
             : Layers(plan, realized, simulated, realizedNames, simulatedNames, data, settings);
         int largestPair = parameters.Table.Where(t => t.Role == TensorRole.Weight).Select(t => t.LargestPairSum).DefaultIfEmpty(0).Max();
         return new RealizationAgreement(mean, worst, rows, CpuFeatures.Describe(), CpuFeatures.PairsSaturate,
-            settings.Weights.Range, largestPair, layers, comparisons.ToList(),
+            settings.Weights.Range, largestPair, layers, compared,
             parameters.Table.Count(t => t.Role == TensorRole.Activation));
     }
 

@@ -63,6 +63,7 @@ public sealed class QuantizeCommandTests
         Assert.IsTrue(summary.QuantizedTensorsByOpType["Conv weight"] == 1 && summary.QuantizedBytes > 0);
         Assert.IsTrue(summary.OutputCosine > 0.99, $"{summary.OutputCosine}");
         Assert.IsTrue(summary.RealizedVsSimulatedCosine > 0.999);
+        Assert.IsTrue(summary.RealizedVsSimulatedRelativeError is >= 0 and <= 0.02, $"{summary.RealizedVsSimulatedRelativeError}");
         Assert.AreEqual("PairBounded", summary.WeightRange);
         Assert.IsTrue(CalibrationTable.FromOnnx(directory.File("out.onnx")).Count > 0);
         Assert.IsTrue(File.Exists(directory.File("report.html")) && File.Exists(directory.File("report.csv")));

@@ -106,4 +106,20 @@ public sealed class AgreementCheckTests
         Assert.AreEqual(heldBack, model.Report.OutputCosine, 1e-4, "the fallback's figure is the deployed model's on the held-back rows");
         Assert.IsTrue(heldBack >= 0.9999 || model.Report.FloatNodes.Count > 0, $"target met ({heldBack}) or layers were kept float");
     }
+
+    [TestMethod]
+    public void ACosineAbove0999StillDisagreesWhereAnOutputIsMoreThanTwoPercentOff()
+    {
+        // A cosine of 0.9995 allows a relative error of about 0.03: the agreement asks for both.
+        static RealizationAgreement Agreement(double cosine, params double[] errors) => new(cosine, cosine, Rows, "test CPU", false,
+            WeightRange.PairBounded, 128, Array.Empty<LayerDisagreement>(),
+            errors.Select((e, k) => new OutputComparison { Name = $"Y{k}", MeanCosine = cosine, WorstCosine = cosine, RelativeError = e }).ToList(), 1);
+
+        Assert.IsTrue(Agreement(0.9995, 0.01, 0.019).Agrees);
+        var off = Agreement(0.9995, 0.01, 0.03);
+        Assert.IsFalse(off.Agrees, off.ToString());
+        Assert.AreEqual(0.03, off.WorstRelativeError);
+        Assert.IsFalse(Agreement(0.998, 0.0).Agrees, "the cosine rule still holds");
+        Assert.IsTrue(Agreement(1.0).Agrees, "no output compared: nothing disagrees");
+    }
 }
