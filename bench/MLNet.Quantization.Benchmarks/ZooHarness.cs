@@ -389,6 +389,10 @@ internal static class ZooHarness
             int8Times.Add(Time(int8, heldOut, outputs));
         }
         double f = Median(floatTimes), q = Median(int8Times);
+        // ZOO_RAW_TIMING=1: the same two models timed outside ML.NET on the held-out rows (stderr): through plain ONNX
+        // Runtime sessions, and through the sessions Fit's deployment check opens.
+        if (Environment.GetEnvironmentVariable("ZOO_RAW_TIMING") == "1")
+            RawTiming(model, floatFile, int8, model.Rows(heldOutFrom, model.HeldOut).ToList(), rounds);
         string verdict = int8.Deployment is { } deployment
             ? $"{(deployment.KeptFloat ? "kept float" : deployment.QuantizedNothing ? "float (nothing quantized)" : "int8")}, " +
               $"{deployment.FloatNodes.Count} nodes float ({string.Join(", ", deployment.FloatNodes.Values.Select(Reason).Distinct())}); " +
@@ -402,6 +406,44 @@ internal static class ZooHarness
         var shown = outputs.Length > 4 ? perOutput.Take(4).Append($"… ({outputs.Length} outputs, the worst {errors.Max():F3})") : perOutput;
         Console.WriteLine($"| {model.Name} | {model.Kind} | {verdict} | {int8.Calibration.Count(c => c.Role == TensorRole.Activation)} activations, {int8.Calibration.Count(c => c.Role == TensorRole.Weight)} weights | " +
             $"{string.Join("; ", shown)} | {agreementText} | {nan} | {f:F3} | {q:F3} | {f / q:F2}x | {fitSeconds:F1} s |");
+    }
+
+    // Times the float and the int8 model on the given rows, alternating, with plain sessions and with Fit's sessions.
+    private static void RawTiming(Model model, string floatFile, QuantizingTransformer int8, List<Dictionary<string, Array>> rows, int rounds)
+    {
+        using var directory = new TemporaryDirectory();
+        var int8File = Path.Combine(directory.Path, "int8.onnx");
+        int8.ExportOnnx(int8File);
+        var feeds = rows.Select(row => row.Select(kv => OrtValue.CreateTensorValueFromMemory((float[])kv.Value,
+            (model.Shapes.TryGetValue(kv.Key, out var shape) ? shape : new[] { 1, kv.Value.Length }).Select(d => (long)d).ToArray()))
+            .ToArray()).ToList();
+        var names = rows[0].Keys.ToArray();
+        InferenceSession Plain(string file) => new(file, new SessionOptions { IntraOpNumThreads = 1 });
+        InferenceSession Fits(string file) => Realize.Sessions.Create(Onnx.OnnxGraph.Load(file), Array.Empty<string>(), file, 1);
+        foreach (var (label, open) in new (string, Func<string, InferenceSession>)[] { ("plain sessions", Plain), ("Fit's sessions", Fits) })
+        {
+            using var fp = open(floatFile);
+            using var q = open(int8File);
+            using var options = new RunOptions();
+            var outputs = fp.OutputNames.ToArray();
+            double Round(InferenceSession session)
+            {
+                var clock = Stopwatch.StartNew();
+                int runs = 0;
+                do
+                {
+                    foreach (var feed in feeds) { using var result = session.Run(options, names, feed, session.OutputNames.ToArray()); runs++; }
+                }
+                while (clock.Elapsed.TotalMilliseconds < MinimumRoundMs);
+                return clock.Elapsed.TotalMilliseconds / runs;
+            }
+            Round(fp); Round(q); // warm-up
+            var fs = new List<double>();
+            var qs = new List<double>();
+            for (int r = 0; r < rounds; r++) { fs.Add(Round(fp)); qs.Add(Round(q)); }
+            Console.Error.WriteLine($"{model.Name}, {label}: fp32 {Median(fs):F3} ms, int8 {Median(qs):F3} ms, {Median(fs) / Median(qs):F2}x");
+        }
+        foreach (var feed in feeds) foreach (var v in feed) v.Dispose();
     }
 
     // Sets the options that a tuning trial's recipe names ("ActivationCalibration=Max, CrossLayerEqualization=on, …"),
