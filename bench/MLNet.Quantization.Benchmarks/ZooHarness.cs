@@ -327,6 +327,9 @@ internal static class ZooHarness
                 ExcludeNodes = excluded.Length > 0 ? excluded : null,
                 Tuning = !tune ? null : like?.Tuning is not null ? new TuningOptions { MaximumTrials = 1 } : new TuningOptions(),
             };
+            // ZOO_MIN_SPEEDUP=1.15: the deployment check's MinimumSpeedup (default QuantizationDefaults').
+            if (Environment.GetEnvironmentVariable("ZOO_MIN_SPEEDUP") is { Length: > 0 } speedup)
+                options.MinimumSpeedup = double.Parse(speedup, System.Globalization.CultureInfo.InvariantCulture);
             if (like?.Tuning?.Best is { } best) Pin(options, best.Recipe);
             if (method is { } chosen) options.ActivationCalibration = chosen;
             // ZOO_WEIGHT_ROUNDING=Nearest: how weights are rounded (pins the tuner's knob); default: the option's default.
@@ -339,6 +342,8 @@ internal static class ZooHarness
         using var int8 = Fit(QuantizationMode.Int8);
         double fitSeconds = clock.Elapsed.TotalSeconds;
         if (int8.Tuning is { } tuning) Console.Error.WriteLine($"{model.Name}: {tuning.Summary}\n{tuning.ToCsv()}");
+        if (int8.Deployment is { } checkedModel)
+            Console.Error.WriteLine($"{model.Name}: {checkedModel.Summary}\n  reasons: " + string.Join("\n  ", checkedModel.FloatNodes.Values.Distinct()));
         Console.Error.WriteLine($"{model.Name}: Fit passes (s): " + string.Join(", ", int8.FitTimings.Select(t => $"{t.Pass} {t.Seconds:F1}")));
         // ZOO_REPORT=dir: the int8 fit's report (per-tensor SQNR and added noise) as dir/<model>.csv.
         if (Environment.GetEnvironmentVariable("ZOO_REPORT") is { Length: > 0 } reportDirectory)

@@ -157,9 +157,11 @@ public sealed partial class QuantizingEstimator
         /// With <see cref="CheckDeployment"/>: the largest relative error ‖fp32 − int8‖ / ‖fp32‖ any output may keep on the
         /// measured rows. Past it, the fewest of the layers that add the most noise go back to float for every output to
         /// be within it, counted by galloping (1, 2, 4… layers) then bisection (and if int8 is then no faster, the float
-        /// model is returned). Where <see cref="MinimumSpeedup"/> decides, the fastest model that could still meet the
-        /// bound is timed before the bisection, and if it misses <see cref="MinimumSpeedup"/> the search stops and the float
-        /// model is returned. <see cref="DeploymentCheck.OutputsWithinErrorBound"/> and the summary name the outputs that
+        /// model is returned). Where <see cref="MinimumSpeedup"/> decides, the model with the fewest layers in float that
+        /// could still meet the bound is timed before the bisection; if it misses <see cref="MinimumSpeedup"/>, so is the
+        /// one with the most that the galloping found within the bound, and if that misses too, the search stops and the
+        /// float model is returned; if only that one is fast enough (int8 layers slower than float ones), the bisection
+        /// looks for the fewest layers both within the bound and fast enough. <see cref="DeploymentCheck.OutputsWithinErrorBound"/> and the summary name the outputs that
         /// were within the bound with every layer quantized, for <see cref="OutputColumnNames"/>. Default 0.25, a
         /// guard against a broken model rather than a quality target (for that, see <see cref="MinimumOutputCosine"/>);
         /// positive, or null for no bound.

@@ -75,22 +75,30 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
             var noise = ErrorMeasurement.Measure(model, context.Realized, context.Dequantized, context.Realized, context.Data, settings, context.Plan, kept);
             var reference = context.FloatOutputs is { Count: > 0 } tuned ? tuned : kept.Complete ? kept.Rows : null;
             // Where speed decides, the fastest model that could meet the bound is timed once the search has bracketed the
-            // answer: if it gains nothing, neither can the answer, and the bisection is not run (FloatLayerSearch).
+            // answer: if it gains nothing, nor does the bracket's model with the most in float, no answer can, and the
+            // bisection is not run; if only the latter gains, the bisection also asks for speed (FloatLayerSearch).
             DeploymentMeasurement.Result? timed = null;
             bool speedDecides = settings.Realization.Mode == QuantizationMode.Int8 && settings.Realization.MinimumSpeedup > 0;
-            var (added, noGain) = FloatLayerSearch.SendBack(context, context.FloatNodes.Concat(sentBack), noise.NoisiestFirst(model), calibrated,
+            var (added, answer) = FloatLayerSearch.SendBack(context, context.FloatNodes.Concat(sentBack), noise.NoisiestFirst(model), calibrated,
                 () => DeploymentMeasurement.Measure(model, context.Realized, context.Data, settings, time: false, floatOutputs: reference)
                     .WorstRelativeError <= bound,
                 speedDecides ? () =>
                 {
-                    timed = DeploymentMeasurement.Measure(model, context.Realized, context.Data, settings, floatOutputs: reference);
-                    return !TooSlow(timed);
+                    var result = DeploymentMeasurement.Measure(model, context.Realized, context.Data, settings, floatOutputs: reference);
+                    timed ??= result; // the first timing is the model with the fewest layers that could be the answer
+                    return !TooSlow(result);
                 } : null);
+            bool noGain = answer.NoGain;
             string exceeded = $"output relative error {measured.WorstRelativeError:F3} exceeded MaximumOutputError {bound}";
             string reason = noGain
                 ? $"{exceeded}: it takes more of the noisiest layers in float than these {added.Count} nodes, and with these in float " +
                   $"the model already ran at {timed!.FloatMs / timed.DeployedMs:F2}x the float model's speed, below MinimumSpeedup " +
-                  $"{settings.Realization.MinimumSpeedup}: no model within the bound gains, so the search stopped there"
+                  $"{settings.Realization.MinimumSpeedup}, as did the model with the most layers in float that the search had found within " +
+                  "the bound: no model within the bound gains, so the search stopped there"
+                : answer.SpeedDecided
+                ? $"{exceeded}: the {added.Count} nodes of the noisiest layers, the fewest whose return to float brings every output within it " +
+                  $"and whose model runs at MinimumSpeedup {settings.Realization.MinimumSpeedup}: with fewer in float the model ran slower, " +
+                  "since some int8 layers run slower than their float form on this CPU"
                 : $"{exceeded}: the {added.Count} nodes of the noisiest layers, the fewest whose return to float brings every output within it";
             // The outputs that int8 got right anyway: a user who reads only those can ask for them alone (the summary says so).
             if (settings.OutputColumnNames is null) withinBound = measured.Outputs.Where(o => o.RelativeError <= bound).Select(o => o.Name).ToList();

@@ -59,7 +59,7 @@ public sealed class FloatLayerSearchTests
             var measured = new List<int>();
             var timed = new List<int>();
             var answer = FloatLayerSearch.Search(100, k => { measured.Add(k); return k >= 40; }, k => { timed.Add(k); return fast; });
-            CollectionAssert.AreEqual(new[] { 33 }, timed, $"fast enough: {fast}");
+            CollectionAssert.AreEqual(fast ? new[] { 33 } : new[] { 33, 64 }, timed, $"fast enough: {fast}");
             if (fast)
             {
                 Assert.AreEqual(new FloatLayerSearch.Answer(40, false), answer);
@@ -69,6 +69,15 @@ public sealed class FloatLayerSearchTests
                 Assert.AreEqual(new FloatLayerSearch.Answer(33, true), answer);
                 CollectionAssert.AreEqual(new[] { 1, 2, 4, 8, 16, 32, 64 }, measured, "no bisection once no answer can gain");
             }
+        }
+
+        // More layers in float run faster (int8 layers slower than float ones): 33 is too slow, 64 fast enough, so the
+        // bisection asks for both the bound and the speed, and finds the fewest layers that give both.
+        {
+            var timed = new List<int>();
+            var answer = FloatLayerSearch.Search(100, k => k >= 40, k => { timed.Add(k); return k >= 50; });
+            Assert.AreEqual(new FloatLayerSearch.Answer(50, false, SpeedDecided: true), answer, $"timed {string.Join(", ", timed)}");
+            CollectionAssert.AreEqual(new[] { 33, 64 }, timed.Take(2).ToArray());
         }
 
         // Nothing to bisect (the first count within, two counts one apart) or nothing within: no timing.
