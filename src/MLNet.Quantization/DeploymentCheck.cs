@@ -89,7 +89,8 @@ public sealed class DeploymentCheck
 
     /// <summary>
     /// How many of <see cref="FloatNodes"/> went back to float for every output to be within <c>MaximumOutputError</c>
-    /// (0 when no output exceeded it).
+    /// (0 when no output exceeded it). Where the search stopped because no model within the bound ran
+    /// <c>MinimumSpeedup</c> times as fast, those it had sent back when it stopped (the summary says so).
     /// </summary>
     public int NodesFloatForErrorBound { get; internal init; }
 
@@ -102,6 +103,10 @@ public sealed class DeploymentCheck
 
     // Whether the quantized model met MinimumSpeedup before any layer went back to float for the error bound (false when none did).
     internal bool FastBeforeErrorBound { get; init; }
+
+    // Whether the error bound's search stopped before finding its answer, no model within the bound being fast enough:
+    // the nodes it counts went back to float on the way, and no output is then known to be within the bound.
+    internal bool ErrorBoundSearchStopped { get; init; }
 
     // Whether the int8 model was fast enough until layers went back to float for accuracy: kept float for that alone, so
     // another recipe would be faster only by being more accurate.
@@ -117,7 +122,10 @@ public sealed class DeploymentCheck
         {
             var floatNote = FloatNodes.Count == 0 ? "" : $" {FloatNodes.Count} quantizable nodes stay float (see FloatNodes).";
             if (NodesFloatForErrorBound > 0)
-                floatNote += $" {NodesFloatForErrorBound} of them went back to float for every output to be within MaximumOutputError" +
+                floatNote += (ErrorBoundSearchStopped
+                        ? $" {NodesFloatForErrorBound} of them went back to float in the search for every output to be within MaximumOutputError, " +
+                          "which stopped there: no model within it ran MinimumSpeedup times as fast"
+                        : $" {NodesFloatForErrorBound} of them went back to float for every output to be within MaximumOutputError") +
                     (OutputsWithinErrorBound.Count == 0 ? "."
                         : $"; {string.Join(", ", OutputsWithinErrorBound.Select(o => $"'{o}'"))} {(OutputsWithinErrorBound.Count == 1 ? "was" : "were")} " +
                           "within it with every layer quantized: if only they are read, set OutputColumnNames to them, and only they are quantized for.");

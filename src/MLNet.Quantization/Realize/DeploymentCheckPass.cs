@@ -63,7 +63,7 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
         bool TooSlow(DeploymentMeasurement.Result result) =>
             settings.Realization.Mode == QuantizationMode.Int8 && result.FloatMs < settings.Realization.MinimumSpeedup * result.DeployedMs;
         int errorBoundNodes = 0;
-        bool fastBefore = false;
+        bool fastBefore = false, errorBoundStopped = false;
         IReadOnlyList<string> withinBound = Array.Empty<string>();
         if (settings.Realization.MaximumOutputError is { } bound && measured.WorstRelativeError > bound && context.Parameters.Table.Count > 0)
         {
@@ -89,6 +89,7 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
                     return !TooSlow(result);
                 } : null);
             bool noGain = answer.NoGain;
+            errorBoundStopped = noGain;
             string exceeded = $"output relative error {measured.WorstRelativeError:F3} exceeded MaximumOutputError {bound}";
             string reason = noGain
                 ? $"{exceeded}: it takes more of the noisiest layers in float than these {added.Count} nodes, and with these in float " +
@@ -144,6 +145,7 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
             NodesFloatForErrorBound = errorBoundNodes,
             OutputsWithinErrorBound = withinBound,
             FastBeforeErrorBound = fastBefore,
+            ErrorBoundSearchStopped = errorBoundStopped,
             MinimumSpeedup = settings.Realization.MinimumSpeedup,
             CpuHasVnni = CpuFeatures.HasVnni,
             CpuIsX86 = CpuFeatures.IsX86,
