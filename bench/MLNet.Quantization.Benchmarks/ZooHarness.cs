@@ -29,8 +29,7 @@ internal static class ZooHarness
         string only = args.Length > 0 ? args[0] : "";
         int rounds = args.Length > 1 ? int.Parse(args[1]) : 5;
         bool check = !(args.Length > 2 && args[2] == "unchecked");
-        // "untuned": Tuning = null for both fits, so that the simulated model has the int8 model's recipe (the tuner,
-        // fitted once per mode, may choose differently for each).
+        // "untuned": Tuning = null, the recipe as set.
         bool tune = !(args.Length > 3 && args[3] == "untuned");
         var zoo = Path.Combine(FashionMnist.DataDirectory(AppContext.BaseDirectory), "..", "models");
         Console.WriteLine($"Model zoo, defaults, 1 intra-op thread, CPU {Realize.CpuFeatures.Describe()}");
@@ -311,26 +310,18 @@ internal static class ZooHarness
         // ZOO_WEIGHT_RANGE=Full: the weights' number format (default: pair-bounded, safe on CPUs without VNNI).
         var weightRange = Environment.GetEnvironmentVariable("ZOO_WEIGHT_RANGE") is { Length: > 0 } w
             ? Enum.Parse<WeightRange>(w) : QuantizationDefaults.WeightRange;
-        // like: the int8 fit whose model the simulated one must compute, realized the other way: its chosen recipe pinned
-        // (one trial, so that the same rows are held back from calibration), the nodes it returned in float excluded,
-        // and no deployment check of its own. Fitted independently, tuned and checked, the simulated model may keep
-        // other layers in float, and the two would then differ by more than their arithmetic.
-        QuantizingTransformer Fit(QuantizationMode mode, QuantizingTransformer? like = null)
+        QuantizingTransformer Fit(QuantizationMode mode)
         {
-            var excluded = (depthwise ?? Array.Empty<string>())
-                .Concat(like?.Deployment?.FloatNodes.Keys ?? Enumerable.Empty<string>()).Distinct().ToArray();
             var options = new QuantizingEstimator.Options
             {
                 MaximumOutputError = maximumError, WeightRange = weightRange,
                 ModelFile = model.File, ShapeDictionary = model.Shapes, IntraOpNumThreads = 1, Mode = mode,
-                InputColumnNames = names, OutputColumnNames = outputs, CheckDeployment = check && like is null,
-                ExcludeNodes = excluded.Length > 0 ? excluded : null,
-                Tuning = !tune ? null : like?.Tuning is not null ? new TuningOptions { MaximumTrials = 1 } : new TuningOptions(),
+                InputColumnNames = names, OutputColumnNames = outputs, CheckDeployment = check, ExcludeNodes = depthwise is { Length: > 0 } ? depthwise : null,
+                Tuning = tune ? new TuningOptions() : null,
             };
             // ZOO_MIN_SPEEDUP=1.15: the deployment check's MinimumSpeedup (default QuantizationDefaults').
             if (Environment.GetEnvironmentVariable("ZOO_MIN_SPEEDUP") is { Length: > 0 } speedup)
                 options.MinimumSpeedup = double.Parse(speedup, System.Globalization.CultureInfo.InvariantCulture);
-            if (like?.Tuning?.Best is { } best) Pin(options, best.Recipe);
             if (method is { } chosen) options.ActivationCalibration = chosen;
             // ZOO_WEIGHT_ROUNDING=Nearest: how weights are rounded (pins the tuner's knob); default: the option's default.
             if (Environment.GetEnvironmentVariable("ZOO_WEIGHT_ROUNDING") is { Length: > 0 } r) options.WeightRounding = Enum.Parse<WeightRounding>(r);
@@ -348,12 +339,9 @@ internal static class ZooHarness
         // ZOO_REPORT=dir: the int8 fit's report (per-tensor SQNR and added noise) as dir/<model>.csv.
         if (Environment.GetEnvironmentVariable("ZOO_REPORT") is { Length: > 0 } reportDirectory)
             int8.Report.WriteCsv(Path.Combine(reportDirectory, string.Concat(model.Name.Split(Path.GetInvalidFileNameChars())) + ".csv"));
-        // Realized vs simulated is Fit's own measurement of the model it returns (int8.Agreement, on its measurement rows).
-        // ZOO_SIMULATED_FIT=1: also a second, simulated fit of the same recipe with the same nodes in float, run on the
-        // held-out rows (stderr). It is not the same model where layers went back to float after bias correction: the
-        // simulated fit corrects the biases with those layers already in float.
-        bool simulate = Environment.GetEnvironmentVariable("ZOO_SIMULATED_FIT") == "1";
-        using var simulated = simulate ? Fit(QuantizationMode.Simulated, int8) : null;
+        // Realized vs simulated is Fit's own measurement of the model it returns (int8.Agreement, on its measurement rows):
+        // a second fit in simulated mode, tuned and checked on its own, may keep other layers in float, and would differ
+        // by more than the arithmetic.
         // ML.NET cannot run a float16 model at all: its float32 form (exact) is the baseline.
         var floatFile = model.File;
         var source = Onnx.OnnxGraph.Load(model.File);
@@ -369,15 +357,11 @@ internal static class ZooHarness
         }).Fit(calibration);
         var reference = Score(fp32, heldOut, outputs);
         var quantized = Score(int8, heldOut, outputs);
-        var simulatedValues = simulated is null ? quantized : Score(simulated, heldOut, outputs);
-        // Per output: int8 vs fp32 (cosine, relative error) and int8 vs simulated (relative error).
+        // Per output: int8 vs fp32 (cosine, relative error) and realized vs simulated (relative error, Fit's).
         var cosines = Enumerable.Range(0, outputs.Length).Select(k => Cosine(reference.Values, quantized.Values, k)).ToArray();
         var errors = Enumerable.Range(0, outputs.Length).Select(k => Relative(reference.Values, quantized.Values, k)).ToArray();
-        var departures = Enumerable.Range(0, outputs.Length).Select(k => simulated is not null
-            ? Relative(simulatedValues.Values, quantized.Values, k)
-            : int8.Agreement?.Outputs.FirstOrDefault(o => o.Name == outputs[k])?.RelativeError ?? double.NaN).ToArray();
-        if (simulated is not null)
-            Console.Error.WriteLine($"{model.Name}: realized vs a second, simulated fit on the held-out rows (relative error): {departures.Max():F4}");
+        var departures = Enumerable.Range(0, outputs.Length)
+            .Select(k => int8.Agreement?.Outputs.FirstOrDefault(o => o.Name == outputs[k])?.RelativeError ?? double.NaN).ToArray();
         var perOutput = Enumerable.Range(0, outputs.Length).Select(k => $"{cosines[k]:F3} / {errors[k]:F3}");
         // Realized vs simulated means nothing where the int8 fit returned a float model.
         string agreementText = int8.Deployment?.KeptFloat == true ? "- (float returned)"
@@ -449,30 +433,6 @@ internal static class ZooHarness
             Console.Error.WriteLine($"{model.Name}, {label}: fp32 {Median(fs):F3} ms, int8 {Median(qs):F3} ms, {Median(fs) / Median(qs):F2}x");
         }
         foreach (var feed in feeds) foreach (var v in feed) v.Dispose();
-    }
-
-    // Sets the options that a tuning trial's recipe names ("ActivationCalibration=Max, CrossLayerEqualization=on, …"),
-    // which pins each of them.
-    private static void Pin(QuantizingEstimator.Options options, string recipe)
-    {
-        foreach (var part in recipe.Split(", ", StringSplitOptions.RemoveEmptyEntries))
-        {
-            var pair = part.Split('=');
-            if (pair.Length != 2) continue; // "the recipe as set"
-            string value = pair[1];
-            switch (pair[0])
-            {
-                case nameof(options.SmoothQuantAlpha):
-                    options.SmoothQuantAlpha = value == "off" ? null : double.Parse(value, System.Globalization.CultureInfo.InvariantCulture); break;
-                case nameof(options.CrossLayerEqualization): options.CrossLayerEqualization = value == "on"; break;
-                case nameof(options.ActivationCalibration): options.ActivationCalibration = Enum.Parse<CalibrationMethod>(value); break;
-                case nameof(options.WeightRounding): options.WeightRounding = Enum.Parse<WeightRounding>(value); break;
-                case nameof(options.BiasCorrection): options.BiasCorrection = Enum.Parse<BiasCorrection>(value); break;
-                case nameof(options.MinimumOutputCosine):
-                    options.MinimumOutputCosine = value == "off" ? null : double.Parse(value, System.Globalization.CultureInfo.InvariantCulture); break;
-                default: throw new InvalidOperationException($"The recipe names an option the harness cannot pin: '{part}'.");
-            }
-        }
     }
 
     private static string Reason(string reason) => reason.StartsWith("computes the input", StringComparison.Ordinal) ? "domain rule"

@@ -113,7 +113,7 @@ public sealed class DeploymentCheck
     internal bool SlowedByErrorBoundOnly => KeptFloat && NodesFloatForErrorBound > 0 && FastBeforeErrorBound;
 
     /// <summary>The largest relative error over the outputs.</summary>
-    public double WorstRelativeError => Outputs.Select(o => o.RelativeError).DefaultIfEmpty(0).Max();
+    public double WorstRelativeError => OutputComparison.WorstRelativeError(Outputs);
 
     /// <summary>What was returned and why, in one or two sentences.</summary>
     public string Summary

@@ -36,4 +36,8 @@ public sealed record OutputComparison
     /// bounds the share of labels that int8 changed).
     /// </summary>
     public bool ComparedByEquality { get; init; }
+
+    /// <summary>The largest <see cref="RelativeError"/> of <paramref name="outputs"/> (0 when none is compared).</summary>
+    internal static double WorstRelativeError(IEnumerable<OutputComparison> outputs) =>
+        outputs.Select(o => o.RelativeError).DefaultIfEmpty(0).Max();
 }

@@ -58,7 +58,7 @@ public sealed class RealizationAgreement
     public int QuantizedActivations { get; }
 
     /// <summary>The largest <see cref="OutputComparison.RelativeError"/> of <see cref="Outputs"/> (0 when none is compared).</summary>
-    public double WorstRelativeError => Outputs.Select(o => o.RelativeError).DefaultIfEmpty(0).Max();
+    public double WorstRelativeError => OutputComparison.WorstRelativeError(Outputs);
 
     /// <summary>
     /// Rows measured: the first 64 of the held-back rows where the fit holds some back (tuning, <c>MinimumOutputCosine</c>),

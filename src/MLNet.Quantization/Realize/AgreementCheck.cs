@@ -50,7 +50,7 @@ internal static class AgreementCheck
         if (rows == 0) return null;
         double mean = comparisons.Worst, worst = comparisons.WorstRow;
         var compared = comparisons.ToList();
-        var layers = RealizationAgreement.Accepts(mean, compared.Select(o => o.RelativeError).DefaultIfEmpty(0).Max())
+        var layers = RealizationAgreement.Accepts(mean, OutputComparison.WorstRelativeError(compared))
             ? Array.Empty<LayerDisagreement>()
             : Layers(plan, realized, simulated, realizedNames, simulatedNames, data, settings);
         int largestPair = parameters.Table.Where(t => t.Role == TensorRole.Weight).Select(t => t.LargestPairSum).DefaultIfEmpty(0).Max();

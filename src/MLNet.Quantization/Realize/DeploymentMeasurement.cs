@@ -29,7 +29,7 @@ internal static class DeploymentMeasurement
     public sealed record Result(IReadOnlyList<OutputComparison> Outputs, double FloatMs, double DeployedMs, long Rows)
     {
         /// <summary>The largest relative error over the outputs.</summary>
-        public double WorstRelativeError => Outputs.Select(o => o.RelativeError).DefaultIfEmpty(0).Max();
+        public double WorstRelativeError => OutputComparison.WorstRelativeError(Outputs);
     }
 
     /// <summary>
