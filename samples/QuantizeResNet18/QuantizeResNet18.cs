@@ -11,8 +11,9 @@ namespace MLNet.Quantization.Samples;
 public static class QuantizeResNet18
 {
     /// <summary>Runs the sample and prints its table.</summary>
-    /// <param name="method">How activation thresholds are calibrated.</param>
-    public static void Example(CalibrationMethod method = CalibrationMethod.Max)
+    /// <param name="method">How activation thresholds are calibrated; null (the default) lets <c>Fit</c> tune it with the
+    /// rest of the recipe. A method given pins that knob.</param>
+    public static void Example(CalibrationMethod? method = null)
     {
         var mlContext = new MLContext(seed: 1);
         var data = FashionMnist.DataDirectory(AppContext.BaseDirectory);
@@ -26,13 +27,16 @@ public static class QuantizeResNet18
             .Fit(FashionMnist.ToDataView(mlContext, calibrationImages, calibrationLabels));
         IDataView Prepare(byte[][] images, byte[] labels) => preprocess.Transform(FashionMnist.ToDataView(mlContext, images, labels));
 
-        Console.WriteLine($"Calibrating ResNet18 on 200 images ({method}, per-channel weights)...");
+        Console.WriteLine($"Calibrating ResNet18 on 200 images ({(method is { } m ? $"{m}, " : "the recipe tuned, ")}per-channel weights)...");
         var clock = Stopwatch.StartNew();
-        var estimator = method == CalibrationMethod.Max
-            ? mlContext.Transforms.QuantizeCalibrated(ResNet18Model.ResNet18)
-            : mlContext.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options { ModelFile = ResNet18Model.ResNet18, ActivationCalibration = method });
+        var estimator = method is { } chosen
+            ? mlContext.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options { ModelFile = ResNet18Model.ResNet18, ActivationCalibration = chosen })
+            : mlContext.Transforms.QuantizeCalibrated(ResNet18Model.ResNet18);
         using var int8 = estimator.Fit(Prepare(calibrationImages, calibrationLabels));
         Console.WriteLine($"  calibrated {int8.Calibration.Count} tensors in {clock.Elapsed.TotalSeconds:F1} s");
+        // What Fit chose, and what it measured of the model it returns on this CPU.
+        if (int8.Tuning is { } tuning) Console.WriteLine($"  tuning: {tuning.Summary}");
+        if (int8.Deployment is { } deployment) Console.WriteLine($"  deployment check: {deployment.Summary}");
         var fp32 = mlContext.Transforms.ApplyOnnxModel(ResNet18Model.ResNet18).Fit(Prepare(calibrationImages, calibrationLabels));
 
         (float[][] Features, double Seconds) Features(ITransformer model, byte[][] images, byte[] labels)
