@@ -15,6 +15,7 @@ using MLNet.Quantization.Benchmarks;
 // zoo-profile NAME [runs]: the float and the int8 model's kernel time per op type of ONNX Runtime's optimized graph.
 // zoo-export DIR [only] [rounds] [rows]: the zoo's float and int8 models, held-out rows and this CPU's outputs, for bench/device/zoo_check.py.
 // zoo [only] [rounds] [unchecked] [untuned]: public models from npm and NuGet (scripts/fetch-zoo.sh), every output compared (issue 16).
+// onnx-node-tests [directory] [only]: ONNX's backend node tests (Debian's libonnx-testdata) through Fit: refusals, defects, NaN introduced.
 // rows-at-once [rows]: ResNet18 per row through ML.NET and ONNX Runtime, one row at a time and several at once (issue 17).
 // anything else: BenchmarkDotNet over the calibration engine, e.g. --filter '*CalibrationBenchmarks*'.
 switch (args.FirstOrDefault())
@@ -48,6 +49,9 @@ switch (args.FirstOrDefault())
         break;
     case "zoo":
         ZooHarness.Run(args[1..]);
+        break;
+    case "onnx-node-tests":
+        OnnxNodeTests.Run(args[1..]);
         break;
     case "rows-at-once":
         RowsAtOnceHarness.Run(args[1..]);

@@ -47,6 +47,30 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
     {
         if (input is null) throw new ArgumentNullException(nameof(input));
         var settings = _options.Freeze();
+        try
+        {
+            return Fit(settings, input);
+        }
+        catch (Microsoft.ML.OnnxRuntime.OnnxRuntimeException e)
+        {
+            throw new InvalidOperationException(RunFailure(settings.ModelFile, e), e);
+        }
+    }
+
+    // ONNX Runtime loaded a model but could not run it on a row: the float model on the user's rows (an index out of
+    // range, a shape it cannot take) or a model that Fit derived from it. Its message names the node; the rest of it,
+    // in ONNX Runtime's own words, stays in the inner exception.
+    internal static string RunFailure(string file, Microsoft.ML.OnnxRuntime.OnnxRuntimeException e)
+    {
+        var node = System.Text.RegularExpressions.Regex.Match(e.Message, @"while running (\w+) node\. Name:'([^']*)'");
+        string where = node.Success ? $"at node '{node.Groups[2].Value}' ({node.Groups[1].Value})" : "at a node it did not name";
+        return $"ONNX Runtime could not run '{file}', or the model that Fit made of it, on the rows, {where}. Check that the rows " +
+            "fit the model (shapes, and values such as indices); where the node is one that quantization rewrote, keep it in " +
+            "float with ExcludeNodes. ONNX Runtime's own message is the inner exception.";
+    }
+
+    private QuantizingTransformer Fit(QuantizationSettings settings, IDataView input)
+    {
         var loaded = Load(settings, input);
         // The recipe as set, or the best recipe the tuner finds; then the checks of the model returned.
         QuantizationContext context;
@@ -137,7 +161,9 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
                 _schemaModel?.Dispose();
                 _schemaModel = null;
                 var file = settings.ModelFile;
-                if (Float16Conversion.Convert(model).Count > 0)
+                bool widened = Float16Conversion.Convert(model).Count > 0;
+                CheckValues(model, settings.ModelFile);
+                if (widened)
                 {
                     _schemaModel = new TemporaryModelFile(model.ToBytes());
                     file = _schemaModel.Path;
@@ -202,7 +228,24 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
         var orphan = model.Graph.Output.FirstOrDefault(o => !produced.Contains(o.Name));
         if (orphan is not null)
             throw new InvalidDataException($"'{file}' declares graph output '{orphan.Name}', which no node produces.");
+        // After float16 became float32: a type that ML.NET's OnnxTransformer has no column for (bfloat16, complex),
+        // which it would refuse later without naming the tensor.
+        var unmapped = model.RealInputs().Concat(model.Graph.Output).FirstOrDefault(v => !ColumnTypes.Contains(v.Type.TensorType.ElemType));
+        if (unmapped is not null)
+            throw new NotSupportedException(
+                $"'{file}': graph {(model.Graph.Output.Contains(unmapped) ? "output" : "input")} '{unmapped.Name}' is " +
+                $"{(global::Onnx.TensorProto.Types.DataType)unmapped.Type.TensorType.ElemType}, which ML.NET cannot feed or read " +
+                "(its OnnxTransformer maps float, double, integer, bool and string tensors; float16 is widened to float). Cast it to float in the model.");
     }
+
+    // The element types that ML.NET's OnnxTransformer maps to columns.
+    private static readonly HashSet<int> ColumnTypes = new[]
+    {
+        global::Onnx.TensorProto.Types.DataType.Float, global::Onnx.TensorProto.Types.DataType.Double, global::Onnx.TensorProto.Types.DataType.Int8,
+        global::Onnx.TensorProto.Types.DataType.Uint8, global::Onnx.TensorProto.Types.DataType.Int16, global::Onnx.TensorProto.Types.DataType.Uint16,
+        global::Onnx.TensorProto.Types.DataType.Int32, global::Onnx.TensorProto.Types.DataType.Uint32, global::Onnx.TensorProto.Types.DataType.Int64,
+        global::Onnx.TensorProto.Types.DataType.Uint64, global::Onnx.TensorProto.Types.DataType.Bool, global::Onnx.TensorProto.Types.DataType.String,
+    }.Select(t => (int)t).ToHashSet();
 
     private static void CheckNotQuantized(OnnxGraph model, string file)
     {

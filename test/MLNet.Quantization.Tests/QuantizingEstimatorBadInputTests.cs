@@ -98,6 +98,41 @@ public sealed class QuantizingEstimatorBadInputTests
             Ml.Transforms.QuantizeCalibrated(model).GetOutputSchema(QuantizingEstimatorWorkout.ShapeOf(Rows().Schema)));
     }
     [TestMethod]
+    public void AModelThatOnnxRuntimeCannotRunOnTheRowsIsNamedWithItsNodeAndFile()
+    {
+        using var directory = new TempDirectory();
+        // It loads, but its Gather reads index 9 of 8 columns: every run fails, in ONNX Runtime's own words.
+        var tiny = new TinyModel().Input("X", 1, 4).Output("Y", 1, 1).Weight("W", new long[] { 4, 8 })
+            .Node("MatMul", new[] { "X", "W" }, new[] { "H" });
+        tiny.Graph.Initializer.Add(MLNet.Quantization.Onnx.Tensors.FromLongs("index", new long[] { 1 }, new long[] { 9 }));
+        var model = tiny.Node("Gather", new[] { "H", "index" }, new[] { "Y" }, TinyModel.Int("axis", 1)).Save(directory.Path, "gather.onnx");
+
+        var e = Assert.ThrowsExactly<InvalidOperationException>(() => Ml.Transforms.QuantizeCalibrated(model).Fit(Rows()));
+        StringAssert.Contains(e.Message, "gather.onnx");
+        StringAssert.Contains(e.Message, "'Gather_1'");
+        Assert.IsFalse(e.Message.Contains("[ErrorCode", StringComparison.Ordinal), e.Message);
+        Assert.IsInstanceOfType<Microsoft.ML.OnnxRuntime.OnnxRuntimeException>(e.InnerException, "ONNX Runtime's own words stay inside");
+    }
+
+    [TestMethod]
+    public void AnOutputTypeThatMlNetHasNoColumnForIsNamed()
+    {
+        using var directory = new TempDirectory();
+        // ONNX's test_cast_FLOAT_to_BFLOAT16 ends so: ML.NET said only "Unsupported ONNX scalar type: Bfloat16".
+        var tiny = new TinyModel().Input("X", 1, 4).TypedOutput("Y", (int)global::Onnx.TensorProto.Types.DataType.Bfloat16, 1, 4)
+            .Weight("W", new long[] { 4, 4 }).Node("MatMul", new[] { "X", "W" }, new[] { "H" })
+            .Node("Cast", new[] { "H" }, new[] { "Y" }, TinyModel.Int("to", (long)global::Onnx.TensorProto.Types.DataType.Bfloat16));
+        var model = tiny.Save(directory.Path, "bf16.onnx");
+
+        var e = Assert.ThrowsExactly<NotSupportedException>(() => Ml.Transforms.QuantizeCalibrated(model).Fit(Rows()));
+        StringAssert.Contains(e.Message, "bf16.onnx");
+        StringAssert.Contains(e.Message, "output 'Y' is Bfloat16");
+        var schema = Assert.ThrowsExactly<NotSupportedException>(() =>
+            Ml.Transforms.QuantizeCalibrated(model).GetOutputSchema(QuantizingEstimatorWorkout.ShapeOf(Rows().Schema)));
+        Assert.AreEqual(e.Message, schema.Message, "the schema is refused in the same words");
+    }
+
+    [TestMethod]
     public void AModelWithNothingToQuantizePassesThroughEvenWhereTheOpsetCannotBeRaised()
     {
         using var directory = new TempDirectory();

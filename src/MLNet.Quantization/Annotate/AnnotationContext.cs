@@ -38,9 +38,10 @@ internal sealed class AnnotationContext
 
     /// <summary>
     /// Marks a constant weight; returns false (and marks nothing) when the input is not a float constant.
+    /// <paramref name="axis"/>: the channel axis of per-channel scales, null for one scale (see <see cref="WeightMark.Axis"/>);
     /// <paramref name="unpairedProducts"/>: see <see cref="WeightMark.UnpairedProducts"/>.
     /// </summary>
-    public bool MarkWeight(NodeProto node, int index, int axis, bool unpairedProducts = false)
+    public bool MarkWeight(NodeProto node, int index, int? axis, bool unpairedProducts = false)
     {
         if (index >= node.Input.Count || Graph.FindConstant(node.Input[index]) is not { DataType: Tensors.Float })
             return false;

@@ -8,11 +8,11 @@ internal sealed record ActivationMark(string Tensor, string Node, string OpType,
 
 /// <summary>
 /// A constant weight read by <see cref="Node"/> at input <see cref="InputIndex"/>, quantized per channel along
-/// <see cref="Axis"/>. <see cref="UnpairedProducts"/>: the x86 kernels that run the node widen each uint8 × int8
+/// <see cref="Axis"/>, or with one scale for the whole tensor where it is null. <see cref="UnpairedProducts"/>: the x86 kernels that run the node widen each uint8 × int8
 /// product to int32 on its own (depthwise convolutions) instead of summing pairs of them in int16, so the weight
 /// format's pair bound does not apply.
 /// </summary>
-internal sealed record WeightMark(string Tensor, string Node, string OpType, int InputIndex, int Axis, bool UnpairedProducts = false);
+internal sealed record WeightMark(string Tensor, string Node, string OpType, int InputIndex, int? Axis, bool UnpairedProducts = false);
 
 /// <summary>A constant bias whose scale is the product of the scales of <see cref="Activation"/> and <see cref="Weight"/>.</summary>
 internal sealed record BiasMark(string Tensor, string Node, string OpType, int InputIndex, string Activation, string Weight);

@@ -62,7 +62,7 @@ internal static class Calibrator
             var dims = Tensors.Dims(tensor);
             // A weight read by several nodes is per channel only when they all read its channels along the same axis.
             bool oneAxis = readers.All(w => w.Axis == mark.Axis);
-            int? channelAxis = oneAxis && mark.Axis < dims.Length ? mark.Axis : null;
+            int? channelAxis = oneAxis && mark.Axis < dims.Length ? mark.Axis : null; // null: one scale
             TensorRange? custom = null;
             (QuantizedWeight, int) Quantize()
             {

@@ -83,25 +83,40 @@ internal static class GraphPreparation
         long opset = graph.Opset;
         if (opset < TargetOpset)
         {
-            foreach (var node in graph.Graph.Node.Where(n => n.Domain is "" or "ai.onnx").ToList())
-            {
-                if (OpsetConverter.TryConvert(graph, node, opset))
-                    continue;
-                if (!CanUpgrade(node, opset))
-                    throw new NotSupportedException(
-                        $"Node '{OnnxGraph.Label(node)}' ({node.OpType}) cannot be moved from opset {opset} to " +
-                        $"opset {TargetOpset}, which quantization needs. Convert the model to opset {TargetOpset} first.");
-                if (node.OpType == "BatchNormalization")
-                    DropSpatialAttribute(node);
-                if (node.OpType == "Dropout")
-                    DropAttributes(node, "ratio", "is_test", "seed");
-                DropAttributes(node, "consumed_inputs"); // a legacy attribute of opset 1 that opset 6 removed
-            }
+            RaiseNodes(graph, graph, opset, "");
             graph.Opset = TargetOpset;
             graph.SortTopologically();
         }
         if (graph.Model.IrVersion < TargetIrVersion)
             graph.Model.IrVersion = TargetIrVersion;
+    }
+
+    // The nodes of one scope, then those of their subgraphs (If branches, Loop and Scan bodies), which the model's opset
+    // import covers too: a body left at its old form (an Unsqueeze with axes, ONNX's test_loop11) makes the model
+    // invalid at opset 13. <paramref name="where"/> names the scope in errors ("" for the main graph).
+    private static void RaiseNodes(OnnxGraph model, OnnxGraph scope, long opset, string where)
+    {
+        foreach (var node in scope.Graph.Node.ToList())
+        {
+            foreach (var attribute in node.Attribute)
+                foreach (var subgraph in Subgraphs(attribute))
+                {
+                    var inner = OnnxGraph.Subgraph(subgraph, model);
+                    RaiseNodes(model, inner, opset, $" in the '{attribute.Name}' subgraph of '{OnnxGraph.Label(node)}' ({node.OpType}){where}");
+                    inner.SortTopologically();
+                }
+            if (node.Domain is not ("" or "ai.onnx") || OpsetConverter.TryConvert(scope, node, opset))
+                continue;
+            if (!CanUpgrade(node, opset))
+                throw new NotSupportedException(
+                    $"Node '{OnnxGraph.Label(node)}' ({node.OpType}){where} cannot be moved from opset {opset} to " +
+                    $"opset {TargetOpset}, which quantization needs. Convert the model to opset {TargetOpset} first.");
+            if (node.OpType == "BatchNormalization")
+                DropSpatialAttribute(node);
+            if (node.OpType == "Dropout")
+                DropAttributes(node, "ratio", "is_test", "seed");
+            DropAttributes(node, "consumed_inputs"); // a legacy attribute of opset 1 that opset 6 removed
+        }
     }
 
     private static bool CanUpgrade(NodeProto node, long opset)

@@ -17,10 +17,21 @@ internal sealed class OnnxGraph
 {
     private GraphIndex? _index;
 
+    // Set on a view over a subgraph: the model it belongs to, which names its new tensors.
+    private OnnxGraph? _outer;
+
     /// <summary>The ONNX default operator domain.</summary>
     public const string DefaultDomain = "";
 
     private OnnxGraph(ModelProto model) => Model = model;
+
+    /// <summary>
+    /// A view over <paramref name="subgraph"/> (an If branch, a Loop or Scan body) of <paramref name="outer"/>, for edits
+    /// inside it: its nodes, initializers and sort are the subgraph's, while new names come from the whole model, so that
+    /// none shadows a name of another scope. Tensors it reads but does not define come from the outer scopes.
+    /// </summary>
+    public static OnnxGraph Subgraph(GraphProto subgraph, OnnxGraph outer) =>
+        new(new ModelProto { Graph = subgraph, IrVersion = outer.Model.IrVersion }) { _outer = outer };
 
     public ModelProto Model { get; }
 
@@ -204,6 +215,7 @@ internal sealed class OnnxGraph
     /// <summary>A tensor name not yet used in the graph, built from <paramref name="stem"/>.</summary>
     public string UniqueName(string stem)
     {
+        if (_outer is not null) return _outer.UniqueName(stem);
         var used = Index.Names;
         string name = stem;
         for (int i = 1; used.Contains(name); i++) name = $"{stem}_{i}";
@@ -211,19 +223,30 @@ internal sealed class OnnxGraph
         return name;
     }
 
+    // Every name of the graph and of its subgraphs, at any depth: a new name must shadow none.
     private HashSet<string> AllNames()
     {
         var names = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var n in Graph.Node)
-        {
-            names.UnionWith(n.Input);
-            names.UnionWith(n.Output);
-            if (n.Name.Length > 0) names.Add(n.Name);
-        }
-        names.UnionWith(Graph.Initializer.Select(i => i.Name));
-        names.UnionWith(Graph.Input.Select(i => i.Name));
-        names.UnionWith(Graph.Output.Select(i => i.Name));
+        Collect(Graph, names);
         return names;
+
+        static void Collect(GraphProto g, HashSet<string> names)
+        {
+            foreach (var n in g.Node)
+            {
+                names.UnionWith(n.Input);
+                names.UnionWith(n.Output);
+                if (n.Name.Length > 0) names.Add(n.Name);
+                foreach (var attribute in n.Attribute)
+                {
+                    if (attribute.G is not null) Collect(attribute.G, names);
+                    foreach (var inner in attribute.Graphs) Collect(inner, names);
+                }
+            }
+            names.UnionWith(g.Initializer.Select(i => i.Name));
+            names.UnionWith(g.Input.Select(i => i.Name));
+            names.UnionWith(g.Output.Select(i => i.Name));
+        }
     }
 
     /// <summary>A readable label for a node in error messages: its name, else its op type and first output.</summary>
@@ -265,7 +288,9 @@ internal sealed class OnnxGraph
             for (int i = 0; i < pending.Count; i++)
             {
                 var node = pending[i];
-                if (node.Input.All(available.Contains) && ImplicitInputs(node).All(t => available.Contains(t) || !produced.Contains(t)))
+                // In a subgraph, a tensor that no node of it writes comes from an outer scope.
+                if (node.Input.All(t => available.Contains(t) || (_outer is not null && !produced.Contains(t)))
+                    && ImplicitInputs(node).All(t => available.Contains(t) || !produced.Contains(t)))
                 {
                     sorted.Add(node);
                     available.UnionWith(node.Output);

@@ -168,4 +168,79 @@ public sealed class GraphPreparationTests
         Assert.AreEqual(4, z.Graph.Node.Count);
         CollectionAssert.AreEqual(Run(whole.ToBytes(), input, new long[] { 1, 8 }, "Z"), Run(z.ToBytes(), input, new long[] { 1, 8 }, "Z"));
     }
+
+    // An opset-11 If on input C whose branches hold ops that change on the way to opset 13 (as ONNX's test_loop11 holds
+    // an Unsqueeze with axes in its body): then Unsqueeze(X, axes 0); else Unsqueeze(Softmax(X · W), axes 0), the
+    // Softmax over the coerced 2-D view, with W read from the outer scope.
+    private static string IfModel(TempDirectory directory, string elseOp = "Clip")
+    {
+        static global::Onnx.GraphProto Branch(string name, params global::Onnx.NodeProto[] nodes)
+        {
+            var branch = new global::Onnx.GraphProto { Name = name };
+            branch.Node.AddRange(nodes);
+            branch.Output.Add(TinyModel.FloatValue(nodes[^1].Output[0], 1, 2, 3));
+            return branch;
+        }
+        static global::Onnx.NodeProto Node(string op, string[] inputs, string output, params global::Onnx.AttributeProto[] attributes)
+        {
+            var node = OnnxGraph.MakeNode(op, "", inputs, new[] { output }); // unnamed, as exporters leave subgraph nodes
+            node.Attribute.AddRange(attributes);
+            return node;
+        }
+        var then = Branch("then", Node("Unsqueeze", new[] { "X" }, "T", TinyModel.Ints("axes", 0)));
+        var otherwise = elseOp == "Clip"
+            ? Branch("else",
+                Node("Mul", new[] { "X", "W" }, "E2"),
+                Node("Softmax", new[] { "E2" }, "E3", TinyModel.Int("axis", 0)),
+                Node("Unsqueeze", new[] { "E3" }, "E", TinyModel.Ints("axes", 0)))
+            : Branch("else", Node(elseOp, new[] { "X" }, "E"));
+        var node = OnnxGraph.MakeNode("If", "branch", new[] { "C" }, new[] { "Y" });
+        node.Attribute.Add(new global::Onnx.AttributeProto { Name = "then_branch", Type = global::Onnx.AttributeProto.Types.AttributeType.Graph, G = then });
+        node.Attribute.Add(new global::Onnx.AttributeProto { Name = "else_branch", Type = global::Onnx.AttributeProto.Types.AttributeType.Graph, G = otherwise });
+        return new TinyModel(opset: 11).Input("X", 2, 3).TypedInput("C", (int)global::Onnx.TensorProto.Types.DataType.Bool).Output("Y", 1, 2, 3)
+            .Weight("W", new long[] { 2, 3 }, 2f, 1f)
+            .Node(node).Save(directory.Path);
+    }
+
+    private static float[] RunIf(byte[] model, float[] x, bool c)
+    {
+        using var session = new InferenceSession(model);
+        using var xValue = OrtValue.CreateTensorValueFromMemory(x, new long[] { 2, 3 });
+        using var cValue = OrtValue.CreateTensorValueFromMemory(new[] { c }, Array.Empty<long>());
+        using var outputs = session.Run(new RunOptions(), new[] { "X", "C" }, new[] { xValue, cValue }, new[] { "Y" });
+        return outputs[0].GetTensorDataAsSpan<float>().ToArray();
+    }
+
+    [TestMethod]
+    public void OpsInsideSubgraphsMoveToOpset13TooAndComputeTheSame()
+    {
+        using var directory = new TempDirectory();
+        var source = OnnxGraph.Load(IfModel(directory));
+        source.Graph.Input.Add(TinyModel.FloatValue("W", 2, 3)); // IR 3 lists initializers as inputs
+
+        var prepared = GraphPreparation.Prepare(source);
+
+        var branches = prepared.Graph.Node.Single(n => n.OpType == "If").Attribute.Select(a => a.G).ToList();
+        Assert.IsTrue(branches.SelectMany(b => b.Node).Where(n => n.OpType == "Unsqueeze").All(n => n.Attribute.Count == 0 && n.Input.Count == 2),
+            "axes are an input at opset 13");
+        Assert.AreEqual(1, branches[1].Node.Count(n => n.OpType == "Flatten"), "the old Softmax is written out inside the branch");
+        var names = new HashSet<string>(prepared.Graph.Initializer.Select(i => i.Name).Concat(prepared.Graph.Node.SelectMany(n => n.Output)));
+        Assert.IsFalse(branches.SelectMany(b => b.Initializer.Select(i => i.Name).Concat(b.Node.SelectMany(n => n.Output))).Any(names.Contains),
+            "no name inside a branch shadows one outside it");
+        var x = new[] { -1f, -0.25f, 0f, 0.25f, 0.75f, 2f };
+        foreach (var c in new[] { true, false })
+            CollectionAssert.AreEqual(RunIf(source.ToBytes(), x, c), RunIf(prepared.ToBytes(), x, c), $"branch {(c ? "then" : "else")}");
+    }
+
+    [TestMethod]
+    public void AnOpInsideASubgraphWithoutAnOpset13FormIsRefusedByNameAndBranch()
+    {
+        using var directory = new TempDirectory();
+        var source = OnnxGraph.Load(IfModel(directory, elseOp: "Upsample"));
+
+        var error = Assert.ThrowsExactly<NotSupportedException>(() => GraphPreparation.Prepare(source));
+        StringAssert.Contains(error.Message, "Upsample");
+        StringAssert.Contains(error.Message, "'else_branch'");
+        StringAssert.Contains(error.Message, "'branch'");
+    }
 }

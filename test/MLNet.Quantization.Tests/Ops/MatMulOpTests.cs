@@ -26,6 +26,25 @@ public sealed class MatMulOpTests
     }
 
     [TestMethod]
+    public void ABatchedWeightGetsOneScaleWhichOnnxRuntimesIntegerMatMulCanRun()
+    {
+        // B of rank 3 ([batch, K, N]), as ONNX's test_matmul_3d with B made constant: ONNX Runtime's MatMulIntegerToFloat
+        // takes per-column parameters only for a 2-D B, and failed at run time on the per-axis DequantizeLinear.
+        using var directory = new TempDirectory();
+        var model = new TinyModel().Input("X", 2, 3, 16).Output("Y", 2, 3, 8)
+            .Weight("B", new long[] { 2, 16, 8 })
+            .Node("MatMul", new[] { "X", "B" }, new[] { "Y" })
+            .Save(directory.Path);
+        var run = QuantizedRun.Of(model, ml => TinyData.X(ml, TinyData.Normal(64, 96), 96), "Y");
+
+        var weightDq = run.Int8Model.Graph.Node.Single(n => n.OpType == "DequantizeLinear" && n.Input[0].StartsWith("B"));
+        Assert.IsFalse(weightDq.Attribute.Any(a => a.Name == "axis"), "one scale for the whole weight");
+        Assert.AreEqual(0, run.Table.Find("B", TensorRole.Weight)!.ChannelScales.Count);
+        Assert.IsTrue(run.MinCosine > 0.999, $"int8 vs float cosine {run.MinCosine}");
+        Assert.IsTrue(TinyData.MaxAbsDifference(run.Simulated, run.Int8) < 1e-4f, "simulated and int8 agree to float error");
+    }
+
+    [TestMethod]
     public void AMatMulOfTwoActivationsQuantizesBothSides()
     {
         using var directory = new TempDirectory();

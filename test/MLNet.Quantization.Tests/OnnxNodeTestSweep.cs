@@ -1,0 +1,191 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.OnnxRuntime;
+using MLNet.Quantization.Cli.Calibration;
+
+namespace MLNet.Quantization.Tests;
+
+/// <summary>
+/// ONNX's own backend node tests (Debian's <c>libonnx-testdata</c>: one small graph per op and variant, with an input
+/// and its expected output) through <c>QuantizeCalibrated</c> with the defaults, as a user would: <c>Fit</c> returns a
+/// model or refuses with one of the library's documented exceptions, never an internal one (NullReference,
+/// IndexOutOfRange, ONNX Runtime's own), and the model returned gives no NaN or infinity where the float model gives a
+/// finite value. Shared by <c>OnnxBackendNodeTests</c> and the benchmark project's <c>onnx-node-tests</c> table.
+/// </summary>
+/// <remarks>
+/// A test holds one row, fed <see cref="Copies"/> times so that some are held back. Node tests feed even weights as
+/// inputs, which leaves nothing to quantize; with <c>constants</c>, every input after the first becomes an initializer
+/// holding the test's data, so that Conv, Gemm and MatMul read constant weights as in a real model. With <c>int8</c>,
+/// <c>MinimumSpeedup</c> is 0, so that the int8 model of a graph too small to gain is returned and checked too. Tests
+/// whose inputs are not float or int64, or that ONNX Runtime cannot run in float, are skipped.
+/// </remarks>
+internal static class OnnxNodeTestSweep
+{
+    /// <summary>Where Debian's libonnx-testdata puts the node tests.</summary>
+    public const string DefaultDirectory = "/usr/share/libonnx-testdata/data/node";
+
+    public const int Copies = 10;
+
+    /// <summary>The outcome prefix of an exception that is not one of the library's refusals.</summary>
+    public const string Defect = "DEFECT";
+
+    /// <summary>The outcome prefix of a model that introduced a NaN or an infinity.</summary>
+    public const string NonFinite = "NaN or infinity introduced";
+
+    // What a refusal may be: the library's own argument and support checks. Anything else escaping Fit is a defect.
+    private static readonly HashSet<Type> Refusals = new()
+    {
+        typeof(ArgumentException), typeof(ArgumentOutOfRangeException), typeof(NotSupportedException),
+        typeof(InvalidOperationException), typeof(InvalidDataException),
+    };
+
+    /// <summary>The node test folders below <paramref name="root"/> whose name contains <paramref name="only"/>, in order.</summary>
+    public static IEnumerable<string> Tests(string root, string only = "") =>
+        Directory.GetDirectories(root).Where(d => Path.GetFileName(d).Contains(only, StringComparison.Ordinal)).Order(StringComparer.Ordinal);
+
+    // A failure of the sweep itself (not of Fit) is reported as such, and the sweep goes on.
+    private static (string, string) Harnessed(Func<(string, string)> run)
+    {
+        try
+        {
+            return run();
+        }
+        catch (Exception e)
+        {
+            return ($"skipped: the sweep failed ({e.GetType().Name})", e.Message);
+        }
+    }
+
+    /// <summary>One node test: its outcome ("int8", "float: …", "refused: …", "skipped: …", <see cref="Defect"/>…) and a detail.</summary>
+    public static (string Outcome, string Detail) Run(MLContext ml, string directory, bool constants, bool int8) =>
+        Harnessed(() => Try(ml, directory, constants, int8));
+
+    private static (string Outcome, string Detail) Try(MLContext ml, string directory, bool constants, bool int8)
+    {
+        var modelFile = Path.Combine(directory, "model.onnx");
+        var data = Path.Combine(directory, "test_data_set_0");
+        if (!File.Exists(modelFile) || !Directory.Exists(data)) return ("skipped: no model or data set", "");
+        global::Onnx.ModelProto model;
+        try
+        {
+            model = global::Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(modelFile));
+        }
+        catch (Exception e)
+        {
+            return ("skipped: the model does not parse", e.Message);
+        }
+        var initializers = model.Graph.Initializer.Select(i => i.Name).ToHashSet();
+        var inputs = model.Graph.Input.Where(i => !initializers.Contains(i.Name)).ToList();
+        using var temporary = new TemporaryFile();
+        if (constants)
+        {
+            if (inputs.Count < 2) return ("skipped: one input, nothing to make constant", "");
+            for (int k = 1; k < inputs.Count; k++)
+            {
+                var file = Path.Combine(data, $"input_{k}.pb");
+                if (!File.Exists(file)) return ("skipped: an input has no data", inputs[k].Name);
+                var tensor = global::Onnx.TensorProto.Parser.ParseFrom(File.ReadAllBytes(file));
+                tensor.Name = inputs[k].Name;
+                model.Graph.Initializer.Add(tensor);
+                model.Graph.Input.Remove(inputs[k]);
+            }
+            inputs = inputs.Take(1).ToList();
+            modelFile = temporary.Path;
+            File.WriteAllBytes(modelFile, Google.Protobuf.MessageExtensions.ToByteArray(model));
+        }
+        var values = new List<Array>();
+        var shapes = new Dictionary<string, int[]>();
+        var builder = new DataViewSchema.Builder();
+        for (int k = 0; k < inputs.Count; k++)
+        {
+            var file = Path.Combine(data, $"input_{k}.pb");
+            if (!File.Exists(file)) return ("skipped: an input has no data", inputs[k].Name);
+            var tensor = global::Onnx.TensorProto.Parser.ParseFrom(File.ReadAllBytes(file));
+            var dims = tensor.Dims.Select(d => (int)d).ToArray();
+            long elements = tensor.Dims.Aggregate(1L, (a, b) => a * b);
+            if (elements <= 0 || tensor.Dims.Any(d => d < 0)) return ("skipped: an empty input", inputs[k].Name);
+            if (elements > int.MaxValue) return ("skipped: an input too large for one ML.NET vector", inputs[k].Name);
+            int size = (int)elements;
+            switch ((global::Onnx.TensorProto.Types.DataType)tensor.DataType)
+            {
+                case global::Onnx.TensorProto.Types.DataType.Float:
+                    values.Add(MLNet.Quantization.Onnx.Tensors.ReadFloats(tensor));
+                    builder.AddColumn(inputs[k].Name, new VectorDataViewType(NumberDataViewType.Single, size));
+                    break;
+                case global::Onnx.TensorProto.Types.DataType.Int64:
+                    values.Add(tensor.RawData.IsEmpty ? tensor.Int64Data.ToArray()
+                        : System.Runtime.InteropServices.MemoryMarshal.Cast<byte, long>(tensor.RawData.Span).ToArray());
+                    builder.AddColumn(inputs[k].Name, new VectorDataViewType(NumberDataViewType.Int64, size));
+                    break;
+                default:
+                    return ("skipped: an input is neither float nor int64", $"{inputs[k].Name}: {(global::Onnx.TensorProto.Types.DataType)tensor.DataType}");
+            }
+            shapes[inputs[k].Name] = dims;
+        }
+        if (inputs.Count == 0) return ("skipped: no input", "");
+        // The float model as ONNX Runtime runs it, on this input: the reference, and the test of whether it runs at all.
+        float[]?[] reference;
+        string[] outputs = model.Graph.Output.Select(o => o.Name).ToArray();
+        try
+        {
+            using var session = new InferenceSession(modelFile);
+            var feeds = inputs.Select((input, k) => values[k] is float[] f
+                ? OrtValue.CreateTensorValueFromMemory(f, shapes[input.Name].Select(d => (long)d).ToArray())
+                : OrtValue.CreateTensorValueFromMemory((long[])values[k], shapes[input.Name].Select(d => (long)d).ToArray())).ToList();
+            using var results = session.Run(new RunOptions(), inputs.Select(i => i.Name).ToArray(), feeds, outputs);
+            reference = results.Select(r => r.GetTensorTypeAndShape().ElementDataType == Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float
+                ? r.GetTensorDataAsSpan<float>().ToArray() : null).ToArray();
+            foreach (var feed in feeds) feed.Dispose();
+        }
+        catch (Exception e)
+        {
+            return ("skipped: ONNX Runtime cannot run the float model", e.Message.Split('\n')[0]);
+        }
+        var rows = Enumerable.Repeat(values.ToArray(), Copies).ToList();
+        var view = new RowsDataView(builder.ToSchema(), () => rows);
+        QuantizingTransformer? fitted = null;
+        try
+        {
+            fitted = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options
+            {
+                ModelFile = modelFile, ShapeDictionary = shapes, MinimumSpeedup = int8 ? 0 : QuantizationDefaults.MinimumSpeedup,
+            }).Fit(view);
+            var deployment = fitted.Deployment;
+            long introduced = deployment?.Outputs.Sum(o => o.NonFiniteIntroduced) ?? 0;
+            // The returned model through ML.NET, against the float model's outputs.
+            var scored = fitted.Transform(view);
+            for (int k = 0; k < outputs.Length; k++)
+            {
+                if (reference[k] is not { } expected || scored.Schema.GetColumnOrNull(outputs[k]) is not { } column
+                    || column.Type is not VectorDataViewType { ItemType: NumberDataViewType n } || n != NumberDataViewType.Single)
+                    continue;
+                foreach (var row in scored.GetColumn<float[]>(column).Take(1))
+                    introduced += row.Zip(expected).Count(p => !float.IsFinite(p.First) && float.IsFinite(p.Second));
+            }
+            string kind = deployment is null ? "int8 (unchecked)" : deployment.QuantizedNothing ? "float: nothing to quantize"
+                : deployment.KeptFloat ? "float: kept by the check" : "int8";
+            if (introduced > 0) return ($"{NonFinite} ({kind})", $"{introduced} values");
+            return (kind, kind == "int8" ? $"{fitted.Calibration.Count} tensors; worst relative error {deployment!.Outputs.Select(o => o.RelativeError).DefaultIfEmpty(0).Max():F3}"
+                : deployment?.Summary ?? "");
+        }
+        catch (Exception e) when (Refusals.Contains(e.GetType()) && !e.Message.Contains("[ErrorCode:", StringComparison.Ordinal))
+        {
+            return ($"refused: {e.GetType().Name}", e.Message.Split('\n')[0]);
+        }
+        catch (Exception e)
+        {
+            return ($"{Defect}: {e.GetType().Name}", e.Message.Split('\n')[0]);
+        }
+        finally
+        {
+            fitted?.Dispose();
+        }
+    }
+
+    private sealed class TemporaryFile : IDisposable
+    {
+        public string Path { get; } = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"onnx-node-test-{Guid.NewGuid():N}.onnx");
+
+        public void Dispose() => File.Delete(Path);
+    }
+}
