@@ -180,7 +180,12 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
                 }
                 catch (Microsoft.ML.OnnxRuntime.OnnxRuntimeException e)
                 {
-                    throw new InvalidOperationException($"ONNX Runtime cannot load the float model '{settings.ModelFile}': {e.Message}", e);
+                    throw new InvalidOperationException($"ONNX Runtime cannot load the float model '{settings.ModelFile}': {Realize.Sessions.Reason(e)}", e);
+                }
+                catch (InvalidOperationException e) when (e.InnerException is Microsoft.ML.OnnxRuntime.OnnxRuntimeException ort)
+                {
+                    // ML.NET's own wrapping ("Error initializing model :Microsoft.ML.OnnxRuntime.OnnxRuntimeException: …").
+                    throw new InvalidOperationException($"ONNX Runtime cannot load the float model '{settings.ModelFile}': {Realize.Sessions.Reason(ort)}", e);
                 }
                 _schemaEstimator = cached = (key, floatModel);
             }

@@ -38,7 +38,8 @@ public sealed class QuantizingTransformer : ITransformer, IDisposable
             _inner = catalog.ApplyOnnxModel(new OnnxOptions
             {
                 ModelFile = _modelFile.Path,
-                OutputColumns = settings.OutputColumnNames?.ToArray() ?? realized.Graph.Output.Select(v => v.Name).ToArray(),
+                OutputColumns = settings.OutputColumnNames?.ToArray()
+                    ?? realized.Graph.Output.Select(v => v.Name).Where(n => !IsSlotNamesOutput(n)).ToArray(),
                 InputColumns = settings.InputColumnNames?.ToArray() ?? realized.RealInputs().Select(v => v.Name).ToArray(),
                 ShapeDictionary = shapes,
                 IntraOpNumThreads = settings.Realization.IntraOpNumThreads,
@@ -52,6 +53,11 @@ public sealed class QuantizingTransformer : ITransformer, IDisposable
                 $"ML.NET's OnnxTransformer cannot load the quantized form of '{settings.ModelFile}': {e.GetType().Name}: {e.Message}", e);
         }
     }
+
+    // ML.NET's ONNX exporter keeps a column's slot names in a node 'mlnet.<column>.SlotNames' whose output
+    // 'mlnet.<column>.unusedOutput' is a graph output; its OnnxTransformer hides such outputs, and refuses them as columns.
+    private static bool IsSlotNamesOutput(string name) =>
+        name.StartsWith("mlnet.", StringComparison.Ordinal) && name.EndsWith(".unusedOutput", StringComparison.Ordinal);
 
     /// <summary>The per-tensor thresholds, scales and zero points chosen at <c>Fit</c>.</summary>
     public CalibrationTable Calibration { get; }

@@ -87,4 +87,56 @@ public sealed class QuantizingEstimatorOutputTests
         }
         return y;
     }
+
+    // As ML.NET's ONNX exporter writes a pipeline: the label column enters as a string tensor and is encoded
+    // (ai.onnx.ml LabelEncoder), and a column's slot names ride on a node 'mlnet.<column>.SlotNames' whose output
+    // 'mlnet.<column>.unusedOutput' is a graph output. Here: Y = X·W, K = LabelEncoder(L), and Y's slot names.
+    private static string ExportedByMlNet(TempDirectory directory)
+    {
+        var tiny = new TinyModel().Input("X", 1, 16).TypedInput("L", (int)global::Onnx.TensorProto.Types.DataType.String, 1, 1).Output("Y", 1, 8)
+            .TypedOutput("K", Tensors.Int64, 1, 1).TypedOutput("mlnet.Y.unusedOutput", Tensors.Int64, 1)
+            .Weight("W", new long[] { 16, 8 })
+            .Node("MatMul", new[] { "X", "W" }, new[] { "Y" });
+        var encoder = OnnxGraph.MakeNode("LabelEncoder", "LabelEncoder", new[] { "L" }, new[] { "K" });
+        encoder.Domain = "ai.onnx.ml";
+        encoder.Attribute.Add(new global::Onnx.AttributeProto { Name = "keys_strings", Type = global::Onnx.AttributeProto.Types.AttributeType.Strings,
+            Strings = { Google.Protobuf.ByteString.CopyFromUtf8("a"), Google.Protobuf.ByteString.CopyFromUtf8("b") } });
+        encoder.Attribute.Add(TinyModel.Ints("values_int64s", 0, 1));
+        encoder.Attribute.Add(TinyModel.Int("default_int64", -1));
+        var slotNames = OnnxGraph.MakeNode("LabelEncoder", "mlnet.Y.SlotNames", new[] { "mlnet.Y.SlotNames" }, new[] { "mlnet.Y.unusedOutput" });
+        slotNames.Domain = "ai.onnx.ml";
+        slotNames.Attribute.Add(encoder.Attribute[0].Clone());
+        slotNames.Attribute.Add(TinyModel.Ints("values_int64s", 0, 1));
+        tiny.Graph.Initializer.Add(new global::Onnx.TensorProto { Name = "mlnet.Y.SlotNames", DataType = (int)global::Onnx.TensorProto.Types.DataType.String, Dims = { 1 },
+            StringData = { Google.Protobuf.ByteString.CopyFromUtf8("a") } });
+        var path = tiny.Node(encoder).Node(slotNames).Save(directory.Path, "exported.onnx");
+        var graph = OnnxGraph.Load(path);
+        graph.Model.OpsetImport.Add(new global::Onnx.OperatorSetIdProto { Domain = "ai.onnx.ml", Version = 2 });
+        File.WriteAllBytes(path, graph.ToBytes());
+        return path;
+    }
+
+    private sealed class LabelledRow
+    {
+        [Microsoft.ML.Data.VectorType(16)]
+        public float[] X { get; set; } = Array.Empty<float>();
+
+        public string L { get; set; } = "";
+    }
+
+    [TestMethod]
+    public void AModelExportedByMlNetTakesItsTextColumnAndHidesItsSlotNamesOutput()
+    {
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        var data = ml.Data.LoadFromEnumerable(TinyData.Normal(40, 16).Select((x, i) => new LabelledRow { X = x, L = i % 3 == 0 ? "a" : i % 3 == 1 ? "b" : "c" }));
+
+        using var fitted = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options { ModelFile = ExportedByMlNet(directory), MinimumSpeedup = 0 }).Fit(data);
+
+        Assert.IsTrue(fitted.Calibration.Any(c => c.Tensor == "X"), "the float part is quantized");
+        var scored = fitted.Transform(data);
+        Assert.IsNull(scored.Schema.GetColumnOrNull("mlnet.Y.unusedOutput"), "ML.NET hides the slot names' output, as its own OnnxTransformer does");
+        var keys = Microsoft.ML.Data.ColumnCursorExtensions.GetColumn<long[]>(scored, "K").Select(k => k[0]).Take(3).ToArray();
+        CollectionAssert.AreEqual(new long[] { 0, 1, -1 }, keys, "the text column was fed as strings");
+    }
 }

@@ -4,7 +4,11 @@ using Microsoft.ML.OnnxRuntime;
 
 namespace MLNet.Quantization.Calibration;
 
-/// <summary>Turns one column of an IDataView cursor into the ONNX Runtime tensor of one model input, row by row.</summary>
+/// <summary>
+/// Turns one column of an IDataView cursor into the ONNX Runtime tensor of one model input, row by row: numbers and
+/// booleans as they are, and ML.NET's text (<c>ReadOnlyMemory&lt;char&gt;</c>) as a string tensor, as ML.NET's
+/// OnnxTransformer feeds it (a model exported from an ML.NET pipeline takes its label column so).
+/// </summary>
 internal abstract class InputFeed
 {
     protected InputFeed(string name, int[] dims)
@@ -24,6 +28,25 @@ internal abstract class InputFeed
     /// </summary>
     public abstract OrtValue Read(long row);
 
+    // The input's shape for a row of <paramref name="length"/> values: its dynamic dimension filled in.
+    protected long[] Shape(int length, long row)
+    {
+        var shape = Dims.Select(d => (long)d).ToArray();
+        // One row is one batch item: a dynamic leading (batch) dimension is 1 when other dimensions are dynamic too.
+        if (shape.Length > 1 && shape[0] <= 0 && shape.Skip(1).Any(d => d <= 0)) shape[0] = 1;
+        int dynamic = shape.Count(d => d <= 0);
+        long known = shape.Where(d => d > 0).Aggregate(1L, (a, d) => a * d);
+        if (dynamic == 0 && known == length) return shape;
+        if (dynamic == 1 && known > 0 && length % known == 0)
+        {
+            shape[Array.FindIndex(shape, d => d <= 0)] = length / known;
+            return shape;
+        }
+        throw new ArgumentException(
+            $"Row {row} of column '{Name}' has {length} values, which do not fill model input '{Name}' of shape " +
+            $"[{string.Join(",", Dims)}]. Give its shape in ShapeDictionary.");
+    }
+
     /// <summary>
     /// Checks the column against the model input and binds a getter on <paramref name="cursor"/>; the rows are read
     /// into <paramref name="slots"/> buffers in turn.
@@ -31,7 +54,8 @@ internal abstract class InputFeed
     public static InputFeed Create(DataViewRow cursor, DataViewSchema.Column column, NodeMetadata input, int[] dims, int slots = 1)
     {
         var itemType = column.Type is VectorDataViewType vector ? vector.ItemType.RawType : column.Type.RawType;
-        if (itemType != input.ElementType)
+        bool text = itemType == typeof(ReadOnlyMemory<char>) && input.ElementType == typeof(string);
+        if (itemType != input.ElementType && !text)
             throw new ArgumentException(
                 $"Column '{column.Name}' holds {itemType.Name} values, but model input '{column.Name}' needs {input.ElementType.Name}.");
         int size = column.Type is VectorDataViewType v ? v.Size : 1;
@@ -45,6 +69,7 @@ internal abstract class InputFeed
             throw new ArgumentException(
                 $"Column '{column.Name}' has {size} values per row, but model input '{column.Name}' of shape " +
                 $"[{string.Join(",", dims)}] needs {expected}.");
+        if (text) return new Text(cursor, column, dims);
         return itemType switch
         {
             _ when itemType == typeof(float) => new Typed<float>(cursor, column, dims, slots),
@@ -93,23 +118,40 @@ internal abstract class InputFeed
             _slots[slot] = dense;
             return OrtValue.CreateTensorValueFromMemory(dense, Shape(dense.Length, row));
         }
+    }
 
-        private long[] Shape(int length, long row)
+    // Text, one string per value. ONNX Runtime copies strings into its own tensor, so no buffer is kept between rows.
+    private sealed class Text : InputFeed
+    {
+        private readonly ValueGetter<VBuffer<ReadOnlyMemory<char>>>? _vectorGetter;
+        private readonly ValueGetter<ReadOnlyMemory<char>>? _scalarGetter;
+        private VBuffer<ReadOnlyMemory<char>> _buffer;
+
+        public Text(DataViewRow cursor, DataViewSchema.Column column, int[] dims) : base(column.Name, dims)
         {
-            var shape = Dims.Select(d => (long)d).ToArray();
-            // One row is one batch item: a dynamic leading (batch) dimension is 1 when other dimensions are dynamic too.
-            if (shape.Length > 1 && shape[0] <= 0 && shape.Skip(1).Any(d => d <= 0)) shape[0] = 1;
-            int dynamic = shape.Count(d => d <= 0);
-            long known = shape.Where(d => d > 0).Aggregate(1L, (a, d) => a * d);
-            if (dynamic == 0 && known == length) return shape;
-            if (dynamic == 1 && known > 0 && length % known == 0)
+            if (column.Type is VectorDataViewType)
+                _vectorGetter = cursor.GetGetter<VBuffer<ReadOnlyMemory<char>>>(column);
+            else
+                _scalarGetter = cursor.GetGetter<ReadOnlyMemory<char>>(column);
+        }
+
+        public override OrtValue Read(long row)
+        {
+            ReadOnlyMemory<char>[] values;
+            if (_vectorGetter is not null)
             {
-                shape[Array.FindIndex(shape, d => d <= 0)] = length / known;
-                return shape;
+                _vectorGetter(ref _buffer);
+                values = _buffer.DenseValues().ToArray();
             }
-            throw new ArgumentException(
-                $"Row {row} of column '{Name}' has {length} values, which do not fill model input '{Name}' of shape " +
-                $"[{string.Join(",", Dims)}]. Give its shape in ShapeDictionary.");
+            else
+            {
+                ReadOnlyMemory<char> value = default;
+                _scalarGetter!(ref value);
+                values = new[] { value };
+            }
+            var tensor = OrtValue.CreateTensorWithEmptyStrings(OrtAllocator.DefaultInstance, Shape(values.Length, row));
+            for (int i = 0; i < values.Length; i++) tensor.StringTensorSetElementAt(values[i].Span, i);
+            return tensor;
         }
     }
 }

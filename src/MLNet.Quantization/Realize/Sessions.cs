@@ -35,9 +35,16 @@ internal static class Sessions
         }
         catch (OnnxRuntimeException e)
         {
-            throw new InvalidOperationException($"ONNX Runtime cannot load {description}: {e.Message}", e);
+            throw new InvalidOperationException($"ONNX Runtime cannot load {description}: {Reason(e)}", e);
         }
     }
+
+    /// <summary>
+    /// ONNX Runtime's reason, without its error-code tag and its "Load model from PATH failed:" prefix: the path is that
+    /// of a temp copy the user never made, and the message that carries the reason names the user's file.
+    /// </summary>
+    public static string Reason(OnnxRuntimeException e) =>
+        System.Text.RegularExpressions.Regex.Replace(e.Message, @"^(\[ErrorCode:\w+\]\s*)?(Load model from \S+ failed:\s*)?", "");
 
     // Null where the model cannot be loaded so; an error is then the plain load's to report.
     private static InferenceSession? InPlace(OnnxGraph graph, int? threads)
