@@ -60,7 +60,7 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
     // ONNX Runtime loaded a model but could not run it on a row: the float model on the user's rows (an index out of
     // range, a shape it cannot take) or a model that Fit derived from it. Its message names the node; the rest of it,
     // in ONNX Runtime's own words, stays in the inner exception.
-    internal static string RunFailure(string file, Microsoft.ML.OnnxRuntime.OnnxRuntimeException e)
+    private static string RunFailure(string file, Microsoft.ML.OnnxRuntime.OnnxRuntimeException e)
     {
         var node = System.Text.RegularExpressions.Regex.Match(e.Message, @"while running (\w+) node\. Name:'([^']*)'");
         string where = node.Success ? $"at node '{node.Groups[2].Value}' ({node.Groups[1].Value})" : "at a node it did not name";

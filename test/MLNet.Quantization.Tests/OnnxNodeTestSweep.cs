@@ -132,10 +132,18 @@ internal static class OnnxNodeTestSweep
             var feeds = inputs.Select((input, k) => values[k] is float[] f
                 ? OrtValue.CreateTensorValueFromMemory(f, shapes[input.Name].Select(d => (long)d).ToArray())
                 : OrtValue.CreateTensorValueFromMemory((long[])values[k], shapes[input.Name].Select(d => (long)d).ToArray())).ToList();
-            using var results = session.Run(new RunOptions(), inputs.Select(i => i.Name).ToArray(), feeds, outputs);
-            reference = results.Select(r => r.GetTensorTypeAndShape().ElementDataType == Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float
-                ? r.GetTensorDataAsSpan<float>().ToArray() : null).ToArray();
-            foreach (var feed in feeds) feed.Dispose();
+            try
+            {
+                // Kept alive for the native run: a RunOptions that only the call holds can be finalized during it (a segfault).
+                using var runOptions = new RunOptions();
+                using var results = session.Run(runOptions, inputs.Select(i => i.Name).ToArray(), feeds, outputs);
+                reference = results.Select(r => r.GetTensorTypeAndShape().ElementDataType == Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float
+                    ? r.GetTensorDataAsSpan<float>().ToArray() : null).ToArray();
+            }
+            finally
+            {
+                foreach (var feed in feeds) feed.Dispose();
+            }
         }
         catch (Exception e)
         {
@@ -159,7 +167,9 @@ internal static class OnnxNodeTestSweep
                 if (reference[k] is not { } expected || scored.Schema.GetColumnOrNull(outputs[k]) is not { } column
                     || column.Type is not VectorDataViewType { ItemType: NumberDataViewType n } || n != NumberDataViewType.Single)
                     continue;
-                foreach (var row in scored.GetColumn<float[]>(column).Take(1))
+                // Every row read, none left to a cursor abandoned part-way: ML.NET's parallel cursor workers could still be
+                // running the session when the transformer is disposed below.
+                foreach (var row in scored.GetColumn<float[]>(column).ToList().Take(1))
                     introduced += row.Zip(expected).Count(p => !float.IsFinite(p.First) && float.IsFinite(p.Second));
             }
             string kind = deployment is null ? "int8 (unchecked)" : deployment.QuantizedNothing ? "float: nothing to quantize"

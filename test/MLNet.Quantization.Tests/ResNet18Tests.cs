@@ -69,7 +69,9 @@ public sealed class ResNet18Tests
         {
             using var session = new InferenceSession(model);
             using var value = OrtValue.CreateTensorValueFromMemory(input, new long[] { 1, 3, 224, 224 });
-            using var outputs = session.Run(new RunOptions(), new[] { ResNet18Model.Input }, new[] { value }, new[] { ResNet18Model.Output });
+            // Kept alive for the native run: a RunOptions that only the call holds can be finalized during it (a segfault).
+            using var runOptions = new RunOptions();
+            using var outputs = session.Run(runOptions, new[] { ResNet18Model.Input }, new[] { value }, new[] { ResNet18Model.Output });
             return outputs[0].GetTensorDataAsSpan<float>().ToArray();
         }
         var before = Run(source.ToBytes());

@@ -8,9 +8,9 @@ internal sealed record ActivationMark(string Tensor, string Node, string OpType,
 
 /// <summary>
 /// A constant weight read by <see cref="Node"/> at input <see cref="InputIndex"/>, quantized per channel along
-/// <see cref="Axis"/>, or with one scale for the whole tensor where it is null. <see cref="UnpairedProducts"/>: the x86 kernels that run the node widen each uint8 × int8
-/// product to int32 on its own (depthwise convolutions) instead of summing pairs of them in int16, so the weight
-/// format's pair bound does not apply.
+/// <see cref="Axis"/>, or with one scale for the whole tensor where it is null. <see cref="UnpairedProducts"/>: the x86
+/// kernels that run the node widen each uint8 × int8 product to int32 on its own (depthwise convolutions) instead of
+/// summing pairs of them in int16, so the weight format's pair bound does not apply.
 /// </summary>
 internal sealed record WeightMark(string Tensor, string Node, string OpType, int InputIndex, int? Axis, bool UnpairedProducts = false);
 

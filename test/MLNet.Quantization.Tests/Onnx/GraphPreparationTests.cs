@@ -11,7 +11,9 @@ public sealed class GraphPreparationTests
     {
         using var session = new InferenceSession(model);
         using var value = OrtValue.CreateTensorValueFromMemory(input, shape);
-        using var outputs = session.Run(new RunOptions(), new[] { "X" }, new[] { value }, new[] { output });
+        // Kept alive for the native run: a RunOptions that only the call holds can be finalized during it (a segfault).
+        using var runOptions = new RunOptions();
+        using var outputs = session.Run(runOptions, new[] { "X" }, new[] { value }, new[] { output });
         return outputs[0].GetTensorDataAsSpan<float>().ToArray();
     }
 
@@ -207,7 +209,9 @@ public sealed class GraphPreparationTests
         using var session = new InferenceSession(model);
         using var xValue = OrtValue.CreateTensorValueFromMemory(x, new long[] { 2, 3 });
         using var cValue = OrtValue.CreateTensorValueFromMemory(new[] { c }, Array.Empty<long>());
-        using var outputs = session.Run(new RunOptions(), new[] { "X", "C" }, new[] { xValue, cValue }, new[] { "Y" });
+        // Kept alive for the native run: a RunOptions that only the call holds can be finalized during it (a segfault).
+        using var runOptions = new RunOptions();
+        using var outputs = session.Run(runOptions, new[] { "X", "C" }, new[] { xValue, cValue }, new[] { "Y" });
         return outputs[0].GetTensorDataAsSpan<float>().ToArray();
     }
 
