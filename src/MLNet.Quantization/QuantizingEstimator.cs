@@ -149,6 +149,8 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
         var key = string.Join("\n", settings.ModelFile, info.Length, info.LastWriteTimeUtc.Ticks,
             string.Join(",", settings.InputColumnNames ?? Array.Empty<string>()), string.Join(",", settings.OutputColumnNames ?? Array.Empty<string>()),
             string.Join(";", settings.ShapeDictionary?.Select(kv => $"{kv.Key}={string.Join(",", kv.Value)}") ?? Array.Empty<string>()));
+        InvalidOperationException LoadFailure(Microsoft.ML.OnnxRuntime.OnnxRuntimeException ort, Exception inner) =>
+            new($"ONNX Runtime cannot load the float model '{settings.ModelFile}': {Realize.Sessions.Reason(ort)}", inner);
         lock (_schemaLock)
         {
             if (_schemaEstimator is not { } cached || cached.Key != key)
@@ -180,12 +182,11 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
                 }
                 catch (Microsoft.ML.OnnxRuntime.OnnxRuntimeException e)
                 {
-                    throw new InvalidOperationException($"ONNX Runtime cannot load the float model '{settings.ModelFile}': {Realize.Sessions.Reason(e)}", e);
+                    throw LoadFailure(e, e);
                 }
                 catch (InvalidOperationException e) when (e.InnerException is Microsoft.ML.OnnxRuntime.OnnxRuntimeException ort)
                 {
-                    // ML.NET's own wrapping ("Error initializing model :Microsoft.ML.OnnxRuntime.OnnxRuntimeException: …").
-                    throw new InvalidOperationException($"ONNX Runtime cannot load the float model '{settings.ModelFile}': {Realize.Sessions.Reason(ort)}", e);
+                    throw LoadFailure(ort, e); // ML.NET's own wrapping ("Error initializing model :Microsoft.ML.OnnxRuntime.…")
                 }
                 _schemaEstimator = cached = (key, floatModel);
             }

@@ -88,10 +88,9 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
                     timed ??= result; // the first timing is the model with the fewest layers that could be the answer
                     return !TooSlow(result);
                 } : null);
-            bool noGain = answer.NoGain;
-            errorBoundStopped = noGain;
+            errorBoundStopped = answer.NoGain;
             string exceeded = $"output relative error {measured.WorstRelativeError:F3} exceeded MaximumOutputError {bound}";
-            string reason = noGain
+            string reason = errorBoundStopped
                 ? $"{exceeded}: it takes more of the noisiest layers in float than these {added.Count} nodes, and with these in float " +
                   $"the model already ran at {timed!.FloatMs / timed.DeployedMs:F2}x the float model's speed, below MinimumSpeedup " +
                   $"{settings.Realization.MinimumSpeedup}, as did the model with the most layers in float that the search had found within " +
@@ -112,12 +111,12 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
             }
             // The model the error bound left is a new realization: its agreement is measured again, so that what Fit
             // reports is that of the model it returns, and step 1 applies to it (not where it is about to be replaced).
-            if (added.Count > 0 && !noGain && settings.Realization.Mode == QuantizationMode.Int8 && context.Agreement is not null)
+            if (added.Count > 0 && !errorBoundStopped && settings.Realization.Mode == QuantizationMode.Int8 && context.Agreement is not null)
             {
                 MeasureAgreement();
                 Agree();
             }
-            measured = noGain ? timed! : DeploymentMeasurement.Measure(model, context.Realized, context.Data, settings, floatOutputs: context.FloatOutputs);
+            measured = errorBoundStopped ? timed! : DeploymentMeasurement.Measure(model, context.Realized, context.Data, settings, floatOutputs: context.FloatOutputs);
         }
         context.FloatNodes = context.FloatNodes.Concat(sentBack).ToList();
 
