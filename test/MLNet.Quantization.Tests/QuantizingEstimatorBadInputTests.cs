@@ -110,12 +110,14 @@ public sealed class QuantizingEstimatorBadInputTests
             .Node("MatMul", new[] { "X", "W" }, new[] { "H" });
         tiny.Graph.Initializer.Add(MLNet.Quantization.Onnx.Tensors.FromLongs("index", new long[] { 1 }, new long[] { 9 }));
         var model = tiny.Node("Gather", new[] { "H", "index" }, new[] { "Y" }, TinyModel.Int("axis", 1)).Save(directory.Path, "gather.onnx");
+        int before = TempDirectory.ModelFiles().Count;
 
         var e = Assert.ThrowsExactly<InvalidOperationException>(() => Ml.Transforms.QuantizeCalibrated(model).Fit(Rows()));
         StringAssert.Contains(e.Message, "gather.onnx");
         StringAssert.Contains(e.Message, "'Gather_1'");
         Assert.IsFalse(e.Message.Contains("[ErrorCode", StringComparison.Ordinal), e.Message);
         Assert.IsInstanceOfType<Microsoft.ML.OnnxRuntime.OnnxRuntimeException>(e.InnerException, "ONNX Runtime's own words stay inside");
+        Assert.AreEqual(before, TempDirectory.ModelFiles().Count, "no temp model left behind by the failed Fit");
     }
 
     [TestMethod]
@@ -127,6 +129,7 @@ public sealed class QuantizingEstimatorBadInputTests
             .Weight("W", new long[] { 4, 4 }).Node("MatMul", new[] { "X", "W" }, new[] { "H" })
             .Node("Cast", new[] { "H" }, new[] { "Y" }, TinyModel.Int("to", (long)global::Onnx.TensorProto.Types.DataType.Bfloat16));
         var model = tiny.Save(directory.Path, "bf16.onnx");
+        int before = TempDirectory.ModelFiles().Count;
 
         var e = Assert.ThrowsExactly<NotSupportedException>(() => Ml.Transforms.QuantizeCalibrated(model).Fit(Rows()));
         StringAssert.Contains(e.Message, "bf16.onnx");
@@ -134,6 +137,7 @@ public sealed class QuantizingEstimatorBadInputTests
         var schema = Assert.ThrowsExactly<NotSupportedException>(() =>
             Ml.Transforms.QuantizeCalibrated(model).GetOutputSchema(QuantizingEstimatorWorkout.ShapeOf(Rows().Schema)));
         Assert.AreEqual(e.Message, schema.Message, "the schema is refused in the same words");
+        Assert.AreEqual(before, TempDirectory.ModelFiles().Count, "no temp model left behind");
     }
 
     [TestMethod]
