@@ -425,8 +425,7 @@ public static class QuantizeCommand
         {
             var dims = shapes.GetValueOrDefault(input.Name) ?? (input.IsStatic ? input.Dims.Select(d => (int)d).ToArray()
                 : throw new UsageException($"Model input '{input.Name}' has dynamic dimensions: give --input {input.Name}=d1,d2,..."));
-            builder.AddColumn(input.Name, new VectorDataViewType(input.ElementType == global::Onnx.TensorProto.Types.DataType.Int64
-                ? NumberDataViewType.Int64 : NumberDataViewType.Single, dims));
+            builder.AddColumn(input.Name, new VectorDataViewType(TensorRows.Column(input), dims));
         }
         return new RowsDataView(builder.ToSchema(), () => Enumerable.Empty<Array[]>());
     }

@@ -236,22 +236,13 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
             throw new InvalidDataException($"'{file}' declares graph output '{orphan.Name}', which no node produces.");
         // After float16 became float32: a type that ML.NET's OnnxTransformer has no column for (bfloat16, complex),
         // which it would refuse later without naming the tensor.
-        var unmapped = model.RealInputs().Concat(model.Graph.Output).FirstOrDefault(v => !ColumnTypes.Contains(v.Type.TensorType.ElemType));
+        var unmapped = model.RealInputs().Concat(model.Graph.Output).FirstOrDefault(v => ElementTypes.Column(v.Type.TensorType.ElemType) is null);
         if (unmapped is not null)
             throw new NotSupportedException(
                 $"'{file}': graph {(model.Graph.Output.Contains(unmapped) ? "output" : "input")} '{unmapped.Name}' is " +
                 $"{(global::Onnx.TensorProto.Types.DataType)unmapped.Type.TensorType.ElemType}, which ML.NET cannot feed or read " +
                 "(its OnnxTransformer maps float, double, integer, bool and string tensors; float16 is widened to float). Cast it to float in the model.");
     }
-
-    // The element types that ML.NET's OnnxTransformer maps to columns.
-    private static readonly HashSet<int> ColumnTypes = new[]
-    {
-        global::Onnx.TensorProto.Types.DataType.Float, global::Onnx.TensorProto.Types.DataType.Double, global::Onnx.TensorProto.Types.DataType.Int8,
-        global::Onnx.TensorProto.Types.DataType.Uint8, global::Onnx.TensorProto.Types.DataType.Int16, global::Onnx.TensorProto.Types.DataType.Uint16,
-        global::Onnx.TensorProto.Types.DataType.Int32, global::Onnx.TensorProto.Types.DataType.Uint32, global::Onnx.TensorProto.Types.DataType.Int64,
-        global::Onnx.TensorProto.Types.DataType.Uint64, global::Onnx.TensorProto.Types.DataType.Bool, global::Onnx.TensorProto.Types.DataType.String,
-    }.Select(t => (int)t).ToHashSet();
 
     private static void CheckNotQuantized(OnnxGraph model, string file)
     {

@@ -17,8 +17,8 @@ public sealed class OnnxBackendNodeTests
     private static readonly string[] DocumentedRefusals = { "is already quantized", "which ML.NET cannot feed or read", "cannot be moved from opset" };
 
     [TestMethod]
-    [DataRow("node", false, 350, 3, DisplayName = "node tests as they feed them")]
-    [DataRow("node", true, 350, 15, DisplayName = "node tests, weights as constants")]
+    [DataRow("node", false, 800, 3, DisplayName = "node tests as they feed them")]
+    [DataRow("node", true, 450, 15, DisplayName = "node tests, weights as constants")]
     [DataRow("pytorch-converted", false, 50, 25, DisplayName = "PyTorch modules")]
     public void EveryTestGraphIsQuantizedOrRefusedClearlyAndGainsNoNaN(string folder, bool constants, int minimumRan, int minimumInt8)
     {

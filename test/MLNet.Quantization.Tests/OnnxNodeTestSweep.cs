@@ -17,7 +17,7 @@ namespace MLNet.Quantization.Tests;
 /// inputs, which leaves nothing to quantize; with <c>constants</c>, every input after the first becomes an initializer
 /// holding the test's data, so that Conv, Gemm and MatMul read constant weights as in a real model. With <c>int8</c>,
 /// <c>MinimumSpeedup</c> is 0, so that the int8 model of a graph too small to gain is returned and checked too. Tests
-/// whose inputs are not float or int64, or that ONNX Runtime cannot run in float, are skipped.
+/// whose inputs ML.NET cannot feed (float16, bfloat16, complex), or that ONNX Runtime cannot run in float, are skipped.
 /// </remarks>
 internal static class OnnxNodeTestSweep
 {
@@ -100,26 +100,17 @@ internal static class OnnxNodeTestSweep
         {
             var file = Path.Combine(data, $"input_{k}.pb");
             if (!File.Exists(file)) return ("skipped: an input has no data", inputs[k].Name);
+            if (inputs[k].Type?.TensorType is null) return ("skipped: an input is not a tensor (a sequence, map or optional)", inputs[k].Name);
             var tensor = global::Onnx.TensorProto.Parser.ParseFrom(File.ReadAllBytes(file));
             var dims = tensor.Dims.Select(d => (int)d).ToArray();
             long elements = tensor.Dims.Aggregate(1L, (a, b) => a * b);
             if (elements <= 0 || tensor.Dims.Any(d => d < 0)) return ("skipped: an empty input", inputs[k].Name);
             if (elements > int.MaxValue) return ("skipped: an input too large for one ML.NET vector", inputs[k].Name);
             int size = (int)elements;
-            switch ((global::Onnx.TensorProto.Types.DataType)tensor.DataType)
-            {
-                case global::Onnx.TensorProto.Types.DataType.Float:
-                    values.Add(MLNet.Quantization.Onnx.Tensors.ReadFloats(tensor));
-                    builder.AddColumn(inputs[k].Name, new VectorDataViewType(NumberDataViewType.Single, size));
-                    break;
-                case global::Onnx.TensorProto.Types.DataType.Int64:
-                    values.Add(tensor.RawData.IsEmpty ? tensor.Int64Data.ToArray()
-                        : System.Runtime.InteropServices.MemoryMarshal.Cast<byte, long>(tensor.RawData.Span).ToArray());
-                    builder.AddColumn(inputs[k].Name, new VectorDataViewType(NumberDataViewType.Int64, size));
-                    break;
-                default:
-                    return ("skipped: an input is neither float nor int64", $"{inputs[k].Name}: {(global::Onnx.TensorProto.Types.DataType)tensor.DataType}");
-            }
+            if (MLNet.Quantization.Onnx.ElementTypes.Column(tensor.DataType) is not { } item)
+                return ("skipped: an input has a type ML.NET cannot feed", $"{inputs[k].Name}: {(global::Onnx.TensorProto.Types.DataType)tensor.DataType}");
+            values.Add(MLNet.Quantization.Onnx.ElementTypes.Read(tensor));
+            builder.AddColumn(inputs[k].Name, new VectorDataViewType(item, size));
             shapes[inputs[k].Name] = dims;
         }
         if (inputs.Count == 0) return ("skipped: no input", "");
@@ -129,9 +120,7 @@ internal static class OnnxNodeTestSweep
         try
         {
             using var session = new InferenceSession(modelFile);
-            var feeds = inputs.Select((input, k) => values[k] is float[] f
-                ? OrtValue.CreateTensorValueFromMemory(f, shapes[input.Name].Select(d => (long)d).ToArray())
-                : OrtValue.CreateTensorValueFromMemory((long[])values[k], shapes[input.Name].Select(d => (long)d).ToArray())).ToList();
+            var feeds = inputs.Select((input, k) => Feed(values[k], shapes[input.Name].Select(d => (long)d).ToArray())).ToList();
             try
             {
                 // Kept alive for the native run: a RunOptions that only the call holds can be finalized during it (a segfault).
@@ -189,6 +178,30 @@ internal static class OnnxNodeTestSweep
         finally
         {
             fitted?.Dispose();
+        }
+    }
+
+    // An ONNX Runtime tensor over a test input's values, of any type ML.NET feeds.
+    private static OrtValue Feed(Array values, long[] shape)
+    {
+        switch (values)
+        {
+            case float[] a: return OrtValue.CreateTensorValueFromMemory(a, shape);
+            case double[] a: return OrtValue.CreateTensorValueFromMemory(a, shape);
+            case sbyte[] a: return OrtValue.CreateTensorValueFromMemory(a, shape);
+            case byte[] a: return OrtValue.CreateTensorValueFromMemory(a, shape);
+            case short[] a: return OrtValue.CreateTensorValueFromMemory(a, shape);
+            case ushort[] a: return OrtValue.CreateTensorValueFromMemory(a, shape);
+            case int[] a: return OrtValue.CreateTensorValueFromMemory(a, shape);
+            case uint[] a: return OrtValue.CreateTensorValueFromMemory(a, shape);
+            case long[] a: return OrtValue.CreateTensorValueFromMemory(a, shape);
+            case ulong[] a: return OrtValue.CreateTensorValueFromMemory(a, shape);
+            case bool[] a: return OrtValue.CreateTensorValueFromMemory(a, shape);
+            case ReadOnlyMemory<char>[] a:
+                var tensor = OrtValue.CreateTensorWithEmptyStrings(OrtAllocator.DefaultInstance, shape);
+                for (int i = 0; i < a.Length; i++) tensor.StringTensorSetElementAt(a[i].Span, i);
+                return tensor;
+            default: throw new NotSupportedException($"No ONNX Runtime tensor for {values.GetType().Name}.");
         }
     }
 

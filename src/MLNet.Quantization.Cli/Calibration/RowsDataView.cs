@@ -4,7 +4,7 @@ using Microsoft.ML.Data;
 namespace MLNet.Quantization.Cli.Calibration;
 
 /// <summary>
-/// An IDataView over rows made on demand (one array per column: float[] or long[]), so that calibration streams its
+/// An IDataView over rows made on demand (one array per column, of the column's item type), so that calibration streams its
 /// rows from disk: each cursor reads the files again, and nothing is kept.
 /// </summary>
 internal sealed class RowsDataView : IDataView
@@ -62,13 +62,22 @@ internal sealed class RowsDataView : IDataView
         public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column)
         {
             int index = column.Index;
-            Delegate getter = typeof(TValue) == typeof(VBuffer<float>)
-                ? (ValueGetter<VBuffer<float>>)((ref VBuffer<float> v) => { var a = (float[])_current[index]; v = new VBuffer<float>(a.Length, a); })
-                : typeof(TValue) == typeof(VBuffer<long>)
-                    ? (ValueGetter<VBuffer<long>>)((ref VBuffer<long> v) => { var a = (long[])_current[index]; v = new VBuffer<long>(a.Length, a); })
-                    : throw new InvalidOperationException($"Column '{column.Name}' is read as {typeof(TValue).Name}, which this view does not hold.");
-            return (ValueGetter<TValue>)getter;
+            // A vector column of any item type: the row's array of that type, as it is.
+            if (typeof(TValue).IsGenericType && typeof(TValue).GetGenericTypeDefinition() == typeof(VBuffer<>))
+            {
+                var item = typeof(TValue).GetGenericArguments()[0];
+                var vector = typeof(Cursor).GetMethod(nameof(Vector), System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!;
+                return (ValueGetter<TValue>)vector.MakeGenericMethod(item).Invoke(this, new object[] { column })!;
+            }
+            throw new InvalidOperationException($"Column '{column.Name}' is read as {typeof(TValue).Name}, which this view does not hold: its columns are vectors.");
         }
+
+        private ValueGetter<VBuffer<T>> Vector<T>(DataViewSchema.Column column) => (ref VBuffer<T> v) =>
+        {
+            var a = _current[column.Index] as T[]
+                ?? throw new InvalidOperationException($"Column '{column.Name}' is read as {typeof(T).Name}, but this row holds {_current[column.Index].GetType().Name}.");
+            v = new VBuffer<T>(a.Length, a);
+        };
 
         protected override void Dispose(bool disposing)
         {

@@ -1,12 +1,14 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using MLNet.Quantization.Onnx;
 using Onnx;
 
 namespace MLNet.Quantization.Cli.Calibration;
 
 /// <summary>
 /// A folder laid out like ONNX's test data: <c>test_data_set_*/input_*.pb</c>, one serialized TensorProto per model
-/// input (matched by the tensor's name, else by the file's index). Float and int64 inputs.
+/// input (matched by the tensor's name, else by the file's index). Inputs of every type ML.NET's OnnxTransformer feeds:
+/// float, double, integers of 8 to 64 bits, bool and string.
 /// </summary>
 internal static class TensorRows
 {
@@ -29,8 +31,7 @@ internal static class TensorRows
             if (input.Dims.Length != dims.Length || input.Dims.Zip(dims).Any(p => p.First > 0 && p.First != p.Second))
                 throw new UsageException(
                     $"The tensor for input '{input.Name}' in '{sets[0]}' has shape [{string.Join(",", dims)}]; the model takes [{string.Join(",", input.Dims)}].");
-            builder.AddColumn(input.Name, new VectorDataViewType(input.ElementType == TensorProto.Types.DataType.Int64
-                ? NumberDataViewType.Int64 : NumberDataViewType.Single, dims));
+            builder.AddColumn(input.Name, new VectorDataViewType(Column(input), dims));
         }
         var expected = shapes;
         return new RowsDataView(builder.ToSchema(), () => sets.Select(set =>
@@ -73,20 +74,22 @@ internal static class TensorRows
     private static int Index(string file) =>
         int.TryParse(Path.GetFileNameWithoutExtension(file).Split('_').Last(), out var i) ? i : int.MaxValue;
 
+    /// <summary>The ML.NET item type of <paramref name="input"/>'s column.</summary>
+    public static PrimitiveDataViewType Column(ModelInput input) => ElementTypes.Column((int)input.ElementType)
+        ?? throw new UsageException($"Model input '{input.Name}' takes {input.ElementType}, which ML.NET cannot feed.");
+
     private static Array Values(TensorProto t, ModelInput input, string set)
     {
-        long count = t.Dims.Aggregate(1L, (a, d) => a * d);
         var type = (TensorProto.Types.DataType)t.DataType;
-        if (input.ElementType == TensorProto.Types.DataType.Float && type == TensorProto.Types.DataType.Float)
+        if (type != input.ElementType)
+            throw new UsageException($"The tensor for input '{input.Name}' in '{set}' is {type}; the model takes {input.ElementType}.");
+        try
         {
-            var values = t.RawData.IsEmpty ? t.FloatData.ToArray() : System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(t.RawData.Span).ToArray();
-            return values.Length == count ? values : throw new UsageException($"The tensor for input '{input.Name}' in '{set}' holds {values.Length} values, not {count}.");
+            return ElementTypes.Read(t);
         }
-        if (input.ElementType == TensorProto.Types.DataType.Int64 && type == TensorProto.Types.DataType.Int64)
+        catch (Exception e) when (e is InvalidDataException or NotSupportedException)
         {
-            var values = t.RawData.IsEmpty ? t.Int64Data.ToArray() : System.Runtime.InteropServices.MemoryMarshal.Cast<byte, long>(t.RawData.Span).ToArray();
-            return values.Length == count ? values : throw new UsageException($"The tensor for input '{input.Name}' in '{set}' holds {values.Length} values, not {count}.");
+            throw new UsageException($"The tensor for input '{input.Name}' in '{set}': {e.Message}");
         }
-        throw new UsageException($"The tensor for input '{input.Name}' in '{set}' is {type}; the model takes {input.ElementType} (float and int64 inputs are supported).");
     }
 }

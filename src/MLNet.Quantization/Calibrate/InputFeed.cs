@@ -5,7 +5,8 @@ using Microsoft.ML.OnnxRuntime;
 namespace MLNet.Quantization.Calibration;
 
 /// <summary>
-/// Turns one column of an IDataView cursor into the ONNX Runtime tensor of one model input, row by row: numbers and
+/// Turns one column of an IDataView cursor into the ONNX Runtime tensor of one model input, row by row: numbers of
+/// every width ML.NET's OnnxTransformer feeds (float, double, signed and unsigned integers of 8 to 64 bits) and
 /// booleans as they are, and ML.NET's text (<c>ReadOnlyMemory&lt;char&gt;</c>) as a string tensor, as ML.NET's
 /// OnnxTransformer feeds it (a model exported from an ML.NET pipeline takes its label column so).
 /// </summary>
@@ -77,6 +78,12 @@ internal abstract class InputFeed
             _ when itemType == typeof(long) => new Typed<long>(cursor, column, dims, slots),
             _ when itemType == typeof(int) => new Typed<int>(cursor, column, dims, slots),
             _ when itemType == typeof(bool) => new Typed<bool>(cursor, column, dims, slots),
+            _ when itemType == typeof(sbyte) => new Typed<sbyte>(cursor, column, dims, slots),
+            _ when itemType == typeof(byte) => new Typed<byte>(cursor, column, dims, slots),
+            _ when itemType == typeof(short) => new Typed<short>(cursor, column, dims, slots),
+            _ when itemType == typeof(ushort) => new Typed<ushort>(cursor, column, dims, slots),
+            _ when itemType == typeof(uint) => new Typed<uint>(cursor, column, dims, slots),
+            _ when itemType == typeof(ulong) => new Typed<ulong>(cursor, column, dims, slots),
             _ => throw new ArgumentException($"Column '{column.Name}' has type {itemType.Name}, which model inputs cannot take."),
         };
     }

@@ -158,6 +158,41 @@ public sealed class QuantizeCommandTests
         Assert.AreEqual(4, Json(tensors.Output).Rows, "one of five tensor sets held back for tuning");
     }
 
+    // A model that takes its pixels as uint8 (as many image exports do) and casts them: its tensor sets are read with
+    // their values in int32_data, ONNX's field for 8-bit types; a set of the wrong type is refused by input and folder.
+    [TestMethod]
+    public void TensorSetsOfAUint8InputAreReadAndOneOfAnotherTypeIsRefusedByName()
+    {
+        using var directory = new TempDirectory();
+        var model = new TinyModel().TypedInput("pixels", (int)global::Onnx.TensorProto.Types.DataType.Uint8, 1, 16).Output("Y", 1, 4)
+            .Weight("W", new long[] { 16, 4 })
+            .Node("Cast", new[] { "pixels" }, new[] { "P" }, TinyModel.Int("to", MLNet.Quantization.Onnx.Tensors.Float))
+            .Node("MatMul", new[] { "P", "W" }, new[] { "Y" })
+            .Save(directory.Path, "pixels.onnx");
+        var data = Directory.CreateDirectory(directory.File("tensors")).FullName;
+        var random = new Random(4);
+        for (int set = 0; set < 6; set++)
+        {
+            var folder = Directory.CreateDirectory(Path.Combine(data, $"test_data_set_{set}")).FullName;
+            var tensor = new global::Onnx.TensorProto { Name = "pixels", DataType = (int)global::Onnx.TensorProto.Types.DataType.Uint8, Dims = { 1, 16 } };
+            tensor.Int32Data.AddRange(Enumerable.Range(0, 16).Select(_ => random.Next(256)));
+            File.WriteAllBytes(Path.Combine(folder, "input_0.pb"), tensor.ToByteArray());
+        }
+        var (code, output, error) = Run(model, "--calibration", data, "--output", directory.File("p.onnx"), "--json", "--min-speedup", "0");
+        Assert.AreEqual(0, code, error);
+        Assert.AreEqual("tensors", Json(output).CalibrationKind);
+        Assert.IsTrue(Json(output).OutputCosine > 0.99, $"{Json(output).OutputCosine}");
+        Assert.IsTrue(File.Exists(directory.File("p.onnx")));
+
+        var wrong = MLNet.Quantization.Onnx.Tensors.FromFloats("pixels", new long[] { 1, 16 }, new float[16]);
+        File.WriteAllBytes(Path.Combine(data, "test_data_set_3", "input_0.pb"), wrong.ToByteArray());
+        var refused = Run(model, "--calibration", data, "--output", directory.File("q.onnx"));
+        Assert.AreEqual(2, refused.Code, refused.Error);
+        StringAssert.Contains(refused.Error, "'pixels'");
+        StringAssert.Contains(refused.Error, "test_data_set_3");
+        Assert.IsFalse(File.Exists(directory.File("q.onnx")), "nothing is written for a refused run");
+    }
+
     [TestMethod]
     public void EveryBadInputExitsWith2AndOneLineNamingTheCulpritAndKeepsAnExistingOutput()
     {
