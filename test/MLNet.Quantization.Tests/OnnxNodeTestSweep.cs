@@ -17,7 +17,8 @@ namespace MLNet.Quantization.Tests;
 /// inputs, which leaves nothing to quantize; with <c>constants</c>, every input after the first becomes an initializer
 /// holding the test's data, so that Conv, Gemm and MatMul read constant weights as in a real model. With <c>int8</c>,
 /// <c>MinimumSpeedup</c> is 0, so that the int8 model of a graph too small to gain is returned and checked too. Tests
-/// whose inputs ML.NET cannot feed (float16, bfloat16, complex), or that ONNX Runtime cannot run in float, are skipped.
+/// whose inputs ML.NET cannot feed (complex, sequences), or that ONNX Runtime cannot run in float, are skipped; float16 and
+/// bfloat16 inputs are fed as float columns, as the library documents.
 /// </remarks>
 internal static class OnnxNodeTestSweep
 {
@@ -94,6 +95,7 @@ internal static class OnnxNodeTestSweep
             File.WriteAllBytes(modelFile, Google.Protobuf.MessageExtensions.ToByteArray(model));
         }
         var values = new List<Array>();
+        var native = new Dictionary<int, Array>(); // an input's values as ONNX Runtime takes them, where they differ from the column's
         var shapes = new Dictionary<string, int[]>();
         var builder = new DataViewSchema.Builder();
         for (int k = 0; k < inputs.Count; k++)
@@ -107,10 +109,21 @@ internal static class OnnxNodeTestSweep
             if (elements <= 0 || tensor.Dims.Any(d => d < 0)) return ("skipped: an empty input", inputs[k].Name);
             if (elements > int.MaxValue) return ("skipped: an input too large for one ML.NET vector", inputs[k].Name);
             int size = (int)elements;
-            if (MLNet.Quantization.Onnx.ElementTypes.Column(tensor.DataType) is not { } item)
+            if (Halves(tensor) is { } halves)
+            {
+                // A float16 (or bfloat16) input: the quantized model takes float32 (the library widens float16, and
+                // refuses bfloat16 by name), so the column is float; ONNX Runtime's reference takes the 16-bit values.
+                values.Add(halves.Floats);
+                native[k] = halves.Native;
+                builder.AddColumn(inputs[k].Name, new VectorDataViewType(NumberDataViewType.Single, size));
+            }
+            else if (MLNet.Quantization.Onnx.ElementTypes.Column(tensor.DataType) is { } item)
+            {
+                values.Add(MLNet.Quantization.Onnx.ElementTypes.Read(tensor));
+                builder.AddColumn(inputs[k].Name, new VectorDataViewType(item, size));
+            }
+            else
                 return ("skipped: an input has a type ML.NET cannot feed", $"{inputs[k].Name}: {(global::Onnx.TensorProto.Types.DataType)tensor.DataType}");
-            values.Add(MLNet.Quantization.Onnx.ElementTypes.Read(tensor));
-            builder.AddColumn(inputs[k].Name, new VectorDataViewType(item, size));
             shapes[inputs[k].Name] = dims;
         }
         if (inputs.Count == 0) return ("skipped: no input", "");
@@ -120,14 +133,19 @@ internal static class OnnxNodeTestSweep
         try
         {
             using var session = new InferenceSession(modelFile);
-            var feeds = inputs.Select((input, k) => Feed(values[k], shapes[input.Name].Select(d => (long)d).ToArray())).ToList();
+            var feeds = inputs.Select((input, k) => Feed(native.GetValueOrDefault(k) ?? values[k], shapes[input.Name].Select(d => (long)d).ToArray())).ToList();
             try
             {
                 // Kept alive for the native run: a RunOptions that only the call holds can be finalized during it (a segfault).
                 using var runOptions = new RunOptions();
                 using var results = session.Run(runOptions, inputs.Select(i => i.Name).ToArray(), feeds, outputs);
-                reference = results.Select(r => r.GetTensorTypeAndShape().ElementDataType == Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float
-                    ? r.GetTensorDataAsSpan<float>().ToArray() : null).ToArray();
+                reference = results.Select(r => r.GetTensorTypeAndShape().ElementDataType switch
+                {
+                    Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float => r.GetTensorDataAsSpan<float>().ToArray(),
+                    // The quantized model gives float32 where the original gives float16.
+                    Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float16 => r.GetTensorDataAsSpan<Float16>().ToArray().Select(h => (float)h).ToArray(),
+                    _ => null,
+                }).ToArray();
             }
             finally
             {
@@ -181,6 +199,22 @@ internal static class OnnxNodeTestSweep
         }
     }
 
+    // A float16 or bfloat16 tensor's values, as floats and as ONNX Runtime's 16-bit type; null for other types.
+    private static (float[] Floats, Array Native)? Halves(global::Onnx.TensorProto tensor)
+    {
+        var type = (global::Onnx.TensorProto.Types.DataType)tensor.DataType;
+        if (type is not (global::Onnx.TensorProto.Types.DataType.Float16 or global::Onnx.TensorProto.Types.DataType.Bfloat16)) return null;
+        var bits = tensor.RawData.IsEmpty ? tensor.Int32Data.Select(v => (ushort)v).ToArray()
+            : System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ushort>(tensor.RawData.Span).ToArray();
+        if (type == global::Onnx.TensorProto.Types.DataType.Float16)
+        {
+            var halves = bits.Select(b => new Float16(b)).ToArray();
+            return (halves.Select(h => (float)h).ToArray(), halves);
+        }
+        var brains = bits.Select(b => new BFloat16(b)).ToArray();
+        return (brains.Select(h => (float)h).ToArray(), brains);
+    }
+
     // An ONNX Runtime tensor over a test input's values, of any type ML.NET feeds.
     private static OrtValue Feed(Array values, long[] shape)
     {
@@ -197,6 +231,8 @@ internal static class OnnxNodeTestSweep
             case long[] a: return OrtValue.CreateTensorValueFromMemory(a, shape);
             case ulong[] a: return OrtValue.CreateTensorValueFromMemory(a, shape);
             case bool[] a: return OrtValue.CreateTensorValueFromMemory(a, shape);
+            case Float16[] a: return OrtValue.CreateTensorValueFromMemory(a, shape);
+            case BFloat16[] a: return OrtValue.CreateTensorValueFromMemory(a, shape);
             case ReadOnlyMemory<char>[] a:
                 var tensor = OrtValue.CreateTensorWithEmptyStrings(OrtAllocator.DefaultInstance, shape);
                 for (int i = 0; i < a.Length; i++) tensor.StringTensorSetElementAt(a[i].Span, i);
