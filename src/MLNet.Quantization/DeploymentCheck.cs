@@ -66,7 +66,10 @@ public sealed class DeploymentCheck
     /// </summary>
     public IReadOnlyDictionary<string, string> FloatNodes { get; }
 
-    /// <summary>What preparation changed of the model's interface, for example float16 inputs and outputs made float32.</summary>
+    /// <summary>
+    /// What preparation changed of the model's interface: float16 inputs and outputs made float32, and scalar outputs
+    /// given the shape [1], where ML.NET could not feed or read them as they were.
+    /// </summary>
     public IReadOnlyList<string> Conversions { get; }
 
     /// <summary>The rows measured (the measurement rows of <c>Fit</c>: the held-back rows with <c>MinimumOutputCosine</c>, else the first 64).</summary>

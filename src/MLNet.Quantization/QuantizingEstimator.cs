@@ -114,7 +114,7 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
     private static QuantizationContext Load(QuantizationSettings settings, IDataView input)
     {
         var source = OnnxGraph.Load(settings.ModelFile);
-        var conversions = Float16Conversion.Convert(source);
+        var conversions = Float16Conversion.Convert(source).Concat(ScalarOutputConversion.Convert(source)).ToList();
         CheckValues(source, settings.ModelFile);
         CheckNotQuantized(source, settings.ModelFile);
         CheckShapes(source, settings);
@@ -158,14 +158,15 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
                 var model = OnnxGraph.Load(settings.ModelFile);
                 CheckColumnNames(model, settings);
                 var shapes = settings.ShapeDictionary?.ToDictionary(kv => kv.Key, kv => kv.Value);
-                // ML.NET refuses any Float16 tensor it meets, weights included: the schema of a float16 model is that
-                // of its float32 form, which is what the quantized model takes and gives.
+                // ML.NET refuses any Float16 tensor it meets, weights included, and cannot read a scalar output: the
+                // schema of such a model is that of its float32 form with scalar outputs of shape [1], which is what the
+                // quantized model takes and gives.
                 _schemaModel?.Dispose();
                 _schemaModel = null;
                 var file = settings.ModelFile;
-                bool widened = Float16Conversion.Convert(model).Count > 0;
+                bool converted = Float16Conversion.Convert(model).Count + ScalarOutputConversion.Convert(model).Count > 0;
                 CheckValues(model, settings.ModelFile);
-                if (widened)
+                if (converted)
                 {
                     _schemaModel = new TemporaryModelFile(model.ToBytes());
                     file = _schemaModel.Path;
