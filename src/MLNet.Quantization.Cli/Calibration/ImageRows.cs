@@ -4,8 +4,11 @@ using SkiaSharp;
 
 namespace MLNet.Quantization.Cli.Calibration;
 
-/// <summary>How images become the model's float input: size, layout, channel order and normalisation.</summary>
-internal sealed record ImageSettings(int Height, int Width, bool Nhwc, bool Bgr, float Scale, float[] Mean, float[] Std)
+/// <summary>
+/// How images become the model's input: size, layout, channel order and normalisation for a float input; for a uint8
+/// input (<see cref="Pixels"/>), the pixels as they are.
+/// </summary>
+internal sealed record ImageSettings(int Height, int Width, bool Nhwc, bool Bgr, float Scale, float[] Mean, float[] Std, bool Pixels = false)
 {
     /// <summary>The shape of one image as the model input takes it: [1, 3, H, W] or [1, H, W, 3].</summary>
     public int[] Dims => Nhwc ? new[] { 1, Height, Width, 3 } : new[] { 1, 3, Height, Width };
@@ -28,8 +31,11 @@ internal static class ImageRows
     /// <summary>The settings for <paramref name="input"/>, from the options where given and else from its shape.</summary>
     public static ImageSettings Settings(ModelInput input, (int H, int W)? size, string? layout, string channels, float scale, float[]? mean, float[]? std)
     {
-        if (input.ElementType != global::Onnx.TensorProto.Types.DataType.Float)
-            throw new UsageException($"Model input '{input.Name}' takes {input.ElementType}, not float images.");
+        bool pixels = input.ElementType == global::Onnx.TensorProto.Types.DataType.Uint8;
+        if (input.ElementType != global::Onnx.TensorProto.Types.DataType.Float && !pixels)
+            throw new UsageException($"Model input '{input.Name}' takes {input.ElementType}; images feed float or uint8 inputs.");
+        if (pixels && (scale != 1 || mean is not null || std is not null))
+            throw new UsageException($"Model input '{input.Name}' takes uint8 pixels as they are: --scale, --mean and --std apply to float inputs only.");
         if (input.Dims.Length != 4)
             throw new UsageException($"Model input '{input.Name}' has rank {input.Dims.Length}; images need a rank-4 input (NCHW or NHWC).");
         bool nhwc = layout switch
@@ -53,18 +59,18 @@ internal static class ImageRows
             throw new UsageException("--mean and --std take three values, one per channel.");
         if (std is not null && std.Any(s => s == 0))
             throw new UsageException("--std values must not be 0.");
-        return new ImageSettings(height, width, nhwc, channels == "bgr", scale, mean ?? new float[3], std ?? new[] { 1f, 1f, 1f });
+        return new ImageSettings(height, width, nhwc, channels == "bgr", scale, mean ?? new float[3], std ?? new[] { 1f, 1f, 1f }, pixels);
     }
 
     public static IDataView View(ModelInput input, IReadOnlyList<string> files, ImageSettings settings)
     {
         var builder = new DataViewSchema.Builder();
-        builder.AddColumn(input.Name, new VectorDataViewType(NumberDataViewType.Single, settings.Dims));
+        builder.AddColumn(input.Name, new VectorDataViewType(settings.Pixels ? NumberDataViewType.Byte : NumberDataViewType.Single, settings.Dims));
         return new RowsDataView(builder.ToSchema(), () => files.Select(f => new Array[] { Read(f, settings) }));
     }
 
-    /// <summary>Decodes, composites over white, resizes and normalises one image.</summary>
-    public static float[] Read(string file, ImageSettings s)
+    /// <summary>Decodes, composites over white, resizes and normalises one image: float[], or byte[] for <see cref="ImageSettings.Pixels"/>.</summary>
+    public static Array Read(string file, ImageSettings s)
     {
         using var decoded = SKBitmap.Decode(file) ?? throw new UsageException($"'{file}' is not an image this tool can read.");
         using var target = new SKBitmap(new SKImageInfo(s.Width, s.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul));
@@ -74,7 +80,8 @@ internal static class ImageRows
             canvas.Clear(SKColors.White);
             canvas.DrawImage(image, new SKRect(0, 0, s.Width, s.Height), new SKSamplingOptions(SKFilterMode.Linear, SKMipmapMode.None));
         }
-        var values = new float[3 * s.Height * s.Width];
+        var floats = s.Pixels ? null : new float[3 * s.Height * s.Width];
+        var bytes = s.Pixels ? new byte[3 * s.Height * s.Width] : null;
         for (int y = 0; y < s.Height; y++)
             for (int x = 0; x < s.Width; x++)
             {
@@ -82,11 +89,12 @@ internal static class ImageRows
                 for (int k = 0; k < 3; k++)
                 {
                     int channel = s.Bgr ? 2 - k : k;
-                    float pixel = channel == 0 ? c.Red : channel == 1 ? c.Green : c.Blue;
-                    float v = (pixel * s.Scale - s.Mean[k]) / s.Std[k];
-                    values[s.Nhwc ? (y * s.Width + x) * 3 + k : (k * s.Height + y) * s.Width + x] = v;
+                    byte pixel = channel == 0 ? c.Red : channel == 1 ? c.Green : c.Blue;
+                    int at = s.Nhwc ? (y * s.Width + x) * 3 + k : (k * s.Height + y) * s.Width + x;
+                    if (bytes is not null) bytes[at] = pixel;
+                    else floats![at] = (pixel * s.Scale - s.Mean[k]) / s.Std[k];
                 }
             }
-        return values;
+        return (Array?)bytes ?? floats!;
     }
 }

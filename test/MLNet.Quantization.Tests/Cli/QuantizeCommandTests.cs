@@ -158,6 +158,33 @@ public sealed class QuantizeCommandTests
         Assert.AreEqual(4, Json(tensors.Output).Rows, "one of five tensor sets held back for tuning");
     }
 
+    // An image model that takes its pixels as uint8 and normalises them itself: images feed the pixels as they are, and
+    // the float-only normalisation options are refused by input.
+    [TestMethod]
+    public void ImagesFeedAUint8PixelInputAsItIsAndRefuseFloatNormalisationForIt()
+    {
+        using var directory = new TempDirectory();
+        var model = new TinyModel().TypedInput("pixels", (int)global::Onnx.TensorProto.Types.DataType.Uint8, 1, 3, 8, 8).Output("Y", 1, 4, 8, 8)
+            .Weight("W", new long[] { 4, 3, 3, 3 }, 0.02f).Weight("B", new long[] { 4 }, 0.2f)
+            .Constant("S", new long[] { 1 }, new[] { 1f / 255 })
+            .Node("Cast", new[] { "pixels" }, new[] { "P" }, TinyModel.Int("to", MLNet.Quantization.Onnx.Tensors.Float))
+            .Node("Mul", new[] { "P", "S" }, new[] { "X" })
+            .Node("Conv", new[] { "X", "W", "B" }, new[] { "C" }, TinyModel.Ints("pads", 1, 1, 1, 1))
+            .Node("Relu", new[] { "C" }, new[] { "Y" })
+            .Save(directory.Path, "pixels.onnx");
+        var images = Images(directory, 6, size: 8);
+
+        var (code, output, error) = Run(model, "--calibration", images, "--output", directory.File("p.onnx"), "--json", "--min-speedup", "0");
+        Assert.AreEqual(0, code, error);
+        Assert.AreEqual("images", Json(output).CalibrationKind);
+        Assert.IsTrue(Json(output).OutputCosine > 0.98, $"{Json(output).OutputCosine}");
+
+        var refused = Run(model, "--calibration", images, "--output", directory.File("q.onnx"), "--scale", "0.5");
+        Assert.AreEqual(2, refused.Code, refused.Error);
+        StringAssert.Contains(refused.Error, "'pixels'");
+        StringAssert.Contains(refused.Error, "--scale");
+    }
+
     // A model that takes its pixels as uint8 (as many image exports do) and casts them: its tensor sets are read with
     // their values in int32_data, ONNX's field for 8-bit types; a set of the wrong type is refused by input and folder.
     [TestMethod]
