@@ -104,6 +104,12 @@ public sealed class DeploymentCheck
     /// </summary>
     public IReadOnlyList<string> OutputsWithinErrorBound { get; internal init; } = Array.Empty<string>();
 
+    /// <summary>
+    /// The model's outputs that no check could compare: sequences and maps (a classifier's ZipMap probabilities),
+    /// strings. Their accuracy is not measured; the tensor outputs beside them are.
+    /// </summary>
+    public IReadOnlyList<string> OutputsNotCompared { get; internal init; } = Array.Empty<string>();
+
     // Whether the quantized model met MinimumSpeedup before any layer went back to float for the error bound (false when none did).
     internal bool FastBeforeErrorBound { get; init; }
 
@@ -141,8 +147,11 @@ public sealed class DeploymentCheck
                       ? "To return the int8 model anyway, set MinimumSpeedup = 0 (the accuracy checks still apply)."
                       : "This CPU has no VNNI, which the int8 kernels gain most from: if the model will run on a CPU that has it, " +
                         "set MinimumSpeedup = 0 to return the int8 model (the accuracy checks still apply).")
-                : $"{Mode} model: {Speedup:F2}x the float model's speed on this CPU ({Cpu}), worst output relative error " +
-                  $"{WorstRelativeError:F4} on {Rows} rows.{floatNote}";
+                : $"{Mode} model: {Speedup:F2}x the float model's speed on this CPU ({Cpu}), " +
+                  (Outputs.Count == 0 ? "with no output that could be compared, so its accuracy was not measured"
+                      : $"worst output relative error {WorstRelativeError:F4}") + $" on {Rows} rows.{floatNote}" +
+                  (OutputsNotCompared.Count == 0 ? ""
+                      : $" Not compared (a sequence, map or string): {string.Join(", ", OutputsNotCompared.Select(o => $"'{o}'"))}.");
         }
     }
 

@@ -220,16 +220,25 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
         }
     }
 
-    // ML.NET maps every input and output to a column: each needs a tensor type, and a model needs an output.
+    // ML.NET maps every input and output to a column: each input needs a tensor type, each output a tensor type or a
+    // sequence or map (ML.NET's OnnxSequenceType and OnnxMapType columns: a classifier's ZipMap probabilities), and a
+    // model needs an output.
     private static void CheckValues(OnnxGraph model, string file)
     {
         if (model.Graph.Output.Count == 0)
             throw new InvalidDataException($"'{file}' declares no graph outputs: there is nothing to score.");
         var untyped = model.RealInputs().Concat(model.Graph.Output)
-            .FirstOrDefault(v => v.Type?.TensorType is not { ElemType: > 0 } || string.IsNullOrEmpty(v.Name));
+            .FirstOrDefault(v => v.Type is null || v.Type.ValueCase == global::Onnx.TypeProto.ValueOneofCase.None || string.IsNullOrEmpty(v.Name)
+                || v.Type.TensorType is { ElemType: <= 0 });
         if (untyped is not null)
             throw new InvalidDataException(
-                $"'{file}' declares graph {(model.Graph.Output.Contains(untyped) ? "output" : "input")} '{untyped.Name}' without a tensor type, which ML.NET needs to map it to a column.");
+                $"'{file}' declares graph {(model.Graph.Output.Contains(untyped) ? "output" : "input")} '{untyped.Name}' without a type, which ML.NET needs to map it to a column.");
+        var notTensor = model.RealInputs().FirstOrDefault(v => v.Type.TensorType is null)
+            ?? model.Graph.Output.FirstOrDefault(v => v.Type.TensorType is null && !IsSequenceOrMap(v.Type));
+        if (notTensor is not null)
+            throw new NotSupportedException(
+                $"'{file}': graph {(model.Graph.Output.Contains(notTensor) ? "output" : "input")} '{notTensor.Name}' is a {Kind(notTensor.Type)}, " +
+                "which ML.NET cannot " + (model.Graph.Output.Contains(notTensor) ? "read" : "feed") + " (its OnnxTransformer takes tensor inputs, and reads tensors, sequences and maps).");
         var produced = model.Graph.Node.SelectMany(n => n.Output).Concat(model.Graph.Input.Select(i => i.Name))
             .Concat(model.Graph.Initializer.Select(i => i.Name)).ToHashSet(StringComparer.Ordinal);
         var orphan = model.Graph.Output.FirstOrDefault(o => !produced.Contains(o.Name));
@@ -237,13 +246,26 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
             throw new InvalidDataException($"'{file}' declares graph output '{orphan.Name}', which no node produces.");
         // After float16 became float32: a type that ML.NET's OnnxTransformer has no column for (bfloat16, complex),
         // which it would refuse later without naming the tensor.
-        var unmapped = model.RealInputs().Concat(model.Graph.Output).FirstOrDefault(v => ElementTypes.Column(v.Type.TensorType.ElemType) is null);
+        var unmapped = model.RealInputs().Concat(model.Graph.Output).FirstOrDefault(v => v.Type.TensorType is { } t && ElementTypes.Column(t.ElemType) is null);
         if (unmapped is not null)
             throw new NotSupportedException(
                 $"'{file}': graph {(model.Graph.Output.Contains(unmapped) ? "output" : "input")} '{unmapped.Name}' is " +
                 $"{(global::Onnx.TensorProto.Types.DataType)unmapped.Type.TensorType.ElemType}, which ML.NET cannot feed or read " +
                 "(its OnnxTransformer maps float, double, integer, bool and string tensors; float16 is widened to float). Cast it to float in the model.");
     }
+
+    /// <summary>Whether a value is a sequence or a map, which ML.NET reads as an OnnxSequenceType or OnnxMapType column, not a tensor.</summary>
+    internal static bool IsSequenceOrMap(global::Onnx.TypeProto type) =>
+        type.ValueCase is global::Onnx.TypeProto.ValueOneofCase.SequenceType or global::Onnx.TypeProto.ValueOneofCase.MapType;
+
+    private static string Kind(global::Onnx.TypeProto type) => type.ValueCase switch
+    {
+        global::Onnx.TypeProto.ValueOneofCase.SequenceType => "sequence",
+        global::Onnx.TypeProto.ValueOneofCase.MapType => "map",
+        global::Onnx.TypeProto.ValueOneofCase.OptionalType => "optional",
+        global::Onnx.TypeProto.ValueOneofCase.SparseTensorType => "sparse tensor",
+        _ => type.ValueCase.ToString(),
+    };
 
     private static void CheckNotQuantized(OnnxGraph model, string file)
     {

@@ -141,6 +141,28 @@ public sealed class QuantizingEstimatorBadInputTests
     }
 
     [TestMethod]
+    public void ASequenceInputIsRefusedByNameAsOneMlNetCannotFeed()
+    {
+        using var directory = new TempDirectory();
+        // ONNX's test_sequence_map_* take sequences: ML.NET has no column to feed one from.
+        var tiny = new TinyModel().Input("X", 1, 4).Output("Y", 1, 4)
+            .Weight("W", new long[] { 4, 4 }).Node("MatMul", new[] { "X", "W" }, new[] { "M" })
+            .Node("SequenceLength", new[] { "S" }, new[] { "L" })
+            .Node("Cast", new[] { "L" }, new[] { "Lf" }, TinyModel.Int("to", MLNet.Quantization.Onnx.Tensors.Float))
+            .Node("Add", new[] { "M", "Lf" }, new[] { "Y" });
+        tiny.Graph.Input.Add(new global::Onnx.ValueInfoProto
+        {
+            Name = "S",
+            Type = new global::Onnx.TypeProto { SequenceType = new global::Onnx.TypeProto.Types.Sequence { ElemType = new global::Onnx.TypeProto { TensorType = new global::Onnx.TypeProto.Types.Tensor { ElemType = MLNet.Quantization.Onnx.Tensors.Float } } } },
+        });
+        var model = tiny.Save(directory.Path, "sequence.onnx");
+
+        var e = Assert.ThrowsExactly<NotSupportedException>(() => Ml.Transforms.QuantizeCalibrated(model).Fit(Rows()));
+        StringAssert.Contains(e.Message, "sequence.onnx");
+        StringAssert.Contains(e.Message, "input 'S' is a sequence, which ML.NET cannot feed");
+    }
+
+    [TestMethod]
     public void AModelWithNothingToQuantizePassesThroughEvenWhereTheOpsetCannotBeRaised()
     {
         using var directory = new TempDirectory();

@@ -88,6 +88,58 @@ public sealed class QuantizingEstimatorOutputTests
         return y;
     }
 
+    // As skl2onnx exports a scikit-learn classifier: the label (ArgMax) as a tensor and the probabilities through ZipMap
+    // as a sequence of maps from class to probability, which ML.NET reads as an OnnxSequenceType column.
+    private static string ClassifierWithZipMap(TempDirectory directory)
+    {
+        var tiny = new TinyModel().Input("X", 1, 16).TypedOutput("label", Tensors.Int64, 1)
+            .Weight("W", new long[] { 16, 3 }).Weight("B", new long[] { 3 })
+            .Node("Gemm", new[] { "X", "W", "B" }, new[] { "G" })
+            .Node("Softmax", new[] { "G" }, new[] { "P" }, TinyModel.Int("axis", 1))
+            .Node("ArgMax", new[] { "P" }, new[] { "label" }, TinyModel.Int("axis", 1), TinyModel.Int("keepdims", 0));
+        var zipMap = OnnxGraph.MakeNode("ZipMap", "ZipMap", new[] { "P" }, new[] { "output_probability" });
+        zipMap.Domain = "ai.onnx.ml";
+        zipMap.Attribute.Add(TinyModel.Ints("classlabels_int64s", 0, 1, 2));
+        tiny.Node(zipMap);
+        var probabilities = new global::Onnx.TypeProto.Types.Map { KeyType = Tensors.Int64, ValueType = new global::Onnx.TypeProto { TensorType = new global::Onnx.TypeProto.Types.Tensor { ElemType = Tensors.Float } } };
+        tiny.Graph.Output.Add(new global::Onnx.ValueInfoProto
+        {
+            Name = "output_probability",
+            Type = new global::Onnx.TypeProto { SequenceType = new global::Onnx.TypeProto.Types.Sequence { ElemType = new global::Onnx.TypeProto { MapType = probabilities } } },
+        });
+        var path = tiny.Save(directory.Path, "classifier.onnx");
+        var graph = OnnxGraph.Load(path);
+        graph.Model.OpsetImport.Add(new global::Onnx.OperatorSetIdProto { Domain = "ai.onnx.ml", Version = 1 });
+        File.WriteAllBytes(path, graph.ToBytes());
+        return path;
+    }
+
+    [TestMethod]
+    public void AClassifiersZipMapOutputPassesThroughAndIsNamedAsNotCompared()
+    {
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        var model = ClassifierWithZipMap(directory);
+        var data = TinyData.X(ml, TinyData.Normal(40, 16), 16);
+
+        var estimator = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options { ModelFile = model, MinimumSpeedup = 0 });
+        Assert.IsTrue(estimator.GetOutputSchema(QuantizingEstimatorWorkout.ShapeOf(data.Schema)).Any(c => c.Name == "output_probability"));
+        using var fitted = estimator.Fit(data);
+
+        Assert.IsTrue(fitted.Calibration.Any(c => c.Tensor.StartsWith("X", StringComparison.Ordinal) && c.ElementType != "float"), "the Gemm is quantized");
+        CollectionAssert.AreEqual(new[] { "label" }, fitted.Deployment!.Outputs.Select(o => o.Name).ToArray(), "the label is compared");
+        CollectionAssert.AreEqual(new[] { "output_probability" }, fitted.Deployment.OutputsNotCompared.ToArray());
+        StringAssert.Contains(fitted.Deployment.Summary, "Not compared (a sequence, map or string): 'output_probability'");
+        var scored = fitted.Transform(data);
+        Assert.IsInstanceOfType<Microsoft.ML.Transforms.Onnx.OnnxSequenceType>(scored.Schema["output_probability"].Type);
+        var rows = scored.Preview(41).RowView; // every row read before the transformer goes
+        Assert.AreEqual(40, rows.Length);
+        var first = rows[0].Values.Single(v => v.Key == "output_probability").Value as System.Collections.IEnumerable;
+        var maps = first!.Cast<IDictionary<long, float>>().ToList();
+        Assert.AreEqual(1, maps.Count);
+        Assert.AreEqual(1f, maps[0].Values.Sum(), 0.02f, "the probabilities of a row sum to 1");
+    }
+
     // As ML.NET's ONNX exporter writes a pipeline: the label column enters as a string tensor and is encoded
     // (ai.onnx.ml LabelEncoder), and a column's slot names ride on a node 'mlnet.<column>.SlotNames' whose output
     // 'mlnet.<column>.unusedOutput' is a graph output. Here: Y = X·W, K = LabelEncoder(L), and Y's slot names.

@@ -145,6 +145,7 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
             OutputsWithinErrorBound = withinBound,
             FastBeforeErrorBound = fastBefore,
             ErrorBoundSearchStopped = errorBoundStopped,
+            OutputsNotCompared = model.Graph.Output.Select(o => o.Name).Except(outputs.Select(o => o.Name)).ToList(),
             MinimumSpeedup = settings.Realization.MinimumSpeedup,
             CpuHasVnni = CpuFeatures.HasVnni,
             CpuIsX86 = CpuFeatures.IsX86,

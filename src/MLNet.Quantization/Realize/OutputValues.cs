@@ -6,7 +6,8 @@ namespace MLNet.Quantization.Realize;
 /// <summary>
 /// A model output's values as the checks and the tuner compare them: float and double outputs by cosine, integer and
 /// boolean outputs (a segmenter's ArgMax mask, a detector's class indices, a classifier's label) by equality, value by
-/// value (<see cref="OutputCosine"/>). Other types (strings, float16) are not compared.
+/// value (<see cref="OutputCosine"/>). Other types (strings, float16) are not compared, and neither are outputs that are
+/// not tensors (a classifier's ZipMap probabilities: a sequence of maps).
 /// </summary>
 internal static class OutputValues
 {
@@ -22,7 +23,10 @@ internal static class OutputValues
     /// The values of <paramref name="value"/> as float (integers exactly up to 2²⁴ in magnitude: labels, indices and
     /// counts), or null for a type that is not compared.
     /// </summary>
-    public static float[]? Read(OrtValue value) => Converted(value, value.GetTensorTypeAndShape().ElementDataType);
+    public static float[]? Read(OrtValue value) => IsTensor(value) ? Converted(value, value.GetTensorTypeAndShape().ElementDataType) : null;
+
+    /// <summary>Whether <paramref name="value"/> is a tensor, not a sequence or a map.</summary>
+    public static bool IsTensor(OrtValue value) => value.OnnxType == OnnxValueType.ONNX_TYPE_TENSOR;
 
     /// <summary>
     /// The values of <paramref name="value"/> as <see cref="Read"/> gives them, a float tensor's in place (no copy), and
@@ -30,6 +34,12 @@ internal static class OutputValues
     /// </summary>
     public static bool TryRead(OrtValue value, out ReadOnlySpan<float> values, out bool exact)
     {
+        if (!IsTensor(value))
+        {
+            values = default;
+            exact = false;
+            return false;
+        }
         var type = value.GetTensorTypeAndShape().ElementDataType;
         exact = IsExact(type);
         values = type == TensorElementType.Float ? value.GetTensorDataAsSpan<float>() : Converted(value, type);

@@ -71,6 +71,11 @@ internal sealed class TrialMeasurement
                     var counts = new long[results.Count];
                     for (int k = 0; k < results.Count; k++)
                     {
+                        if (!OutputValues.IsTensor(results[k]))
+                        {
+                            shapes[k] = Array.Empty<long>(); // a sequence or a map: not compared
+                            continue;
+                        }
                         var info = results[k].GetTensorTypeAndShape();
                         _compared[k] = OutputValues.IsCompared(info.ElementDataType);
                         _exact[k] = OutputValues.IsExact(info.ElementDataType);
@@ -172,8 +177,7 @@ internal sealed class TrialMeasurement
         var row = new float[results.Count][];
         for (int k = 0; k < results.Count; k++)
         {
-            var info = results[k].GetTensorTypeAndShape();
-            shapes[k] ??= info.Shape;
+            shapes[k] ??= OutputValues.IsTensor(results[k]) ? results[k].GetTensorTypeAndShape().Shape : Array.Empty<long>();
             row[k] = !OutputValues.TryRead(results[k], out var values, out _) ? Array.Empty<float>()
                 : strides[k] > 1 ? Sample(values, strides[k]) : values.ToArray();
         }
