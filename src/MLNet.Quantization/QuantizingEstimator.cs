@@ -83,6 +83,7 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
         }
         QuantizationPipeline.Run(context, QuantizationPipeline.Checks(context.Settings));
         context = RecipeAsSetIfFaster(context);
+        StandInOutputs.Remove(context.Realized, context.StandIns); // the model returned gives the user's outputs
         context.FloatOutputs = null; // for the checks only: the report below keeps the context alive
         var report = new Lazy<CalibrationReport>(() => CalibrationReport.Create(context.Model, context.Plan, context.Parameters,
             context.Realized, context.Statistics, context.FloatNodes, context.Agreement, input, context.Settings, context.Deployment, context.Tuning));
@@ -122,9 +123,14 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
         CheckColumnNames(model, settings);
         // Only the outputs asked for are computed, quantized for, compared and timed.
         if (settings.OutputColumnNames is { } wanted) GraphPreparation.KeepOutputs(model, wanted);
+        // A sequence or map output is compared through the tensor it is made from.
+        var standIns = StandInOutputs.Add(model);
         var exclusions = Exclusions.Create(model, settings.ExcludeNodes, settings.ExcludeOpTypes);
         return new QuantizationContext(settings, input, model, exclusions,
-            CalibrationStatistics.Fingerprint(settings.ModelFile), InputShapes(model, settings)) { Conversions = conversions, Source = source };
+            CalibrationStatistics.Fingerprint(settings.ModelFile), InputShapes(model, settings))
+        {
+            Conversions = conversions, Source = source, StandIns = standIns,
+        };
     }
 
     // The model's inputs as the statistics record them: element type and the shape the rows are fed with.

@@ -115,7 +115,7 @@ public sealed class QuantizingEstimatorOutputTests
     }
 
     [TestMethod]
-    public void AClassifiersZipMapOutputPassesThroughAndIsNamedAsNotCompared()
+    public void AClassifiersZipMapOutputPassesThroughAndIsComparedThroughTheTensorItReads()
     {
         using var directory = new TempDirectory();
         var ml = new MLContext(seed: 1);
@@ -127,10 +127,14 @@ public sealed class QuantizingEstimatorOutputTests
         using var fitted = estimator.Fit(data);
 
         Assert.IsTrue(fitted.Calibration.Any(c => c.Tensor.StartsWith("X", StringComparison.Ordinal) && c.ElementType != "float"), "the Gemm is quantized");
-        CollectionAssert.AreEqual(new[] { "label" }, fitted.Deployment!.Outputs.Select(o => o.Name).ToArray(), "the label is compared");
-        CollectionAssert.AreEqual(new[] { "output_probability" }, fitted.Deployment.OutputsNotCompared.ToArray());
-        StringAssert.Contains(fitted.Deployment.Summary, "Not compared (a sequence, map or string): 'output_probability'");
+        // The probabilities are compared through the tensor that the ZipMap reads, under their own name.
+        CollectionAssert.AreEquivalent(new[] { "label", "output_probability" }, fitted.Deployment!.Outputs.Select(o => o.Name).ToArray());
+        var probabilities = fitted.Deployment.Outputs.Single(o => o.Name == "output_probability");
+        Assert.IsFalse(probabilities.ComparedByEquality);
+        Assert.IsTrue(probabilities.MeanCosine > 0.99, $"{probabilities.MeanCosine}");
+        Assert.AreEqual(0, fitted.Deployment.OutputsNotCompared.Count);
         var scored = fitted.Transform(data);
+        CollectionAssert.AreEqual(new[] { "X", "label", "output_probability" }, scored.Schema.Select(c => c.Name).ToArray(), "the user's outputs only");
         Assert.IsInstanceOfType<Microsoft.ML.Transforms.Onnx.OnnxSequenceType>(scored.Schema["output_probability"].Type);
         var rows = scored.Preview(41).RowView; // every row read before the transformer goes
         Assert.AreEqual(40, rows.Length);
@@ -138,6 +142,25 @@ public sealed class QuantizingEstimatorOutputTests
         var maps = first!.Cast<IDictionary<long, float>>().ToList();
         Assert.AreEqual(1, maps.Count);
         Assert.AreEqual(1f, maps[0].Values.Sum(), 0.02f, "the probabilities of a row sum to 1");
+    }
+
+    [TestMethod]
+    public void AStringOutputIsNamedAsNotComparedAndTheSummarySaysSo()
+    {
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        var model = new TinyModel().Input("X", 1, 16).Output("Y", 1, 8).TypedOutput("S", (int)global::Onnx.TensorProto.Types.DataType.String, 1, 8)
+            .Weight("W", new long[] { 16, 8 })
+            .Node("MatMul", new[] { "X", "W" }, new[] { "Y" })
+            .Node("Cast", new[] { "Y" }, new[] { "S" }, TinyModel.Int("to", (long)global::Onnx.TensorProto.Types.DataType.String))
+            .Save(directory.Path);
+
+        using var fitted = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options { ModelFile = model, MinimumSpeedup = 0 })
+            .Fit(TinyData.X(ml, TinyData.Normal(40, 16), 16));
+
+        CollectionAssert.AreEqual(new[] { "Y" }, fitted.Deployment!.Outputs.Select(o => o.Name).ToArray());
+        CollectionAssert.AreEqual(new[] { "S" }, fitted.Deployment.OutputsNotCompared.ToArray());
+        StringAssert.Contains(fitted.Deployment.Summary, "Not compared (a sequence, map or string): 'S'");
     }
 
     // As ML.NET's ONNX exporter writes a pipeline: the label column enters as a string tensor and is encoded

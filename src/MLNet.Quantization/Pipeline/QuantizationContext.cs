@@ -68,6 +68,12 @@ internal sealed class QuantizationContext
     /// <summary>What preparation changed of the model's interface (float16 inputs and outputs made float32).</summary>
     public IReadOnlyList<string> Conversions { get; init; } = Array.Empty<string>();
 
+    /// <summary>
+    /// Graph outputs added during <c>Fit</c> to stand for outputs that cannot be compared (a ZipMap's sequence): each
+    /// with the output it stands for (<see cref="Onnx.StandInOutputs"/>).
+    /// </summary>
+    public IReadOnlyDictionary<string, string> StandIns { get; init; } = new Dictionary<string, string>();
+
     /// <summary>The nodes the fallback kept in float.</summary>
     public IReadOnlyList<string> FloatNodes { get; set; } = Array.Empty<string>();
 
@@ -100,7 +106,7 @@ internal sealed class QuantizationContext
     public QuantizationContext Fork(QuantizationSettings settings, bool cloneModel) =>
         new(settings, Data, cloneModel ? Model.Clone() : Model, Exclusions, Fingerprint, InputShapes)
         {
-            Source = Source, Conversions = Conversions, _plan = _plan, _statistics = _statistics, _parameters = _parameters,
+            Source = Source, Conversions = Conversions, StandIns = StandIns, _plan = _plan, _statistics = _statistics, _parameters = _parameters,
             _realized = _realized, Dequantized = Dequantized, FloatNodes = FloatNodes, Agreement = Agreement, Timings = Timings,
             ModelVersion = ModelVersion, Collected = Collected, CollectedActivations = CollectedActivations, WeightCache = WeightCache,
             ValuesKeptFrom = ValuesKeptFrom, Foreseen = Foreseen,

@@ -137,7 +137,9 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
             context.Realized = original;
             context.Agreement = null; // there is no int8 model left to agree or disagree
         }
-        context.Deployment = new DeploymentCheck(outputs, measured.FloatMs, keepFloat ? measured.FloatMs : measured.DeployedMs,
+        // A stand-in's comparison is reported under the output it stands for.
+        var reported = outputs.Select(o => context.StandIns.TryGetValue(o.Name, out var real) ? o with { Name = real } : o).ToList();
+        context.Deployment = new DeploymentCheck(reported, measured.FloatMs, keepFloat ? measured.FloatMs : measured.DeployedMs,
             measured.DeployedMs, keepFloat, floatNodes, context.Conversions, measured.Rows, CpuFeatures.Describe(), settings.Realization.Mode)
         {
             QuantizedNothing = !quantized,
@@ -145,7 +147,7 @@ internal sealed class DeploymentCheckPass : IQuantizationPass
             OutputsWithinErrorBound = withinBound,
             FastBeforeErrorBound = fastBefore,
             ErrorBoundSearchStopped = errorBoundStopped,
-            OutputsNotCompared = model.Graph.Output.Select(o => o.Name).Except(outputs.Select(o => o.Name)).ToList(),
+            OutputsNotCompared = model.Graph.Output.Select(o => o.Name).Where(o => !context.StandIns.ContainsKey(o)).Except(reported.Select(o => o.Name)).ToList(),
             MinimumSpeedup = settings.Realization.MinimumSpeedup,
             CpuHasVnni = CpuFeatures.HasVnni,
             CpuIsX86 = CpuFeatures.IsX86,
