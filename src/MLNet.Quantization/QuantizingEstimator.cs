@@ -261,7 +261,7 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
     }
 
     /// <summary>Whether a value is a sequence or a map, which ML.NET reads as an OnnxSequenceType or OnnxMapType column, not a tensor.</summary>
-    internal static bool IsSequenceOrMap(global::Onnx.TypeProto type) =>
+    private static bool IsSequenceOrMap(global::Onnx.TypeProto type) =>
         type.ValueCase is global::Onnx.TypeProto.ValueOneofCase.SequenceType or global::Onnx.TypeProto.ValueOneofCase.MapType;
 
     private static string Kind(global::Onnx.TypeProto type) => type.ValueCase switch
