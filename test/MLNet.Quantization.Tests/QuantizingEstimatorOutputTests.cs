@@ -133,6 +133,8 @@ public sealed class QuantizingEstimatorOutputTests
         Assert.IsFalse(probabilities.ComparedByEquality);
         Assert.IsTrue(probabilities.MeanCosine > 0.99, $"{probabilities.MeanCosine}");
         Assert.AreEqual(0, fitted.Deployment.OutputsNotCompared.Count);
+        // The report measures the returned model, whose stand-in output is gone, as Fit measured it.
+        Assert.IsTrue(fitted.Report.OutputCosine > 0.99, $"{fitted.Report.OutputCosine}");
         var scored = fitted.Transform(data);
         CollectionAssert.AreEqual(new[] { "X", "label", "output_probability" }, scored.Schema.Select(c => c.Name).ToArray(), "the user's outputs only");
         Assert.IsInstanceOfType<Microsoft.ML.Transforms.Onnx.OnnxSequenceType>(scored.Schema["output_probability"].Type);
