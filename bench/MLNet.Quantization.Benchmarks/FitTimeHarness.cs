@@ -93,6 +93,7 @@ internal static class FitTimeHarness
             double fitSeconds = clock.Elapsed.TotalSeconds;
             allocated = GC.GetTotalAllocatedBytes(precise: true) - allocated;
             if (fitted.Tuning is { } tuning) Console.Error.WriteLine(tuning.Summary + "\n" + tuning.ToCsv());
+            if (fitted.Deployment is { } deployment) Console.Error.WriteLine($"{configuration}: {deployment.Summary}");
             string passes = string.Join(", ", fitted.FitTimings.Select(t => $"{t.Pass} {t.Seconds:F1}"))
                 + "; streams " + string.Join(", ", streams.OrderBy(kv => kv.Key).Select(kv => $"{kv.Key}: {(kv.Value.Last - kv.Value.First).TotalSeconds:F1}"))
                 + $"; {Realize.Sessions.Opened - sessions} sessions; {allocated / 1e6:F0} MB allocated";
