@@ -243,7 +243,7 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
             ?? model.Graph.Output.FirstOrDefault(v => v.Type.TensorType is null && !IsSequenceOrMap(v.Type));
         if (notTensor is not null)
             throw new NotSupportedException(
-                $"'{file}': graph {(model.Graph.Output.Contains(notTensor) ? "output" : "input")} '{notTensor.Name}' is a {Kind(notTensor.Type)}, " +
+                $"'{file}': graph {(model.Graph.Output.Contains(notTensor) ? "output" : "input")} '{notTensor.Name}' is {Kind(notTensor.Type)}, " +
                 "which ML.NET cannot " + (model.Graph.Output.Contains(notTensor) ? "read" : "feed") + " (its OnnxTransformer takes tensor inputs, and reads tensors, sequences and maps).");
         var produced = model.Graph.Node.SelectMany(n => n.Output).Concat(model.Graph.Input.Select(i => i.Name))
             .Concat(model.Graph.Initializer.Select(i => i.Name)).ToHashSet(StringComparer.Ordinal);
@@ -266,11 +266,11 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
 
     private static string Kind(global::Onnx.TypeProto type) => type.ValueCase switch
     {
-        global::Onnx.TypeProto.ValueOneofCase.SequenceType => "sequence",
-        global::Onnx.TypeProto.ValueOneofCase.MapType => "map",
-        global::Onnx.TypeProto.ValueOneofCase.OptionalType => "optional",
-        global::Onnx.TypeProto.ValueOneofCase.SparseTensorType => "sparse tensor",
-        _ => type.ValueCase.ToString(),
+        global::Onnx.TypeProto.ValueOneofCase.SequenceType => "a sequence",
+        global::Onnx.TypeProto.ValueOneofCase.MapType => "a map",
+        global::Onnx.TypeProto.ValueOneofCase.OptionalType => "an optional",
+        global::Onnx.TypeProto.ValueOneofCase.SparseTensorType => "a sparse tensor",
+        _ => $"a value of kind {type.ValueCase}",
     };
 
     private static void CheckNotQuantized(OnnxGraph model, string file)

@@ -141,7 +141,7 @@ public sealed class QuantizingEstimatorBadInputTests
     }
 
     [TestMethod]
-    public void ASequenceInputIsRefusedByNameAsOneMlNetCannotFeed()
+    public void ASequenceInputAndAnOptionalOutputAreRefusedByNameAsMlNetCannotFeedOrReadThem()
     {
         using var directory = new TempDirectory();
         // ONNX's test_sequence_map_* take sequences: ML.NET has no column to feed one from.
@@ -160,6 +160,17 @@ public sealed class QuantizingEstimatorBadInputTests
         var e = Assert.ThrowsExactly<NotSupportedException>(() => Ml.Transforms.QuantizeCalibrated(model).Fit(Rows()));
         StringAssert.Contains(e.Message, "sequence.onnx");
         StringAssert.Contains(e.Message, "input 'S' is a sequence, which ML.NET cannot feed");
+
+        // An optional output (opset 15), which ML.NET has no column for either.
+        var optional = new TinyModel().Input("X", 1, 4).Output("Y", 1, 4)
+            .Weight("W", new long[] { 4, 4 }).Node("MatMul", new[] { "X", "W" }, new[] { "Y" });
+        optional.Graph.Output.Add(new global::Onnx.ValueInfoProto
+        {
+            Name = "O",
+            Type = new global::Onnx.TypeProto { OptionalType = new global::Onnx.TypeProto.Types.Optional { ElemType = new global::Onnx.TypeProto { TensorType = new global::Onnx.TypeProto.Types.Tensor { ElemType = MLNet.Quantization.Onnx.Tensors.Float } } } },
+        });
+        var o = Assert.ThrowsExactly<NotSupportedException>(() => Ml.Transforms.QuantizeCalibrated(optional.Save(directory.Path, "optional.onnx")).Fit(Rows()));
+        StringAssert.Contains(o.Message, "output 'O' is an optional, which ML.NET cannot read");
     }
 
     [TestMethod]
