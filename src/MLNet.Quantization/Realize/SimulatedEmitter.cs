@@ -86,9 +86,7 @@ internal sealed class SimulatedEmitter : IQdqEmitter
             var accumulated = graph.UniqueName(output + "_accumulated");
             graph.SetOutput(node, 0, accumulated);
             // The float value itself stays, for the passes that read it (bias correction, the noise of each layer).
-            var scale = graph.UniqueName(output + "_accumulator_scale");
-            graph.AddInitializer(Tensors.FromFloats(scale, form.ScaleDims, form.Scales));
-            graph.AddNode(OnnxGraph.MakeNode("Mul", graph.UniqueName(OnnxGraph.Label(node) + "_scale"), new[] { scale, accumulated }, new[] { output }));
+            Scale(graph, node, accumulated, output, form.Scales, form.ScaleDims);
             if (form.Requantize is { } divide)
             {
                 // Fused with its quantization: q = round(acc · (s_x s_w / s_y)) + z_y, one multiply as the kernel has it,
@@ -160,6 +158,42 @@ internal sealed class SimulatedEmitter : IQdqEmitter
             }
             return (inputs, scales, dims, requantize);
         }
+    }
+
+    /// <summary>
+    /// Writes <c>output = accumulated · scale</c>, the integer kernel's one rounding of its accumulator. A scalar scale is
+    /// applied in float64 between two Casts, which rounds exactly as the float32 product does (an accumulator below 2²⁴
+    /// times a float32 scale is exact in float64): as a float32 Mul by a scalar constant, ONNX Runtime would fold it, and
+    /// a Mul or Div by a scalar constant after it (the attention's division by √d), into the MatMul's alpha
+    /// (MatMulScaleFusion), one rounding of <c>acc · (s / √d)</c> where the realized model's MatMulIntegerToFloat, which
+    /// that fusion does not take, rounds <c>acc · s</c> and then the division (seen on all-MiniLM-L6-v2: realized vs
+    /// simulated relative error 0.026 with max ranges, growing from one step in the first layer's attention).
+    /// </summary>
+    private static void Scale(OnnxGraph graph, NodeProto node, string accumulated, string output, float[] scales, long[] dims)
+    {
+        string label = OnnxGraph.Label(node) + "_scale";
+        if (dims.Length > 0)
+        {
+            var vector = graph.UniqueName(output + "_accumulator_scale");
+            graph.AddInitializer(Tensors.FromFloats(vector, dims, scales));
+            graph.AddNode(OnnxGraph.MakeNode("Mul", graph.UniqueName(label), new[] { vector, accumulated }, new[] { output }));
+            return;
+        }
+        var scale = graph.UniqueName(output + "_accumulator_scale");
+        var tensor = new TensorProto { Name = scale, DataType = (int)TensorProto.Types.DataType.Double };
+        tensor.DoubleData.Add(scales[0]);
+        graph.AddInitializer(tensor);
+        string Step(string op, string suffix, string[] inputs, string? result = null, long? castTo = null)
+        {
+            result ??= graph.UniqueName(output + suffix);
+            var step = OnnxGraph.MakeNode(op, graph.UniqueName(label + suffix), inputs, new[] { result });
+            if (castTo is { } to) step.Attribute.Add(OnnxGraph.IntAttribute("to", to));
+            graph.AddNode(step);
+            return result;
+        }
+        var wide = Step("Cast", "_wide", new[] { accumulated }, castTo: (long)TensorProto.Types.DataType.Double);
+        var product = Step("Mul", "_product", new[] { scale, wide });
+        Step("Cast", "_narrow", new[] { product }, output, (long)TensorProto.Types.DataType.Float);
     }
 
     /// <summary>
@@ -236,9 +270,15 @@ internal sealed class SimulatedEmitter : IQdqEmitter
     /// The float tensor that <paramref name="node"/> of a simulated model writes: its output, or, where it accumulates
     /// integers, the scaled accumulator (which keeps the output's name).
     /// </summary>
-    public static string FloatOutput(OnnxGraph simulated, NodeProto node) =>
-        simulated.Consumers(node.Output[0]).FirstOrDefault(r => r.OpType == "Mul" && r.Name.StartsWith(OnnxGraph.Label(node) + "_scale", StringComparison.Ordinal))
-            ?.Output[0] ?? node.Output[0];
+    public static string FloatOutput(OnnxGraph simulated, NodeProto node)
+    {
+        // The scaling steps (a Mul, or Cast, Mul and Cast for a scalar scale) are named after the node, and the last one
+        // writes the output's name.
+        string prefix = OnnxGraph.Label(node) + "_scale", tensor = node.Output[0];
+        while (simulated.Consumers(tensor).FirstOrDefault(r => r.Name.StartsWith(prefix, StringComparison.Ordinal)) is { } step)
+            tensor = step.Output[0];
+        return tensor;
+    }
 
     private static float Float(NodeProto node, string name) => node.Attribute.FirstOrDefault(a => a.Name == name)?.F ?? 1f;
 }

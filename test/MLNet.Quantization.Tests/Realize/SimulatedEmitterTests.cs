@@ -76,6 +76,32 @@ public sealed class SimulatedEmitterTests
         Assert.IsTrue(run.MinCosine > 0.99, $"int8 vs float cosine {run.MinCosine}");
     }
 
+    // An attention's scores: Q = X·Wq and K = X·Wk, then Q·Kᵀ divided by √d (d = 24, not a power of two) and a
+    // Softmax. ONNX Runtime runs the quantized Q·Kᵀ as MatMulIntegerToFloat and the division after it; in the simulated
+    // model it would fold a float32 Mul by the accumulator's scalar scale, and the division with it, into one alpha.
+    [TestMethod]
+    public void AnActivationProductFollowedByADivisionRoundsAsTheRealizedModelDoes()
+    {
+        using var directory = new TempDirectory();
+        var model = new TinyModel().Input("X", 1, 8, 24).Output("Y", 1, 8, 8)
+            .Weight("Wq", new long[] { 24, 24 }, 0.3f).Weight("Wk", new long[] { 24, 24 }, 0.3f)
+            .Constant("D", Array.Empty<long>(), new[] { MathF.Sqrt(24) })
+            .Node("MatMul", new[] { "X", "Wq" }, new[] { "Q" })
+            .Node("MatMul", new[] { "X", "Wk" }, new[] { "K" })
+            .Node("Transpose", new[] { "K" }, new[] { "Kt" }, TinyModel.Ints("perm", 0, 2, 1))
+            .Node("MatMul", new[] { "Q", "Kt" }, new[] { "S" })
+            .Node("Div", new[] { "S", "D" }, new[] { "Z" })
+            .Node("Softmax", new[] { "Z" }, new[] { "Y" }, TinyModel.Int("axis", -1))
+            .Save(directory.Path);
+        var run = QuantizedRun.Of(model, ml => TinyData.X(ml, TinyData.Normal(48, 8 * 24, seed: 9), 8 * 24), "Y", perChannel: false);
+
+        Assert.IsTrue(run.SimulatedModel.Graph.Node.Any(n => n.OpType == "MatMul" && n.Input.All(i => i.Contains("fq", StringComparison.Ordinal))),
+            "Q·Kᵀ is an activation product in the simulated model");
+        int differing = run.Simulated.Zip(run.Int8).Sum(p => p.First.Zip(p.Second).Count(v => v.First != v.Second));
+        Assert.AreEqual(0, differing, $"realized and simulated differ at {differing} of {run.Int8.Sum(r => r.Length)} output values");
+        Assert.IsTrue(run.MinCosine > 0.99, $"int8 vs float cosine {run.MinCosine}");
+    }
+
     [TestMethod]
     public void AConvWithAFloatBiasKeepsTheFloatFormAndReadsItsWeightsAsTheRealizedModelDoes()
     {
