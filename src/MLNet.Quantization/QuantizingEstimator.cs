@@ -115,7 +115,7 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
     private static QuantizationContext Load(QuantizationSettings settings, IDataView input)
     {
         var source = OnnxGraph.Load(settings.ModelFile);
-        var conversions = Float16Conversion.Convert(source).Concat(ScalarOutputConversion.Convert(source)).ToList();
+        var conversions = ConvertForMlNet(source);
         CheckValues(source, settings.ModelFile);
         CheckNotQuantized(source, settings.ModelFile);
         CheckShapes(source, settings);
@@ -132,6 +132,11 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
             Conversions = conversions, Source = source, StandIns = standIns,
         };
     }
+
+    // What ML.NET cannot feed or read as the model has it, made so that it can, in place, for Fit and GetOutputSchema
+    // alike: float16 widened to float32, scalar outputs given the shape [1]. One line per change (Deployment.Conversions).
+    private static IReadOnlyList<string> ConvertForMlNet(OnnxGraph model) =>
+        Float16Conversion.Convert(model).Concat(ScalarOutputConversion.Convert(model)).ToList();
 
     // The model's inputs as the statistics record them: element type and the shape the rows are fed with.
     private static IReadOnlyDictionary<string, string> InputShapes(OnnxGraph model, QuantizationSettings settings) =>
@@ -170,7 +175,7 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
                 _schemaModel?.Dispose();
                 _schemaModel = null;
                 var file = settings.ModelFile;
-                bool converted = Float16Conversion.Convert(model).Count + ScalarOutputConversion.Convert(model).Count > 0;
+                bool converted = ConvertForMlNet(model).Count > 0;
                 CheckValues(model, settings.ModelFile);
                 if (converted)
                 {

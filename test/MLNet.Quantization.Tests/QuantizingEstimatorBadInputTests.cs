@@ -150,11 +150,7 @@ public sealed class QuantizingEstimatorBadInputTests
             .Node("SequenceLength", new[] { "S" }, new[] { "L" })
             .Node("Cast", new[] { "L" }, new[] { "Lf" }, TinyModel.Int("to", MLNet.Quantization.Onnx.Tensors.Float))
             .Node("Add", new[] { "M", "Lf" }, new[] { "Y" });
-        tiny.Graph.Input.Add(new global::Onnx.ValueInfoProto
-        {
-            Name = "S",
-            Type = new global::Onnx.TypeProto { SequenceType = new global::Onnx.TypeProto.Types.Sequence { ElemType = new global::Onnx.TypeProto { TensorType = new global::Onnx.TypeProto.Types.Tensor { ElemType = MLNet.Quantization.Onnx.Tensors.Float } } } },
-        });
+        tiny.Graph.Input.Add(TinyModel.FloatSequence("S"));
         var model = tiny.Save(directory.Path, "sequence.onnx");
 
         var e = Assert.ThrowsExactly<NotSupportedException>(() => Ml.Transforms.QuantizeCalibrated(model).Fit(Rows()));

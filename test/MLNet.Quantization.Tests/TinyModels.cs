@@ -52,6 +52,13 @@ internal sealed class TinyModel
 
     public static ValueInfoProto FloatValue(string name, params long[] dims) => Value(name, dims);
 
+    /// <summary>A value that is a sequence of float tensors (ONNX's sequence type, which ML.NET has no column to feed from).</summary>
+    public static ValueInfoProto FloatSequence(string name) => new()
+    {
+        Name = name,
+        Type = new TypeProto { SequenceType = new TypeProto.Types.Sequence { ElemType = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = Tensors.Float } } } },
+    };
+
     /// <summary>Adds a float initializer with values drawn uniformly from [−scale, scale] (plus <paramref name="offset"/>).</summary>
     public TinyModel Weight(string name, long[] dims, float scale = 0.5f, float offset = 0)
     {

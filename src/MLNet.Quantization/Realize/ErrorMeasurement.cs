@@ -74,7 +74,9 @@ internal sealed class ErrorMeasurement
         var tensors = dequantized.Keys.Where(t => !inputs.Contains(t)).ToArray();
         using var floatSession = Sessions.Create(prepared, tensors, "the float model", RowReader.SessionThreads);
         using var probeSession = Sessions.Create(probe, dequantized.Values, "the quantized model", RowReader.SessionThreads);
-        using var deployedSession = Sessions.Create(deployed, Missing(deployed, outputs), "the quantized model", RowReader.SessionThreads);
+        // The prepared model's outputs as extra outputs: those that the deployed model no longer declares (a stand-in,
+        // taken out of the model Fit returns: StandInOutputs) are then fetched as Fit fetched them; Create skips the others.
+        using var deployedSession = Sessions.Create(deployed, outputs, "the quantized model", RowReader.SessionThreads);
         var signal = dequantized.Keys.ToDictionary(t => t, _ => 0.0);
         var noise = dequantized.Keys.ToDictionary(t => t, _ => 0.0);
         var cosines = new OutputComparisons(outputs);
@@ -127,7 +129,7 @@ internal sealed class ErrorMeasurement
         IDataView data, QuantizationSettings settings)
     {
         var outputs = prepared.Graph.Output.Select(o => o.Name).ToArray();
-        using var session = Sessions.Create(deployed, Missing(deployed, outputs), "the quantized model", RowReader.SessionThreads);
+        using var session = Sessions.Create(deployed, outputs, "the quantized model", RowReader.SessionThreads); // as in Measure
         using var floatSession = floatOutputs.Complete ? null : Sessions.Create(prepared, Array.Empty<string>(), "the float model", RowReader.SessionThreads);
         using var runOptions = new RunOptions();
         var cosines = new OutputComparisons(outputs);
@@ -142,9 +144,4 @@ internal sealed class ErrorMeasurement
             }, results => results.Bytes);
         return cosines.Worst;
     }
-
-    // The prepared model's outputs that the deployed model no longer declares (a stand-in, taken out of the model that
-    // Fit returns: StandInOutputs): fetched as extra outputs, so that the report measures them as Fit did.
-    private static IReadOnlyList<string> Missing(OnnxGraph deployed, IEnumerable<string> outputs) =>
-        outputs.Where(o => !deployed.IsGraphOutput(o)).ToList();
 }

@@ -179,21 +179,31 @@ internal sealed class SimulatedEmitter : IQdqEmitter
             graph.AddNode(OnnxGraph.MakeNode("Mul", graph.UniqueName(label), new[] { vector, accumulated }, new[] { output }));
             return;
         }
-        var scale = graph.UniqueName(output + "_accumulator_scale");
-        var tensor = new TensorProto { Name = scale, DataType = (int)TensorProto.Types.DataType.Double };
-        tensor.DoubleData.Add(scales[0]);
-        graph.AddInitializer(tensor);
-        string Step(string op, string suffix, string[] inputs, string? result = null, long? castTo = null)
-        {
-            result ??= graph.UniqueName(output + suffix);
-            var step = OnnxGraph.MakeNode(op, graph.UniqueName(label + suffix), inputs, new[] { result });
-            if (castTo is { } to) step.Attribute.Add(OnnxGraph.IntAttribute("to", to));
-            graph.AddNode(step);
-            return result;
-        }
+        var scale = DoubleScalar(graph, output + "_accumulator_scale", scales[0]);
+        string Step(string op, string suffix, string[] inputs, string? result = null, long? castTo = null) =>
+            AddStep(graph, op, graph.UniqueName(label + suffix), inputs, result ?? graph.UniqueName(output + suffix), castTo);
         var wide = Step("Cast", "_wide", new[] { accumulated }, castTo: (long)TensorProto.Types.DataType.Double);
         var product = Step("Mul", "_product", new[] { scale, wide });
         Step("Cast", "_narrow", new[] { product }, output, (long)TensorProto.Types.DataType.Float);
+    }
+
+    // A float64 scalar initializer named after stem (the float64 steps of Scale and IntegerAdd); returns its name.
+    private static string DoubleScalar(OnnxGraph graph, string stem, double value)
+    {
+        var name = graph.UniqueName(stem);
+        var tensor = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Double };
+        tensor.DoubleData.Add(value);
+        graph.AddInitializer(tensor);
+        return name;
+    }
+
+    // Adds the node op(inputs) → result named nodeName, a Cast's target type set where given; returns result.
+    private static string AddStep(OnnxGraph graph, string op, string nodeName, string[] inputs, string result, long? castTo = null)
+    {
+        var node = OnnxGraph.MakeNode(op, nodeName, inputs, new[] { result });
+        if (castTo is { } to) node.Attribute.Add(OnnxGraph.IntAttribute("to", to));
+        graph.AddNode(node);
+        return result;
     }
 
     /// <summary>
@@ -234,21 +244,11 @@ internal sealed class SimulatedEmitter : IQdqEmitter
         // multiply-add (seen on M-LSD, where the unfused sum put 4 of 51,200 values one step away).
         float fixedPart = c.ZeroPoint - MathF.FusedMultiplyAdd(ratioA, a.P.ZeroPoint, ratioB * b.P.ZeroPoint);
         string label = OnnxGraph.Label(add);
-        string Constant(string suffix, double value)
-        {
-            var name = g.UniqueName(label + suffix);
-            var tensor = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Double };
-            tensor.DoubleData.Add(value);
-            g.AddInitializer(tensor);
-            return name;
-        }
+        string Constant(string suffix, double value) => DoubleScalar(g, label + suffix, value);
         string Step(string op, string suffix, string[] inputs, long? castTo = null)
         {
             var result = g.UniqueName(label + suffix);
-            var node = OnnxGraph.MakeNode(op, g.UniqueName(label + suffix + "_node"), inputs, new[] { result });
-            if (castTo is { } to) node.Attribute.Add(OnnxGraph.IntAttribute("to", to));
-            g.AddNode(node);
-            return result;
+            return AddStep(g, op, g.UniqueName(label + suffix + "_node"), inputs, result, castTo);
         }
         const long Double = (long)TensorProto.Types.DataType.Double, Float = (long)TensorProto.Types.DataType.Float;
         string FusedMultiplyAdd(string q, string ratio, string addend, string suffix)

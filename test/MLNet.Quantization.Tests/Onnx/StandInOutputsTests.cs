@@ -1,18 +1,11 @@
 using Microsoft.VisualStudio.TestTools.UnitTesting;
 using MLNet.Quantization.Onnx;
-using Onnx;
 
 namespace MLNet.Quantization.Tests.Onnx;
 
 [TestClass]
 public sealed class StandInOutputsTests
 {
-    private static ValueInfoProto Sequence(string name) => new()
-    {
-        Name = name,
-        Type = new TypeProto { SequenceType = new TypeProto.Types.Sequence { ElemType = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = Tensors.Float } } } },
-    };
-
     // X → MatMul W → Softmax → P → SplitToSequence → Q (a sequence output); X → SplitToSequence → R (a sequence of the input).
     private static OnnxGraph Model(TempDirectory directory, bool pIsAnOutput = false)
     {
@@ -22,8 +15,8 @@ public sealed class StandInOutputsTests
             .Node("SplitToSequence", new[] { "P" }, new[] { "Q" })
             .Node("SplitToSequence", new[] { "X" }, new[] { "R" });
         if (pIsAnOutput) tiny.Output("P", 1, 4);
-        tiny.Graph.Output.Add(Sequence("Q"));
-        tiny.Graph.Output.Add(Sequence("R"));
+        tiny.Graph.Output.Add(TinyModel.FloatSequence("Q"));
+        tiny.Graph.Output.Add(TinyModel.FloatSequence("R"));
         return OnnxGraph.Load(tiny.Save(directory.Path));
     }
 
