@@ -12,6 +12,7 @@ using MLNet.Quantization.Benchmarks;
 // lifetime [schemaCalls] [fits]: RSS and temp files around repeated GetOutputSchema calls and Fit/Dispose cycles (issue 10).
 // fit-time [resnetRows] [miniLmRows] [only]: Fit against one fp32 scoring pass, per configuration, with each pass's share (issue 11).
 // zoo-diagnose NAME: where the realized int8 model first parts from the simulated one, per quantized tensor.
+// optimized-export [level] [rows]: all-MiniLM-L6-v2 as ONNX Runtime's optimizer saves it (contrib ops), through Fit.
 // zoo-profile NAME [runs]: the float and the int8 model's kernel time per op type of ONNX Runtime's optimized graph.
 // zoo-export DIR [only] [rounds] [rows]: the zoo's float and int8 models, held-out rows and this CPU's outputs, for bench/device/zoo_check.py.
 // zoo [only] [rounds] [unchecked] [untuned]: public models from npm and NuGet (scripts/fetch-zoo.sh), every output compared (issue 16).
@@ -55,6 +56,9 @@ switch (args.FirstOrDefault())
         break;
     case "rows-at-once":
         RowsAtOnceHarness.Run(args[1..]);
+        break;
+    case "optimized-export":
+        OptimizedExportHarness.Run(args[1..]);
         break;
     case "zoo-profile":
         ZooProfile.Run(args[1..]);

@@ -260,7 +260,7 @@ internal static class ZooHarness
         return new InferenceSession(probe.ToBytes(), options);
     }
 
-    private sealed class TemporaryDirectory : IDisposable
+    internal sealed class TemporaryDirectory : IDisposable
     {
         public string Path { get; } = Directory.CreateTempSubdirectory("zoo-").FullName;
 

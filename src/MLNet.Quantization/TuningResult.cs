@@ -77,7 +77,14 @@ public sealed class TuningResult
     /// <summary>One line: the recipe chosen, its score against the first trial's, and the number of trials.</summary>
     public string Summary => Best is not { } best ? $"No trial ran: {StoppedBecause}." :
         string.Create(CultureInfo.InvariantCulture,
-            $"{best.Recipe}: {Objective} {best.Score:F4} (recipe as set {Trials[0].Score:F4}), {Trials.Count(t => t.Skipped is null)} trials in {Seconds:F1} s on {RowsText}; stopped: {StoppedBecause}.{(Fallback is null ? "" : " " + Fallback)}");
+            $"{best.Recipe}: {Objective} {best.Score:F4} (recipe as set {Trials[0].Score:F4}{Closer(best)}), {Trials.Count(t => t.Skipped is null)} trials in {Seconds:F1} s on {RowsText}; stopped: {StoppedBecause}.{(Fallback is null ? "" : " " + Fallback)}");
+
+    // A chosen recipe that scores below the recipe as set: the difference was within the rows' noise (TrialScore), and
+    // the closer outputs decided.
+    private string Closer(TuningTrial best) => best.Number != 1 && best.Score < Trials[0].Score
+        ? string.Create(CultureInfo.InvariantCulture,
+            $"; within the noise of {Rows} rows, so the closer outputs decided: mean cosine {best.MeanCosine:F4} against {Trials[0].MeanCosine:F4}")
+        : "";
 
     private string RowsText
     {

@@ -7,7 +7,8 @@ namespace MLNet.Quantization.Calibration;
 /// or from the statistics given in the options, once they are shown to fit this model and these settings. Where the
 /// ranges of the same float model and rows are known (a tuning trial that only changes the calibration method), the
 /// histograms take one pass instead of two. Where the model was rewritten in a way that keeps every tensor's value
-/// (SmoothQuant) after statistics were collected, only the tensors the rewrite added are collected. Per-channel points
+/// (SmoothQuant) after statistics were collected, only the tensors the rewrite added are collected, and none where each
+/// is a kept tensor times per-channel constants whose rows' extremes are known (<see cref="ScaledStatistics"/>). Per-channel points
 /// that a later step will read of this model (<see cref="QuantizationContext.Foreseen"/>) are reduced in the same stream.
 /// </summary>
 internal sealed class ActivationStatisticsPass : IQuantizationPass
@@ -28,6 +29,8 @@ internal sealed class ActivationStatisticsPass : IQuantizationPass
         var key = (context.ModelVersion, settings.Rows);
         var known = context.CollectedActivations.GetValueOrDefault(key);
         var kept = known is null && settings.Rows.RangesFrom is null ? context.StatisticsOfKeptValues(settings.Activations.CollectHistograms) : null;
+        // A tensor that the rewrite added as a kept one times per-channel constants (SmoothQuant's smoothed input) needs no stream either.
+        if (kept is not null && !settings.Activations.CollectHistograms) kept = ScaledStatistics.Extend(context, kept);
         // Point sets that later steps will read of this model, reduced in the same stream (see QuantizationContext.Foreseen).
         var foreseen = kept is null && settings.Rows.RangesFrom is null ? context.PendingForeseen() : null;
         var alongside = foreseen is { Count: > 0 } ? new ChannelReducer(foreseen.SelectMany(f => f.Points).ToList(), context.Model) : null;

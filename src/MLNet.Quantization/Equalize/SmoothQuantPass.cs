@@ -27,7 +27,7 @@ internal sealed class SmoothQuantPass : IQuantizationPass
     {
         _points.Clear();
         foreach (var group in Groups(context))
-            _points[group.Key] = new StatisticPoint(group.Key, -1);
+            _points[group.Key] = new StatisticPoint(group.Key, -1) { RowExtremes = true }; // the smoothed input's statistics derive from them (ScaledStatistics)
         return _points.Values.ToList();
     }
 

@@ -5,21 +5,35 @@ namespace MLNet.Quantization.Pipeline;
 
 /// <summary>
 /// Reduces the tensors of statistic points per channel as the rows arrive: per (tensor, axis) key only the sums and the
-/// largest magnitudes are kept, so memory does not grow with the rows.
+/// largest magnitudes are kept, so memory does not grow with the rows; only the points that ask for each row's
+/// extremes (<see cref="StatisticPoint.RowExtremes"/>) keep two values per channel and row, up to
+/// <see cref="RowExtremesBudgetBytes"/> in all.
 /// </summary>
 internal sealed class ChannelReducer
 {
+    /// <summary>The most memory that the rows' extremes may take by default, over all points; past it none are kept.</summary>
+    public const long RowExtremesBudgetBytes = 64L << 20;
+
     private readonly IReadOnlyDictionary<StatisticPoint, string> _tensorOf;
     private readonly IReadOnlyList<(string Tensor, int Axis)> _keys;
     private readonly Dictionary<(string, int), double[]> _sums = new();
     private readonly Dictionary<(string, int), float[]> _maxima = new();
     private readonly Dictionary<(string, int), long> _counts = new();
+    private readonly Dictionary<(string, int), (List<float[]> Minima, List<float[]> Maxima)>? _rows;
+    private readonly long _rowBudget;
+    private long _rowBytes;
 
-    /// <summary>Reduces the tensors of <paramref name="points"/> in <paramref name="graph"/>, to which a point's probe adds its nodes.</summary>
-    public ChannelReducer(IReadOnlyList<StatisticPoint> points, OnnxGraph graph)
+    /// <summary>
+    /// Reduces the tensors of <paramref name="points"/> in <paramref name="graph"/>, to which a point's probe adds its
+    /// nodes; the rows' extremes take at most <paramref name="rowExtremesBudget"/> bytes.
+    /// </summary>
+    public ChannelReducer(IReadOnlyList<StatisticPoint> points, OnnxGraph graph, long rowExtremesBudget = RowExtremesBudgetBytes)
     {
+        _rowBudget = rowExtremesBudget;
         _tensorOf = points.Distinct().ToDictionary(p => p, p => p.Probe is { } probe ? probe(graph) : p.Tensor);
         _keys = _tensorOf.Values.Zip(_tensorOf.Keys, (t, p) => (Tensor: t, p.Axis)).Distinct().ToList();
+        var extremes = _tensorOf.Where(p => p.Key.RowExtremes && p.Key.Axis == -1).Select(p => (p.Value, -1)).Distinct().ToList();
+        if (extremes.Count > 0) _rows = extremes.ToDictionary(k => k, _ => (new List<float[]>(), new List<float[]>()));
     }
 
     /// <summary>The tensors reduced, each once.</summary>
@@ -59,6 +73,7 @@ internal sealed class ChannelReducer
                     for (int c = 0; c < row.Length; c++) Accumulate(row[c], ref sum[c], ref max[c]);
                 }
                 _counts[key] = _counts.GetValueOrDefault(key) + values.Length / channels;
+                if (_rows is not null && _rows.TryGetValue(key, out var kept)) KeepExtremes(kept, values, channels);
                 continue;
             }
             // Channel c owns runs of `inner` consecutive values, the runs cycling through the channels.
@@ -103,6 +118,34 @@ internal sealed class ChannelReducer
         return (total, largest);
     }
 
+    // This row's smallest and largest value of each channel; past the budget, no point keeps any.
+    private void KeepExtremes((List<float[]> Minima, List<float[]> Maxima) kept, ReadOnlySpan<float> values, int channels)
+    {
+        _rowBytes += 2L * channels * sizeof(float);
+        if (_rowBytes > _rowBudget)
+        {
+            _rows!.Clear();
+            return;
+        }
+        var low = new float[channels];
+        var high = new float[channels];
+        Array.Fill(low, float.PositiveInfinity);
+        Array.Fill(high, float.NegativeInfinity);
+        for (int start = 0; start + channels <= values.Length; start += channels)
+        {
+            var run = values.Slice(start, channels);
+            for (int c = 0; c < channels; c++)
+            {
+                float v = run[c];
+                if (float.IsNaN(v)) low[c] = high[c] = float.NaN; // and NaN it stays: the derived statistics then refuse the channel
+                else if (v < low[c]) low[c] = v;
+                if (v > high[c]) high[c] = v;
+            }
+        }
+        kept.Minima.Add(low);
+        kept.Maxima.Add(high);
+    }
+
     // One value into a sum and a largest magnitude (a NaN leaves the largest as it was).
     private static void Accumulate(float value, ref double total, ref float largest)
     {
@@ -115,7 +158,12 @@ internal sealed class ChannelReducer
     public StatisticValues Values(long rows)
     {
         var values = _keys.Where(_sums.ContainsKey).ToDictionary(k => k,
-            k => new ChannelStatistics(_sums[k].Select(s => s / Math.Max(1, _counts[k])).ToArray(), _maxima[k], rows));
+            k => new ChannelStatistics(_sums[k].Select(s => s / Math.Max(1, _counts[k])).ToArray(), _maxima[k], rows)
+            {
+                RowExtremes = _rows is not null && _rows.TryGetValue(k, out var kept) && kept.Minima.Count == rows
+                    ? new RowExtremes(kept.Minima, kept.Maxima, _counts[k])
+                    : null,
+            });
         return new StatisticValues(_tensorOf.Where(p => values.ContainsKey((p.Value, p.Key.Axis)))
             .ToDictionary(p => p.Key, p => values[(p.Value, p.Key.Axis)]));
     }

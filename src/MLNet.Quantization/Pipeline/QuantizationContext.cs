@@ -149,6 +149,19 @@ internal sealed class QuantizationContext
     }
 
     /// <summary>
+    /// The rows' extremes of <paramref name="tensor"/> that a step collected on these rows of an earlier model version whose
+    /// tensors keep their values in this one (see <see cref="ScaledStatistics"/>); null if none did.
+    /// </summary>
+    public RowExtremes? RowExtremesOfKeptValues(string tensor)
+    {
+        for (var version = ModelVersion; ValuesKeptFrom.TryGetValue(version, out var before); version = before)
+            foreach (var (key, values) in Collected)
+                if (ReferenceEquals(key.Version, before) && key.Rows == Settings.Rows && values.RowExtremesOf(tensor) is { } extremes)
+                    return extremes;
+        return null;
+    }
+
+    /// <summary>
     /// The statistics that steps collected on the float model, by its <see cref="ModelVersion"/>, the rows read and the
     /// points: shared by every <see cref="Fork"/>, so that the tuner's candidates of one step (SmoothQuant's α values)
     /// stream the rows once between them.

@@ -126,7 +126,7 @@ internal static class QuantizationPipeline
     /// </summary>
     public static (object Version, RowSettings Rows, string Points)? CollectionKey(QuantizationContext context, IReadOnlyList<StatisticPoint> points, long rows) =>
         points.Count > 0 && points.All(p => p.Probe is null)
-            ? (context.ModelVersion, context.Settings.Rows, $"{rows}\n" + string.Join("\n", points.Select(p => $"{p.Tensor}\t{p.Axis}").Distinct().Order(StringComparer.Ordinal)))
+            ? (context.ModelVersion, context.Settings.Rows, $"{rows}\n" + string.Join("\n", points.Select(p => $"{p.Tensor}\t{p.Axis}{(p.RowExtremes ? "\trows" : "")}").Distinct().Order(StringComparer.Ordinal)))
             : null;
 
     private static string Name(IQuantizationPass pass) => pass.GetType().Name.Replace("Pass", "");

@@ -22,9 +22,10 @@ namespace MLNet.Quantization.Tune;
 /// - **Ranked on the hardest rows, accepted on all**: the hardest rows are the quarter of the held-back rows (at least
 ///   8, or all) where the first trial's cosine was lowest. A candidate leads its knob when it beats the leader on them,
 ///   and only if it is not worse, on every row together, than any recipe that was the best so far (the recipe as set
-///   included). Where the objective counts rows (top-1 or nearest-neighbour agreement), scores one row apart tie and
-///   the mean, then the worst, cosine decide (`TrialScore`): a one-row difference on 8 hard rows is noise, a cosine
-///   over every row is not. Ties are not transitive, so comparing with the last best alone would let the objective
+///   included). Where the objective counts rows (top-1 or nearest-neighbour agreement), scores within the noise of
+///   their paired difference (about two standard errors, and at least one row) tie and the mean, then the worst,
+///   cosine decide (`TrialScore`): two rows gained on 40 held-back rows, or one on 8 hard rows, is noise, a cosine over
+///   every row is not. Ties are not transitive, so comparing with the last best alone would let the objective
 ///   drift down one row per knob; every earlier best bounds it.
 /// - **Always the best found**: the budget (trials, time) ends the search between trials, and the best recipe so far is
 ///   returned; a trial that the time left cannot hold by estimate is skipped, and the table says so.
@@ -85,8 +86,12 @@ internal static class Tuner
         TrialScore Score(IReadOnlyList<float[][]> quantized, IReadOnlyList<int> subset)
         {
             var cosines = TuningScores.RowCosines(subset.Select(r => measurement.Float[r]).ToList(), subset.Select(r => quantized[r]).ToList(), measurement.Exact);
-            return new TrialScore(Value(quantized, subset), cosines.DefaultIfEmpty(1).Average(), cosines.DefaultIfEmpty(1).Min(),
-                counted && subset.Count > 0 ? 1.0 / subset.Count : 0);
+            // The rows' parts of a counted objective, for the paired tie rule (TrialScore): not for a user metric.
+            var (value, output, parts) = tuning.Metric is null
+                ? TuningScores.Deciding(scorings, measurement.Shapes, measurement.Float, quantized, subset)
+                : (Value(quantized, subset), -1, null);
+            return new TrialScore(value, cosines.DefaultIfEmpty(1).Average(), cosines.DefaultIfEmpty(1).Min(),
+                counted && subset.Count > 0 ? 1.0 / subset.Count : 0) { Rows = counted ? parts : null, Output = output };
         }
 
         // 1. The recipe as set.

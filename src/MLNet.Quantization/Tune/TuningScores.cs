@@ -16,25 +16,47 @@ internal enum OutputScoring
 /// <summary>
 /// A trial's score: the objective, then the mean and the worst per-row cosine as tie-breaks. <see cref="Resolution"/>
 /// is the objective's step: one row's weight when it counts rows (top-1 or nearest-neighbour agreement), else 0.
+/// <see cref="Rows"/> holds, for a counted objective, each row's part of it (of the output that decides it, <see cref="Output"/>).
 /// </summary>
 /// <remarks>
-/// Two objectives at most one step apart tie: on 20 held-back rows one row is 5 points, which is sampling noise, and
-/// the cosines, to which every row contributes, decide instead. So a candidate that agrees on one row fewer but whose
-/// outputs are much closer to the float model's is preferred, and one that agrees on two rows more is preferred
-/// whatever its cosines. The order is not transitive (a ties b, b ties c, a may beat c); the tuner only compares a
-/// candidate with the leader and with the best recipe.
+/// Two counted objectives tie when they differ by no more than the noise of their paired difference, and the cosines,
+/// to which every row contributes, decide instead. With d_r = a_r − b_r the two trials' parts of row r on the same n
+/// rows, d̄ their mean and s² = (1/n) Σ (d_r − d̄)², the difference is noise while |a − b| ≤ max(step, 2·s/√n): a
+/// paired z-test at about 95% (for agreement, where a row is a success or not, McNemar's test). On 40 held-back rows,
+/// 2 rows gained and none lost (5 points) is within it (2·√(0.05·0.95/40) = 0.069); 4 gained and none lost is not.
+/// Without the rows (a user metric, or outputs that decide differently in the two trials), one step apart ties, as one
+/// row is sampling noise. So a candidate that agrees on a row or two fewer but whose outputs are much closer to the
+/// float model's is preferred. The order is not transitive (a ties b, b ties c, a may beat c); the tuner compares a
+/// candidate with the leader and with every recipe that was the best so far.
 /// </remarks>
 internal readonly record struct TrialScore(double Value, double MeanCosine, double WorstCosine, double Resolution = 0)
 {
+    /// <summary>Each row's part of a counted objective, in the order of the rows scored; null for another objective.</summary>
+    public double[]? Rows { get; init; }
+
+    /// <summary>The output whose rows <see cref="Rows"/> holds.</summary>
+    public int Output { get; init; }
+
     /// <summary>Negative, zero or positive as <paramref name="a"/> scores below, as or above <paramref name="b"/>.</summary>
     public static int Compare(TrialScore a, TrialScore b)
     {
-        double step = Math.Max(a.Resolution, b.Resolution);
-        if (Math.Abs(a.Value - b.Value) > step * (1 + 1e-9)) return a.Value.CompareTo(b.Value);
+        double band = Math.Max(a.Resolution, b.Resolution);
+        if (a.Rows is { } x && b.Rows is { } y && a.Output == b.Output && x.Length == y.Length && x.Length > 1)
+            band = Math.Max(band, 2 * PairedStandardError(x, y));
+        if (Math.Abs(a.Value - b.Value) > band * (1 + 1e-9)) return a.Value.CompareTo(b.Value);
         int c = a.MeanCosine.CompareTo(b.MeanCosine);
         if (c != 0) return c;
         c = a.WorstCosine.CompareTo(b.WorstCosine);
         return c != 0 ? c : a.Value.CompareTo(b.Value);
+    }
+
+    /// <summary>s/√n for the paired differences x_r − y_r (s their population deviation); rows where either is NaN left out.</summary>
+    internal static double PairedStandardError(IReadOnlyList<double> x, IReadOnlyList<double> y)
+    {
+        var d = x.Zip(y, (u, v) => u - v).Where(v => !double.IsNaN(v)).ToList();
+        if (d.Count == 0) return 0;
+        double mean = d.Average();
+        return Math.Sqrt(d.Sum(v => (v - mean) * (v - mean)) / d.Count / d.Count);
     }
 
     public static bool operator >(TrialScore a, TrialScore b) => Compare(a, b) > 0;
@@ -127,22 +149,32 @@ internal static class TuningScores
 
     /// <summary>The objective over <paramref name="rows"/> (indices into the row lists).</summary>
     public static double Objective(IReadOnlyList<OutputScoring> scorings, IReadOnlyList<long[]> shapes,
+        IReadOnlyList<float[][]> floatRows, IReadOnlyList<float[][]> quantizedRows, IReadOnlyList<int> rows) =>
+        Deciding(scorings, shapes, floatRows, quantizedRows, rows).Value;
+
+    /// <summary>
+    /// The objective over <paramref name="rows"/>, the output that decides it (the lowest; −1 for none), and where that
+    /// output counts rows (top-1 or nearest-neighbour agreement), each row's part of it: the fraction of the row's
+    /// positions whose top-1 agrees, or 1 where the row's nearest neighbour agrees and 0 where not.
+    /// </summary>
+    public static (double Value, int Output, double[]? Rows) Deciding(IReadOnlyList<OutputScoring> scorings, IReadOnlyList<long[]> shapes,
         IReadOnlyList<float[][]> floatRows, IReadOnlyList<float[][]> quantizedRows, IReadOnlyList<int> rows)
     {
-        double worst = double.PositiveInfinity;
+        (double Value, int Output, double[]? Rows) worst = (double.PositiveInfinity, -1, null);
         for (int k = 0; k < scorings.Count; k++)
         {
             if (floatRows.Count == 0 || floatRows[0][k].Length == 0) continue;
-            double value = scorings[k] switch
+            int classes = (int)Math.Max(1, shapes[k].LastOrDefault());
+            var (value, parts) = scorings[k] switch
             {
-                OutputScoring.TopOne => TopOne(floatRows, quantizedRows, k, (int)Math.Max(1, shapes[k].LastOrDefault()), rows),
+                OutputScoring.TopOne => TopOne(floatRows, quantizedRows, k, classes, rows),
                 OutputScoring.Neighbour => Neighbours(floatRows, quantizedRows, k, shapes[k], rows),
-                OutputScoring.Equality => Cosine(floatRows, quantizedRows, k, rows, exact: true),
-                _ => Cosine(floatRows, quantizedRows, k, rows),
+                OutputScoring.Equality => (Cosine(floatRows, quantizedRows, k, rows, exact: true), null),
+                _ => (Cosine(floatRows, quantizedRows, k, rows), (double[]?)null),
             };
-            worst = Math.Min(worst, value);
+            if (value < worst.Value) worst = (value, k, parts);
         }
-        return double.IsPositiveInfinity(worst) ? 1 : worst;
+        return double.IsPositiveInfinity(worst.Value) ? (1, -1, null) : worst;
     }
 
     /// <summary>
@@ -174,17 +206,24 @@ internal static class TuningScores
         return sum.Value;
     }
 
-    private static double TopOne(IReadOnlyList<float[][]> floatRows, IReadOnlyList<float[][]> quantizedRows, int k, int classes, IReadOnlyList<int> rows)
+    // The agreeing positions (runs of the last axis) over all positions of the rows, and each row's fraction (NaN for a
+    // row without positions).
+    private static (double, double[]?) TopOne(IReadOnlyList<float[][]> floatRows, IReadOnlyList<float[][]> quantizedRows, int k, int classes, IReadOnlyList<int> rows)
     {
         long agree = 0, total = 0;
-        foreach (int r in rows)
+        var parts = new double[rows.Count];
+        for (int i = 0; i < rows.Count; i++)
         {
-            var f = floatRows[r][k];
-            var q = quantizedRows[r][k];
-            for (int start = 0; start + classes <= f.Length; start += classes, total++)
-                if (ArgMax(f.AsSpan(start, classes)) == ArgMax(q.AsSpan(start, classes))) agree++;
+            var f = floatRows[rows[i]][k];
+            var q = quantizedRows[rows[i]][k];
+            long rowAgree = 0, rowTotal = 0;
+            for (int start = 0; start + classes <= f.Length; start += classes, rowTotal++)
+                if (ArgMax(f.AsSpan(start, classes)) == ArgMax(q.AsSpan(start, classes))) rowAgree++;
+            parts[i] = rowTotal == 0 ? double.NaN : (double)rowAgree / rowTotal;
+            agree += rowAgree;
+            total += rowTotal;
         }
-        return total == 0 ? 1 : (double)agree / total;
+        return (total == 0 ? 1 : (double)agree / total, parts);
     }
 
     private static int ArgMax(ReadOnlySpan<float> values)
@@ -194,12 +233,14 @@ internal static class TuningScores
         return best;
     }
 
-    private static double Neighbours(IReadOnlyList<float[][]> floatRows, IReadOnlyList<float[][]> quantizedRows, int k, long[] shape, IReadOnlyList<int> rows)
+    // The fraction of rows whose float and quantized vectors have the same nearest other row, and each row's 1 or 0.
+    private static (double, double[]?) Neighbours(IReadOnlyList<float[][]> floatRows, IReadOnlyList<float[][]> quantizedRows, int k, long[] shape, IReadOnlyList<int> rows)
     {
-        if (floatRows.Count < 3) return Cosine(floatRows, quantizedRows, k, rows);
+        if (floatRows.Count < 3) return (Cosine(floatRows, quantizedRows, k, rows), null);
         var f = floatRows.Select(row => Vector(row[k], shape)).ToList();
         var q = quantizedRows.Select(row => Vector(row[k], shape)).ToList();
-        return rows.Count(r => Nearest(f, r) == Nearest(q, r)) / (double)rows.Count;
+        var parts = rows.Select(r => Nearest(f, r) == Nearest(q, r) ? 1.0 : 0.0).ToArray();
+        return (parts.Sum() / rows.Count, parts);
     }
 
     // The row's vector: mean-pooled over the sequence axis when the output is a sequence of vectors, else flattened.

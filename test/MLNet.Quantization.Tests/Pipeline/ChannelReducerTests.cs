@@ -55,4 +55,41 @@ public sealed class ChannelReducerTests
         Assert.AreEqual(Enumerable.Range(32, 32).Average(i => i - 20.0), result.Mean[1], 1e-12);
         Assert.AreEqual(43f, result.AbsMax[1]);
     }
+
+    [TestMethod]
+    public void RowExtremesAreKeptPerRowAndChannelOnlyWhereAskedAndWithinTheBudget()
+    {
+        var model = new ModelProto { IrVersion = 8, Graph = new GraphProto { Name = "g" } };
+        model.Graph.Node.Add(OnnxGraph.MakeNode("Identity", "copy", new[] { "x" }, new[] { "t" }));
+        var graph = OnnxGraph.Parse(model.ToByteArray(), "a one-node model");
+        var shape = new long[] { 1, 3, 4 }; // 3 positions of 4 channels
+        var random = new Random(5);
+        var rows = Enumerable.Range(0, 5).Select(_ => Enumerable.Range(0, 12).Select(_ => (float)(random.NextDouble() * 10 - 5)).ToArray()).ToList();
+        rows[2][6] = float.NaN; // row 2, position 1, channel 2
+        var asked = new StatisticPoint("t", -1) { RowExtremes = true };
+        var plain = new StatisticPoint("t", -1);
+        var reducer = new ChannelReducer(new[] { asked, plain }, graph);
+        foreach (var row in rows) reducer.Add("t", row, shape);
+        var values = reducer.Values(rows.Count);
+        var extremes = values[asked].RowExtremes ?? throw new AssertFailedException("kept");
+        Assert.AreEqual(rows.Count, extremes.Minima.Count);
+        Assert.AreEqual(15, extremes.ValuesPerChannel, "3 positions per channel in each of 5 rows");
+        for (int r = 0; r < rows.Count; r++)
+            for (int c = 0; c < 4; c++)
+            {
+                var members = Enumerable.Range(0, 3).Select(p => rows[r][p * 4 + c]).ToList();
+                if (members.Any(float.IsNaN))
+                {
+                    Assert.IsTrue(float.IsNaN(extremes.Minima[r][c]) && float.IsNaN(extremes.Maxima[r][c]), "a NaN marks the channel's extremes");
+                    continue;
+                }
+                Assert.AreEqual(members.Min(), extremes.Minima[r][c], $"row {r}, channel {c}");
+                Assert.AreEqual(members.Max(), extremes.Maxima[r][c], $"row {r}, channel {c}");
+            }
+
+        var small = new ChannelReducer(new[] { asked }, graph, rowExtremesBudget: 3 * 2 * 4 * sizeof(float));
+        foreach (var row in rows) small.Add("t", row, shape);
+        Assert.IsNull(small.Values(rows.Count)[asked].RowExtremes, "5 rows of 4 channels do not fit a budget of 3 rows: none are kept");
+        CollectionAssert.AreEqual(values[asked].AbsMax, small.Values(rows.Count)[asked].AbsMax, "the reduction itself is unchanged");
+    }
 }

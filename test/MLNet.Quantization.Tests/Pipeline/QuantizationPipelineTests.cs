@@ -27,7 +27,7 @@ public sealed class QuantizationPipelineTests
     }
 
     // Counts the cursors opened on it: one per stream over the rows.
-    private sealed class CountingDataView : IDataView
+    internal sealed class CountingDataView : IDataView
     {
         private readonly IDataView _inner;
 

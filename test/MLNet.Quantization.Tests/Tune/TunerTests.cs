@@ -172,6 +172,20 @@ public sealed class TunerTests
     }
 
     [TestMethod]
+    public void TheSummarySaysWhenTheCloserOutputsChoseARecipeThatAgreesOnFewerRows()
+    {
+        var trials = new[]
+        {
+            new TuningTrial { Number = 1, Knob = "recipe as set", Value = "", Recipe = "a", Score = 0.95, MeanCosine = 0.9897 },
+            new TuningTrial { Number = 2, Knob = "SmoothQuantAlpha", Value = "0.8", Recipe = "b", Score = 0.90, MeanCosine = 0.9969, Chosen = true },
+        };
+        var result = new TuningResult(trials, "nearest-neighbour agreement", 1, 40, "every knob searched", 1.0, heldBack: 40);
+        StringAssert.Contains(result.Summary,
+            "nearest-neighbour agreement 0.9000 (recipe as set 0.9500; within the noise of 40 rows, so the closer outputs decided: mean cosine 0.9969 against 0.9897)");
+        StringAssert.Contains(result.WithRecipeAsSet("too slow").Summary, "(recipe as set 0.9500),", "the recipe as set itself: nothing to explain");
+    }
+
+    [TestMethod]
     public void OnRareSpikesInTheCalibrationRowsTheTunerClipsInsteadOfMax()
     {
         using var directory = new TempDirectory();

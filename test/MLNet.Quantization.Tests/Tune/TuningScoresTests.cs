@@ -77,4 +77,44 @@ public sealed class TuningScoresTests
         Assert.IsTrue(oneRowMore >= new TrialScore(7 * Row, 0.97, 0.79, Row) && !(oneRowMore > new TrialScore(7 * Row, 0.97, 0.79, Row)));
         Assert.IsTrue(new TrialScore(0.9001, 0.90, 0.80) > new TrialScore(0.9000, 0.99, 0.99), "a continuous objective has no step");
     }
+
+    [TestMethod]
+    public void WithTheRowsCountedScoresTieWithinTheNoiseOfTheirPairedDifference()
+    {
+        const int N = 40;
+        double[] Rows(int agree, params int[] missing) => Enumerable.Range(0, N).Select(r => r < agree && !missing.Contains(r) ? 1.0 : 0.0).ToArray();
+        TrialScore Score(double[] rows, double cosine) => new(rows.Average(), cosine, cosine, 1.0 / N) { Rows = rows, Output = 0 };
+        var base36 = Score(Rows(36), 0.999);
+
+        // 2 rows gained, none lost (5 points): 2·√(0.05·0.95/40) = 0.069, so a tie; the closer outputs win.
+        Assert.IsTrue(base36 > Score(Rows(38), 0.99), "two rows more on 40 is noise");
+        Assert.IsTrue(Score(Rows(38), 0.99) > new TrialScore(36.0 / N, 0.999, 0.999, 1.0 / N), "without the rows, two steps apart decide");
+        // 4 gained, none lost (10 points): 2·√(0.1·0.9/40) = 0.095 < 0.1, the agreement decides.
+        Assert.IsTrue(Score(Rows(40), 0.99) > base36, "four rows more, none fewer");
+        // Net 4 as 6 gained and 2 lost: the paired differences spread more (2·s/√n = 0.138): a tie.
+        Assert.IsTrue(Score(Rows(34), 0.999) > Score(Rows(40, 0, 1), 0.99), "six more and two fewer than 34");
+        Assert.IsTrue(Score(Rows(38), 0.99) > Score(Rows(34), 0.999), "four more and none fewer than 34");
+        Assert.AreEqual(0.0, TrialScore.PairedStandardError(Rows(36), Rows(36)));
+        Assert.IsTrue(Score(Rows(36), 0.99) < base36 && Score(Rows(35), 0.9999) > base36, "one row apart ties as before");
+        var otherOutput = Score(Rows(38), 0.99) with { Output = 1 };
+        Assert.IsTrue(otherOutput > base36, "rows of different outputs are not paired: one step decides");
+    }
+
+    [TestMethod]
+    public void TheDecidingOutputGivesEachRowsPartOfACountedObjective()
+    {
+        // Output 0: top-1 over 2 positions of 3 classes per row; output 1: cosine. Row 1 agrees on one position of two.
+        var f = new[] { new[] { new float[] { 1, 0, 0, 0, 1, 0 }, new float[] { 1, 1 } }, new[] { new float[] { 1, 0, 0, 0, 1, 0 }, new float[] { 1, 1 } } };
+        var q = new[] { new[] { new float[] { 1, 0, 0, 0, 1, 0 }, new float[] { 1, 1 } }, new[] { new float[] { 1, 0, 0, 0, 0, 1 }, new float[] { 1, 1 } } };
+        var (value, output, rows) = TuningScores.Deciding(new[] { OutputScoring.TopOne, OutputScoring.Cosine },
+            new[] { new long[] { 1, 2, 3 }, new long[] { 1, 2 } }, f, q, new[] { 0, 1 });
+        Assert.AreEqual(0.75, value, 1e-12);
+        Assert.AreEqual(0, output, "top-1 is the lower");
+        CollectionAssert.AreEqual(new[] { 1.0, 0.5 }, rows);
+        var (cosine, which, none) = TuningScores.Deciding(new[] { OutputScoring.TopOne, OutputScoring.Cosine },
+            new[] { new long[] { 1, 2, 3 }, new long[] { 1, 2 } }, f, f, new[] { 0, 1 });
+        Assert.AreEqual(1.0, cosine, 1e-12);
+        Assert.AreEqual(0, which, "ties go to the first output");
+        CollectionAssert.AreEqual(new[] { 1.0, 1.0 }, none);
+    }
 }
