@@ -45,11 +45,12 @@ internal static class ScaledStatistics
 
     /// <summary>
     /// Fills <paramref name="statistics"/> (empty) with the range and per-row sums of X·<paramref name="scale"/>, X given
-    /// by its rows' extremes; null where a channel's extremes or products are not finite, or the sizes differ.
+    /// by its rows' extremes; null where a channel's extremes or products are not finite, the sizes differ, or no row was read.
     /// </summary>
     internal static TensorStatistics? Derive(TensorStatistics statistics, RowExtremes extremes, float[] scale)
     {
-        if (scale.Any(c => !(c > 0) || !float.IsFinite(c)) || extremes.Minima.Any(m => m.Length != scale.Length)) return null;
+        if (extremes.Minima.Count == 0 || scale.Any(c => !(c > 0) || !float.IsFinite(c)) || extremes.Minima.Any(m => m.Length != scale.Length))
+            return null;
         double min = double.PositiveInfinity, max = double.NegativeInfinity, sumMin = 0, sumMax = 0;
         for (int r = 0; r < extremes.Minima.Count; r++)
         {
@@ -66,7 +67,6 @@ internal static class ScaledStatistics
             sumMin += low;
             sumMax += high;
         }
-        if (extremes.Minima.Count == 0) return null;
         statistics.Restore(min, max, extremes.ValuesPerChannel * scale.Length);
         statistics.RestoreSamples(extremes.Minima.Count, sumMin, sumMax);
         return statistics;

@@ -142,7 +142,7 @@ internal sealed class QuantizationContext
     /// </summary>
     public CalibrationStatistics? StatisticsOfKeptValues(bool histograms)
     {
-        for (var version = ModelVersion; ValuesKeptFrom.TryGetValue(version, out var before); version = before)
+        foreach (var before in VersionsWithKeptValues())
             if (CollectedActivations.TryGetValue((before, Settings.Rows), out var statistics) && (!histograms || statistics.HasHistograms))
                 return statistics;
         return null;
@@ -154,11 +154,18 @@ internal sealed class QuantizationContext
     /// </summary>
     public RowExtremes? RowExtremesOfKeptValues(string tensor)
     {
-        for (var version = ModelVersion; ValuesKeptFrom.TryGetValue(version, out var before); version = before)
+        foreach (var before in VersionsWithKeptValues())
             foreach (var (key, values) in Collected)
                 if (ReferenceEquals(key.Version, before) && key.Rows == Settings.Rows && values.RowExtremesOf(tensor) is { } extremes)
                     return extremes;
         return null;
+    }
+
+    // The earlier model versions whose tensors keep their values in this one, nearest first (see ValuesKeptFrom).
+    private IEnumerable<object> VersionsWithKeptValues()
+    {
+        for (var version = ModelVersion; ValuesKeptFrom.TryGetValue(version, out var before); version = before)
+            yield return before;
     }
 
     /// <summary>

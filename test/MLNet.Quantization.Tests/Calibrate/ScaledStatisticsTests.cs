@@ -46,24 +46,30 @@ public sealed class ScaledStatisticsTests
             "a negative scale swaps each channel's extremes: not derived");
     }
 
-    [TestMethod]
-    public void ASmoothQuantCandidatesSmoothedInputIsNotStreamedAndEqualsAStreamOfIt()
+    // As the tuner runs a SmoothQuant candidate: the first trial's activation stream of the model as loaded, which also
+    // reduces SmoothQuant's points; then α = 0.5 on a copy of the model, and its activation statistics. Returns the
+    // candidate and the cursors opened before it.
+    private static (QuantizationContext Candidate, int StreamsBefore, QuantizationPipelineTests.CountingDataView Rows) Candidate(
+        TempDirectory directory, MLContext ml, CalibrationMethod method)
     {
-        using var directory = new TempDirectory();
-        var model = SmoothQuantPassTests.TwoMatMuls(directory);
-        var ml = new MLContext(seed: 1);
         var rows = new QuantizationPipelineTests.CountingDataView(SmoothQuantPassTests.Outliers(ml));
-        // The tuner's first trial: the activation stream of the model as loaded, which also reduces SmoothQuant's points.
-        var root = Contexts.For(model, rows, new QuantizingEstimator.Options { ActivationCalibration = CalibrationMethod.MeanMinMax });
+        var root = Contexts.For(SmoothQuantPassTests.TwoMatMuls(directory), rows, new QuantizingEstimator.Options { ActivationCalibration = method });
         root.Foreseen[root.ModelVersion] = new() { new SmoothQuantPass(0.5).StatisticPoints(root) };
         root.Run(new AnnotatePass(), new ActivationStatisticsPass());
         int streams = rows.Cursors;
-
-        // A candidate α: SmoothQuant on a copy of the model, then its activation statistics.
         var settings = root.Settings with { Equalization = root.Settings.Equalization with { SmoothQuantAlpha = 0.5 } };
         var candidate = root.Fork(settings, cloneModel: true);
         foreach (var step in QuantizationPipeline.Recipe(settings).Where(s => s.Name is "SmoothQuant" or "statistics"))
             QuantizationPipeline.Run(candidate, step);
+        return (candidate, streams, rows);
+    }
+
+    [TestMethod]
+    public void ASmoothQuantCandidatesSmoothedInputIsNotStreamedAndEqualsAStreamOfIt()
+    {
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        var (candidate, streams, rows) = Candidate(directory, ml, CalibrationMethod.MeanMinMax);
         Assert.AreEqual(streams, rows.Cursors, "neither the smoothing nor the statistics of the smoothed model stream the rows");
         var smoothed = candidate.Model.Graph.Node.Single(n => n.OpType == "Mul").Output[0];
         Assert.IsTrue(candidate.Plan.Activations.Any(a => a.Tensor == smoothed), "the MatMuls read the smoothed input, which is quantized");
@@ -85,16 +91,7 @@ public sealed class ScaledStatisticsTests
     public void WithHistogramsTheSmoothedInputIsStreamed()
     {
         using var directory = new TempDirectory();
-        var model = SmoothQuantPassTests.TwoMatMuls(directory);
-        var rows = new QuantizationPipelineTests.CountingDataView(SmoothQuantPassTests.Outliers(new MLContext(seed: 1)));
-        var root = Contexts.For(model, rows, new QuantizingEstimator.Options { ActivationCalibration = CalibrationMethod.Percentile });
-        root.Foreseen[root.ModelVersion] = new() { new SmoothQuantPass(0.5).StatisticPoints(root) };
-        root.Run(new AnnotatePass(), new ActivationStatisticsPass());
-        int streams = rows.Cursors;
-        var settings = root.Settings with { Equalization = root.Settings.Equalization with { SmoothQuantAlpha = 0.5 } };
-        var candidate = root.Fork(settings, cloneModel: true);
-        foreach (var step in QuantizationPipeline.Recipe(settings).Where(s => s.Name is "SmoothQuant" or "statistics"))
-            QuantizationPipeline.Run(candidate, step);
+        var (candidate, streams, rows) = Candidate(directory, new MLContext(seed: 1), CalibrationMethod.Percentile);
         Assert.IsTrue(rows.Cursors > streams, "a histogram cannot be derived from the rows' extremes");
         var smoothed = candidate.Model.Graph.Node.Single(n => n.OpType == "Mul").Output[0];
         Assert.IsNotNull(candidate.Statistics.ByTensor()[smoothed].Histogram);
