@@ -75,7 +75,10 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
         // The recipe as set, or the best recipe the tuner finds; then the checks of the model returned.
         QuantizationContext context;
         if (settings.Tuning is not null)
+        {
             context = Tune.Tuner.Run(loaded);
+            Tune.Tuner.ReleaseTrialMemory(context);
+        }
         else
         {
             context = loaded;

@@ -199,6 +199,19 @@ internal sealed class QuantizationContext
             .Select(points => (Points: points, Key: QuantizationPipeline.CollectionKey(this, points, long.MaxValue)))
             .Where(f => f.Key is { } k && !Collected.ContainsKey(k)).Select(f => (f.Points, f.Key!.Value)).ToList();
 
+    /// <summary>
+    /// Drops what the steps collected for later steps to reuse (<see cref="Collected"/>, <see cref="CollectedActivations"/>,
+    /// <see cref="Foreseen"/>), in every <see cref="Fork"/> that shares it: once the tuner has chosen, no recipe runs again,
+    /// and the checks collect nothing. On MiniLM these are the histograms of each SmoothQuant candidate, the rows'
+    /// extremes and bias correction's statistics. <see cref="Statistics"/>, which the report reads, stays.
+    /// </summary>
+    public void ForgetCollected()
+    {
+        Collected.Clear();
+        CollectedActivations.Clear();
+        Foreseen.Clear();
+    }
+
     /// <summary>The int8 weights already made, shared by every <see cref="Fork"/>: the tuner's trials recalibrate the same weights.</summary>
     public WeightCache WeightCache { get; private init; } = new();
 

@@ -1,7 +1,9 @@
 using Microsoft.ML;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
+using MLNet.Quantization.Pipeline;
 using MLNet.Quantization.Tests.Calibrate;
 using MLNet.Quantization.Tests.Equalize;
+using MLNet.Quantization.Tests.Pipeline;
 using MLNet.Quantization.Tune;
 
 namespace MLNet.Quantization.Tests.Tune;
@@ -47,6 +49,29 @@ public sealed class TunerTests
         var applied = fitted.FitTimings.Count(t => t.Pass == "SmoothQuant");
         Assert.AreEqual(3, applied, string.Join(", ", fitted.FitTimings.Select(t => t.Pass)));
         Assert.AreEqual(0, streams, string.Join(", ", fitted.FitTimings.Select(t => t.Pass)));
+    }
+
+    [TestMethod]
+    public void OnceTheTunerHasChosenWhatItCollectedForLaterTrialsIsDroppedAndTheChecksStillRun()
+    {
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        var root = Contexts.For(SmoothQuantPassTests.TwoMatMuls(directory), SmoothQuantPassTests.Outliers(ml, 80),
+            new QuantizingEstimator.Options { CheckDeployment = false, ActivationCalibration = CalibrationMethod.Max, WeightRounding = WeightRounding.Nearest },
+            new TuningOptions { TimeBudget = TimeSpan.FromMinutes(10) });
+        var chosen = Tuner.Run(root);
+        // The SmoothQuant trials read the maxima and the rows' extremes that the first stream reduced, and each candidate's
+        // activation statistics were kept: all of it is dropped, in the recipe as set too, which shares it.
+        Assert.AreEqual(4, chosen.Tuning!.Trials.Count(t => t.Skipped is null), chosen.Tuning.ToCsv());
+        Assert.AreEqual(0, chosen.Collected.Count + chosen.CollectedActivations.Count + chosen.Foreseen.Count);
+        Assert.IsNotNull(chosen.RecipeAsSet, "SmoothQuant was chosen, so the recipe as set is kept for the deployment check");
+        Assert.AreEqual(0, chosen.RecipeAsSet!.Collected.Count + chosen.RecipeAsSet.CollectedActivations.Count);
+        Assert.IsTrue(chosen.Statistics.Tensors.Count > 0, "the chosen recipe's statistics stay, for the report");
+
+        Tuner.ReleaseTrialMemory(chosen);
+        QuantizationPipeline.Run(chosen, QuantizationPipeline.Checks(chosen.Settings));
+        Assert.IsTrue(chosen.Agreement is { Rows: > 0 }, "the checks need nothing that was dropped");
+        Assert.AreEqual(1, chosen.Timings.Count(t => t.Pass == nameof(Tuner.ReleaseTrialMemory)));
     }
 
     [TestMethod]
