@@ -5,7 +5,7 @@ using MLNet.Quantization.Benchmarks;
 // minilm [threads] [calibrationRows] [rounds]: the all-MiniLM-L6-v2 table at 128 tokens.
 // ocr [threads] [calibrationRows]: PaddleOCR models fetched by scripts/fetch-ocr-models.sh.
 // evaluate [testImages] [trainImages] [calibrationImages] [chart]: the accuracy table per configuration.
-// evaluate-minilm [train] [test] [calibration] [only configurations whose name contains this]: the MiniLM table per configuration.
+// evaluate-minilm [train] [test] [calibration] [only configurations whose name contains this] [minilm|arctic]: the MiniLM (or arctic-embed-xs) table per configuration.
 // report [directory] [calibrationRows]: ResNet18's calibration report as HTML and CSV.
 // memory [rows...]: peak memory of calibrating ResNet18 on each row count, one child process each.
 // cpu export DIR [calibrationRows] | cpu score DIR [threads]: the weight-range variants of issue 9 (score runs under qemu for AVX2).

@@ -65,10 +65,21 @@ public static class MiniLm
 
     private static string Extract()
     {
+        using var source = Resource("model.onnx");
+        return ExtractModel(source, "all-MiniLM-L6-v2.onnx");
+    }
+
+    /// <summary>
+    /// Copies a model embedded in a package's assembly to <paramref name="fileName"/> in a temp folder shared by the
+    /// samples, once (an existing copy of the same length is reused), through a temp file moved into place.
+    /// </summary>
+    /// <param name="source">The embedded resource's stream.</param>
+    /// <param name="fileName">The file's name in the shared folder.</param>
+    public static string ExtractModel(Stream source, string fileName)
+    {
         var directory = Path.Combine(Path.GetTempPath(), "mlnet-quantization-models");
         Directory.CreateDirectory(directory);
-        var path = Path.Combine(directory, "all-MiniLM-L6-v2.onnx");
-        using var source = Resource("model.onnx");
+        var path = Path.Combine(directory, fileName);
         if (System.IO.File.Exists(path) && new FileInfo(path).Length == source.Length) return path;
         var temporary = $"{path}.{Guid.NewGuid():N}.tmp";
         using (var target = System.IO.File.Create(temporary)) source.CopyTo(target);
