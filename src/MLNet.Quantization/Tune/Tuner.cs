@@ -177,9 +177,9 @@ internal static class Tuner
     /// The trials allocate far more than they keep: each realizes a model and serializes it for its session, and each
     /// SmoothQuant candidate copies the weights it smooths (1.3 GB allocated in a tuned <c>Fit</c> of all-MiniLM-L6-v2,
     /// against 0.5 GB untuned). The collector keeps that space committed once the trials are garbage, and the checks
-    /// that follow open ONNX Runtime sessions, whose native memory cannot reuse it: the peak working set of a tuned
-    /// <c>Fit</c> was the untuned one's plus 21–33%. After this collection (about 0.1 s on MiniLM) it is plus 10%
-    /// (docs/benchmarks.md, fourteenth session).
+    /// that follow open ONNX Runtime sessions, whose native memory cannot reuse it. MiniLM's tuned peak working set was
+    /// its untuned one's plus 17–32% in the runs measured; after this collection (about 0.1 s) it is plus 10% on
+    /// average, at most 20% (docs/benchmarks.md, fourteenth session).
     /// </remarks>
     public static void ReleaseTrialMemory(QuantizationContext chosen)
     {
