@@ -202,7 +202,7 @@ internal sealed class QuantizationContext
     /// <summary>
     /// Drops what the steps collected for later steps to reuse (<see cref="Collected"/>, <see cref="CollectedActivations"/>,
     /// <see cref="Foreseen"/>), in every <see cref="Fork"/> that shares it: once the tuner has chosen, no recipe runs again,
-    /// and the checks collect nothing. On MiniLM these are the histograms of each SmoothQuant candidate, the rows'
+    /// and the checks collect nothing (<see cref="Tune.Tuner.ReleaseTrialMemory"/>). On MiniLM these are the histograms of each SmoothQuant candidate, the rows'
     /// extremes and bias correction's statistics. <see cref="Statistics"/>, which the report reads, stays.
     /// </summary>
     public void ForgetCollected()

@@ -70,7 +70,6 @@ internal static class Tuner
             unheld.Tuning = new TuningResult(table, "none", 1, 0,
                 "no held-back rows (every fifth row is held back: give at least 5 rows); the checks measure on the calibration rows",
                 clock.Elapsed.TotalSeconds);
-            unheld.ForgetCollected();
             return unheld;
         }
 
@@ -165,13 +164,14 @@ internal static class Tuner
             measurement.SampledEvery);
         best.Context.FloatOutputs = measurement.Reference; // the checks compare with these (none where sampled): the float model need not run on every row again
         best.Context.RecipeAsSet = best.Index == 0 ? null : first;
-        best.Context.ForgetCollected();
         return best.Context;
     }
 
     /// <summary>
     /// Returns the memory that the trials left to the system, once <see cref="Run"/> has returned and before the checks:
-    /// one blocking, compacting collection of every generation, the large-object heap included.
+    /// what the steps collected for later trials is dropped (<see cref="QuantizationContext.ForgetCollected"/>, in the
+    /// recipe as set too, which shares it), then one blocking, compacting collection of every generation, the
+    /// large-object heap included.
     /// </summary>
     /// <remarks>
     /// The trials allocate far more than they keep: each realizes a model and serializes it for its session, and each
@@ -184,6 +184,7 @@ internal static class Tuner
     public static void ReleaseTrialMemory(QuantizationContext chosen)
     {
         var clock = Stopwatch.StartNew();
+        chosen.ForgetCollected();
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
         chosen.Timings.Add(("ReleaseTrialMemory", clock.Elapsed.TotalSeconds));
     }

@@ -60,6 +60,7 @@ public sealed class TunerTests
             new QuantizingEstimator.Options { CheckDeployment = false, ActivationCalibration = CalibrationMethod.Max, WeightRounding = WeightRounding.Nearest },
             new TuningOptions { TimeBudget = TimeSpan.FromMinutes(10) });
         var chosen = Tuner.Run(root);
+        Tuner.ReleaseTrialMemory(chosen);
         // The SmoothQuant trials read the maxima and the rows' extremes that the first stream reduced, and each candidate's
         // activation statistics were kept: all of it is dropped, in the recipe as set too, which shares it.
         Assert.AreEqual(4, chosen.Tuning!.Trials.Count(t => t.Skipped is null), chosen.Tuning.ToCsv());
@@ -68,7 +69,6 @@ public sealed class TunerTests
         Assert.AreEqual(0, chosen.RecipeAsSet!.Collected.Count + chosen.RecipeAsSet.CollectedActivations.Count);
         Assert.IsTrue(chosen.Statistics.Tensors.Count > 0, "the chosen recipe's statistics stay, for the report");
 
-        Tuner.ReleaseTrialMemory(chosen);
         QuantizationPipeline.Run(chosen, QuantizationPipeline.Checks(chosen.Settings));
         Assert.IsTrue(chosen.Agreement is { Rows: > 0 }, "the checks need nothing that was dropped");
         Assert.AreEqual(1, chosen.Timings.Count(t => t.Pass == nameof(Tuner.ReleaseTrialMemory)));
