@@ -107,7 +107,7 @@ public static class QuantizeCommand
                 "each where the model has the ops for it and the option is not given, scored on held-back rows.",
         };
         var noTune = new Option<bool>("--no-tune") { Description = "Quantize with the recipe as given, calibrated on every row." };
-        var tuneBudget = new Option<double?>("--tune-budget") { Description = "Seconds the search may take (default: twice the first trial, after it)." };
+        var tuneBudget = new Option<double?>("--tune-budget") { Description = "Seconds the search may take (default: after the first trial, twice what Fit took until it was scored; at least 6 s in all)." };
         var tuneTolerance = new Option<double?>("--tune-tolerance")
         {
             Description = "Stop once the score is this close to fp32's (0.01: one point of agreement), and keep the most damaging layers " +

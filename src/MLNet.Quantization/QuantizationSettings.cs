@@ -54,7 +54,7 @@ internal sealed record TuningSettings
 
     public int MaximumTrials { get; init; }
 
-    /// <summary>The time the search may take; null: <see cref="TuningOptions.DefaultBudgetFactor"/> times the first trial.</summary>
+    /// <summary>The time the search may take; null: the default of <see cref="TuningOptions.TimeBudget"/>.</summary>
     public TimeSpan? TimeBudget { get; init; }
 
     /// <summary>The knobs (option names) that the user set explicitly, which the tuner leaves as set.</summary>

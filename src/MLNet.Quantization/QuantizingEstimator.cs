@@ -71,12 +71,13 @@ public sealed partial class QuantizingEstimator : IEstimator<QuantizingTransform
 
     private QuantizingTransformer Fit(QuantizationSettings settings, IDataView input)
     {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         var loaded = Load(settings, input);
         // The recipe as set, or the best recipe the tuner finds; then the checks of the model returned.
         QuantizationContext context;
         if (settings.Tuning is not null)
         {
-            context = Tune.Tuner.Run(loaded);
+            context = Tune.Tuner.Run(loaded, clock.Elapsed);
             Tune.Tuner.ReleaseTrialMemory(context);
         }
         else

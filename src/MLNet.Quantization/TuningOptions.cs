@@ -17,15 +17,21 @@ namespace MLNet.Quantization;
 /// </remarks>
 public sealed class TuningOptions
 {
-    /// <summary>The default budget: the search after the first trial may take this many times as long as the first trial.</summary>
+    /// <summary>
+    /// The default budget: the trials after the first may take this many times as long as <c>Fit</c> took until the first
+    /// trial was scored (reading the model, the float model on the held-back rows, the recipe as set realized and run).
+    /// That is about the cost of an untuned <c>Fit</c> on the same machine at the same moment, so a tuned <c>Fit</c> costs
+    /// about 1 + this factor times an untuned one, however fast the machine is running.
+    /// </summary>
     public const double DefaultBudgetFactor = 2;
 
     /// <summary>
     /// The least default budget, in seconds: on small models the first trial is mostly fixed costs (sessions), and twice
-    /// it would not leave room for one trial per knob. 10 s holds all-MiniLM-L6-v2's SmoothQuant values and more on 200
-    /// rows, and keeps its tuned <c>Fit</c> within about 3x an untuned one (30 s, before, made it 3.6x: docs/benchmarks.md).
+    /// it would not leave room for one trial per knob. 6 s holds the PaddleOCR direction classifier's knobs up to fast
+    /// bias correction; on all-MiniLM-L6-v2 and ResNet18 (200 rows) <see cref="DefaultBudgetFactor"/> sets the budget
+    /// (docs/benchmarks.md, fifteenth session).
     /// </summary>
-    public const double MinimumDefaultBudgetSeconds = 10;
+    public const double MinimumDefaultBudgetSeconds = 6;
 
     /// <summary>What is maximized. Default <see cref="TuningObjective.Auto"/>.</summary>
     public TuningObjective Objective { get; set; } = TuningObjective.Auto;
@@ -56,8 +62,8 @@ public sealed class TuningOptions
     /// <summary>
     /// The time the search may take, the first trial included. A trial that the time left cannot hold (by an estimate
     /// from the streams it needs and the first trial's cost per stream) is skipped and listed as such. Null (the
-    /// default): <see cref="DefaultBudgetFactor"/> times the first trial after it, and at least
-    /// <see cref="MinimumDefaultBudgetSeconds"/> in all. Positive.
+    /// default): the first trial, then <see cref="DefaultBudgetFactor"/> times what <c>Fit</c> took until that trial was
+    /// scored, and at least <see cref="MinimumDefaultBudgetSeconds"/> in all. Positive.
     /// </summary>
     public TimeSpan? TimeBudget { get; set; }
 }

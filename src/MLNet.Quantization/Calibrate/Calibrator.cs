@@ -12,16 +12,26 @@ internal static class Calibrator
         var table = new List<TensorCalibration>();
         var activations = new Dictionary<string, ActivationParameters>();
         var search = activationSettings.ThresholdSearch;
-        foreach (var mark in plan.Activations.Where(a => a.ShareScaleWith is null))
+        var own = plan.Activations.Where(a => a.ShareScaleWith is null).ToList();
+        // The built-in searches are pure functions of one histogram: they run on every core at once (the KL search costs
+        // tens of milliseconds a tensor). A user's search or calibration function is called on this thread, in order.
+        var searched = new TensorRange?[own.Count];
+        if (activationSettings.Search is null && activationSettings.Custom is null && activationSettings.Method != CalibrationMethod.MeanMinMax)
+            OnEveryCore(own.Count, i =>
+            {
+                if (statistics[own[i].Tensor].Histogram is { } histogram) searched[i] = search.Search(histogram);
+            });
+        for (int index = 0; index < own.Count; index++)
         {
+            var mark = own[index];
             var stats = statistics[mark.Tensor];
             var custom = Custom(stats, activationSettings);
             var range = custom ?? (activationSettings.Method == CalibrationMethod.MeanMinMax && activationSettings.Search is null ? MeanSampleRange(stats)
-                : stats.Histogram is null ? Extremes(stats) : search.Search(stats.Histogram));
+                : stats.Histogram is null ? Extremes(stats) : searched[index] ?? search.Search(stats.Histogram));
             if (activationSettings.Asymmetric && custom is null && range.Min < 0)
                 range = new TensorRange((float)Math.Max(stats.Min, range.Min), (float)Math.Min(stats.Max, range.Max));
             // Past its readers' clamp the tensor's values are all alike to them: the range stops there (ReaderClamps).
-            var searched = range;
+            var unclamped = range;
             if (custom is null && mark.ReadersClamp is { } clamp)
                 range = clamp.Narrow(range);
             var p = ActivationParameters(range, activationSettings.Asymmetric);
@@ -31,7 +41,7 @@ internal static class Calibrator
                     $"which gives no finite uint8 scale ({p.Scale:G6}). Keep its node in float with ExcludeNodes, or calibrate on data without such values.");
             activations[mark.Tensor] = p;
             table.Add(Entry(mark, range.Threshold, p, custom is not null ? "Custom" : activationSettings.Search?.GetType().Name ?? activationSettings.Method.ToString())
-                with { Note = range == searched ? "" : $"range [{searched.Min:G4}, {searched.Max:G4}] cut to [{range.Min:G4}, {range.Max:G4}], where its readers clamp it" });
+                with { Note = range == unclamped ? "" : $"range [{unclamped.Min:G4}, {unclamped.Max:G4}] cut to [{range.Min:G4}, {range.Max:G4}], where its readers clamp it" });
         }
         // Shared scales may chain (a Reshape after a MaxPool); resolve them in as many rounds as the chains are long.
         var pending = plan.Activations.Where(a => a.ShareScaleWith is not null).ToList();
@@ -51,30 +61,41 @@ internal static class Calibrator
         }
 
         var weights = new Dictionary<string, QuantizedWeight>();
-        foreach (var mark in plan.Weights)
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var jobs = plan.Weights.Where(mark => seen.Add(mark.Tensor)).Select(mark =>
         {
-            if (weights.ContainsKey(mark.Tensor)) continue;
             var readers = plan.Weights.Where(w => w.Tensor == mark.Tensor).ToList();
             // The pair bound binds a weight unless every node that reads it multiplies each product on its own.
             bool unpaired = readers.All(w => w.UnpairedProducts);
-            var format = unpaired ? weightSettings.Format.Unpaired : weightSettings.Format;
             var tensor = graph.FindConstant(mark.Tensor)!;
             var dims = Tensors.Dims(tensor);
             // A weight read by several nodes is per channel only when they all read its channels along the same axis.
             bool oneAxis = readers.All(w => w.Axis == mark.Axis);
             int? channelAxis = oneAxis && mark.Axis < dims.Length ? mark.Axis : null; // null: one scale
-            TensorRange? custom = null;
-            (QuantizedWeight, int) Quantize()
-            {
-                var values = Tensors.ReadFloats(tensor);
-                custom = activationSettings.Custom is null ? null : Custom(WeightStatistics(mark, values, activationSettings.Bins), activationSettings);
-                var q = WeightQuantizer.Quantize(mark.Tensor, dims, values, channelAxis, weightSettings.PerChannel,
-                    weightSettings.Scale, format, custom?.Threshold, weightSettings.Rounding);
-                return (q, unpaired ? 0 : WeightQuantizer.LargestPairSum(q.Values, dims, channelAxis));
-            }
-            // A user's calibration function sees every weight on every calibration: those are not cached.
-            var (w, largestPairSum) = cache is null || activationSettings.Custom is not null ? Quantize()
-                : cache.GetOrAdd(tensor.RawData, mark.Tensor, dims, channelAxis, weightSettings, format, Quantize);
+            return new WeightJob(mark, tensor, dims, channelAxis, unpaired, unpaired ? weightSettings.Format.Unpaired : weightSettings.Format);
+        }).ToList();
+        var customs = new TensorRange?[jobs.Count];
+        (QuantizedWeight, int) Quantize(int i)
+        {
+            var job = jobs[i];
+            var values = Tensors.ReadFloats(job.Tensor);
+            var custom = customs[i] = activationSettings.Custom is null ? null : Custom(WeightStatistics(job.Mark, values, activationSettings.Bins), activationSettings);
+            var q = WeightQuantizer.Quantize(job.Mark.Tensor, job.Dims, values, job.ChannelAxis, weightSettings.PerChannel,
+                weightSettings.Scale, job.Format, custom?.Threshold, weightSettings.Rounding);
+            return (q, job.Unpaired ? 0 : WeightQuantizer.LargestPairSum(q.Values, job.Dims, job.ChannelAxis));
+        }
+        var made = new (QuantizedWeight Weight, int LargestPairSum)[jobs.Count];
+        // A user's calibration function sees every weight on every calibration, in order, on this thread: those are not
+        // cached. Otherwise each weight is a pure function of its values and the settings, made on every core at once.
+        if (activationSettings.Custom is not null)
+            for (int i = 0; i < jobs.Count; i++) made[i] = Quantize(i);
+        else
+            OnEveryCore(jobs.Count, i => made[i] = cache is null ? Quantize(i)
+                : cache.GetOrAdd(jobs[i].Tensor.RawData, jobs[i].Mark.Tensor, jobs[i].Dims, jobs[i].ChannelAxis, weightSettings, jobs[i].Format, () => Quantize(i)));
+        for (int i = 0; i < jobs.Count; i++)
+        {
+            var (mark, format, custom) = (jobs[i].Mark, jobs[i].Format, customs[i]);
+            var (w, largestPairSum) = made[i];
             weights[mark.Tensor] = w;
             float maxScale = w.Scales.Max();
             table.Add(new TensorCalibration
@@ -178,4 +199,26 @@ internal static class Calibrator
         Threshold = threshold, Scale = p.Scale, ZeroPoint = p.ZeroPoint, ElementType = p.Format.Name, Method = method,
         QuantizedMin = p.Format.QMin, QuantizedMax = p.Format.QMax,
     };
+
+    private sealed record WeightJob(WeightMark Mark, global::Onnx.TensorProto Tensor, long[] Dims, int? ChannelAxis, bool Unpaired, WeightFormat Format);
+
+    // Runs body(0 … count − 1) on every core; the first exception (in index order) comes out as it was thrown, not
+    // wrapped in an AggregateException.
+    internal static void OnEveryCore(int count, Action<int> body)
+    {
+        var errors = new Exception?[count];
+        Parallel.For(0, count, i =>
+        {
+            try
+            {
+                body(i);
+            }
+            catch (Exception e)
+            {
+                errors[i] = e;
+            }
+        });
+        if (errors.FirstOrDefault(e => e is not null) is { } first)
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(first).Throw();
+    }
 }

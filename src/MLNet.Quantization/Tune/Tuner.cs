@@ -45,7 +45,10 @@ internal static class Tuner
     private sealed record Trial(QuantizationSettings Settings, QuantizationContext Context, TrialScore All, TrialScore Hard, int Index);
 
     /// <summary>Runs the search on <paramref name="root"/> (the loaded float model) and returns the best recipe's realized context.</summary>
-    public static QuantizationContext Run(QuantizationContext root)
+    /// <param name="root">The loaded float model, its data and settings.</param>
+    /// <param name="before">What <c>Fit</c> spent before the search (reading and preparing the model): part of the cost
+    /// that the default budget is a multiple of.</param>
+    public static QuantizationContext Run(QuantizationContext root, TimeSpan before = default)
     {
         var tuning = root.Settings.Tuning ?? throw new InvalidOperationException("Tuning is off.");
         var clock = Stopwatch.StartNew();
@@ -109,8 +112,7 @@ internal static class Tuner
         table.Add(Row(1, "recipe as set", "", Recipe(root.Settings), best, firstSeconds));
         Report(progress, table, clock);
 
-        var budget = tuning.TimeBudget ?? TimeSpan.FromSeconds(
-            Math.Max(TuningOptions.MinimumDefaultBudgetSeconds, firstSeconds * (1 + TuningOptions.DefaultBudgetFactor)));
+        var budget = tuning.TimeBudget ?? TimeSpan.FromSeconds(DefaultBudgetSeconds(before.TotalSeconds, firstSeconds));
         double perStream = firstSeconds / Math.Max(1, cache.Streams(root.Settings, fromScratch: true) + 1);
         bool toleranceMet = false, trialsSpent = false, timeSpent = false;
         foreach (var knob in knobs)
@@ -166,6 +168,21 @@ internal static class Tuner
         best.Context.RecipeAsSet = best.Index == 0 ? null : first;
         return best.Context;
     }
+
+    /// <summary>
+    /// The default time budget of the search, in seconds from its start: the first trial (<paramref name="firstSeconds"/>,
+    /// the float outputs of the held-back rows included), then <see cref="TuningOptions.DefaultBudgetFactor"/> times what
+    /// <c>Fit</c> took until that trial was scored (<paramref name="beforeSeconds"/> reading and preparing the model, and
+    /// the first trial), and at least <see cref="TuningOptions.MinimumDefaultBudgetSeconds"/>.
+    /// </summary>
+    /// <remarks>
+    /// What <c>Fit</c> took until the first trial was scored is about what an untuned <c>Fit</c> costs, measured on the
+    /// same machine at the same moment: a budget in proportion to it keeps a tuned <c>Fit</c> at about the same multiple of
+    /// an untuned one whether the machine runs fast or slow, where a fixed number of seconds does not (all-MiniLM-L6-v2's
+    /// untuned <c>Fit</c> read 2.5–5.4 s within one session on one machine: docs/benchmarks.md, fifteenth session).
+    /// </remarks>
+    internal static double DefaultBudgetSeconds(double beforeSeconds, double firstSeconds) =>
+        Math.Max(TuningOptions.MinimumDefaultBudgetSeconds, firstSeconds + TuningOptions.DefaultBudgetFactor * (beforeSeconds + firstSeconds));
 
     /// <summary>
     /// Returns the memory that the trials left to the system, once <see cref="Run"/> has returned and before the checks:

@@ -190,4 +190,46 @@ public sealed class CalibratorTests
         var rewritten = Weight(changed, settings.Weights, cache);
         CollectionAssert.AreEqual(first.Scales.Select(s => 2 * s).ToArray(), rewritten.Scales);
     }
+
+    [TestMethod]
+    public void TheBuiltInSearchesOnEveryCoreGiveTheThresholdsOfTheSameSearchRunInOrder()
+    {
+        // A search passed as ActivationSearch is the user's own, called on the calling thread in order; the same search
+        // as ActivationCalibration runs on every core at once. Every tensor's threshold must come out the same.
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        var path = ConvModel(directory);
+        foreach (var (method, search) in new (CalibrationMethod, IThresholdSearch)[]
+        {
+            (CalibrationMethod.KlDivergence, new KlDivergenceSearch()), (CalibrationMethod.Percentile, new PercentileSearch()),
+            (CalibrationMethod.MeanSquaredError, new MeanSquaredErrorSearch()),
+        })
+        {
+            using var parallel = Fit(path, Rows(ml), o => o.ActivationCalibration = method);
+            using var inOrder = Fit(path, Rows(ml), o => o.ActivationSearch = search);
+            var expected = inOrder.Calibration.Where(e => e.Role == TensorRole.Activation).ToList();
+            Assert.IsTrue(expected.Count >= 2, method.ToString());
+            foreach (var e in expected)
+            {
+                var actual = parallel.Calibration.Find(e.Tensor, TensorRole.Activation)!;
+                Assert.AreEqual(e.Threshold, actual.Threshold, $"{method}: {e.Tensor}");
+                Assert.AreEqual(e.Scale, actual.Scale, $"{method}: {e.Tensor}");
+                Assert.AreEqual(e.ZeroPoint, actual.ZeroPoint, $"{method}: {e.Tensor}");
+            }
+        }
+    }
+
+    [TestMethod]
+    public void WorkOnEveryCoreRunsEveryIndexAndLetsTheFirstFailureOutUnwrapped()
+    {
+        var done = new bool[64];
+        Calibrator.OnEveryCore(done.Length, i => done[i] = true);
+        Assert.IsTrue(done.All(d => d));
+
+        var error = Assert.ThrowsExactly<InvalidDataException>(() => Calibrator.OnEveryCore(64, i =>
+        {
+            if (i == 40 || i == 7) throw new InvalidDataException($"tensor {i}");
+        }));
+        Assert.AreEqual("tensor 7", error.Message, "the first failure in index order, as a loop in order would throw");
+    }
 }

@@ -67,4 +67,41 @@ public sealed class HistogramTests
             Assert.IsTrue(v >= single.Edge(bin) && (v < single.Edge(bin + 1) || bin == 8000), $"{v} in bin {bin}");
         }
     }
+
+    [TestMethod]
+    public void EightValuesAtATimeCountExactlyAsOneAtATimeOnAndNearEveryEdge()
+    {
+        var random = new Random(17);
+        // ±2.945192f: there t = (v − min)·norm rounds to just below an integer for the float on an edge (bins 1778, 3556,
+        // 6223, 7112), so only the edges put those values in the right bin.
+        foreach (var (min, max, bins) in new[] { (-(double)2.945192f, (double)2.945192f, 8001), (-3.0, 3.0, 8001), (-1.0, 1.0, 4), (0.0, 6.0, 2048), (1000.0, 1000.001, 101), (-1e-30, 1e-30, 255), (2.5, 2.5, 9) })
+        {
+            var reference = new Histogram(min, max, bins);
+            var values = new List<float>();
+            // Every edge, the floats either side of it, values beyond the range, NaN and infinities, and values drawn at random.
+            for (int k = 0; k <= bins; k++)
+            {
+                float edge = (float)reference.Edge(k);
+                values.AddRange(new[] { edge, MathF.BitDecrement(edge), MathF.BitIncrement(edge) });
+            }
+            values.AddRange(new[] { float.NaN, float.PositiveInfinity, float.NegativeInfinity, (float)min - 1, (float)max + 1, 0f, -0f });
+            for (int k = 0; k < 5000; k++) values.Add((float)(min + (max - min) * (random.NextDouble() * 1.2 - 0.1)));
+            var shuffled = values.OrderBy(_ => random.Next()).ToArray();
+
+            var h = new Histogram(min, max, bins);
+            var oneByOne = new Histogram(min, max, bins);
+            for (int from = 0; from < shuffled.Length; from += 333)
+            {
+                var part = shuffled.AsSpan(from, Math.Min(333, shuffled.Length - from));
+                h.Add(part);
+                oneByOne.AddOneByOne(part);
+            }
+            string where = $"[{min}, {max}] in {bins} bins";
+            CollectionAssert.AreEqual(oneByOne.Counts.ToArray(), h.Counts.ToArray(), where);
+            Assert.AreEqual(oneByOne.Total, h.Total, where);
+            Assert.AreEqual(oneByOne.ObservedMin, h.ObservedMin, where);
+            Assert.AreEqual(oneByOne.ObservedMax, h.ObservedMax, where);
+            Assert.IsTrue(h.Total > 0, where);
+        }
+    }
 }

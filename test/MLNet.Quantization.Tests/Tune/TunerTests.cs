@@ -307,6 +307,18 @@ public sealed class TunerTests
     }
 
     [TestMethod]
+    public void TheDefaultBudgetIsAMultipleOfWhatFitTookUntilTheFirstTrialWasScoredWithAFloor()
+    {
+        // Above the floor: the first trial, then the factor times everything until it was scored, reading the model included.
+        Assert.AreEqual(20 + TuningOptions.DefaultBudgetFactor * (10 + 20), Tuner.DefaultBudgetSeconds(10, 20), 1e-9);
+        Assert.IsTrue(Tuner.DefaultBudgetSeconds(10, 20) > Tuner.DefaultBudgetSeconds(0, 20), "the time before the search counts");
+        Assert.AreEqual(TuningOptions.DefaultBudgetFactor * 10, Tuner.DefaultBudgetSeconds(10, 20) - Tuner.DefaultBudgetSeconds(0, 20), 1e-9);
+        // A small model's trials are mostly fixed costs: the floor leaves room for them.
+        Assert.AreEqual(TuningOptions.MinimumDefaultBudgetSeconds, Tuner.DefaultBudgetSeconds(0.1, 0.2), 1e-9);
+        Assert.AreEqual(TuningOptions.MinimumDefaultBudgetSeconds, Tuner.DefaultBudgetSeconds(0, 0), 1e-9);
+    }
+
+    [TestMethod]
     public void AUserMetricDecidesAndSeesTheHeldBackRows()
     {
         using var directory = new TempDirectory();
