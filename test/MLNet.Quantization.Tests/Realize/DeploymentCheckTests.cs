@@ -25,6 +25,26 @@ public sealed class DeploymentCheckTests
         .Save(directory.Path);
 
     [TestMethod]
+    public void AModelOfSecondsARowIsStillTimedOnSeveralRunsOfEach()
+    {
+        using var directory = new TempDirectory();
+        var path = TwoOutputs(directory);
+        var ml = new MLContext(seed: 1);
+        var data = TinyData.X(ml, TinyData.Normal(2, Size), Size); // two rows: the first is the warm-up, one row is timed
+        var prepared = OnnxGraph.Load(path);
+        var settings = new QuantizingEstimator.Options { ModelFile = path, Tuning = null }.Freeze();
+
+        var fast = DeploymentMeasurement.Measure(prepared, prepared, data, settings);
+        Assert.AreEqual(DeploymentMeasurement.MinimumSamples, fast.TimedRuns, "a fast model: the first row runs again until there are enough");
+        // A budget already spent by the one timed row, as a model of seconds a row spends it: still several runs of each.
+        var slow = DeploymentMeasurement.Measure(prepared, prepared, data, settings, budgetMilliseconds: 0);
+        Assert.AreEqual(DeploymentMeasurement.MinimumTimedPairs, slow.TimedRuns);
+        Assert.IsTrue(slow.TimedRuns > 1, "more runs than the one timed row gives");
+        Assert.IsTrue(double.IsFinite(slow.FloatMs) && double.IsFinite(slow.DeployedMs));
+        Assert.AreEqual(0, DeploymentMeasurement.Measure(prepared, prepared, data, settings, time: false).TimedRuns);
+    }
+
+    [TestMethod]
     public void FloatOutputsKeptByTheTunerStandForTheFloatModelsRuns()
     {
         using var directory = new TempDirectory();
