@@ -15,8 +15,9 @@ internal static class Calibrator
         var own = plan.Activations.Where(a => a.ShareScaleWith is null).ToList();
         // The built-in searches are pure functions of one histogram: they run on every core at once (the KL search costs
         // tens of milliseconds a tensor). A user's search or calibration function is called on this thread, in order.
+        bool meanMinMax = activationSettings.Method == CalibrationMethod.MeanMinMax && activationSettings.Search is null;
         var searched = new TensorRange?[own.Count];
-        if (activationSettings.Search is null && activationSettings.Custom is null && activationSettings.Method != CalibrationMethod.MeanMinMax)
+        if (activationSettings.Search is null && activationSettings.Custom is null && !meanMinMax)
             OnEveryCore(own.Count, i =>
             {
                 if (statistics[own[i].Tensor].Histogram is { } histogram) searched[i] = search.Search(histogram);
@@ -26,7 +27,7 @@ internal static class Calibrator
             var mark = own[index];
             var stats = statistics[mark.Tensor];
             var custom = Custom(stats, activationSettings);
-            var range = custom ?? (activationSettings.Method == CalibrationMethod.MeanMinMax && activationSettings.Search is null ? MeanSampleRange(stats)
+            var range = custom ?? (meanMinMax ? MeanSampleRange(stats)
                 : stats.Histogram is null ? Extremes(stats) : searched[index] ?? search.Search(stats.Histogram));
             if (activationSettings.Asymmetric && custom is null && range.Min < 0)
                 range = new TensorRange((float)Math.Max(stats.Min, range.Min), (float)Math.Min(stats.Max, range.Max));
@@ -61,10 +62,10 @@ internal static class Calibrator
         }
 
         var weights = new Dictionary<string, QuantizedWeight>();
-        var seen = new HashSet<string>(StringComparer.Ordinal);
-        var jobs = plan.Weights.Where(mark => seen.Add(mark.Tensor)).Select(mark =>
+        // One job per weight, in the order of its first reader; every node that reads it decides its format and axis.
+        var jobs = plan.Weights.GroupBy(w => w.Tensor, StringComparer.Ordinal).Select(readers =>
         {
-            var readers = plan.Weights.Where(w => w.Tensor == mark.Tensor).ToList();
+            var mark = readers.First();
             // The pair bound binds a weight unless every node that reads it multiplies each product on its own.
             bool unpaired = readers.All(w => w.UnpairedProducts);
             var tensor = graph.FindConstant(mark.Tensor)!;

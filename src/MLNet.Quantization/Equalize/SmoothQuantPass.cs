@@ -64,9 +64,10 @@ internal sealed class SmoothQuantPass : IQuantizationPass
             for (int i = 0; i < weights.Count; i++)
             {
                 int columns = (int)weights[i].Dims[1];
-                var scaled = new float[values[i].Length];
+                var source = values[i];
+                var scaled = new float[source.Length];
                 for (int k = 0, j = 0; k < rows; k++)
-                    for (int n = 0; n < columns; n++, j++) scaled[j] = values[i][j] * scales[k];
+                    for (int n = 0; n < columns; n++, j++) scaled[j] = source[j] * scales[k];
                 var name = model.UniqueName(weights[i].Name + "_smoothed");
                 model.AddInitializer(Tensors.FromFloats(name, Tensors.Dims(weights[i]), scaled));
                 model.SetInput(matMuls[i], 1, name);
