@@ -68,6 +68,7 @@ internal static class ScaledStatistics
             sumMax += high;
         }
         statistics.Restore(min, max, extremes.ValuesPerChannel * scale.Length);
+        statistics.ReadOnAnotherModel = true;
         statistics.RestoreSamples(extremes.Minima.Count, sumMin, sumMax);
         return statistics;
     }

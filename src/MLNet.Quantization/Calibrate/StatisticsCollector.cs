@@ -18,6 +18,40 @@ internal static class StatisticsCollector
 {
     private delegate void TensorVisitor(string tensor, ReadOnlySpan<float> values, long row);
 
+    /// <summary>
+    /// How far, relative to it, a known range read on another model (<see cref="TensorStatistics.ReadOnAnotherModel"/>)
+    /// may miss this model's own and still hold: 2⁻¹⁸. The histogram is then counted over the known range widened by as
+    /// much, in the same pass that finds the range.
+    /// </summary>
+    /// <remarks>
+    /// After SmoothQuant a tensor's values differ from the model before the rewrite by the float rounding of
+    /// X·diag(1/s)·diag(s)·W: all-MiniLM-L6-v2's ranges moved by at most 6.2·10⁻⁷ relative (18 of its 48 activations),
+    /// within 2⁻¹⁸ ≈ 3.8·10⁻⁶ six times over. Each such range once cost the trial a second pass over the rows. A histogram over
+    /// ±m·(1 + δ) instead of ±m moves every bin edge by at most δ·m: a percentile, squared-error or KL threshold, a
+    /// bin edge, moves by at most δ·m plus one bin where a count sits on the boundary (with 8,001 bins, 2.5·10⁻⁴ of m):
+    /// well within the rounding of a uint8 grid (1/255 of the range). The range itself (Min, Max) is always the one this
+    /// pass found.
+    /// </remarks>
+    public const double RangeSlack = 1.0 / (1 << 18);
+
+    // The range the histogram of a known range is counted over: the range itself where it was read on this model (the
+    // pass then finds it again exactly), else widened by RangeSlack.
+    private static double CountingRange(TensorStatistics known) => known.ReadOnAnotherModel ? known.AbsMax * (1 + RangeSlack) : known.AbsMax;
+
+    // Whether the range this pass found keeps the histogram counted over the known one: the same range, or for a range read
+    // on another model one within RangeSlack of it.
+    private static bool Holds(TensorStatistics known, double found) => known.ReadOnAnotherModel
+        ? found <= known.AbsMax * (1 + RangeSlack) && found >= known.AbsMax * (1 - RangeSlack)
+        : found == known.AbsMax;
+
+    private static long _tensorsRecounted;
+
+    /// <summary>
+    /// How many tensors' histograms were counted a second time because the ranges given as known did not hold, in every
+    /// collection of this process so far (for tests).
+    /// </summary>
+    internal static long TensorsRecounted => Interlocked.Read(ref _tensorsRecounted);
+
     /// <remarks>
     /// <c>known</c>: statistics collected before on the same float model and rows (the tuner's recipes that differ only in the
     /// calibration method): with histograms to collect, their ranges fix the bins, so one pass both checks the ranges and
@@ -35,7 +69,12 @@ internal static class StatisticsCollector
         var inputs = prepared.RealInputs().Select(i => i.Name).ToHashSet();
         var reused = kept?.ByTensor() is { } byTensor
             ? plan.Activations.Where(a => a.ShareScaleWith is null && byTensor.ContainsKey(a.Tensor))
-                .ToDictionary(a => a.Tensor, a => byTensor[a.Tensor].Clone(a.Node, a.OpType))
+                .ToDictionary(a => a.Tensor, a =>
+                {
+                    var copy = byTensor[a.Tensor].Clone(a.Node, a.OpType);
+                    copy.ReadOnAnotherModel = true;
+                    return copy;
+                })
             : new Dictionary<string, TensorStatistics>();
         // Every marked activation as an extra output (inputs and graph outputs are already readable). Opened on first use:
         // where every tensor kept its value through a rewrite, nothing reads it.
@@ -72,16 +111,22 @@ internal static class StatisticsCollector
             quantizedInputs.RemoveWhere(nonFinite.Contains);
         }
 
-        // Each tensor's histogram over ±absMax; then, for ranges found in this collection, a pass that counts into them.
+        // Each tensor's histogram over ±absMax.
         void Bins(Func<TensorStatistics, double> absMax)
         {
             foreach (var s in stats.Values)
                 s.Histogram = Histogram.Symmetric(absMax(s), settings.Activations.Bins);
         }
-        void CountOverTheseRanges()
+        // A pass that counts the histograms of these tensors (every tensor when null) over the ranges this collection
+        // found, streaming only them.
+        void CountOverTheseRanges(IReadOnlySet<string>? only = null)
         {
-            Bins(s => s.AbsMax);
-            Pass(session.Value, data, settings, 2, quantizedInputs, outputNames, (name, values, _) => stats[name].Histogram!.Add(values));
+            var recount = only is null ? stats.Values.ToList() : stats.Values.Where(s => only.Contains(s.Tensor)).ToList();
+            foreach (var s in recount)
+                s.Histogram = Histogram.Symmetric(s.AbsMax, settings.Activations.Bins);
+            if (only is not null) Interlocked.Add(ref _tensorsRecounted, recount.Count);
+            Pass(session.Value, data, settings, 2, only is null ? quantizedInputs : quantizedInputs.Where(only.Contains).ToHashSet(),
+                only is null ? outputNames : outputNames.Where(only.Contains).ToArray(), (name, values, _) => stats[name].Histogram!.Add(values));
         }
 
         long rows;
@@ -114,15 +159,17 @@ internal static class StatisticsCollector
             && stats.Keys.All(t => knownRanges.TryGetValue(t, out var r) && r.Count > 0))
         {
             // Pass 1 and 2 in one: the bins over the ranges already known, checked against the ranges this pass finds.
-            Bins(s => knownRanges[s.Tensor].AbsMax);
+            // Only the histograms whose range did not hold are counted again.
+            Bins(s => CountingRange(knownRanges[s.Tensor]));
             rows = Pass(session.Value, data, settings, 2, quantizedInputs, outputNames, (name, values, row) =>
             {
                 Check(name, values, row);
                 if (!nonFinite.Contains(name)) stats[name].Histogram!.Add(values);
             }, alongside);
             DropNonFinite();
-            if (rows > 0 && stats.Values.Any(s => s.AbsMax != knownRanges[s.Tensor].AbsMax))
-                CountOverTheseRanges();
+            var moved = stats.Values.Where(s => !Holds(knownRanges[s.Tensor], s.AbsMax)).Select(s => s.Tensor).ToHashSet(StringComparer.Ordinal);
+            if (rows > 0 && moved.Count > 0)
+                CountOverTheseRanges(moved);
         }
         else
         {

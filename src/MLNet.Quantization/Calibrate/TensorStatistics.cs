@@ -57,9 +57,19 @@ public sealed class TensorStatistics
 
     /// <summary>
     /// The histogram over ±max|x|: calibration from rows always fills it (the report and refitting with another method
-    /// need it); null only in merged statistics whose shards counted over different ranges.
+    /// need it); null only in merged statistics whose shards counted over different ranges. In a tuning trial on a model
+    /// that SmoothQuant rewrote, it can be counted over a range up to 2⁻¹⁸ (relative) wider than max|x|: the range read
+    /// on the model before the rewrite, which the rewrite's float rounding can move by a few ulps.
     /// </summary>
     public Histogram? Histogram { get; internal set; }
+
+    /// <summary>
+    /// Whether the range was read on another model than the one these statistics describe: a model that a rewrite
+    /// keeping every tensor's value (SmoothQuant) started from, directly or through per-channel scales
+    /// (<see cref="ScaledStatistics"/>). Such a range can be a few ulps off the rewritten model's own, so a
+    /// collection that is given it as known counts over it widened by <see cref="StatisticsCollector.RangeSlack"/>.
+    /// </summary>
+    internal bool ReadOnAnotherModel { get; set; }
 
     /// <summary>Sets the range, as saved or merged.</summary>
     internal void Restore(double min, double max, long count)
@@ -83,7 +93,7 @@ public sealed class TensorStatistics
     /// <summary>A copy, as <see cref="Clone()"/>, of the same tensor read by another node (the same values in a rewritten model).</summary>
     internal TensorStatistics Clone(string node, string opType)
     {
-        var copy = new TensorStatistics(Tensor, Role, node, opType) { Histogram = Histogram?.Clone() };
+        var copy = new TensorStatistics(Tensor, Role, node, opType) { Histogram = Histogram?.Clone(), ReadOnAnotherModel = ReadOnAnotherModel };
         copy.Restore(Min, Max, Count);
         copy.RestoreSamples(Samples, SumSampleMin, SumSampleMax);
         return copy;

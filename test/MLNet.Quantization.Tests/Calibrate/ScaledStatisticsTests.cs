@@ -36,6 +36,8 @@ public sealed class ScaledStatisticsTests
         Assert.AreEqual(streamed.Samples, derived.Samples);
         Assert.AreEqual(streamed.MeanSampleMin, derived.MeanSampleMin, "per-row sums added in row order, as a stream adds them");
         Assert.AreEqual(streamed.MeanSampleMax, derived.MeanSampleMax);
+        Assert.IsTrue(derived.ReadOnAnotherModel, "X's extremes came from the model before the rewrite");
+        Assert.IsFalse(streamed.ReadOnAnotherModel);
 
         minima[4][2] = float.NaN;
         Assert.IsNull(ScaledStatistics.Derive(new TensorStatistics("Y", TensorRole.Activation, "n", "Mul"), new RowExtremes(minima, maxima, 30), scale),

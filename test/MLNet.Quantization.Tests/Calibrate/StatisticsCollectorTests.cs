@@ -95,6 +95,87 @@ public sealed class StatisticsCollectorTests
         AssertSame(expected, actual);
     }
 
+    // The ranges of ranges, each copied and marked as read on another model (as after SmoothQuant) or not; the range of
+    // tensor "off" multiplied by factor.
+    private static CalibrationStatistics Known(CalibrationStatistics ranges, bool readOnAnotherModel, string off, double factor) =>
+        new(ranges.ModelFingerprint, ranges.Inputs, ranges.Bins, ranges.Rows, ranges.Tensors.Select(t =>
+        {
+            var copy = t.Clone(t.Node, t.OpType);
+            if (t.Tensor == off) copy.Restore(t.Min * factor, t.Max * factor, t.Count);
+            copy.ReadOnAnotherModel = readOnAnotherModel;
+            return copy;
+        }).ToList());
+
+    [TestMethod]
+    public void OnlyTheTensorsWhoseKnownRangeDidNotHoldAreCountedAgain()
+    {
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        var model = ConvModel(directory);
+        var rows = TinyData.X(ml, TinyData.Normal(40, 72, seed: 3), 72);
+        var ranges = Collect(model, rows, histograms: false, known: null, new HashSet<int>());
+        Assert.IsTrue(ranges.Tensors.Count >= 2, "the model has several activations");
+        // Read on this model, so a range must hold exactly: one of them a few ulps wider does not.
+        var off = ranges.Tensors[^1].Tensor;
+        var known = Known(ranges, readOnAnotherModel: false, off, 1 + 1e-15);
+        Assert.AreNotEqual(ranges.ByTensor()[off].AbsMax, known.ByTensor()[off].AbsMax);
+
+        var expected = Collect(model, rows, histograms: true, known: null, new HashSet<int>());
+        long before = StatisticsCollector.TensorsRecounted;
+        var passes = new HashSet<int>();
+        var actual = Collect(model, rows, histograms: true, known: known, passes);
+        Assert.AreEqual(1, StatisticsCollector.TensorsRecounted - before, $"only '{off}' is counted again");
+        CollectionAssert.AreEquivalent(new[] { 2 }, passes.ToList());
+        AssertSame(expected, actual);
+
+        // Every range held: nothing is counted again.
+        before = StatisticsCollector.TensorsRecounted;
+        AssertSame(expected, Collect(model, rows, histograms: true, known: ranges, new HashSet<int>()));
+        Assert.AreEqual(0, StatisticsCollector.TensorsRecounted - before);
+    }
+
+    [TestMethod]
+    public void RangesReadOnAnotherModelThatHoldWithinTheirSlackAreCountedOverInOnePass()
+    {
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        var model = ConvModel(directory);
+        var rows = TinyData.X(ml, TinyData.Normal(40, 72, seed: 3), 72);
+        var ranges = Collect(model, rows, histograms: false, known: null, new HashSet<int>());
+        var expected = Collect(model, rows, histograms: true, known: null, new HashSet<int>());
+        // As after SmoothQuant: ranges read on the model before the rewrite, one of them 10⁻⁶ too wide (within 2⁻¹⁸).
+        var off = ranges.Tensors[^1].Tensor;
+        var known = Known(ranges, readOnAnotherModel: true, off, 1 + 1e-6);
+
+        long before = StatisticsCollector.TensorsRecounted;
+        var passes = new HashSet<int>();
+        var actual = Collect(model, rows, histograms: true, known: known, passes).ByTensor();
+        Assert.AreEqual(0, StatisticsCollector.TensorsRecounted - before, "no histogram is counted again");
+        CollectionAssert.AreEquivalent(new[] { 2 }, passes.ToList(), "one pass");
+        var percentile = new PercentileSearch();
+        foreach (var e in expected.Tensors)
+        {
+            var a = actual[e.Tensor];
+            // The range is this pass's own; the histogram is over the known one widened, and counts every value.
+            Assert.AreEqual(e.Min, a.Min, e.Tensor);
+            Assert.AreEqual(e.Max, a.Max, e.Tensor);
+            Assert.AreEqual(known.ByTensor()[e.Tensor].AbsMax * (1 + StatisticsCollector.RangeSlack), a.Histogram!.Max, e.Tensor);
+            Assert.AreEqual(e.Histogram!.Total, a.Histogram.Total, e.Tensor);
+            Assert.IsFalse(a.ReadOnAnotherModel, $"{e.Tensor}: its range was read on this model");
+            // A threshold moves by at most the widening and one bin.
+            double tolerance = a.Histogram.Max - e.Histogram.Max + Math.Max(e.Histogram.BinWidth, a.Histogram.BinWidth);
+            Assert.AreEqual(percentile.Search(e.Histogram).Max, percentile.Search(a.Histogram).Max, tolerance, e.Tensor);
+        }
+
+        // Off by more than the slack: that histogram is counted again, over this pass's range, as the two passes count it.
+        var far = Known(ranges, readOnAnotherModel: true, off, 1 + 1e-3);
+        before = StatisticsCollector.TensorsRecounted;
+        var recounted = Collect(model, rows, histograms: true, known: far, new HashSet<int>()).ByTensor()[off];
+        Assert.AreEqual(1, StatisticsCollector.TensorsRecounted - before, $"only '{off}' is counted again");
+        Assert.AreEqual(expected.ByTensor()[off].Histogram!.Max, recounted.Histogram!.Max);
+        CollectionAssert.AreEqual(expected.ByTensor()[off].Histogram!.Counts.ToArray(), recounted.Histogram.Counts.ToArray());
+    }
+
     [TestMethod]
     public void ATunerTrialThatOnlyAsksForHistogramsReadsTheRowsOnce()
     {

@@ -120,6 +120,10 @@ public sealed class SmoothQuantPassTests
         var added = actual.Keys.Except(kept).ToList();
         Assert.IsTrue(kept.Count > 0 && added.Count > 0 && added.All(t => t.EndsWith("_smoothed", StringComparison.Ordinal)),
             $"kept {string.Join(", ", kept)}; added {string.Join(", ", added)}");
+        // Marked, so that a later collection given them as known counts over them widened (StatisticsCollector.RangeSlack).
+        Assert.IsTrue(kept.All(t => actual[t].ReadOnAnotherModel), "the kept tensors' ranges were read on the model before the rewrite");
+        Assert.IsTrue(added.All(t => actual[t].ReadOnAnotherModel), "the smoothed tensors' ranges were derived from X's extremes before the rewrite");
+        Assert.IsTrue(fresh.Statistics.Tensors.All(t => !t.ReadOnAnotherModel), "a collection from scratch reads every range on its model");
 
         // Taken, not streamed: a kept tensor's range altered before the rewrite comes out of the rewritten model's statistics.
         var altered = before.Statistics.Tensors.First(t => kept.Contains(t.Tensor));
