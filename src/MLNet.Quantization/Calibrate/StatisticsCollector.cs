@@ -30,7 +30,8 @@ internal static class StatisticsCollector
     /// ±m·(1 + δ) instead of ±m moves every bin edge by at most δ·m: a percentile, squared-error or KL threshold, a
     /// bin edge, moves by at most δ·m plus one bin where a count sits on the boundary (with 8,001 bins, 2.5·10⁻⁴ of m):
     /// well within the rounding of a uint8 grid (1/255 of the range). The range itself (Min, Max) is always the one this
-    /// pass found.
+    /// pass found. The trials' scores still move, as under any change of a few ulps: on MiniLM's 40 held-back rows, by
+    /// one row's nearest neighbour (docs/benchmarks.md, sixteenth session).
     /// </remarks>
     public const double RangeSlack = 1.0 / (1 << 18);
 
@@ -55,8 +56,10 @@ internal static class StatisticsCollector
     /// <remarks>
     /// <c>known</c>: statistics collected before on the same float model and rows (the tuner's recipes that differ only in the
     /// calibration method): with histograms to collect, their ranges fix the bins, so one pass both checks the ranges and
-    /// counts. Should any tensor's range come out different, the histograms are counted again in a second pass over the
-    /// new ranges, so the result is always that of the two passes.
+    /// counts. Should a tensor's range come out different, its histogram is counted again in a second pass over the new
+    /// range, so the result is that of the two passes. A known range read on another model (a tuner's SmoothQuant
+    /// candidate, whose ranges come from the model before the rewrite) holds within <see cref="RangeSlack"/>, and its
+    /// histogram is counted over it widened by as much.
     /// <c>kept</c>: statistics collected on a model that this one rewrote keeping every tensor's value (SmoothQuant): the
     /// tensors they describe are taken from them, and only the others are collected.
     /// <c>alongside</c>: per-channel reductions that the first pass over every calibration row also feeds, from the
