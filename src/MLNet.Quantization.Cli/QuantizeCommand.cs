@@ -54,11 +54,11 @@ public static class QuantizeCommand
         var imageSize = new Option<string?>("--image-size") { Description = "H,W (default: the model input's own size)." };
         var layout = new Option<string?>("--layout") { Description = "nchw or nhwc (default: from the input's shape)." };
         layout.AcceptOnlyFromAmong("nchw", "nhwc");
-        var channels = new Option<string>("--channels") { Description = "rgb or bgr.", DefaultValueFactory = _ => "rgb" };
+        var channels = new Option<string>("--channels") { Description = "rgb or bgr (rgba or bgra for a 4-channel input; a 1-channel input takes gray).", DefaultValueFactory = _ => "rgb" };
         channels.AcceptOnlyFromAmong("rgb", "bgr");
         var scale = new Option<float>("--scale") { Description = "Pixels (0..255) are multiplied by this first.", DefaultValueFactory = _ => 1f };
-        var mean = new Option<string?>("--mean") { Description = "a,b,c: subtracted per channel after scaling, in --channels order." };
-        var std = new Option<string?>("--std") { Description = "a,b,c: divided per channel after the mean." };
+        var mean = new Option<string?>("--mean") { Description = "a,b,c: subtracted per channel after scaling, in --channels order (one value for every channel, or one per channel)." };
+        var std = new Option<string?>("--std") { Description = "a,b,c: divided per channel after the mean (one value, or one per channel)." };
         var vocab = new Option<string?>("--vocab") { Description = "vocab.txt of a BERT WordPiece tokenizer (text calibration)." };
         var sequenceLength = new Option<int>("--sequence-length") { Description = "Tokens per text row, padded.", DefaultValueFactory = _ => 128 };
         var method = new Option<string>("--method") { Description = "max, kl, percentile, kl-pow2, mean-min-max or mse.", DefaultValueFactory = _ => "max" };

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Google.Protobuf;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
+using MLNet.Quantization.Calibration;
 using MLNet.Quantization.Cli;
 using MLNet.Quantization.Samples;
 
@@ -183,6 +184,77 @@ public sealed class QuantizeCommandTests
         Assert.AreEqual(2, refused.Code, refused.Error);
         StringAssert.Contains(refused.Error, "'pixels'");
         StringAssert.Contains(refused.Error, "--scale");
+    }
+
+    // Gray (1 channel) and RGBA (4 channels, channels-last as M-LSD's input) image models: the layout comes from the
+    // shape, and the values fed, read back from the saved statistics of the tensor the Conv reads, are the luma of the
+    // image over white, and the image's own RGBA (alpha not composited), normalised per channel.
+    [TestMethod]
+    public void ImagesFeedGrayAndRgbaInputsTheirOwnChannels()
+    {
+        using var directory = new TempDirectory();
+        string Solid(string name, SKColor color)
+        {
+            var folder = Directory.CreateDirectory(directory.File(name)).FullName;
+            for (int i = 0; i < 6; i++)
+            {
+                using var bitmap = new SKBitmap(new SKImageInfo(8, 8, SKColorType.Rgba8888, SKAlphaType.Unpremul));
+                bitmap.Erase(color);
+                using var data = bitmap.Encode(SKEncodedImageFormat.Png, 100);
+                File.WriteAllBytes(Path.Combine(folder, $"image{i}.png"), data.ToArray());
+            }
+            return folder;
+        }
+        var opaque = Solid("opaque", new SKColor(200, 100, 50, 255));
+        var translucent = Solid("translucent", new SKColor(200, 100, 50, 128));
+        var gray = new TinyModel().Input("gray", 1, 1, 8, 8).Output("Y", 1, 4, 8, 8)
+            .Weight("W", new long[] { 4, 1, 3, 3 }, 0.02f).Weight("B", new long[] { 4 }, 0.2f)
+            .Node("Conv", new[] { "gray", "W", "B" }, new[] { "C" }, TinyModel.Ints("pads", 1, 1, 1, 1))
+            .Node("Relu", new[] { "C" }, new[] { "Y" })
+            .Save(directory.Path, "gray.onnx");
+        var rgba = new TinyModel().Input("rgba", 1, 8, 8, 4).Output("Y", 1, 4, 8, 8)
+            .Weight("W", new long[] { 4, 4, 3, 3 }, 0.02f).Weight("B", new long[] { 4 }, 0.2f)
+            .Node("Transpose", new[] { "rgba" }, new[] { "T" }, TinyModel.Ints("perm", 0, 3, 1, 2))
+            .Node("Conv", new[] { "T", "W", "B" }, new[] { "C" }, TinyModel.Ints("pads", 1, 1, 1, 1))
+            .Node("Relu", new[] { "C" }, new[] { "Y" })
+            .Save(directory.Path, "rgba.onnx");
+        TensorStatistics Fed(string model, string images, string tensor, params string[] options)
+        {
+            var stats = directory.File("stats.bin");
+            var (code, _, error) = Run(new[] { model, "--calibration", images, "--output", directory.File("out.onnx"), "--statistics", stats,
+                "--min-speedup", "0", "--no-tune" }.Concat(options).ToArray());
+            Assert.AreEqual(0, code, error);
+            return CalibrationStatistics.Load(stats).ByTensor()[tensor];
+        }
+
+        // ITU-R 601 luma, as PIL's "L": (299·200 + 587·100 + 114·50) / 1000.
+        var luma = Fed(gray, opaque, "gray");
+        Assert.AreEqual(124.2, luma.Min, 1e-3);
+        Assert.AreEqual(124.2, luma.Max, 1e-3);
+        // Channels-last read from [1, 8, 8, 4]; the alpha kept (128), and the colour not composited over white (which
+        // would lift blue from 50 to 152). Unpremultiplying after the resize may move a value by one.
+        var own = Fed(rgba, translucent, "T");
+        Assert.AreEqual(50, own.Min, 2);
+        Assert.AreEqual(200, own.Max, 2);
+        // One mean per channel, in RGBA order: every channel lands on 0.
+        var centred = Fed(rgba, translucent, "T", "--mean", "200,100,50,128");
+        Assert.IsTrue(centred.Min >= -2 && centred.Max <= 2, $"[{centred.Min}, {centred.Max}]");
+        // BGRA: blue first; one mean for every channel.
+        var bgra = Fed(rgba, translucent, "T", "--channels", "bgr", "--mean", "50");
+        Assert.AreEqual(0, bgra.Min, 2);
+        Assert.AreEqual(150, bgra.Max, 2);
+
+        // Neither 1, 3 nor 4 channels, and a --mean of another count: refused by input.
+        var two = new TinyModel().Input("two", 1, 2, 8, 8).Output("Y", 1, 4, 8, 8)
+            .Weight("W", new long[] { 4, 2, 3, 3 }, 0.02f).Weight("B", new long[] { 4 }, 0.2f)
+            .Node("Conv", new[] { "two", "W", "B" }, new[] { "Y" }, TinyModel.Ints("pads", 1, 1, 1, 1))
+            .Save(directory.Path, "two.onnx");
+        var refused = Run(two, "--calibration", opaque, "--output", directory.File("two-int8.onnx"), "--layout", "nchw");
+        Assert.AreEqual(2, refused.Code, refused.Error);
+        StringAssert.Contains(refused.Error, "'two' has 2 channels");
+        refused = Run(rgba, "--calibration", translucent, "--output", directory.File("bad.onnx"), "--mean", "1,2,3");
+        Assert.AreEqual(2, refused.Code, refused.Error);
+        StringAssert.Contains(refused.Error, "--mean takes one value, or one per channel: 4 for model input 'rgba', not 3");
     }
 
     // A model that takes its pixels as uint8 (as many image exports do) and casts them: its tensor sets are read with
