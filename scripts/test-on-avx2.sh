@@ -15,7 +15,7 @@ classes=("$@")
   QuantizingEstimatorBadInputTests BiasCorrectionTests CrossLayerEqualizationPassTests SmoothQuantPassTests QuantizationPipelineTests
   FloatRulesTests Float16ConversionTests DeploymentCheckTests ErrorMeasurementTests TunerTests TuningScoresTests SimulatedEmitterTests
   Int8EmitterTests TensorStatisticsTests OutputCosineTests OutputValuesTests RowReaderTests FloatLayerSearchTests ReaderClampsTests SharedGridsTests InputFeedTests ScalarOutputConversionTests
-  ScaledStatisticsTests ChannelReducerTests HistogramTests CalibratorTests)
+  ScaledStatisticsTests ChannelReducerTests HistogramTests CalibratorTests StatisticsCollectorTests)
 # .NET's background GC, W^X double mapping and tiered compilation's re-JIT crash under QEMU user mode; all three are
 # switched off here (with tiering on, half the runs of some Conv tests crashed).
 export DOTNET_EnableWriteXorExecute=0 DOTNET_gcConcurrent=0 DOTNET_TieredCompilation=0
