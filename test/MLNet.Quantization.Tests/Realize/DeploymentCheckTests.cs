@@ -129,6 +129,21 @@ public sealed class DeploymentCheckTests
         Assert.IsNotNull(model.Calibration.Find("W", TensorRole.Weight));
     }
 
+    // Five rows, tuned: one is held back, and the summaries say "on 1 row", not "on 1 rows".
+    [TestMethod]
+    public void OneMeasuredRowIsNamedInTheSingular()
+    {
+        using var directory = new TempDirectory();
+        var ml = new MLContext(seed: 1);
+        using var model = ml.Transforms.QuantizeCalibrated(new QuantizingEstimator.Options { ModelFile = TwoOutputs(directory), MinimumSpeedup = 0 })
+            .Fit(TinyData.X(ml, TinyData.Normal(5, Size), Size));
+
+        Assert.AreEqual(1, model.Deployment!.Rows, model.Deployment.Summary);
+        StringAssert.Contains(model.Deployment.Summary, " on 1 row.");
+        StringAssert.Contains(model.Agreement!.ToString(), " on 1 row,");
+        Assert.IsFalse(model.Deployment.Summary.Contains("1 rows", StringComparison.Ordinal) || model.Agreement.ToString().Contains("1 rows", StringComparison.Ordinal));
+    }
+
     // Fitting on one CPU and deploying on another (an AVX2 laptop, a VNNI server) is common, and the speed verdict is the
     // fitting CPU's: the summary of a model returned in float for speed says how to keep int8, and that way works.
     [TestMethod]
