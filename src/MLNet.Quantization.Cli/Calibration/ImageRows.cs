@@ -45,7 +45,7 @@ internal static class ImageRows
         if (input.Dims.Length != 4)
             throw new UsageException($"Model input '{input.Name}' has rank {input.Dims.Length}; images need a rank-4 input (NCHW or NHWC).");
         // Channels are 1, 3 or 4: where only one of the two places holds such a count, that is the layout; where both do,
-        // 1 or 3 second (NCHW) first, as before four channels were read.
+        // the rule from before four channels were read (1 or 3 in second place: NCHW; else in last place: NHWC).
         static bool Channel(long d) => d is 1 or 3 or 4;
         bool nhwc = layout switch
         {
@@ -114,7 +114,9 @@ internal static class ImageRows
                     pixel[0] = (c.Red * 299 + c.Green * 587 + c.Blue * 114) / 1000f;
                 else
                 {
-                    (pixel[0], pixel[1], pixel[2]) = s.Bgr ? (c.Blue, c.Green, c.Red) : (c.Red, c.Green, (float)c.Blue);
+                    pixel[0] = s.Bgr ? c.Blue : c.Red;
+                    pixel[1] = c.Green;
+                    pixel[2] = s.Bgr ? c.Red : c.Blue;
                     pixel[3] = c.Alpha;
                 }
                 for (int k = 0; k < channels; k++)
