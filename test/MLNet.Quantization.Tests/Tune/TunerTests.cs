@@ -197,6 +197,23 @@ public sealed class TunerTests
     }
 
     [TestMethod]
+    public void TheSummarySaysWhenTooFewHeldBackRowsScoredTheTrials()
+    {
+        var trials = new[]
+        {
+            new TuningTrial { Number = 1, Knob = "recipe as set", Value = "", Recipe = "a", Score = 0.9 },
+            new TuningTrial { Number = 2, Knob = "SmoothQuantAlpha", Value = "0.8", Recipe = "b", Score = 0.95, Chosen = true },
+        };
+        StringAssert.Contains(new TuningResult(trials, "mean cosine", 1, 1, "every knob searched", 1.0, heldBack: 1).Summary,
+            "Only 1 held-back row scored the trials, so one row can decide them: give at least 40 rows (every fifth is held back).");
+        StringAssert.Contains(new TuningResult(trials, "mean cosine", 1, 7, "every knob searched", 1.0, heldBack: 7).Summary, "Only 7 held-back rows");
+        Assert.IsFalse(new TuningResult(trials, "mean cosine", 1, 8, "every knob searched", 1.0, heldBack: 8).Summary.Contains("Only", StringComparison.Ordinal),
+            "8 rows: as many as the tuner ranks on");
+        Assert.IsFalse(new TuningResult(trials.Take(1).ToList(), "mean cosine", 1, 1, "the time budget is spent", 1.0, heldBack: 1).Summary
+            .Contains("Only", StringComparison.Ordinal), "one trial: nothing was decided");
+    }
+
+    [TestMethod]
     public void TheSummarySaysWhenTheCloserOutputsChoseARecipeThatAgreesOnFewerRows()
     {
         var trials = new[]
