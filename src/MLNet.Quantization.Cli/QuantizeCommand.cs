@@ -363,7 +363,7 @@ public static class QuantizeCommand
         table.AddRow("output", Markup.Escape($"{s.Output} ({s.QuantizedBytes / 1e6:F1} MB, {100.0 * s.QuantizedBytes / Math.Max(1, s.FloatBytes):F1}%)"));
         table.AddRow("calibration", Markup.Escape($"{s.CalibrationKind}, {s.Rows} rows, {s.Mode}, {s.WeightRange} weights"));
         table.AddRow("quantized tensors", Markup.Escape(string.Join(", ", s.QuantizedTensorsByOpType.Select(kv => $"{kv.Key} {kv.Value}"))));
-        table.AddRow("output cosine vs fp32", s.OutputCosine is { } c ? $"{c.ToString("F5", CultureInfo.InvariantCulture)} on {s.MeasuredRows} row{(s.MeasuredRows == 1 ? "" : "s")}" : "not measured");
+        table.AddRow("output cosine vs fp32", s.OutputCosine is { } c ? $"{c.ToString("F5", CultureInfo.InvariantCulture)} on {Plural.Of(s.MeasuredRows, "row")}" : "not measured");
         table.AddRow("realized vs simulated", agreement is null ? "-" : Markup.Escape(
             $"cosine {agreement.OutputCosine.ToString("F5", CultureInfo.InvariantCulture)}, relative error {agreement.WorstRelativeError.ToString("F4", CultureInfo.InvariantCulture)} on {s.Cpu}{(agreement.Agrees ? "" : ": " + agreement.Explanation)}"));
         if (s.FloatNodes.Count > 0) table.AddRow("kept in float", Markup.Escape(string.Join(", ", s.FloatNodes)));

@@ -149,7 +149,7 @@ public sealed class CalibrationReport
         if (Agreement is { } agreement)
         {
             html.Append(CultureInfo.InvariantCulture, $"<p{(agreement.Agrees ? "" : " class=\"low\"")}>Realized int8 vs simulated output cosine: <b>{agreement.OutputCosine:F5}</b> ")
-                .Append(CultureInfo.InvariantCulture, $"(worst {agreement.WorstCosine:F5}), relative error {agreement.WorstRelativeError:F4}, on {agreement.Rows} row{(agreement.Rows == 1 ? "" : "s")}; CPU {Encode(agreement.Cpu)}; ")
+                .Append(CultureInfo.InvariantCulture, $"(worst {agreement.WorstCosine:F5}), relative error {agreement.WorstRelativeError:F4}, on {Plural.Of(agreement.Rows, "row")}; CPU {Encode(agreement.Cpu)}; ")
                 .Append(CultureInfo.InvariantCulture, $"weights {agreement.WeightRange}, largest pair sum {agreement.LargestPairSum}.</p>");
             if (!agreement.Agrees)
             {

@@ -149,7 +149,7 @@ public sealed class DeploymentCheck
                         "set MinimumSpeedup = 0 to return the int8 model (the accuracy checks still apply).")
                 : $"{Mode} model: {Speedup:F2}x the float model's speed on this CPU ({Cpu}), " +
                   (Outputs.Count == 0 ? "with no output that could be compared, so its accuracy was not measured"
-                      : $"worst output relative error {WorstRelativeError:F4}") + $" on {Rows} row{(Rows == 1 ? "" : "s")}.{floatNote}" +
+                      : $"worst output relative error {WorstRelativeError:F4}") + $" on {Plural.Of(Rows, "row")}.{floatNote}" +
                   (OutputsNotCompared.Count == 0 ? ""
                       : $" Not compared (a sequence, map or string): {string.Join(", ", OutputsNotCompared.Select(o => $"'{o}'"))}.");
         }

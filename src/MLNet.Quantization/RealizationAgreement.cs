@@ -108,5 +108,5 @@ public sealed class RealizationAgreement
 
     /// <inheritdoc/>
     public override string ToString() =>
-        $"realized vs simulated cosine {OutputCosine:F5} (worst {WorstCosine:F5}), relative error {WorstRelativeError:F4}, on {Rows} row{(Rows == 1 ? "" : "s")}, {Cpu}, {WeightRange} weights (largest pair sum {LargestPairSum})";
+        $"realized vs simulated cosine {OutputCosine:F5} (worst {WorstCosine:F5}), relative error {WorstRelativeError:F4}, on {Plural.Of(Rows, "row")}, {Cpu}, {WeightRange} weights (largest pair sum {LargestPairSum})";
 }

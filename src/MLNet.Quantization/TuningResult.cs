@@ -84,7 +84,7 @@ public sealed class TuningResult
     // sparse output decided every trial: docs/benchmarks.md, sixteenth session).
     private string FewRows => Rows >= Tune.Tuner.MinimumHardRows || Trials.Count(t => t.Skipped is null) < 2 ? ""
         : string.Create(CultureInfo.InvariantCulture,
-            $" Only {Rows} held-back row{(Rows == 1 ? "" : "s")} scored the trials, so one row can decide them: give at least {Tune.Tuner.MinimumHardRows * 5} rows (every fifth is held back).");
+            $" Only {Plural.Of(Rows, "held-back row")} scored the trials, so one row can decide them: give at least {Tune.Tuner.MinimumHardRows * 5} rows (every fifth is held back).");
 
     // A chosen recipe that scores below the recipe as set: the difference was within the rows' noise (TrialScore), and
     // the closer outputs decided.
@@ -98,7 +98,7 @@ public sealed class TuningResult
         get
         {
             long budget = Tune.TrialMeasurement.Budget >> 20;
-            string rows = HeldBackRows > Rows ? $"{Rows} of {HeldBackRows} held-back rows" : Rows == 1 ? "1 held-back row" : $"{Rows} held-back rows";
+            string rows = HeldBackRows > Rows ? $"{Rows} of {HeldBackRows} held-back rows" : Plural.Of(Rows, "held-back row");
             string sampled = $"large outputs compared on every {Ordinal(SampledEvery)} value";
             return (HeldBackRows > Rows, SampledEvery > 1) switch
             {
