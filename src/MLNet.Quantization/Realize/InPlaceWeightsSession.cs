@@ -63,7 +63,7 @@ internal sealed class InPlaceWeightsSession : InferenceSession
             .Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
         if (handedOver.Count == 0) return null; // nothing to gain: no copy of the model is made
         var stub = model.Clone();
-        var resources = new Resources();
+        var resources = new Resources(Sessions.Options(threads));
         try
         {
             foreach (var tensor in stub.Graph.Initializer.Where(t => handedOver.Contains(t.Name)))
@@ -78,7 +78,6 @@ internal sealed class InPlaceWeightsSession : InferenceSession
                 tensor.ExternalData.Add(new StringStringEntryProto { Key = "offset", Value = "0" });
                 tensor.ExternalData.Add(new StringStringEntryProto { Key = "length", Value = length.ToString(System.Globalization.CultureInfo.InvariantCulture) });
             }
-            if (threads is { } t) resources.Options.IntraOpNumThreads = t;
             return new InPlaceWeightsSession(stub.ToByteArray(), resources);
         }
         catch
@@ -164,9 +163,11 @@ internal sealed class InPlaceWeightsSession : InferenceSession
         private readonly List<GCHandle> _handles = new();
         private readonly List<OrtValue> _values = new();
 
+        public Resources(SessionOptions options) => Options = options;
+
         public List<string> Names { get; } = new();
 
-        public SessionOptions Options { get; } = new();
+        public SessionOptions Options { get; }
 
         public void Add(string name, GCHandle handle, OrtValue value)
         {

@@ -59,12 +59,25 @@ internal static class Sessions
         }
     }
 
+    /// <summary>
+    /// The options of every session <c>Fit</c> opens: <paramref name="threads"/> intra-op threads (ONNX Runtime's default
+    /// where null), and only errors logged. ONNX Runtime otherwise writes its warnings about the user's graph to stderr
+    /// once per session, and <c>Fit</c> opens many: BlazeFace's unread folded constants printed the same three lines
+    /// for every one (docs/benchmarks.md, sixteenth session). Its errors still reach the exceptions.
+    /// </summary>
+    public static SessionOptions Options(int? threads)
+    {
+        var options = new SessionOptions { LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR };
+        if (threads is { } t) options.IntraOpNumThreads = t;
+        return options;
+    }
+
     // Through a file that is deleted once ONNX Runtime has read it: serialized to an array, a model such as ResNet18's
     // float one (whose Conv weights cannot be read in place) left 45-63 MB of garbage per session, which set the
     // peak memory of a tuned Fit (docs/benchmarks.md, issue 17). Where the temp folder cannot be written, from an array.
     private static InferenceSession ReadWhole(OnnxGraph graph, int? threads)
     {
-        using var options = threads is null ? new SessionOptions() : new SessionOptions { IntraOpNumThreads = threads.Value };
+        using var options = Options(threads);
         TemporaryModelFile file;
         try
         {
