@@ -77,12 +77,14 @@ public sealed class TuningResult
     /// <summary>One line: the recipe chosen, its score against the first trial's, and the number of trials.</summary>
     public string Summary => Best is not { } best ? $"No trial ran: {StoppedBecause}." :
         string.Create(CultureInfo.InvariantCulture,
-            $"{best.Recipe}: {Objective} {best.Score:F4} (recipe as set {Trials[0].Score:F4}{Closer(best)}), {Trials.Count(t => t.Skipped is null)} trials in {Seconds:F1} s on {RowsText}; stopped: {StoppedBecause}.{FewRows}{(Fallback is null ? "" : " " + Fallback)}");
+            $"{best.Recipe}: {Objective} {best.Score:F4} (recipe as set {Trials[0].Score:F4}{Closer(best)}), {TrialsRun} trials in {Seconds:F1} s on {RowsText}; stopped: {StoppedBecause}.{FewRows}{(Fallback is null ? "" : " " + Fallback)}");
+
+    private int TrialsRun => Trials.Count(t => t.Skipped is null);
 
     // Fewer held-back rows than the tuner ranks on (Tuner.MinimumHardRows): a trial's score then turns on one row (on
     // all-MiniLM-L6-v2 a change of 10⁻⁷ in the histograms' edges moved one row of 40; on M-LSD with 7 images one row's
     // sparse output decided every trial: docs/benchmarks.md, sixteenth session).
-    private string FewRows => Rows >= Tune.Tuner.MinimumHardRows || Trials.Count(t => t.Skipped is null) < 2 ? ""
+    private string FewRows => Rows >= Tune.Tuner.MinimumHardRows || TrialsRun < 2 ? ""
         : string.Create(CultureInfo.InvariantCulture,
             $" Only {Plural.Of(Rows, "held-back row")} scored the trials, so one row can decide them: give at least {Tune.Tuner.MinimumHardRows * 5} rows (every fifth is held back).");
 

@@ -114,22 +114,18 @@ internal static class StatisticsCollector
             quantizedInputs.RemoveWhere(nonFinite.Contains);
         }
 
-        // Each tensor's histogram over ±absMax.
-        void Bins(Func<TensorStatistics, double> absMax)
+        // Each of these tensors' histogram over ±absMax (every tensor's when null).
+        void Bins(Func<TensorStatistics, double> absMax, IReadOnlySet<string>? only = null)
         {
-            foreach (var s in stats.Values)
+            foreach (var s in stats.Values.Where(s => only?.Contains(s.Tensor) ?? true))
                 s.Histogram = Histogram.Symmetric(absMax(s), settings.Activations.Bins);
         }
-        // A pass that counts the histograms of these tensors (every tensor when null) over the ranges this collection
-        // found, streaming only them.
-        void CountOverTheseRanges(IReadOnlySet<string>? only = null)
+        // A pass that counts the histograms of these tensors over the ranges this collection found, streaming only them.
+        void CountOverTheseRanges(IReadOnlySet<string> tensors)
         {
-            var recount = only is null ? stats.Values.ToList() : stats.Values.Where(s => only.Contains(s.Tensor)).ToList();
-            foreach (var s in recount)
-                s.Histogram = Histogram.Symmetric(s.AbsMax, settings.Activations.Bins);
-            if (only is not null) Interlocked.Add(ref _tensorsRecounted, recount.Count);
-            Pass(session.Value, data, settings, 2, only is null ? quantizedInputs : quantizedInputs.Where(only.Contains).ToHashSet(),
-                only is null ? outputNames : outputNames.Where(only.Contains).ToArray(), (name, values, _) => stats[name].Histogram!.Add(values));
+            Bins(s => s.AbsMax, tensors);
+            Pass(session.Value, data, settings, 2, quantizedInputs.Where(tensors.Contains).ToHashSet(), outputNames.Where(tensors.Contains).ToArray(),
+                (name, values, _) => stats[name].Histogram!.Add(values));
         }
 
         long rows;
@@ -172,14 +168,17 @@ internal static class StatisticsCollector
             DropNonFinite();
             var moved = stats.Values.Where(s => !Holds(knownRanges[s.Tensor], s.AbsMax)).Select(s => s.Tensor).ToHashSet(StringComparer.Ordinal);
             if (rows > 0 && moved.Count > 0)
+            {
+                Interlocked.Add(ref _tensorsRecounted, moved.Count);
                 CountOverTheseRanges(moved);
+            }
         }
         else
         {
             rows = Pass(session.Value, data, settings, 1, quantizedInputs, outputNames, Check, alongside);
             DropNonFinite();
             if (rows > 0 && settings.Activations.CollectHistograms)
-                CountOverTheseRanges();
+                CountOverTheseRanges(stats.Keys.ToHashSet(StringComparer.Ordinal));
         }
         if (rows == 0)
             throw new InvalidOperationException("The calibration data has no rows: Fit needs at least one row to calibrate on.");
