@@ -33,14 +33,23 @@ public sealed class QuantizeCommandTests
 
     private static string Images(TempDirectory directory, int count, int size = 12)
     {
-        var folder = Directory.CreateDirectory(directory.File("images")).FullName;
         var random = new Random(5);
-        for (int i = 0; i < count; i++)
+        return Pngs(directory, "images", count, size, (bitmap, i) =>
         {
-            using var bitmap = new SKBitmap(new SKImageInfo(size, size, SKColorType.Rgba8888, SKAlphaType.Unpremul));
             for (int y = 0; y < size; y++)
                 for (int x = 0; x < size; x++)
                     bitmap.SetPixel(x, y, new SKColor((byte)random.Next(256), (byte)random.Next(256), (byte)random.Next(256), (byte)(i == 0 ? 128 : 255)));
+        });
+    }
+
+    // A folder of count RGBA PNG files, size × size, each painted by paint (given the image's index).
+    private static string Pngs(TempDirectory directory, string name, int count, int size, Action<SKBitmap, int> paint)
+    {
+        var folder = Directory.CreateDirectory(directory.File(name)).FullName;
+        for (int i = 0; i < count; i++)
+        {
+            using var bitmap = new SKBitmap(new SKImageInfo(size, size, SKColorType.Rgba8888, SKAlphaType.Unpremul));
+            paint(bitmap, i);
             using var data = bitmap.Encode(SKEncodedImageFormat.Png, 100);
             File.WriteAllBytes(Path.Combine(folder, $"image{i}.png"), data.ToArray());
         }
@@ -193,18 +202,7 @@ public sealed class QuantizeCommandTests
     public void ImagesFeedGrayAndRgbaInputsTheirOwnChannels()
     {
         using var directory = new TempDirectory();
-        string Solid(string name, SKColor color)
-        {
-            var folder = Directory.CreateDirectory(directory.File(name)).FullName;
-            for (int i = 0; i < 6; i++)
-            {
-                using var bitmap = new SKBitmap(new SKImageInfo(8, 8, SKColorType.Rgba8888, SKAlphaType.Unpremul));
-                bitmap.Erase(color);
-                using var data = bitmap.Encode(SKEncodedImageFormat.Png, 100);
-                File.WriteAllBytes(Path.Combine(folder, $"image{i}.png"), data.ToArray());
-            }
-            return folder;
-        }
+        string Solid(string name, SKColor color) => Pngs(directory, name, 6, 8, (bitmap, _) => bitmap.Erase(color));
         var opaque = Solid("opaque", new SKColor(200, 100, 50, 255));
         var translucent = Solid("translucent", new SKColor(200, 100, 50, 128));
         var gray = new TinyModel().Input("gray", 1, 1, 8, 8).Output("Y", 1, 4, 8, 8)
